@@ -1,0 +1,67 @@
+/**
+ * Enforces the component boundaries of design.md §2: dependencies point inward, and protocol
+ * and format code never imports HTTP, SQL or mail. A new import that crosses a boundary fails
+ * here, with the file and the rule it broke.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { it } from 'node:test';
+
+const SRC = new URL('.', import.meta.url).pathname;
+
+/** Which components each component may import (itself is always allowed). */
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  pki: [],
+  ca: ['pki'],
+  scep: ['pki', 'ca'],
+  omadm: ['pki'],
+  store: [],
+  server: ['pki', 'ca', 'scep', 'omadm', 'store'],
+  device: ['pki', 'scep', 'omadm'],
+  cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device'],
+  testing: [],
+};
+
+/** Packages that mean transport or storage; the pure cores must not touch them. */
+const IO_MODULES =
+  /^(node:)?(http|https|http2|net|tls|dgram|sqlite)$|^(fastify|kysely|pg|nodemailer|smtp-server|undici)(\/|$)/;
+const PURE = new Set(['pki', 'scep', 'omadm', 'ca']);
+
+function* files(dir: string): Generator<string> {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'testdata') yield* files(p);
+    } else if (e.name.endsWith('.ts')) yield p;
+  }
+}
+
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(?\s*['"]([^'"]+)['"]/g;
+
+it('every import respects the component boundaries', () => {
+  const problems: string[] = [];
+  for (const file of files(SRC)) {
+    const rel = relative(SRC, file);
+    const component = rel.split(sep)[0]!;
+    if (!component.includes('.') && !(component in ALLOWED))
+      problems.push(`${rel}: unknown component "${component}" (add it to ALLOWED)`);
+    const isTest = file.endsWith('.test.ts');
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(IMPORT)) {
+      const spec = m[1] ?? m[2]!;
+      if (spec.startsWith('.')) {
+        const target = relative(SRC, join(file, '..', spec)).split(sep)[0]!;
+        if (target.startsWith('..')) continue; // package.json and friends
+        if (target === component || target.includes('.')) continue;
+        if (target === 'testing' && isTest) continue;
+        if (!ALLOWED[component]?.includes(target))
+          problems.push(`${rel}: ${component} must not import ${target} (${spec})`);
+      } else if (PURE.has(component) && !isTest && IO_MODULES.test(spec)) {
+        problems.push(`${rel}: ${component} is a pure core and must not import ${spec}`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
+});

@@ -1,0 +1,70 @@
+/**
+ * Test kit: temporary directories and the real external tools (openssl, certtool, pk12util,
+ * keytool, python3-cryptography) that cross-check our formats. A missing tool is a test
+ * failure naming the Debian package to install, never a silent skip: `.ci/run` installs them.
+ */
+import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Debian package that provides each external tool the tests use. */
+export const TOOL_PACKAGES = {
+  openssl: 'openssl',
+  certtool: 'gnutls-bin',
+  pk12util: 'libnss3-tools',
+  certutil: 'libnss3-tools',
+  keytool: 'default-jre-headless',
+  '/usr/bin/python3': 'python3-cryptography',
+} as const;
+export type Tool = keyof typeof TOOL_PACKAGES;
+
+const dirs: string[] = [];
+process.on('exit', () => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory removed when the test process exits. */
+export function tempDir(prefix = 'certpost-test-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+/**
+ * Runs an external tool and returns its stdout. Throws with the tool's stderr on failure, and
+ * with the Debian package name when the tool is not installed.
+ */
+export function run(
+  tool: Tool,
+  args: readonly string[],
+  options: ExecFileSyncOptions = {},
+): Buffer {
+  try {
+    return execFileSync(tool, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 64 << 20,
+      ...options,
+    }) as Buffer;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
+    if (err.code === 'ENOENT') {
+      throw new Error(
+        `${tool} is not installed: apt-get install ${TOOL_PACKAGES[tool]} (.ci/run does this)`,
+        { cause: e },
+      );
+    }
+    throw new Error(`${tool} ${args.join(' ')} failed: ${err.stderr?.toString() ?? err.message}`, {
+      cause: e,
+    });
+  }
+}
+
+/** Runs python3 (Debian's, with python3-cryptography) on a script given as text. */
+export function python(
+  script: string,
+  args: readonly string[] = [],
+  options: ExecFileSyncOptions = {},
+): Buffer {
+  return run('/usr/bin/python3', ['-c', script, ...args], options);
+}
