@@ -1,0 +1,45 @@
+/**
+ * Process exit codes of the `certpost` command: the one table from error codes to exit codes.
+ * Scripts may rely on these numbers; add codes, never renumber.
+ */
+import type { PkiErrorCode } from '../pki/errors.ts';
+
+export const EXIT = {
+  ok: 0,
+  /** Unexpected internal error (a bug: please report it). */
+  internal: 1,
+  /** Bad command line. */
+  usage: 2,
+  /** The input could not be read: empty, truncated, malformed or not a PKI file. */
+  input: 3,
+  /** A password is missing or wrong, or the integrity check failed. */
+  password: 4,
+  /** The input uses an algorithm or feature certpost does not support. */
+  unsupported: 5,
+  /** The input exceeds a safety limit. */
+  limit: 6,
+  /** An output file could not be written. */
+  output: 7,
+} as const;
+
+export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {
+  ERR_PKI_EMPTY: EXIT.input,
+  ERR_PKI_TRUNCATED: EXIT.input,
+  ERR_PKI_MALFORMED: EXIT.input,
+  ERR_PKI_UNRECOGNIZED: EXIT.input,
+  ERR_PKI_UNSUPPORTED: EXIT.unsupported,
+  ERR_PKI_PASSWORD_REQUIRED: EXIT.password,
+  ERR_PKI_BAD_PASSWORD: EXIT.password,
+  ERR_PKI_MAC_MISMATCH: EXIT.password,
+  ERR_PKI_LIMIT: EXIT.limit,
+  ERR_PKI_INVALID_ARGUMENT: EXIT.usage,
+};
+
+/** A failure the user can fix, with its exit code. Printed as one line. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}

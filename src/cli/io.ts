@@ -1,0 +1,52 @@
+/**
+ * Terminal and file I/O shared by the commands: reading an input, asking for a password
+ * without echo, and writing outputs atomically (a failed command leaves no partial file).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+
+/** Reads a file, or standard input for `-`. */
+export async function readInput(path: string): Promise<Uint8Array> {
+  if (path === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return new Uint8Array(Buffer.concat(chunks));
+  }
+  return new Uint8Array(await readFile(path));
+}
+
+/** True when we may prompt: both stdin and stderr are terminals. */
+export function canPrompt(): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY);
+}
+
+/** Asks for a secret on the terminal without echoing it. */
+export async function promptSecret(question: string): Promise<string> {
+  const muted = new Writable({ write: (_chunk, _enc, cb) => cb() });
+  const rl = createInterface({ input: process.stdin, output: muted, terminal: true });
+  process.stderr.write(question);
+  try {
+    return await new Promise<string>((resolve) => rl.question('', resolve));
+  } finally {
+    rl.close();
+    process.stderr.write('\n');
+  }
+}
+
+/** Writes `data` to `path` through a temporary file and a rename, so readers never see half. */
+export async function writeAtomic(
+  path: string,
+  data: Uint8Array | string,
+  mode = 0o644,
+): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode, flag: 'wx' });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The `certpost` command line. Every command has `--help`; commands that report data accept
+ * `--json` and then print exactly one JSON document on stdout. Errors are one line on stderr,
+ * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { isPkiError, PkiError } from '../pki/errors.ts';
+import { inspectContents } from '../pki/inspect.ts';
+import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
+import { CliError, EXIT, PKI_EXIT } from './exit-codes.ts';
+import { canPrompt, promptSecret, readInput } from './io.ts';
+import { renderReport } from './render.ts';
+import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
+import { serve } from '../server/serve.ts';
+import pkg from '../../package.json' with { type: 'json' };
+
+interface PasswordOptions {
+  password?: string;
+  passwordFile?: string;
+}
+
+/** The password from --password, --password-file or CERTPOST_PASSWORD, else undefined. */
+async function givenPassword(o: PasswordOptions): Promise<string | undefined> {
+  if (o.password !== undefined) return o.password;
+  if (o.passwordFile !== undefined)
+    return (await readFile(o.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+  return process.env['CERTPOST_PASSWORD'];
+}
+
+/**
+ * Reads and sniffs a file. When it needs a password that was not given and we are on a
+ * terminal, asks for it, and asks again (up to three times) when it is wrong.
+ */
+export async function readWithPassword(path: string, o: PasswordOptions): Promise<PkiContents> {
+  const bytes = await readInput(path);
+  let password = await givenPassword(o);
+  const opts: ReadOptions = { filename: path === '-' ? undefined : basename(path) };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await readPki(bytes, { ...opts, password });
+    } catch (e) {
+      const retry =
+        isPkiError(e, 'ERR_PKI_PASSWORD_REQUIRED') ||
+        (isPkiError(e, 'ERR_PKI_BAD_PASSWORD') && attempt > 0);
+      if (!retry || !canPrompt() || attempt >= 3) throw e;
+      if (attempt > 0) process.stderr.write('certpost: wrong password, try again\n');
+      password = await promptSecret(`Password for ${basename(path)}: `);
+    }
+  }
+}
+
+function passwordOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '-p, --password <password>',
+        'password of a PKCS#12 file or encrypted key (visible to other users: prefer --password-file)',
+      ),
+    )
+    .addOption(
+      new Option('--password-file <file>', 'read the password from the first line of a file'),
+    );
+}
+
+function program(out: (s: string) => void): Command {
+  const root = new Command('certpost')
+    .description(
+      'certpost: deliver X.509 certificates to managed devices (CA, SCEP, OMA-DM, portal, mail, device agent)',
+    )
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: out, writeErr: (s) => process.stderr.write(s) })
+    .exitOverride();
+
+  passwordOptions(
+    root
+      .command('inspect')
+      .description(
+        'show every certificate, key and request in a file (DER, PEM, PKCS#7, PKCS#12, CSR, key); the format is detected from the content',
+      )
+      .argument('<file>', 'the file to read, or - for standard input')
+      .option('--json', 'print one JSON document instead of text'),
+  )
+    .addHelpText(
+      'after',
+      '\nA PKCS#12 file without --password asks for it when run on a terminal.\nExit codes: 0 ok, 3 unreadable input, 4 password missing/wrong or MAC failure, 5 unsupported, 6 safety limit.',
+    )
+    .action(async (file: string, o: PasswordOptions & { json?: boolean }) => {
+      const report = inspectContents(await readWithPassword(file, o));
+      out(
+        o.json
+          ? `${JSON.stringify(report, null, 2)}\n`
+          : renderReport(report, file === '-' ? 'stdin' : file),
+      );
+    });
+
+  passwordOptions(
+    root
+      .command('convert')
+      .description(
+        'convert a certificate file to another format; nothing is written when anything fails',
+      )
+      .argument('<file>', 'the file to read, or - for standard input')
+      .addOption(
+        new Option('--to <format>', 'output format').choices(CONVERT_FORMATS).makeOptionMandatory(),
+      )
+      .option(
+        '-o, --out <file>',
+        'output file (default: standard output; binary formats need --out unless stdout is redirected)',
+      )
+      .option(
+        '--out-password <password>',
+        'password for the PFX written (or CERTPOST_OUT_PASSWORD)',
+      )
+      .option('--out-password-file <file>', 'read the PFX output password from a file')
+      .addOption(
+        new Option(
+          '--pfx-profile <profile>',
+          'PFX encryption: modern = AES-256/SHA-256, compat = 3DES/SHA-1 for old Windows',
+        )
+          .choices(['modern', 'compat'])
+          .default('modern'),
+      )
+      .option(
+        '--keys',
+        'with --to pem: also write private keys (PKCS#8; encrypted when --out-password is given)',
+      )
+      .option(
+        '--index <n>',
+        'with --to der: which certificate to write (1-based) when the file holds several',
+      ),
+  ).action(
+    async (
+      file: string,
+      o: PasswordOptions & {
+        to: ConvertFormat;
+        out?: string;
+        outPassword?: string;
+        outPasswordFile?: string;
+        pfxProfile: 'modern' | 'compat';
+        keys?: boolean;
+        index?: string;
+      },
+    ) => {
+      const contents = await readWithPassword(file, o);
+      let outPassword =
+        o.outPassword ??
+        (o.outPasswordFile
+          ? (await readFile(o.outPasswordFile, 'utf8')).replace(/\r?\n$/, '')
+          : process.env['CERTPOST_OUT_PASSWORD']);
+      if (o.to === 'pfx' && outPassword === undefined) {
+        if (!canPrompt())
+          throw new CliError(
+            '--to pfx needs --out-password, --out-password-file or CERTPOST_OUT_PASSWORD',
+            EXIT.usage,
+          );
+        outPassword = await promptSecret('Password for the new PFX: ');
+      }
+      if (!o.out && (o.to === 'der' || o.to === 'pfx') && process.stdout.isTTY) {
+        throw new CliError(
+          `--to ${o.to} writes binary data: give --out FILE or redirect standard output`,
+          EXIT.usage,
+        );
+      }
+      const index = o.index === undefined ? undefined : Number(o.index);
+      if (index !== undefined && !(Number.isInteger(index) && index >= 1))
+        throw new CliError('--index must be a positive whole number', EXIT.usage);
+      await convert(contents, {
+        to: o.to,
+        out: o.out,
+        outPassword,
+        profile: o.pfxProfile,
+        keys: Boolean(o.keys),
+        index,
+        write: (data) => process.stdout.write(data),
+      });
+    },
+  );
+
+  root
+    .command('serve')
+    .description(
+      'start the certpost server (embedded defaults: SQLite and a development CA in the data directory)',
+    )
+    .option(
+      '--data <dir>',
+      'data directory (created when missing)',
+      process.env['CERTPOST_DATA'] ?? './data',
+    )
+    .option(
+      '--listen <host:port>',
+      'address to listen on',
+      process.env['CERTPOST_LISTEN'] ?? '127.0.0.1:8080',
+    )
+    .action(async (o: { data: string; listen: string }) => {
+      await serve({ dataDir: o.data, listen: o.listen });
+    });
+
+  return root;
+}
+
+/** Runs the CLI and returns the exit code. `argv` is `process.argv`. */
+export async function main(
+  argv: readonly string[],
+  out: (s: string) => void = (s) => void process.stdout.write(s),
+): Promise<number> {
+  try {
+    await program(out).parseAsync(argv as string[]);
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+function reportError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // Help and version are "errors" to commander when exitOverride is on.
+    return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (e instanceof PkiError) {
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return PKI_EXIT[e.code];
+  }
+  if (e instanceof CliError) {
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return e.exitCode;
+  }
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'EISDIR') {
+    process.stderr.write(
+      `certpost: ${err.code === 'ENOENT' ? 'no such file' : 'cannot open'}: ${err.path ?? ''}\n`,
+    );
+    return EXIT.input;
+  }
+  process.stderr.write(`certpost: internal error: ${err.stack ?? String(e)}\n`);
+  return EXIT.internal;
+}

@@ -1,0 +1,45 @@
+/** `certpost serve` (what `npm start` runs): starts on a fresh data directory, logs a
+ * structured `listening` line, answers, and stops cleanly on SIGTERM. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { tempDir } from '../testing/tools.ts';
+import { parseListen } from './serve.ts';
+
+const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
+
+it('starts on a fresh data directory, serves /healthz and shuts down on SIGTERM', async () => {
+  const data = join(tempDir(), 'data');
+  const child = spawn(process.execPath, [BIN, 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const listening = await new Promise<{ url: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "listening" line: ${out}`)), 10_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { url: string });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+  });
+  assert.ok(existsSync(data));
+  const res = await fetch(`${listening.url}/healthz`);
+  assert.equal(res.status, 200);
+  assert.equal(((await res.json()) as { status: string }).status, 'ok');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.match(out, /"shutting down"/);
+});
+
+it('rejects a malformed --listen', () => {
+  assert.deepEqual(parseListen('[::1]:8443'), { host: '::1', port: 8443 });
+  assert.throws(() => parseListen('localhost'), /host:port/);
+  assert.throws(() => parseListen('127.0.0.1:99999'), /host:port/);
+});
