@@ -151,6 +151,7 @@ export async function benchPkcs12(): Promise<BenchFigure[]> {
         value: kdfMs,
       },
       better: 'lower',
+      goal: 'within 1.2× of the KDF cost (ratio ≥ 0.83)',
     },
     {
       name: `pkcs12: RFC 7292 Appendix B KDF, SHA-256, ${macIterations.toLocaleString('en-US')} iterations`,
