@@ -147,6 +147,39 @@ describe('certpost inspect', () => {
     ]);
   });
 
+  it('says whether each chain reaches a trusted root', () => {
+    const judged = (args: string[]) => {
+      const r = certpost(['inspect', 'user.pfx', '--password', 'pfx-pass', '--json', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout).certificates.map(
+        (c: { trust: { trusted: boolean; summary: string } }) => c.trust,
+      );
+    };
+    // A root inside the file is not trusted for being there.
+    const untrusted = judged(['--no-system-trust']);
+    assert.deepEqual(
+      untrusted.map((t: { trusted: boolean }) => t.trusted),
+      [false, false],
+    );
+    assert.match(untrusted[0].summary, /not trusted: .*CLI Root.*not among the trusted/);
+    const trusted = judged(['--no-system-trust', '--trust', 'ca.pem']);
+    assert.deepEqual(
+      trusted.map((t: { trusted: boolean }) => t.trusted),
+      [true, true],
+    );
+    assert.equal(
+      trusted[0].summary,
+      'trusted: emailAddress=tom@example.com,CN=Tom → O=certpost,CN=CLI Root',
+    );
+    // The system store (Debian ca-certificates) is used by default.
+    const isrg = certpost([
+      'inspect',
+      '/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt',
+      '--json',
+    ]);
+    assert.equal(JSON.parse(isrg.stdout).certificates[0].trust.trusted, true);
+  });
+
   it('prints a readable text report', () => {
     const r = certpost(['inspect', 'ca.pem']);
     assert.equal(r.code, 0, r.stderr);

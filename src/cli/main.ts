@@ -12,6 +12,7 @@ import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
 import { CliError, EXIT, PKI_EXIT } from './exit-codes.ts';
 import { canPrompt, promptSecret, readInput } from './io.ts';
 import { renderReport } from './render.ts';
+import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
 import { serve } from '../server/serve.ts';
 import pkg from '../../package.json' with { type: 'json' };
@@ -81,20 +82,32 @@ function program(out: (s: string) => void): Command {
         'show every certificate, key and request in a file (DER, PEM, PKCS#7, PKCS#12, CSR, key); the format is detected from the content',
       )
       .argument('<file>', 'the file to read, or - for standard input')
-      .option('--json', 'print one JSON document instead of text'),
+      .option('--json', 'print one JSON document instead of text')
+      .option(
+        '--trust <file...>',
+        'also trust the certificates in these files (PEM, DER or P7B) when judging chains',
+      )
+      .option('--no-system-trust', `do not trust the system's roots (${SYSTEM_BUNDLE})`),
   )
     .addHelpText(
       'after',
       '\nA PKCS#12 file without --password asks for it when run on a terminal.\nExit codes: 0 ok, 3 unreadable input, 4 password missing/wrong or MAC failure, 5 unsupported, 6 safety limit.',
     )
-    .action(async (file: string, o: PasswordOptions & { json?: boolean }) => {
-      const report = inspectContents(await readWithPassword(file, o));
-      out(
-        o.json
-          ? `${JSON.stringify(report, null, 2)}\n`
-          : renderReport(report, file === '-' ? 'stdin' : file),
-      );
-    });
+    .action(
+      async (
+        file: string,
+        o: PasswordOptions & { json?: boolean; trust?: string[]; systemTrust: boolean },
+      ) => {
+        const contents = await readWithPassword(file, o);
+        const trusted = await loadTrustAnchors(o.trust ?? [], o.systemTrust);
+        const report = inspectContents(contents, { trusted });
+        out(
+          o.json
+            ? `${JSON.stringify(report, null, 2)}\n`
+            : renderReport(report, file === '-' ? 'stdin' : file),
+        );
+      },
+    );
 
   passwordOptions(
     root

@@ -75,6 +75,7 @@ export function renderCertificate(
   out += line('Policies', c.certificatePolicies.map((p) => p.name ?? p.oid).join(', '));
   out += line('Template', c.template);
   out += line('Private key', c.hasPrivateKey ? 'present in this file' : null);
+  out += line('Trust', c.trust?.summary);
   return out;
 }
 
