@@ -13,15 +13,23 @@ const SRC = new URL('.', import.meta.url).pathname;
 /** Which components each component may import (itself is always allowed). */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   pki: [],
-  ca: ['pki'],
+  util: [],
+  ca: ['pki', 'store', 'util'],
   scep: ['pki', 'ca'],
   omadm: ['pki'],
   store: [],
-  server: ['pki', 'ca', 'scep', 'omadm', 'store'],
-  device: ['pki', 'scep', 'omadm'],
-  cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device'],
+  server: ['pki', 'ca', 'scep', 'omadm', 'store', 'util'],
+  device: ['pki', 'scep', 'omadm', 'util'],
+  cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'util'],
   testing: [],
 };
+
+/**
+ * A component outside `store` may see storage only through its role interfaces (types.ts), as
+ * nanomdm's service layer sees `storage.AllStorage`; backends are chosen in the server alone.
+ */
+const STORE_ROLES = 'store/types.ts';
+const BACKEND_USERS = new Set(['server', 'cli', 'store']);
 
 /** Packages that mean transport or storage; the pure cores must not touch them. */
 const IO_MODULES =
@@ -58,6 +66,14 @@ it('every import respects the component boundaries', () => {
         if (target === 'testing' && isTest) continue;
         if (!ALLOWED[component]?.includes(target))
           problems.push(`${rel}: ${component} must not import ${target} (${spec})`);
+        const targetPath = relative(SRC, join(file, '..', spec))
+          .split(sep)
+          .join('/');
+        if (target === 'store' && !BACKEND_USERS.has(component) && targetPath !== STORE_ROLES) {
+          problems.push(
+            `${rel}: ${component} may import only ${STORE_ROLES} from store, not ${spec}`,
+          );
+        }
       } else if (PURE.has(component) && !isTest && IO_MODULES.test(spec)) {
         problems.push(`${rel}: ${component} is a pure core and must not import ${spec}`);
       }

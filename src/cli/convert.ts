@@ -4,7 +4,7 @@
  * file) leaves nothing behind.
  */
 import { CliError, EXIT } from './exit-codes.ts';
-import { writeAtomic } from './io.ts';
+import { writeAtomicFile } from '../util/atomic-file.ts';
 import { exportPkcs8 } from '../pki/keys.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
 import { encodePem } from '../pki/pem.ts';
@@ -92,6 +92,6 @@ export async function encodeAs(
 
 export async function convert(contents: PkiContents, o: ConvertOptions): Promise<void> {
   const data = await encodeAs(contents, o);
-  if (o.out) await writeAtomic(o.out, data, o.to === 'pfx' || o.keys ? 0o600 : 0o644);
+  if (o.out) await writeAtomicFile(o.out, data, o.to === 'pfx' || o.keys ? 0o600 : 0o644);
   else o.write(data);
 }

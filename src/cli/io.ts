@@ -1,9 +1,9 @@
 /**
  * Terminal and file I/O shared by the commands: reading an input, asking for a password
- * without echo, and writing outputs atomically (a failed command leaves no partial file).
+ * without echo,.
+ * Outputs are written atomically (util/atomic-file.ts): a failed command leaves no partial file.
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 
@@ -32,21 +32,5 @@ export async function promptSecret(question: string): Promise<string> {
   } finally {
     rl.close();
     process.stderr.write('\n');
-  }
-}
-
-/** Writes `data` to `path` through a temporary file and a rename, so readers never see half. */
-export async function writeAtomic(
-  path: string,
-  data: Uint8Array | string,
-  mode = 0o644,
-): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, data, { mode, flag: 'wx' });
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
   }
 }
