@@ -1,0 +1,656 @@
+/**
+ * The one storage conformance suite (style.md principle 5): every backend's test file calls
+ * {@link runStoreConformance}, and every edge semantic stated in `types.ts` is a case here. A
+ * backend that passes it is interchangeable with the others.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import {
+  StoreConflictError,
+  type AuditEntry,
+  type ChallengeRecord,
+  type NewCertificate,
+  type RequestRecord,
+  type Store,
+} from './types.ts';
+
+export interface ConformanceOptions {
+  /**
+   * Makes a database that outlives its stores and returns a function that opens a store on it
+   * (the same database on every call). Omitted for targets whose data dies with the store
+   * (SQLite `:memory:`): the reopen and cross-connection cases are then not registered at all.
+   */
+  readonly persistent?: () => Promise<() => Promise<Store>>;
+}
+
+/** Registers the suite under `describe(name)`. `open` gives a store on a fresh, empty database. */
+export function runStoreConformance(
+  name: string,
+  open: () => Promise<Store>,
+  options: ConformanceOptions = {},
+): void {
+  const { persistent } = options;
+
+  describe(`store conformance: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    describe('certificates', () => {
+      it('inserts and reads back by serial and by SHA-1, not revoked', async () => {
+        const c = cert('0a1b');
+        await store.insertCertificate(c);
+        const expected = { ...c, revokedAt: null, revocationReason: null };
+        assert.deepEqual(await store.getCertificate('0a1b'), expected);
+        assert.deepEqual(await store.getCertificateBySha1(c.sha1), expected);
+      });
+
+      it('returns undefined for an unknown serial or SHA-1', async () => {
+        await store.insertCertificate(cert('01'));
+        assert.equal(await store.getCertificate('02'), undefined);
+        assert.equal(await store.getCertificateBySha1('00'.repeat(20)), undefined);
+      });
+
+      it('refuses a duplicate serial with ERR_STORE_DUPLICATE_SERIAL and changes nothing', async () => {
+        const first = cert('77', { subject: 'CN=first' });
+        await store.insertCertificate(first);
+        await rejectsConflict(
+          store.insertCertificate(cert('77', { subject: 'CN=second', der: bytesOf('other') })),
+          'ERR_STORE_DUPLICATE_SERIAL',
+        );
+        assert.deepEqual(await store.getCertificate('77'), {
+          ...first,
+          revokedAt: null,
+          revocationReason: null,
+        });
+        assert.equal((await store.listCertificates()).length, 1);
+      });
+
+      it('refuses the same certificate (same SHA-1) under another serial', async () => {
+        const first = cert('78');
+        await store.insertCertificate(first);
+        await rejectsConflict(
+          store.insertCertificate({ ...first, serial: '79' }),
+          'ERR_STORE_DUPLICATE_SERIAL',
+        );
+        assert.equal(await store.getCertificate('79'), undefined);
+      });
+
+      it('lists by issuedAt descending, then serial, up to limit', async () => {
+        await store.insertCertificate(cert('03', { issuedAt: at(1000) }));
+        await store.insertCertificate(cert('01', { issuedAt: at(3000) }));
+        await store.insertCertificate(cert('0b', { issuedAt: at(2000) }));
+        await store.insertCertificate(cert('0a', { issuedAt: at(2000) }));
+        assert.deepEqual(serials(await store.listCertificates()), ['01', '0a', '0b', '03']);
+        assert.deepEqual(serials(await store.listCertificates({ limit: 2 })), ['01', '0a']);
+        assert.deepEqual(serials(await store.listCertificates({ limit: 0 })), []);
+      });
+
+      it('refuses a limit that is not a non-negative integer, on every backend alike', async () => {
+        for (const limit of [-1, 1.5, Number.NaN]) {
+          await assert.rejects(store.listCertificates({ limit }), RangeError);
+          await assert.rejects(store.listAudit({ limit }), RangeError);
+        }
+      });
+
+      it('lists at most 100 by default', async () => {
+        await store.transaction(async (tx) => {
+          for (let i = 0; i < 101; i++)
+            await tx.insertCertificate(cert(i.toString(16).padStart(2, '0'), { issuedAt: at(i) }));
+        });
+        const list = await store.listCertificates();
+        assert.equal(list.length, 100);
+        assert.equal(list[0]!.serial, '64'); // newest (i = 100) first
+        assert.equal(list[99]!.serial, '01'); // the oldest (i = 0) is the one left out
+      });
+
+      it('filters by exact subject and by revocation state', async () => {
+        await store.insertCertificate(cert('01', { subject: 'CN=alice', issuedAt: at(1) }));
+        await store.insertCertificate(cert('02', { subject: 'CN=bob', issuedAt: at(2) }));
+        await store.insertCertificate(cert('03', { subject: 'CN=alice', issuedAt: at(3) }));
+        await store.insertCertificate(cert('04', { subject: 'cn=alice', issuedAt: at(4) }));
+        assert.equal(await store.revokeCertificate('03', 1, at(10)), true);
+        assert.deepEqual(serials(await store.listCertificates({ subject: 'CN=alice' })), [
+          '03',
+          '01',
+        ]);
+        assert.deepEqual(serials(await store.listCertificates({ subject: 'CN=nobody' })), []);
+        assert.deepEqual(serials(await store.listCertificates({ revoked: true })), ['03']);
+        assert.deepEqual(serials(await store.listCertificates({ revoked: false })), [
+          '04',
+          '02',
+          '01',
+        ]);
+        assert.deepEqual(
+          serials(await store.listCertificates({ subject: 'CN=alice', revoked: false })),
+          ['01'],
+        );
+      });
+
+      it('revokes once: a second revocation returns false and keeps the first time and reason', async () => {
+        await store.insertCertificate(cert('05'));
+        assert.equal(await store.revokeCertificate('05', 1, at(100)), true);
+        assert.equal(await store.revokeCertificate('05', 4, at(200)), false);
+        const c = await store.getCertificate('05');
+        assert.deepEqual([c?.revokedAt, c?.revocationReason], [at(100), 1]);
+      });
+
+      it('revoking an unknown serial returns false', async () => {
+        assert.equal(await store.revokeCertificate('ff', 0, at(0)), false);
+        assert.deepEqual(await store.listRevoked(at(0)), []);
+      });
+
+      it('keeps every RFC 5280 reason code', async () => {
+        const reasons = [0, 1, 2, 3, 4, 5, 6, 8, 9, 10] as const;
+        for (const [i, reason] of reasons.entries()) {
+          const serial = (0x10 + i).toString(16);
+          await store.insertCertificate(cert(serial));
+          assert.equal(await store.revokeCertificate(serial, reason, at(i)), true);
+        }
+        const listed = await store.listRevoked(at(0));
+        assert.deepEqual(
+          listed.map((r) => r.reason),
+          [...reasons],
+        );
+      });
+
+      it('listRevoked gives revoked certificates not expired before `at`, by serial', async () => {
+        await store.insertCertificate(cert('0c', { notAfter: at(5000) }));
+        await store.insertCertificate(cert('0a', { notAfter: at(4999) })); // expired before at(5000)
+        await store.insertCertificate(cert('0b', { notAfter: at(9000) }));
+        await store.insertCertificate(cert('0d', { notAfter: at(9000) })); // never revoked
+        await store.revokeCertificate('0c', 1, at(10));
+        await store.revokeCertificate('0a', 4, at(20));
+        await store.revokeCertificate('0b', 5, at(30));
+        assert.deepEqual(await store.listRevoked(at(5000)), [
+          { serial: '0b', revokedAt: at(30), reason: 5 },
+          { serial: '0c', revokedAt: at(10), reason: 1 },
+        ]);
+        assert.deepEqual(serials(await store.listRevoked(at(0))), ['0a', '0b', '0c']);
+        assert.deepEqual(await store.listRevoked(at(9001)), []);
+      });
+    });
+
+    describe('challenges', () => {
+      it('creates and reads back, unused, with and without a subject', async () => {
+        const a = challenge('c1', { subject: 'CN=device-1' });
+        const b = challenge('c2', { subject: null });
+        await store.createChallenge(a);
+        await store.createChallenge(b);
+        assert.deepEqual(await store.getChallenge('c1'), { ...a, usedAt: null });
+        assert.deepEqual(await store.getChallenge('c2'), { ...b, usedAt: null });
+        assert.equal(await store.getChallenge('c3'), undefined);
+      });
+
+      it('refuses a duplicate id or secretHash with ERR_STORE_DUPLICATE_ID', async () => {
+        const a = challenge('c1');
+        await store.createChallenge(a);
+        await rejectsConflict(
+          store.createChallenge({ ...challenge('c1'), secretHash: sha256('other') }),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        await rejectsConflict(
+          store.createChallenge({ ...challenge('c9'), secretHash: a.secretHash }),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        assert.equal(await store.getChallenge('c9'), undefined);
+        assert.deepEqual(await store.getChallenge('c1'), { ...a, usedAt: null });
+      });
+
+      it('consumes once: the first call returns it used at `now`, the second undefined', async () => {
+        const c = challenge('c1', { expiresAt: at(1000) });
+        await store.createChallenge(c);
+        assert.deepEqual(await store.consumeChallenge(c.secretHash, at(500)), {
+          ...c,
+          usedAt: at(500),
+        });
+        assert.equal(await store.consumeChallenge(c.secretHash, at(600)), undefined);
+        assert.deepEqual((await store.getChallenge('c1'))?.usedAt, at(500));
+      });
+
+      it('does not consume an expired challenge (expiresAt <= now) and leaves it unused', async () => {
+        const c = challenge('c1', { expiresAt: at(1000) });
+        await store.createChallenge(c);
+        assert.equal(await store.consumeChallenge(c.secretHash, at(1000)), undefined);
+        assert.equal(await store.consumeChallenge(c.secretHash, at(5000)), undefined);
+        assert.equal((await store.getChallenge('c1'))?.usedAt, null);
+        assert.deepEqual((await store.consumeChallenge(c.secretHash, at(999)))?.usedAt, at(999));
+      });
+
+      it('returns undefined for an unknown secret', async () => {
+        await store.createChallenge(challenge('c1'));
+        assert.equal(await store.consumeChallenge(sha256('unknown'), at(0)), undefined);
+        assert.equal((await store.getChallenge('c1'))?.usedAt, null);
+      });
+
+      it('10 concurrent consumes of one challenge: exactly one wins', async () => {
+        const c = challenge('c1');
+        await store.createChallenge(c);
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.consumeChallenge(c.secretHash, at(100 + i))),
+        );
+        const winners = results.filter((r) => r !== undefined);
+        assert.equal(winners.length, 1);
+        assert.deepEqual((await store.getChallenge('c1'))?.usedAt, winners[0]!.usedAt);
+      });
+
+      it('purges challenges that expired before `before`, used or not, and counts them', async () => {
+        await store.createChallenge(challenge('old', { expiresAt: at(100) }));
+        await store.createChallenge(challenge('used', { expiresAt: at(200) }));
+        await store.createChallenge(challenge('edge', { expiresAt: at(300) }));
+        await store.createChallenge(challenge('new', { expiresAt: at(400) }));
+        assert.ok(await store.consumeChallenge(sha256('used'), at(150)));
+        assert.equal(await store.purgeExpiredChallenges(at(300)), 2);
+        assert.equal(await store.getChallenge('old'), undefined);
+        assert.equal(await store.getChallenge('used'), undefined);
+        assert.ok(await store.getChallenge('edge'));
+        assert.ok(await store.getChallenge('new'));
+        assert.equal(await store.purgeExpiredChallenges(at(300)), 0);
+      });
+    });
+
+    describe('requests', () => {
+      it('creates a pending request and reads it back by id and by transactionId', async () => {
+        const r = newRequest('r1', 'tx-1', { signerCertificate: bytesOf('signer') });
+        await store.createRequest(r);
+        const expected: RequestRecord = {
+          ...r,
+          status: 'pending',
+          decidedAt: null,
+          decidedBy: null,
+          certificateSerial: null,
+        };
+        assert.deepEqual(await store.getRequest('r1'), expected);
+        assert.deepEqual(await store.getRequestByTransaction('tx-1'), expected);
+        assert.equal(await store.getRequest('r2'), undefined);
+        assert.equal(await store.getRequestByTransaction('tx-2'), undefined);
+      });
+
+      it('refuses a duplicate transactionId with ERR_STORE_DUPLICATE_TRANSACTION and changes nothing', async () => {
+        await store.createRequest(newRequest('r1', 'tx-1', { subject: 'CN=first' }));
+        await rejectsConflict(
+          store.createRequest(newRequest('r2', 'tx-1', { subject: 'CN=second' })),
+          'ERR_STORE_DUPLICATE_TRANSACTION',
+        );
+        assert.equal(await store.getRequest('r2'), undefined);
+        assert.equal((await store.getRequestByTransaction('tx-1'))?.subject, 'CN=first');
+      });
+
+      it('refuses a duplicate id with ERR_STORE_DUPLICATE_ID', async () => {
+        await store.createRequest(newRequest('r1', 'tx-1'));
+        await rejectsConflict(
+          store.createRequest(newRequest('r1', 'tx-2')),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        assert.equal(await store.getRequestByTransaction('tx-2'), undefined);
+      });
+
+      it('decides only a pending request; later decisions return false and change nothing', async () => {
+        await store.createRequest(newRequest('r1', 'tx-1'));
+        await store.createRequest(newRequest('r2', 'tx-2'));
+        assert.equal(await store.decideRequest('r1', 'approved', 'admin:ann', at(10)), true);
+        assert.equal(await store.decideRequest('r1', 'rejected', 'admin:bob', at(20)), false);
+        assert.equal(await store.decideRequest('r2', 'rejected', 'admin:bob', at(30)), true);
+        assert.equal(await store.decideRequest('r2', 'approved', 'admin:ann', at(40)), false);
+        assert.equal(await store.decideRequest('nope', 'approved', 'admin:ann', at(40)), false);
+        const r1 = await store.getRequest('r1');
+        assert.deepEqual(
+          [r1?.status, r1?.decidedBy, r1?.decidedAt],
+          ['approved', 'admin:ann', at(10)],
+        );
+        const r2 = await store.getRequest('r2');
+        assert.deepEqual(
+          [r2?.status, r2?.decidedBy, r2?.decidedAt],
+          ['rejected', 'admin:bob', at(30)],
+        );
+      });
+
+      it('marks issued only from approved', async () => {
+        await store.createRequest(newRequest('pending', 'tx-1'));
+        await store.createRequest(newRequest('approved', 'tx-2'));
+        await store.createRequest(newRequest('rejected', 'tx-3'));
+        await store.decideRequest('approved', 'approved', 'cli', at(1));
+        await store.decideRequest('rejected', 'rejected', 'cli', at(1));
+        assert.equal(await store.markIssued('pending', 'aa'), false);
+        assert.equal(await store.markIssued('rejected', 'aa'), false);
+        assert.equal(await store.markIssued('nope', 'aa'), false);
+        assert.equal(await store.markIssued('approved', 'aa'), true);
+        assert.equal(await store.markIssued('approved', 'bb'), false);
+        const r = await store.getRequest('approved');
+        assert.deepEqual([r?.status, r?.certificateSerial, r?.decidedBy], ['issued', 'aa', 'cli']);
+        assert.equal((await store.getRequest('pending'))?.status, 'pending');
+        assert.equal((await store.getRequest('pending'))?.certificateSerial, null);
+        assert.equal((await store.getRequest('rejected'))?.status, 'rejected');
+      });
+
+      it('lists by status, oldest first (ties by id); all when no status is given', async () => {
+        await store.createRequest(newRequest('b', 'tx-b', { createdAt: at(20) }));
+        await store.createRequest(newRequest('c', 'tx-c', { createdAt: at(10) }));
+        await store.createRequest(newRequest('a', 'tx-a', { createdAt: at(20) }));
+        await store.createRequest(newRequest('d', 'tx-d', { createdAt: at(5) }));
+        await store.decideRequest('d', 'approved', 'cli', at(30));
+        assert.deepEqual(ids(await store.listRequests()), ['d', 'c', 'a', 'b']);
+        assert.deepEqual(ids(await store.listRequests('pending')), ['c', 'a', 'b']);
+        assert.deepEqual(ids(await store.listRequests('approved')), ['d']);
+        assert.deepEqual(ids(await store.listRequests('issued')), []);
+      });
+    });
+
+    describe('audit', () => {
+      it('appends and lists newest first with increasing ids; details round-trip', async () => {
+        const details = {
+          serial: '0a',
+          n: 42,
+          ratio: 0.5,
+          ok: true,
+          none: null,
+          list: [1, 'two', { three: 3 }],
+          nested: { text: 'é ü 漢字 🙂', quote: `"'\\` },
+        };
+        await store.appendAudit(entry(at(1), 'certificate.issued', { serial: '01' }));
+        await store.appendAudit(entry(at(2), 'certificate.revoked', details));
+        await store.appendAudit(entry(at(3), 'request.rejected', {}));
+        const list = await store.listAudit();
+        assert.deepEqual(
+          list.map((e) => e.action),
+          ['request.rejected', 'certificate.revoked', 'certificate.issued'],
+        );
+        const [third, second, first] = list;
+        assert.ok(first!.id < second!.id && second!.id < third!.id);
+        assert.ok(Number.isSafeInteger(first!.id));
+        assert.deepEqual(second, {
+          id: second!.id,
+          ...entry(at(2), 'certificate.revoked', details),
+        });
+        assert.deepEqual(third!.details, {});
+      });
+
+      it('filters by action and honours limit (default 100)', async () => {
+        await store.transaction(async (tx) => {
+          for (let i = 0; i < 105; i++)
+            await tx.appendAudit(entry(at(i), i % 2 === 0 ? 'even' : 'odd', { i }));
+        });
+        assert.equal((await store.listAudit()).length, 100);
+        assert.deepEqual(
+          (await store.listAudit({ limit: 3 })).map((e) => e.details['i']),
+          [104, 103, 102],
+        );
+        const odd = await store.listAudit({ action: 'odd', limit: 2 });
+        assert.deepEqual(
+          odd.map((e) => [e.action, e.details['i']]),
+          [
+            ['odd', 103],
+            ['odd', 101],
+          ],
+        );
+        assert.equal((await store.listAudit({ action: 'even' })).length, 53);
+        assert.deepEqual(await store.listAudit({ action: 'none' }), []);
+      });
+    });
+
+    describe('transactions', () => {
+      it('commits every write when f resolves, and returns its value', async () => {
+        const value = await store.transaction(async (tx) => {
+          await tx.insertCertificate(cert('01'));
+          await tx.createChallenge(challenge('c1'));
+          await tx.createRequest(newRequest('r1', 'tx-1'));
+          await tx.appendAudit(entry(at(0), 'certificate.issued', {}));
+          assert.ok(await tx.getCertificate('01'), 'a transaction reads its own writes');
+          return 'done';
+        });
+        assert.equal(value, 'done');
+        assert.ok(await store.getCertificate('01'));
+        assert.ok(await store.getChallenge('c1'));
+        assert.ok(await store.getRequest('r1'));
+        assert.equal((await store.listAudit()).length, 1);
+      });
+
+      it('rolls back every write when f throws, and rethrows the same error', async () => {
+        await store.insertCertificate(cert('02'));
+        await store.createRequest(newRequest('r0', 'tx-0'));
+        const boom = new Error('boom');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.insertCertificate(cert('01'));
+            assert.equal(await tx.revokeCertificate('02', 1, at(5)), true);
+            await tx.createChallenge(challenge('c1'));
+            await tx.createRequest(newRequest('r1', 'tx-1'));
+            assert.equal(await tx.decideRequest('r0', 'approved', 'cli', at(6)), true);
+            await tx.appendAudit(entry(at(0), 'certificate.issued', {}));
+            throw boom;
+          }),
+          (e) => e === boom,
+        );
+        assert.equal(await store.getCertificate('01'), undefined);
+        assert.equal((await store.getCertificate('02'))?.revokedAt, null);
+        assert.equal(await store.getChallenge('c1'), undefined);
+        assert.equal(await store.getRequest('r1'), undefined);
+        assert.equal((await store.getRequest('r0'))?.status, 'pending');
+        assert.deepEqual(await store.listAudit(), []);
+      });
+
+      it('rolls back when a conflict inside aborts it, and the store stays usable', async () => {
+        await store.insertCertificate(cert('01'));
+        await rejectsConflict(
+          store.transaction(async (tx) => {
+            await tx.insertCertificate(cert('02'));
+            await tx.insertCertificate(cert('01', { der: bytesOf('again') }));
+          }),
+          'ERR_STORE_DUPLICATE_SERIAL',
+        );
+        assert.equal(await store.getCertificate('02'), undefined);
+        await store.insertCertificate(cert('03'));
+        assert.deepEqual(serials(await store.listCertificates()), ['01', '03']);
+      });
+    });
+
+    describe('values round-trip exactly', () => {
+      it('bytes: empty, zero octets, every octet value', async () => {
+        const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+        const cases = [
+          new Uint8Array(0),
+          Uint8Array.of(0),
+          Uint8Array.of(0, 0, 0),
+          Uint8Array.of(0, 1, 0),
+          all,
+          Uint8Array.of(9, 9, 1, 2, 3, 9).subarray(2, 5), // a view with an offset
+        ];
+        for (const [i, der] of cases.entries()) {
+          const c = cert(`b${i}`, { der, sha1: sha1(der) });
+          await store.insertCertificate(c);
+          const back = await store.getCertificate(c.serial);
+          assert.ok(back?.der instanceof Uint8Array);
+          assert.deepEqual(back.der, der);
+          const r = newRequest(`r${i}`, `tx-${i}`, { csr: der, signerCertificate: der });
+          await store.createRequest(r);
+          const rb = await store.getRequest(r.id);
+          assert.deepEqual([rb?.csr, rb?.signerCertificate], [der, der]);
+        }
+        assert.equal(
+          (await store.getRequest('r0'))?.signerCertificate?.length,
+          0,
+          'empty bytes are not null',
+        );
+        await store.createRequest(newRequest('rn', 'tx-n', { signerCertificate: null }));
+        assert.equal((await store.getRequest('rn'))?.signerCertificate, null);
+      });
+
+      it('dates to the millisecond, including 9999-12-31T23:59:59.999Z and before 1970', async () => {
+        const dates = [
+          new Date('2026-03-04T05:06:07.891Z'),
+          new Date('9999-12-31T23:59:59.999Z'), // notAfter of "no well-defined expiration", RFC 5280 §4.1.2.5
+          new Date('1950-01-01T00:00:00.001Z'),
+          new Date(0),
+        ];
+        for (const [i, d] of dates.entries()) {
+          const c = cert(`d${i}`, { notBefore: d, notAfter: d, issuedAt: d });
+          await store.insertCertificate(c);
+          await store.revokeCertificate(c.serial, 0, d);
+          const back = await store.getCertificate(c.serial);
+          assert.deepEqual(
+            [back?.notBefore, back?.notAfter, back?.issuedAt, back?.revokedAt],
+            [d, d, d, d],
+          );
+          await store.createChallenge(challenge(`c${i}`, { createdAt: d, expiresAt: d }));
+          assert.deepEqual((await store.getChallenge(`c${i}`))?.createdAt, d);
+          await store.appendAudit(entry(d, 'date', {}));
+        }
+        assert.deepEqual(
+          (await store.listAudit()).map((e) => e.at),
+          dates.toSorted((a, b) => b.getTime() - a.getTime()),
+        );
+      });
+
+      it('a certificate without a request keeps requestId null', async () => {
+        await store.insertCertificate(cert('01', { requestId: null }));
+        assert.equal((await store.getCertificate('01'))?.requestId, null);
+        await store.insertCertificate(cert('02', { requestId: 'r-42' }));
+        assert.equal((await store.getCertificate('02'))?.requestId, 'r-42');
+      });
+    });
+
+    if (persistent) {
+      describe('persistence', () => {
+        it('close then open the same database: data persists, opening again migrates nothing', async () => {
+          const openSame = await persistent();
+          const a = await openSame();
+          await a.insertCertificate(cert('01'));
+          await a.createRequest(newRequest('r1', 'tx-1'));
+          await a.appendAudit(entry(at(1), 'certificate.issued', { serial: '01' }));
+          await a.close();
+          // Opening again must not re-run 0001 (it would fail: its tables exist).
+          const b = await openSame();
+          try {
+            assert.ok(await b.getCertificate('01'));
+            assert.equal((await b.getRequest('r1'))?.status, 'pending');
+            assert.equal((await b.listAudit()).length, 1);
+          } finally {
+            await b.close();
+          }
+        });
+
+        it('two stores on one database: duplicate serial and a shared challenge have one winner', async () => {
+          const openSame = await persistent();
+          const a = await openSame();
+          const b = await openSame();
+          try {
+            const inserts = await Promise.allSettled([
+              a.insertCertificate(cert('01')),
+              b.insertCertificate(cert('01')),
+            ]);
+            assert.equal(inserts.filter((r) => r.status === 'fulfilled').length, 1);
+            const lost = inserts.find((r) => r.status === 'rejected');
+            assert.ok(lost?.reason instanceof StoreConflictError);
+            assert.equal(lost.reason.code, 'ERR_STORE_DUPLICATE_SERIAL');
+
+            const c = challenge('c1');
+            await a.createChallenge(c);
+            const consumed = await Promise.all(
+              Array.from({ length: 10 }, (_, i) =>
+                (i % 2 ? a : b).consumeChallenge(c.secretHash, at(i)),
+              ),
+            );
+            assert.equal(consumed.filter((r) => r !== undefined).length, 1);
+          } finally {
+            await a.close();
+            await b.close();
+          }
+        });
+      });
+    }
+  });
+}
+
+// Fixtures. Times are offsets from a fixed instant, so expected values are exact.
+
+const BASE = Date.UTC(2026, 0, 1, 12, 0, 0, 123);
+
+function at(offsetMs: number): Date {
+  return new Date(BASE + offsetMs);
+}
+
+function bytesOf(text: string): Uint8Array {
+  return Uint8Array.from([0x30, 0x00, ...new TextEncoder().encode(text), 0x00]);
+}
+
+function sha1(b: Uint8Array): string {
+  return createHash('sha1').update(b).digest('hex');
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function cert(serial: string, over: Partial<NewCertificate> = {}): NewCertificate {
+  const der = over.der ?? bytesOf(`certificate ${serial}`);
+  return {
+    serial,
+    sha1: sha1(der),
+    subject: `CN=device-${serial}`,
+    notBefore: at(0),
+    notAfter: at(365 * 86_400_000),
+    der,
+    profile: 'device',
+    requestId: null,
+    issuedAt: at(0),
+    ...over,
+  };
+}
+
+function challenge(
+  id: string,
+  over: Partial<Omit<ChallengeRecord, 'usedAt'>> = {},
+): Omit<ChallengeRecord, 'usedAt'> {
+  return {
+    id,
+    secretHash: sha256(id),
+    profile: 'device',
+    subject: null,
+    createdAt: at(0),
+    expiresAt: at(3_600_000),
+    ...over,
+  };
+}
+
+type NewRequest = Parameters<Store['createRequest']>[0];
+
+function newRequest(id: string, transactionId: string, over: Partial<NewRequest> = {}): NewRequest {
+  return {
+    id,
+    transactionId,
+    subject: `CN=${id}`,
+    profile: 'device',
+    csr: bytesOf(`csr ${id}`),
+    signerCertificate: null,
+    createdAt: at(0),
+    ...over,
+  };
+}
+
+function entry(when: Date, action: string, details: Record<string, unknown>): AuditEntry {
+  return { at: when, actor: 'admin:ann', action, target: 'target-1', details };
+}
+
+function serials(list: readonly { readonly serial: string }[]): string[] {
+  return list.map((c) => c.serial);
+}
+
+function ids(list: readonly { readonly id: string }[]): string[] {
+  return list.map((r) => r.id);
+}
+
+async function rejectsConflict(
+  p: Promise<unknown>,
+  code: StoreConflictError['code'],
+): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof StoreConflictError, `expected a StoreConflictError, got ${String(e)}`);
+    assert.equal(e.code, code);
+    return true;
+  });
+}

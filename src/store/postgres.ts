@@ -1,0 +1,70 @@
+/**
+ * PostgreSQL backend: several server processes share one database (design.md §4). Kysely's
+ * PostgresDialect over a `pg` pool. Times are BIGINT UTC milliseconds (read back as numbers by
+ * the pool's int8 parser: every millisecond time and audit id is far below 2^53), bytes BYTEA,
+ * audit details JSONB. Concurrency rests on single statements (unique constraints, `UPDATE …
+ * WHERE … RETURNING`), so nothing here needs more than READ COMMITTED.
+ */
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { migrate, type Schema } from './migrations.ts';
+import { sqlStore, type SqlDialect } from './sql-roles.ts';
+import { StoreConflictError, type Store } from './types.ts';
+
+/** int8 (BIGINT, BIGSERIAL) as a JS number; pg's default is a string. */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/**
+ * A Kysely instance on the PostgreSQL database at `connectionString`, schema migrated. Exposed
+ * for the schema tests; the application uses {@link openPostgresStore}.
+ */
+export async function openPostgresKysely(connectionString: string): Promise<Kysely<Schema>> {
+  const pool = new pg.Pool({ connectionString, types });
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrate(db, 'postgres');
+  } catch (e) {
+    await db.destroy();
+    throw e;
+  }
+  return db;
+}
+
+/** Opens (migrating when needed) the PostgreSQL store at `connectionString` (`postgres://…`). */
+export async function openPostgresStore(connectionString: string): Promise<Store> {
+  const db = await openPostgresKysely(connectionString);
+  return { ...sqlStore(db, dialect), close: () => db.destroy() };
+}
+
+/** Which contract code each named unique constraint (migrations/postgres/*.sql) stands for. */
+const CONSTRAINTS: Readonly<Record<string, StoreConflictError['code']>> = {
+  certificates_pkey: 'ERR_STORE_DUPLICATE_SERIAL',
+  // the same DER twice: the same certificate recorded again, so a duplicate serial too
+  certificates_sha1_key: 'ERR_STORE_DUPLICATE_SERIAL',
+  challenges_pkey: 'ERR_STORE_DUPLICATE_ID',
+  challenges_secret_hash_key: 'ERR_STORE_DUPLICATE_ID',
+  requests_pkey: 'ERR_STORE_DUPLICATE_ID',
+  requests_transaction_id_key: 'ERR_STORE_DUPLICATE_TRANSACTION',
+};
+
+/** Maps unique_violation (SQLSTATE 23505) to the contract's codes by constraint name. */
+function conflict(e: unknown, what: string): unknown {
+  const err = e as { code?: unknown; constraint?: unknown };
+  if (err.code !== '23505' || typeof err.constraint !== 'string') return e;
+  const code = CONSTRAINTS[err.constraint];
+  if (!code) return e;
+  const error = new StoreConflictError(code, `${what}: ${err.constraint} already exists`);
+  error.cause = e;
+  return error;
+}
+
+const dialect: SqlDialect = {
+  backend: 'postgres',
+  conflict,
+  auditDetails: (stored) => stored as Record<string, unknown>, // JSONB: pg parses it
+};

@@ -1,0 +1,334 @@
+/**
+ * The roles of `types.ts` (CertificateStore, ChallengeStore, RequestStore, AuditLog, transaction)
+ * as Kysely queries over {@link Schema}, shared by the SQLite and PostgreSQL backends. Both run
+ * the same statements; a backend supplies only what its database really does differently (see
+ * {@link SqlDialect}) and its own connection setup and `close`.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Schema } from './migrations.ts';
+import type {
+  AuditEntry,
+  CertificateRecord,
+  ChallengeRecord,
+  RequestRecord,
+  RequestStatus,
+  RevocationReason,
+  Store,
+} from './types.ts';
+
+const DEFAULT_LIMIT = 100;
+
+/** What one backend does differently beneath the shared queries. */
+export interface SqlDialect {
+  readonly backend: Store['backend'];
+  /**
+   * Maps the driver's unique-constraint failure to a `StoreConflictError` naming `what`;
+   * returns anything else unchanged (it is rethrown as it is).
+   */
+  readonly conflict: (e: unknown, what: string) => unknown;
+  /** The audit `details` column as read back: JSON text (SQLite) or parsed JSONB (PostgreSQL). */
+  readonly auditDetails: (stored: unknown) => Record<string, unknown>;
+}
+
+/** The roles on `db` plus `transaction`, which runs each callback's roles in one transaction. */
+export function sqlStore(db: Kysely<Schema>, dialect: SqlDialect): Omit<Store, 'close'> {
+  return {
+    ...sqlRoles(db, dialect),
+    transaction: (f) => db.transaction().execute((tx) => f(sqlRoles(tx, dialect))),
+  };
+}
+
+/** A plain Uint8Array copy: callers compare and hash bytes, never a driver's buffer subclass. */
+function bytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}
+
+function date(ms: number): Date;
+function date(ms: number | null): Date | null;
+function date(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
+
+function limitOf(limit: number | undefined): number {
+  const n = limit ?? DEFAULT_LIMIT;
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new RangeError(`limit must be a non-negative integer, got ${n}`);
+  return n;
+}
+
+function certificate(r: Schema['certificates']): CertificateRecord {
+  return {
+    serial: r.serial,
+    sha1: r.sha1,
+    subject: r.subject,
+    notBefore: date(r.not_before),
+    notAfter: date(r.not_after),
+    der: bytes(r.der),
+    profile: r.profile,
+    requestId: r.request_id,
+    issuedAt: date(r.issued_at),
+    revokedAt: date(r.revoked_at),
+    revocationReason: r.revocation_reason as RevocationReason | null,
+  };
+}
+
+function challenge(r: Schema['challenges']): ChallengeRecord {
+  return {
+    id: r.id,
+    secretHash: r.secret_hash,
+    profile: r.profile,
+    subject: r.subject,
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    usedAt: date(r.used_at),
+  };
+}
+
+function request(r: Schema['requests']): RequestRecord {
+  return {
+    id: r.id,
+    transactionId: r.transaction_id,
+    subject: r.subject,
+    profile: r.profile,
+    csr: bytes(r.csr),
+    signerCertificate: r.signer_certificate === null ? null : bytes(r.signer_certificate),
+    status: r.status as RequestStatus,
+    createdAt: date(r.created_at),
+    decidedAt: date(r.decided_at),
+    decidedBy: r.decided_by,
+    certificateSerial: r.certificate_serial,
+  };
+}
+
+/** Every role, on the store's connection or inside a transaction. */
+export function sqlRoles(
+  db: Kysely<Schema> | Transaction<Schema>,
+  dialect: SqlDialect,
+): Omit<Store, 'transaction' | 'close'> {
+  return {
+    backend: dialect.backend,
+
+    async insertCertificate(c) {
+      try {
+        await db
+          .insertInto('certificates')
+          .values({
+            serial: c.serial,
+            sha1: c.sha1,
+            subject: c.subject,
+            not_before: c.notBefore.getTime(),
+            not_after: c.notAfter.getTime(),
+            der: c.der,
+            profile: c.profile,
+            request_id: c.requestId,
+            issued_at: c.issuedAt.getTime(),
+            revoked_at: null,
+            revocation_reason: null,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `certificate ${c.serial}`);
+      }
+    },
+
+    async getCertificate(serial) {
+      const r = await db
+        .selectFrom('certificates')
+        .selectAll()
+        .where('serial', '=', serial)
+        .executeTakeFirst();
+      return r && certificate(r);
+    },
+
+    async getCertificateBySha1(sha1) {
+      const r = await db
+        .selectFrom('certificates')
+        .selectAll()
+        .where('sha1', '=', sha1)
+        .executeTakeFirst();
+      return r && certificate(r);
+    },
+
+    async listCertificates(query = {}) {
+      let q = db.selectFrom('certificates').selectAll();
+      if (query.subject !== undefined) q = q.where('subject', '=', query.subject);
+      if (query.revoked !== undefined)
+        q = q.where('revoked_at', query.revoked ? 'is not' : 'is', null);
+      const rows = await q
+        .orderBy('issued_at', 'desc')
+        .orderBy('serial', 'asc')
+        .limit(limitOf(query.limit))
+        .execute();
+      return rows.map(certificate);
+    },
+
+    async revokeCertificate(serial, reason, at) {
+      const r = await db
+        .updateTable('certificates')
+        .set({ revoked_at: at.getTime(), revocation_reason: reason })
+        .where('serial', '=', serial)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async listRevoked(at) {
+      const rows = await db
+        .selectFrom('certificates')
+        .select(['serial', 'revoked_at', 'revocation_reason'])
+        .where('revoked_at', 'is not', null)
+        .where('not_after', '>=', at.getTime())
+        .orderBy('serial', 'asc')
+        .execute();
+      return rows.map((r) => ({
+        serial: r.serial,
+        revokedAt: new Date(r.revoked_at!),
+        reason: r.revocation_reason as RevocationReason,
+      }));
+    },
+
+    async createChallenge(c) {
+      try {
+        await db
+          .insertInto('challenges')
+          .values({
+            id: c.id,
+            secret_hash: c.secretHash,
+            profile: c.profile,
+            subject: c.subject,
+            created_at: c.createdAt.getTime(),
+            expires_at: c.expiresAt.getTime(),
+            used_at: null,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `challenge ${c.id}`);
+      }
+    },
+
+    async consumeChallenge(secretHash, now) {
+      // One statement: the check and the mark are atomic, so exactly one concurrent caller wins.
+      const r = await db
+        .updateTable('challenges')
+        .set({ used_at: now.getTime() })
+        .where('secret_hash', '=', secretHash)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', now.getTime())
+        .returningAll()
+        .executeTakeFirst();
+      return r && challenge(r);
+    },
+
+    async getChallenge(id) {
+      const r = await db
+        .selectFrom('challenges')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return r && challenge(r);
+    },
+
+    async purgeExpiredChallenges(before) {
+      const r = await db
+        .deleteFrom('challenges')
+        .where('expires_at', '<', before.getTime())
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+
+    async createRequest(r) {
+      try {
+        await db
+          .insertInto('requests')
+          .values({
+            id: r.id,
+            transaction_id: r.transactionId,
+            subject: r.subject,
+            profile: r.profile,
+            csr: r.csr,
+            signer_certificate: r.signerCertificate,
+            status: 'pending',
+            created_at: r.createdAt.getTime(),
+            decided_at: null,
+            decided_by: null,
+            certificate_serial: null,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `request ${r.id} (transaction ${r.transactionId})`);
+      }
+    },
+
+    async getRequest(id) {
+      const r = await db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+      return r && request(r);
+    },
+
+    async getRequestByTransaction(transactionId) {
+      const r = await db
+        .selectFrom('requests')
+        .selectAll()
+        .where('transaction_id', '=', transactionId)
+        .executeTakeFirst();
+      return r && request(r);
+    },
+
+    async listRequests(status) {
+      let q = db.selectFrom('requests').selectAll();
+      if (status !== undefined) q = q.where('status', '=', status);
+      const rows = await q.orderBy('created_at', 'asc').orderBy('id', 'asc').execute();
+      return rows.map(request);
+    },
+
+    async decideRequest(id, decision, by, at) {
+      const r = await db
+        .updateTable('requests')
+        .set({ status: decision, decided_at: at.getTime(), decided_by: by })
+        .where('id', '=', id)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async markIssued(id, serial) {
+      const r = await db
+        .updateTable('requests')
+        .set({ status: 'issued', certificate_serial: serial })
+        .where('id', '=', id)
+        .where('status', '=', 'approved')
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async appendAudit(e: AuditEntry) {
+      await db
+        .insertInto('audit')
+        .values({
+          at: e.at.getTime(),
+          actor: e.actor,
+          action: e.action,
+          target: e.target,
+          details: JSON.stringify(e.details),
+        })
+        .execute();
+    },
+
+    async listAudit(query = {}) {
+      let q = db.selectFrom('audit').selectAll();
+      if (query.action !== undefined) q = q.where('action', '=', query.action);
+      const rows = await q
+        .orderBy('at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limitOf(query.limit))
+        .execute();
+      return rows.map((r) => ({
+        id: r.id,
+        at: new Date(r.at),
+        actor: r.actor,
+        action: r.action,
+        target: r.target,
+        details: dialect.auditDetails(r.details),
+      }));
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * SQLite backend: the embedded default (design.md §4). `node:sqlite` (built into Node 24) behind
+ * Kysely's SqliteDialect through a small adapter (stack.md §3, §10). One connection per store;
+ * several processes may open the same file: WAL, a busy timeout, and write transactions that
+ * take the write lock when they start.
+ *
+ * node:sqlite is synchronous: a statement waiting for the lock blocks its whole process for up
+ * to the busy timeout. So within one process, open one store per file: a second store in the
+ * same process that writes while the first holds a transaction open across an `await` cannot
+ * get the lock until the timeout ends (SQLITE_BUSY). Single statements never hold it across one.
+ */
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { migrate, type Schema } from './migrations.ts';
+import { sqlStore, type SqlDialect } from './sql-roles.ts';
+import { StoreConflictError, type Store } from './types.ts';
+
+/** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+/** Prepared statements kept per connection; Kysely emits the same text for the same query shape. */
+const STATEMENT_CACHE = 256;
+
+/**
+ * Kysely's SqliteDatabase over a DatabaseSync. Kysely starts transactions with a plain (deferred)
+ * `begin`; a deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+ * another process wrote in between, busy timeout or not. `begin immediate` takes the write lock
+ * up front, where the busy timeout applies.
+ */
+function adapt(raw: DatabaseSync): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    prepare(query: string): SqliteStatement {
+      const hit = cache.get(query);
+      if (hit) return hit;
+      const s = raw.prepare(query === 'begin' ? 'begin immediate' : query);
+      const statement: SqliteStatement = {
+        reader: s.columns().length > 0,
+        all: (p) => s.all(...(p as SQLInputValue[])),
+        run: (p) => s.run(...(p as SQLInputValue[])),
+        iterate: (p) => s.iterate(...(p as SQLInputValue[])),
+      };
+      if (cache.size >= STATEMENT_CACHE) cache.clear();
+      cache.set(query, statement);
+      return statement;
+    },
+    close() {
+      raw.close();
+    },
+  };
+}
+
+/**
+ * A Kysely instance on the SQLite database at `path` (a file, or `:memory:`), with the pragmas
+ * set and the schema migrated. Exposed for the schema tests; the application uses
+ * {@link openSqliteStore}.
+ */
+export async function openSqliteKysely(path: string): Promise<Kysely<Schema>> {
+  const raw = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+  try {
+    // busy_timeout first: switching to WAL needs a lock another opener may hold.
+    raw.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    raw.exec('PRAGMA journal_mode = WAL'); // `:memory:` answers "memory": nothing to share
+    raw.exec('PRAGMA synchronous = NORMAL');
+    raw.exec('PRAGMA foreign_keys = ON');
+  } catch (e) {
+    raw.close();
+    throw e;
+  }
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(raw) }) });
+  try {
+    await migrate(db, 'sqlite');
+  } catch (e) {
+    await db.destroy();
+    throw e;
+  }
+  return db;
+}
+
+/** Opens (creating and migrating when needed) the SQLite store at `path`, or `:memory:`. */
+export async function openSqliteStore(path: string): Promise<Store> {
+  const db = await openSqliteKysely(path);
+  return { ...sqlStore(db, dialect), close: () => db.destroy() };
+}
+
+/**
+ * Maps SQLite's unique-constraint failures (SQLITE_CONSTRAINT_PRIMARYKEY 1555,
+ * SQLITE_CONSTRAINT_UNIQUE 2067; message "UNIQUE constraint failed: table.column") to the
+ * contract's codes. A certificate's sha1 repeating means the same certificate recorded twice, so
+ * it is a duplicate serial too.
+ */
+function conflict(e: unknown, what: string): unknown {
+  const err = e as { errcode?: unknown; message?: unknown };
+  if (err.errcode !== 1555 && err.errcode !== 2067) return e;
+  const column = /UNIQUE constraint failed: (\S+)/.exec(String(err.message))?.[1];
+  const code: StoreConflictError['code'] | undefined =
+    column === 'certificates.serial' || column === 'certificates.sha1'
+      ? 'ERR_STORE_DUPLICATE_SERIAL'
+      : column === 'requests.transaction_id'
+        ? 'ERR_STORE_DUPLICATE_TRANSACTION'
+        : column === 'challenges.id' ||
+            column === 'challenges.secret_hash' ||
+            column === 'requests.id'
+          ? 'ERR_STORE_DUPLICATE_ID'
+          : undefined;
+  if (!code) return e;
+  const error = new StoreConflictError(code, `${what}: ${column} already exists`);
+  error.cause = e;
+  return error;
+}
+
+const dialect: SqlDialect = {
+  backend: 'sqlite',
+  conflict,
+  /** The audit details column comes back as the JSON text that was stored. */
+  auditDetails: (stored) => JSON.parse(stored as string) as Record<string, unknown>,
+};

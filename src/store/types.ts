@@ -1,0 +1,180 @@
+/**
+ * Storage roles (style.md principle 4): small interfaces, each consumer asks for the narrowest
+ * one. Every backend (SQLite, PostgreSQL) implements all of them and passes the one conformance
+ * suite in `conformance.ts`. The doc comments state the edge semantics backends must share.
+ *
+ * Records hold bytes and plain values only: `store` imports no protocol component.
+ * Times are `Date`s (stored as UTC milliseconds); identifiers are strings.
+ */
+
+/** Revocation reasons, RFC 5280 §5.3.1 (CRLReason). */
+export type RevocationReason = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 8 | 9 | 10;
+
+export interface CertificateRecord {
+  /** Serial number, lowercase hex without leading zero octets: unique across the store. */
+  readonly serial: string;
+  /** SHA-1 thumbprint of `der`, lowercase hex. */
+  readonly sha1: string;
+  readonly subject: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly der: Uint8Array;
+  /** Issuance profile name. */
+  readonly profile: string;
+  /** The request this certificate answered, if any (see {@link RequestRecord}). */
+  readonly requestId: string | null;
+  readonly issuedAt: Date;
+  readonly revokedAt: Date | null;
+  readonly revocationReason: RevocationReason | null;
+}
+
+export type NewCertificate = Omit<CertificateRecord, 'revokedAt' | 'revocationReason'>;
+
+/** Thrown when a unique constraint refuses an insert; `code` says which. */
+export class StoreConflictError extends Error {
+  readonly code:
+    'ERR_STORE_DUPLICATE_SERIAL' | 'ERR_STORE_DUPLICATE_ID' | 'ERR_STORE_DUPLICATE_TRANSACTION';
+  constructor(code: StoreConflictError['code'], message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'StoreConflictError';
+  }
+}
+
+export interface CertificateStore {
+  /**
+   * Records an issued certificate. The serial is unique by a database constraint: a second
+   * insert with the same serial throws {@link StoreConflictError} `ERR_STORE_DUPLICATE_SERIAL`
+   * and changes nothing, whatever the concurrency (two server processes included).
+   */
+  insertCertificate(cert: NewCertificate): Promise<void>;
+  /** The certificate with this serial, or undefined. */
+  getCertificate(serial: string): Promise<CertificateRecord | undefined>;
+  /** The certificate with this SHA-1 thumbprint, or undefined. */
+  getCertificateBySha1(sha1: string): Promise<CertificateRecord | undefined>;
+  /**
+   * Certificates ordered by `issuedAt` descending, then serial; `subject` filters by exact
+   * subject string. At most `limit` (default 100).
+   */
+  listCertificates(query?: {
+    readonly subject?: string;
+    readonly limit?: number;
+    readonly revoked?: boolean;
+  }): Promise<CertificateRecord[]>;
+  /**
+   * Marks a certificate revoked. Returns false when no such serial exists or it is already
+   * revoked (the first revocation's time and reason are kept).
+   */
+  revokeCertificate(serial: string, reason: RevocationReason, at: Date): Promise<boolean>;
+  /** Every revoked certificate that has not expired before `at`, for the CRL, by serial. */
+  listRevoked(
+    at: Date,
+  ): Promise<
+    { readonly serial: string; readonly revokedAt: Date; readonly reason: RevocationReason }[]
+  >;
+}
+
+export interface ChallengeRecord {
+  readonly id: string;
+  /** SHA-256 of the challenge secret, lowercase hex. The secret itself is never stored. */
+  readonly secretHash: string;
+  readonly profile: string;
+  /** When set, the request must carry exactly this subject (RFC 4514 string). */
+  readonly subject: string | null;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly usedAt: Date | null;
+}
+
+export interface ChallengeStore {
+  /** Stores a new one-time challenge. A duplicate id or secretHash throws `ERR_STORE_DUPLICATE_ID`. */
+  createChallenge(c: Omit<ChallengeRecord, 'usedAt'>): Promise<void>;
+  /**
+   * Consumes a challenge atomically: when one with this hash exists, is unused and
+   * `expiresAt > now`, marks it used at `now` and returns it (with `usedAt` set). Otherwise
+   * returns undefined and changes nothing. Under concurrency exactly one caller wins.
+   */
+  consumeChallenge(secretHash: string, now: Date): Promise<ChallengeRecord | undefined>;
+  /** The challenge with this id, or undefined (for listings; never exposes the secret). */
+  getChallenge(id: string): Promise<ChallengeRecord | undefined>;
+  /** Deletes challenges that expired before `before`; returns how many. */
+  purgeExpiredChallenges(before: Date): Promise<number>;
+}
+
+export type RequestStatus = 'pending' | 'approved' | 'rejected' | 'issued';
+
+/** An enrollment request held for manual approval (SCEP PENDING), RFC 8894 §3.3.2. */
+export interface RequestRecord {
+  readonly id: string;
+  /** SCEP transactionID: unique among requests. */
+  readonly transactionId: string;
+  readonly subject: string;
+  readonly profile: string;
+  /** The PKCS#10 request, DER. */
+  readonly csr: Uint8Array;
+  /** Certificate the request was signed with when it is a renewal (DER), else null. */
+  readonly signerCertificate: Uint8Array | null;
+  readonly status: RequestStatus;
+  readonly createdAt: Date;
+  readonly decidedAt: Date | null;
+  readonly decidedBy: string | null;
+  /** Serial of the issued certificate once `status` is `issued`. */
+  readonly certificateSerial: string | null;
+}
+
+export interface RequestStore {
+  /** Stores a pending request. A second one with the same transactionId throws `ERR_STORE_DUPLICATE_TRANSACTION`. */
+  createRequest(
+    r: Omit<RequestRecord, 'status' | 'decidedAt' | 'decidedBy' | 'certificateSerial'>,
+  ): Promise<void>;
+  getRequest(id: string): Promise<RequestRecord | undefined>;
+  getRequestByTransaction(transactionId: string): Promise<RequestRecord | undefined>;
+  /** Requests with this status (all when omitted), oldest first. */
+  listRequests(status?: RequestStatus): Promise<RequestRecord[]>;
+  /**
+   * Moves a `pending` request to `approved` or `rejected`. Returns false (and changes nothing)
+   * when the request does not exist or is no longer pending.
+   */
+  decideRequest(
+    id: string,
+    decision: 'approved' | 'rejected',
+    by: string,
+    at: Date,
+  ): Promise<boolean>;
+  /** Moves an `approved` request to `issued` with the certificate's serial; false otherwise. */
+  markIssued(id: string, serial: string): Promise<boolean>;
+}
+
+export interface AuditEntry {
+  readonly at: Date;
+  /** Who acted: `scep:<transactionId>`, `admin:<name>`, `cli`, … */
+  readonly actor: string;
+  /** What happened: `certificate.issued`, `certificate.revoked`, `request.rejected`, … */
+  readonly action: string;
+  /** What it happened to: a serial, a request id, a subject. */
+  readonly target: string;
+  /** Extra facts as JSON-serialisable values. Never secrets. */
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+export interface AuditLog {
+  /** Appends an entry; entries are never changed or deleted. */
+  appendAudit(e: AuditEntry): Promise<void>;
+  /** Newest first, at most `limit` (default 100). */
+  listAudit(query?: {
+    readonly limit?: number;
+    readonly action?: string;
+  }): Promise<(AuditEntry & { readonly id: number })[]>;
+}
+
+/** Everything a backend provides, plus its lifecycle. */
+export interface Store extends CertificateStore, ChallengeStore, RequestStore, AuditLog {
+  /** Which backend this is (for logs and `certpost doctor`). */
+  readonly backend: 'sqlite' | 'postgres';
+  /**
+   * Runs `f` in one transaction: all of its writes land or none does. Calls on `tx` run inside
+   * it; the outer store must not be used from within `f`.
+   */
+  transaction<T>(f: (tx: Omit<Store, 'transaction' | 'close'>) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
