@@ -1,0 +1,328 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { isPkiError } from '../pki/errors.ts';
+import { encodePem } from '../pki/pem.ts';
+import { verifySignature } from '../pki/chain.ts';
+import { inspectCertificate, type Certificate } from '../pki/x509.ts';
+import { run, tempDir } from '../testing/tools.ts';
+import {
+  AUTHORITY_FILES,
+  createAuthority,
+  importAuthority,
+  loadAuthority,
+  saveAuthority,
+  type CaMaterial,
+} from './authority.ts';
+
+const NOW = new Date('2026-05-01T10:00:00Z');
+const AT = String(NOW.getTime() / 1000 + 3600);
+
+function x509Text(cert: Certificate): string {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'c.pem'), encodePem('CERTIFICATE', cert.der));
+  return run('openssl', ['x509', '-in', join(dir, 'c.pem'), '-noout', '-text']).toString();
+}
+
+/** openssl verify of `cert` against the root, with the issuing CA as untrusted intermediate. */
+function opensslVerify(ca: CaMaterial, cert: Certificate): void {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'root.pem'), encodePem('CERTIFICATE', ca.root.certificate.der));
+  writeFileSync(join(dir, 'issuing.pem'), encodePem('CERTIFICATE', ca.issuing.certificate.der));
+  writeFileSync(join(dir, 'c.pem'), encodePem('CERTIFICATE', cert.der));
+  const out = run('openssl', [
+    'verify',
+    '-attime',
+    AT,
+    '-CAfile',
+    join(dir, 'root.pem'),
+    '-untrusted',
+    join(dir, 'issuing.pem'),
+    join(dir, 'c.pem'),
+  ]).toString();
+  assert.match(out, /c\.pem: OK/);
+}
+
+describe('createAuthority', () => {
+  it('RSA: a root and an issuing CA with the SCEP key usages, and no RA', async () => {
+    const ca = await createAuthority({
+      keyType: 'rsa',
+      rootSubject: 'CN=certpost Root CA,O=Example,C=US',
+      issuingSubject: 'CN=certpost Issuing CA,O=Example,C=US',
+      now: NOW,
+    });
+    assert.equal(ca.ra, undefined);
+    assert.ok(ca.root.key);
+    opensslVerify(ca, ca.issuing.certificate);
+    const root = x509Text(ca.root.certificate);
+    assert.match(root, /Issuer: C = US, O = Example, CN = certpost Root CA/);
+    assert.match(root, /X509v3 Basic Constraints: critical\n\s+CA:TRUE\n/);
+    assert.match(root, /X509v3 Key Usage: critical\n\s+Certificate Sign, CRL Sign\n/);
+    assert.match(root, /X509v3 Subject Key Identifier/);
+    assert.match(root, /Public-Key: \(2048 bit\)/);
+    const issuing = x509Text(ca.issuing.certificate);
+    assert.match(issuing, /X509v3 Basic Constraints: critical\n\s+CA:TRUE, pathlen:0\n/);
+    assert.match(
+      issuing,
+      /X509v3 Key Usage: critical\n\s+Digital Signature, Key Encipherment, Certificate Sign, CRL Sign\n/,
+    );
+    const info = inspectCertificate(ca.issuing.certificate);
+    assert.equal(
+      info.authorityKeyIdentifier,
+      inspectCertificate(ca.root.certificate).subjectKeyIdentifier,
+    );
+    assert.equal(info.notAfter, '2031-04-30T10:00:00.000Z'); // 1825 days
+    assert.equal(inspectCertificate(ca.root.certificate).role, 'root');
+    assert.equal(info.role, 'intermediate');
+  });
+
+  it('EC: adds an RSA-2048 RA certificate (digitalSignature + keyEncipherment, no EKU)', async () => {
+    const ca = await createAuthority({
+      keyType: 'ec',
+      curve: 'P-384',
+      rootSubject: 'CN=EC Root',
+      issuingSubject: 'CN=EC Issuing,O=Example',
+      crlUrl: 'http://ca.example/issuing.crl',
+      now: NOW,
+    });
+    assert.ok(ca.ra);
+    opensslVerify(ca, ca.ra.certificate);
+    const ra = inspectCertificate(ca.ra.certificate);
+    assert.deepEqual(ra.publicKey, { type: 'rsa', bits: 2048 });
+    assert.deepEqual(ra.keyUsage, ['digitalSignature', 'keyEncipherment']);
+    assert.equal(ra.extendedKeyUsage, null);
+    assert.equal(ra.subject, 'CN=EC Issuing SCEP RA,O=Example');
+    assert.deepEqual(ra.crlDistributionPoints, ['http://ca.example/issuing.crl']);
+    assert.equal(ra.notAfter, ca.issuing.certificate.notAfter.toISOString());
+    const issuing = inspectCertificate(ca.issuing.certificate);
+    assert.equal(issuing.signatureAlgorithm, 'ecdsa-with-SHA384');
+    assert.deepEqual(issuing.keyUsage, ['digitalSignature', 'keyCertSign', 'cRLSign']);
+  });
+});
+
+describe('saveAuthority / loadAuthority', () => {
+  it('writes PEM certificates and encrypted PKCS#8 keys (0600) and reads them back', async () => {
+    const ca = await createAuthority({
+      keyType: 'ec',
+      rootSubject: 'CN=R',
+      issuingSubject: 'CN=I',
+      now: NOW,
+    });
+    const dir = join(tempDir(), 'data', 'ca');
+    await saveAuthority(dir, ca, 'correct horse');
+    assert.deepEqual(readdirSync(dir).toSorted(), [
+      'issuing.crt',
+      'issuing.key',
+      'ra.crt',
+      'ra.key',
+      'root.crt',
+      'root.key',
+    ]);
+    for (const f of ['root.key', 'issuing.key', 'ra.key']) {
+      assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+      const pem = readFileSync(join(dir, f), 'utf8');
+      assert.match(pem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----\n/);
+      const asn1 = run('openssl', ['asn1parse', '-in', join(dir, f)]).toString();
+      assert.match(asn1, /PBES2/);
+      assert.match(asn1, /aes-256-cbc/);
+      run('openssl', ['pkey', '-in', join(dir, f), '-passin', 'pass:correct horse', '-noout']);
+    }
+    assert.equal(statSync(join(dir, 'root.crt')).mode & 0o777, 0o644);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+
+    const loaded = await loadAuthority(dir, 'correct horse');
+    assert.deepEqual(loaded.issuing.certificate.der, ca.issuing.certificate.der);
+    assert.deepEqual(loaded.root.certificate.der, ca.root.certificate.der);
+    assert.deepEqual(loaded.ra?.certificate.der, ca.ra?.certificate.der);
+    assert.ok(loaded.issuing.key.equals(ca.issuing.key));
+    assert.ok(loaded.root.key?.equals(ca.root.key!));
+
+    // Saving material without an RA removes the stale RA files.
+    const { ra: _ra, ...withoutRa } = ca;
+    void _ra;
+    await saveAuthority(dir, withoutRa, 'correct horse');
+    assert.ok(!readdirSync(dir).includes(AUTHORITY_FILES.raKey));
+    assert.ok(!readdirSync(dir).some((f) => f.endsWith('.tmp')));
+  });
+
+  it('a wrong passphrase is ERR_PKI_BAD_PASSWORD; an empty one is refused on save', async () => {
+    const ca = await createAuthority({
+      keyType: 'ec',
+      rootSubject: 'CN=R',
+      issuingSubject: 'CN=I',
+      now: NOW,
+    });
+    const dir = tempDir();
+    await saveAuthority(dir, ca, 'right');
+    await assert.rejects(loadAuthority(dir, 'wrong'), (e) => isPkiError(e, 'ERR_PKI_BAD_PASSWORD'));
+    await assert.rejects(saveAuthority(dir, ca, ''), (e) =>
+      isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT'),
+    );
+  });
+});
+
+/** A root and an issuing CA made by openssl (the import path must not depend on our builder). */
+function opensslHierarchy(issuingKu: string) {
+  const dir = tempDir();
+  const p = (f: string) => join(dir, f);
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('root.key'),
+    '-subj',
+    '/CN=Imported Root',
+    '-days',
+    '3650',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    p('root.pem'),
+  ]);
+  run('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('issuing.key'),
+    '-subj',
+    '/CN=Imported Issuing',
+    '-out',
+    p('issuing.csr'),
+  ]);
+  writeFileSync(
+    p('ext.cnf'),
+    `basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,${issuingKu}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`,
+  );
+  run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    p('issuing.csr'),
+    '-CA',
+    p('root.pem'),
+    '-CAkey',
+    p('root.key'),
+    '-CAcreateserial',
+    '-days',
+    '1000',
+    '-extfile',
+    p('ext.cnf'),
+    '-out',
+    p('issuing.pem'),
+  ]);
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('leaf.key'),
+    '-subj',
+    '/CN=Not a CA',
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-out',
+    p('leaf.pem'),
+  ]);
+  return { dir, p };
+}
+
+describe('importAuthority', () => {
+  it('imports a PFX: the keyed certificate is the issuing CA, the self-signed one the root', async () => {
+    const { p } = opensslHierarchy('digitalSignature,keyEncipherment,keyCertSign,cRLSign');
+    run('openssl', [
+      'pkcs12',
+      '-export',
+      '-inkey',
+      p('issuing.key'),
+      '-in',
+      p('issuing.pem'),
+      '-certfile',
+      p('root.pem'),
+      '-passout',
+      'pass:pfxpass',
+      '-out',
+      p('ca.pfx'),
+    ]);
+    const ca = await importAuthority(new Uint8Array(readFileSync(p('ca.pfx'))), 'pfxpass');
+    assert.equal(inspectCertificate(ca.issuing.certificate).subject, 'CN=Imported Issuing');
+    assert.equal(inspectCertificate(ca.root.certificate).subject, 'CN=Imported Root');
+    assert.equal(ca.root.key, undefined);
+    assert.equal(ca.ra, undefined); // RSA with digitalSignature + keyEncipherment serves SCEP itself
+    assert.deepEqual(ca.intermediates, []);
+    await assert.rejects(
+      importAuthority(new Uint8Array(readFileSync(p('ca.pfx'))), 'nope'),
+      (e) => isPkiError(e) && /PASSWORD|MAC/.test(e.code),
+    );
+  });
+
+  it('imports PEM; a CA key usage without keyEncipherment (micromdm 2.1.0) gets an RA', async () => {
+    const { p } = opensslHierarchy('keyCertSign,cRLSign');
+    const pem = [p('issuing.key'), p('issuing.pem'), p('root.pem')]
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('');
+    const ca = await importAuthority(new Uint8Array(Buffer.from(pem)), undefined, {
+      now: new Date(),
+    });
+    assert.ok(ca.ra);
+    assert.ok(verifySignature(ca.ra.certificate, ca.issuing.certificate.spki));
+    assert.deepEqual(inspectCertificate(ca.ra.certificate).keyUsage, [
+      'digitalSignature',
+      'keyEncipherment',
+    ]);
+  });
+
+  it('a self-signed CA alone is its own root (with its key); an EC one gets an RA', async () => {
+    const dir = tempDir();
+    run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(dir, 'k.pem'),
+      '-subj',
+      '/CN=Solo CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-out',
+      join(dir, 'c.pem'),
+    ]);
+    const pem = readFileSync(join(dir, 'k.pem'), 'utf8') + readFileSync(join(dir, 'c.pem'), 'utf8');
+    const ca = await importAuthority(new Uint8Array(Buffer.from(pem)));
+    assert.equal(ca.root.certificate, ca.issuing.certificate);
+    assert.ok(ca.root.key?.equals(ca.issuing.key));
+    assert.ok(ca.ra);
+  });
+
+  it('refuses a certificate that is not a CA, and a chain without its root', async () => {
+    const { p } = opensslHierarchy('keyCertSign,cRLSign');
+    const leaf = readFileSync(p('leaf.key'), 'utf8') + readFileSync(p('leaf.pem'), 'utf8');
+    await assert.rejects(
+      importAuthority(new Uint8Array(Buffer.from(leaf))),
+      (e) =>
+        isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') &&
+        /"CN=Not a CA" is not a CA certificate \(basicConstraints/.test(e.message),
+    );
+    const noRoot = readFileSync(p('issuing.key'), 'utf8') + readFileSync(p('issuing.pem'), 'utf8');
+    await assert.rejects(
+      importAuthority(new Uint8Array(Buffer.from(noRoot))),
+      (e) =>
+        isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') &&
+        /include the chain up to the root/.test(e.message),
+    );
+  });
+});

@@ -1,0 +1,333 @@
+/**
+ * The enrollment service: what the CA decides about a certificate request, independent of the
+ * protocol that carried it (SCEP today; MS-WSTEP and the portal later).
+ *
+ * Contract, in order (RFC 8894 §3.3 and scep-reference.md §4 "Renewal", "CertPoll"):
+ * 1. A request whose transactionId is already held (PENDING) is answered from that hold,
+ *    before any challenge is looked at: a client that polls, or that re-sends its PKCSReq as
+ *    micromdm's scepclient does, must not burn a second one-time challenge.
+ * 2. A request signed by a certificate we issued, still valid and not revoked, is a renewal
+ *    whatever its messageType; its profile is the old certificate's, the challenge is needed
+ *    only when that profile says so, and the subject must stay the same.
+ * 3. Otherwise the challengePassword decides the profile: the static challenge (compared as
+ *    SHA-256 digests in constant time) gives the default profile; a one-time challenge is
+ *    consumed atomically in the store and gives its own profile (and subject, if bound).
+ * 4. The profile's policy checks the CSR; a profile that requires approval holds the request.
+ * 5. Issuance draws a random serial; the store's unique constraint is the arbiter, and a
+ *    collision draws again. The certificate is recorded before it is returned, so every
+ *    certificate a client receives is in the database exactly once.
+ * Every decision is audited; secrets never reach the audit log.
+ */
+import { createHash, timingSafeEqual, randomUUID, type KeyObject } from 'node:crypto';
+import type { CertificationRequest } from '../pki/csr.ts';
+import { parseCsr } from '../pki/csr.ts';
+import { formatName, parseCertificate, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
+import type {
+  AuditLog,
+  CertificateStore,
+  ChallengeStore,
+  RequestRecord,
+  RequestStore,
+  Store,
+} from '../store/types.ts';
+import { buildCrl } from './crl.ts';
+import { issue, randomSerial } from './issuer.ts';
+import { evaluateRequest, type IssuanceProfile, type PolicyFailure } from './profile.ts';
+
+/** Why a request was refused. SCEP maps each code to a failInfo in one table (scep/service.ts). */
+export const REFUSALS = {
+  'challenge-missing': 'the request carries no challenge password',
+  'challenge-invalid': 'the challenge password is wrong, expired or already used',
+  'subject-mismatch': 'the request subject differs from the subject the challenge was issued for',
+  'renewal-not-allowed': 'the profile of the certificate being renewed does not allow renewal',
+  'renewal-subject-mismatch': 'a renewal must keep the subject of the certificate it renews',
+  'renewal-signer-unknown':
+    'a renewal request must be signed by a valid certificate this CA issued',
+  'unknown-profile': 'the challenge names a profile this server does not have',
+  rejected: 'an administrator rejected the request',
+  'unknown-transaction': 'no request is held for this transaction',
+  'unknown-certificate': 'no certificate of this CA has that serial number',
+} as const;
+export type RefusalCode = keyof typeof REFUSALS | PolicyFailure;
+
+export type EnrollmentOutcome =
+  | { readonly status: 'issued'; readonly certificate: Certificate; readonly renewal: boolean }
+  | { readonly status: 'pending'; readonly requestId: string }
+  | { readonly status: 'refused'; readonly reason: RefusalCode; readonly message: string };
+
+export interface EnrollmentInput {
+  readonly transactionId: string;
+  readonly csr: CertificationRequest;
+  /** The certificate that signed the protocol message (self-signed for a first enrollment). */
+  readonly signer: Certificate;
+  /** True for SCEP RenewalReq (17): the signer must then be a certificate we issued. */
+  readonly renewalRequested: boolean;
+}
+
+export type EnrollmentStore = CertificateStore &
+  ChallengeStore &
+  RequestStore &
+  AuditLog &
+  Pick<Store, 'transaction'>;
+
+export interface EnrollmentConfig {
+  readonly issuing: { readonly certificate: Certificate; readonly key: KeyObject };
+  readonly profiles: ReadonlyMap<string, IssuanceProfile>;
+  /** Profile used with the static challenge. */
+  readonly defaultProfile: string;
+  /** The endpoint's static challenge, if any (compared in constant time). */
+  readonly staticChallenge?: string | undefined;
+  readonly store: EnrollmentStore;
+  readonly now?: () => Date;
+  /** Revoke the certificate a renewal replaces (reason superseded) once the new one is issued. */
+  readonly revokeSupersededOnRenewal?: boolean;
+  /** How long a CRL is valid (default 7 days). */
+  readonly crlValidityMs?: number;
+}
+
+const sha256hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+/** Constant-time equality of two secrets (compares their SHA-256 digests, so lengths leak nothing). */
+export function secretsEqual(a: string, b: string): boolean {
+  return timingSafeEqual(
+    createHash('sha256').update(a).digest(),
+    createHash('sha256').update(b).digest(),
+  );
+}
+
+/** Hash under which one-time challenges are stored and looked up. */
+export function challengeHash(secret: string): string {
+  return sha256hex(secret);
+}
+
+const refuse = (reason: RefusalCode, message?: string): EnrollmentOutcome => ({
+  status: 'refused',
+  reason,
+  message: message ?? (REFUSALS as Record<string, string>)[reason] ?? reason,
+});
+
+export interface EnrollmentService {
+  enroll(input: EnrollmentInput): Promise<EnrollmentOutcome>;
+  /** CertPoll: the state of a held request. */
+  poll(transactionId: string): Promise<EnrollmentOutcome>;
+  /** GetCert: a certificate of this CA by serial (lowercase hex). */
+  findCertificate(serial: string): Promise<Certificate | undefined>;
+  /** A DER CRL of this CA, signed now. */
+  currentCrl(): Promise<Uint8Array>;
+  /** Approves or rejects a held request (admin API, CLI). False when it is not pending. */
+  decide(requestId: string, decision: 'approved' | 'rejected', by: string): Promise<boolean>;
+}
+
+export function createEnrollmentService(config: EnrollmentConfig): EnrollmentService {
+  const { store } = config;
+  const now = config.now ?? (() => new Date());
+
+  async function record(
+    csr: CertificationRequest,
+    profile: IssuanceProfile,
+    requestId: string | null,
+    s: EnrollmentStore | Parameters<Parameters<Store['transaction']>[0]>[0] = store,
+  ): Promise<Certificate> {
+    for (let attempt = 0; ; attempt++) {
+      const at = now();
+      const serial = randomSerial();
+      const cert = await issue({ csr, profile, now: at }, { issuing: config.issuing }, serial);
+      try {
+        await s.insertCertificate({
+          serial: Buffer.from(cert.serial).toString('hex'),
+          sha1: sha1Thumbprint(cert),
+          subject: formatName(cert.subject),
+          notBefore: cert.notBefore,
+          notAfter: cert.notAfter,
+          der: cert.der,
+          profile: profile.name,
+          requestId,
+          issuedAt: at,
+        });
+        return cert;
+      } catch (e) {
+        // A serial collision (2^-127 per pair, or a broken RNG) draws again; anything else fails.
+        if ((e as { code?: string }).code !== 'ERR_STORE_DUPLICATE_SERIAL' || attempt >= 3) throw e;
+      }
+    }
+  }
+
+  async function audit(
+    actor: string,
+    action: string,
+    target: string,
+    details: Record<string, unknown> = {},
+  ): Promise<void> {
+    await store.appendAudit({ at: now(), actor, action, target, details });
+  }
+
+  /** Answers from a held request: still pending, rejected, or issue it now that it is approved. */
+  async function fromHold(r: RequestRecord): Promise<EnrollmentOutcome> {
+    switch (r.status) {
+      case 'pending':
+        return { status: 'pending', requestId: r.id };
+      case 'rejected':
+        return refuse('rejected');
+      case 'issued': {
+        const rec = r.certificateSerial
+          ? await store.getCertificate(r.certificateSerial)
+          : undefined;
+        if (!rec) return refuse('unknown-certificate');
+        return { status: 'issued', certificate: parseCertificate(rec.der), renewal: false };
+      }
+      case 'approved': {
+        const profile = config.profiles.get(r.profile);
+        if (!profile) return refuse('unknown-profile');
+        // One transaction: the approved→issued move and the certificate land together, so two
+        // concurrent polls cannot both issue (the loser's markIssued fails and rolls back).
+        const cert = await store
+          .transaction(async (tx) => {
+            const c = await record(parseCsr(r.csr), profile, r.id, tx);
+            if (!(await tx.markIssued(r.id, Buffer.from(c.serial).toString('hex'))))
+              throw new Error('request already issued');
+            return c;
+          })
+          .catch(async (e: unknown) => {
+            const again = await store.getRequest(r.id);
+            if (again?.status === 'issued') return undefined;
+            throw e;
+          });
+        if (!cert) return fromHold((await store.getRequest(r.id))!);
+        await audit(
+          `scep:${r.transactionId}`,
+          'certificate.issued',
+          Buffer.from(cert.serial).toString('hex'),
+          { subject: formatName(cert.subject), profile: profile.name, requestId: r.id },
+        );
+        return { status: 'issued', certificate: cert, renewal: false };
+      }
+    }
+  }
+
+  /** The record of a still-valid, unrevoked certificate we issued that equals `signer`, if any. */
+  async function ownValidCertificate(signer: Certificate) {
+    const rec = await store.getCertificateBySha1(sha1Thumbprint(signer));
+    const at = now();
+    if (!rec || rec.revokedAt !== null || rec.notAfter <= at || rec.notBefore > at)
+      return undefined;
+    return rec;
+  }
+
+  async function enroll(input: EnrollmentInput): Promise<EnrollmentOutcome> {
+    const actor = `scep:${input.transactionId}`;
+    const subject = formatName(input.csr.subject);
+    const held = await store.getRequestByTransaction(input.transactionId);
+    if (held) return fromHold(held);
+
+    const old = await ownValidCertificate(input.signer);
+    if (input.renewalRequested && !old) return refused(actor, subject, 'renewal-signer-unknown');
+    let profile: IssuanceProfile | undefined;
+    if (old) {
+      profile = config.profiles.get(old.profile);
+      if (!profile) return refused(actor, subject, 'unknown-profile');
+      if (!profile.allowRenewal) return refused(actor, subject, 'renewal-not-allowed');
+      if (old.subject !== subject) return refused(actor, subject, 'renewal-subject-mismatch');
+      if (profile.renewalRequiresChallenge) {
+        const viaChallenge = await profileFromChallenge(input.csr, subject);
+        if ('status' in viaChallenge) return refused(actor, subject, viaChallenge.reason);
+      }
+    } else {
+      const viaChallenge = await profileFromChallenge(input.csr, subject);
+      if ('status' in viaChallenge) return refused(actor, subject, viaChallenge.reason);
+      profile = viaChallenge.profile;
+    }
+
+    const verdict = evaluateRequest(input.csr, profile);
+    if (!verdict.ok) return refused(actor, subject, verdict.reason, verdict.message);
+
+    if (profile.requireApproval && !old) {
+      const id = randomUUID();
+      await store.createRequest({
+        id,
+        transactionId: input.transactionId,
+        subject,
+        profile: profile.name,
+        csr: input.csr.der,
+        signerCertificate: null,
+        createdAt: now(),
+      });
+      await audit(actor, 'request.held', id, { subject, profile: profile.name });
+      return { status: 'pending', requestId: id };
+    }
+
+    const cert = await record(input.csr, profile, null);
+    const serial = Buffer.from(cert.serial).toString('hex');
+    await audit(actor, old ? 'certificate.renewed' : 'certificate.issued', serial, {
+      subject,
+      profile: profile.name,
+      ...(old ? { replaces: old.serial } : {}),
+    });
+    if (old && config.revokeSupersededOnRenewal) {
+      await store.revokeCertificate(old.serial, 4, now());
+      await audit(actor, 'certificate.revoked', old.serial, { reason: 'superseded', by: serial });
+    }
+    return { status: 'issued', certificate: cert, renewal: Boolean(old) };
+  }
+
+  async function refused(
+    actor: string,
+    subject: string,
+    reason: RefusalCode,
+    message?: string,
+  ): Promise<EnrollmentOutcome> {
+    await audit(actor, 'request.refused', subject, { reason });
+    return refuse(reason, message);
+  }
+
+  /** Resolves the profile from the CSR's challengePassword, consuming a one-time challenge. */
+  async function profileFromChallenge(
+    csr: CertificationRequest,
+    subject: string,
+  ): Promise<{ profile: IssuanceProfile } | { status: 'refused'; reason: RefusalCode }> {
+    const secret = csr.challengePassword;
+    if (secret === undefined || secret === '')
+      return { status: 'refused', reason: 'challenge-missing' };
+    if (config.staticChallenge !== undefined && secretsEqual(secret, config.staticChallenge)) {
+      const p = config.profiles.get(config.defaultProfile);
+      return p ? { profile: p } : { status: 'refused', reason: 'unknown-profile' };
+    }
+    const rec = await store.consumeChallenge(challengeHash(secret), now());
+    if (!rec) return { status: 'refused', reason: 'challenge-invalid' };
+    if (rec.subject !== null && rec.subject !== subject)
+      return { status: 'refused', reason: 'subject-mismatch' };
+    const p = config.profiles.get(rec.profile);
+    return p ? { profile: p } : { status: 'refused', reason: 'unknown-profile' };
+  }
+
+  return {
+    enroll,
+    async poll(transactionId) {
+      const held = await store.getRequestByTransaction(transactionId);
+      return held ? fromHold(held) : refuse('unknown-transaction');
+    },
+    async findCertificate(serial) {
+      const rec = await store.getCertificate(serial.replace(/^(00)+(?=.)/, '').toLowerCase());
+      return rec ? parseCertificate(rec.der) : undefined;
+    },
+    async currentCrl() {
+      const at = now();
+      const revoked = await store.listRevoked(at);
+      return buildCrl({
+        issuer: config.issuing,
+        thisUpdate: at,
+        nextUpdate: new Date(at.getTime() + (config.crlValidityMs ?? 7 * 86_400_000)),
+        crlNumber: BigInt(at.getTime()),
+        revoked: revoked.map((r) => ({
+          serial: r.serial,
+          revokedAt: r.revokedAt,
+          reason: r.reason,
+        })),
+      });
+    },
+    async decide(requestId, decision, by) {
+      const ok = await store.decideRequest(requestId, decision, by, now());
+      if (ok) await audit(by, `request.${decision}`, requestId);
+      return ok;
+    },
+  };
+}
