@@ -15,6 +15,7 @@ import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
 import { serve } from '../server/serve.ts';
+import { adminCommands } from './admin.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -207,10 +208,44 @@ function program(out: (s: string) => void): Command {
       'address to listen on',
       process.env['CERTPOST_LISTEN'] ?? '127.0.0.1:8080',
     )
-    .action(async (o: { data: string; listen: string }) => {
-      await serve({ dataDir: o.data, listen: o.listen });
-    });
+    .option(
+      '--database <url>',
+      'postgres://… for PostgreSQL (several servers may share it); default: SQLite in the data directory',
+      process.env['CERTPOST_DATABASE'],
+    )
+    .option(
+      '--scep-challenge <secret>',
+      'static SCEP challenge for the default profile (prefer CERTPOST_SCEP_CHALLENGE: arguments are visible to other users)',
+      process.env['CERTPOST_SCEP_CHALLENGE'],
+    )
+    .option(
+      '--log-level <level>',
+      'fatal, error, warn, info, debug',
+      process.env['CERTPOST_LOG_LEVEL'] ?? 'info',
+    )
+    .addHelpText(
+      'after',
+      '\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset).',
+    )
+    .action(
+      async (o: {
+        data: string;
+        listen: string;
+        database?: string;
+        scepChallenge?: string;
+        logLevel: string;
+      }) => {
+        await serve({
+          dataDir: o.data,
+          listen: o.listen,
+          database: o.database,
+          staticChallenge: o.scepChallenge,
+          logLevel: o.logLevel,
+        });
+      },
+    );
 
+  adminCommands(root, out);
   return root;
 }
 

@@ -1,26 +1,20 @@
 /**
- * The server's composition root (placeholder until the CA and SCEP land, issue 3): it binds
- * the configured address, answers `/healthz`, and logs one structured `listening` line that
- * tests and scripts wait for. The data directory is created when missing.
+ * `certpost serve`: the HTTP server. It opens the data directory (creating the store and a
+ * development CA on first start), mounts SCEP at `/scep` and the CRL at `/crl`, answers
+ * `/healthz`, logs structured JSON lines (one says `listening`, which tests and scripts wait
+ * for), and on SIGINT/SIGTERM stops accepting, finishes in-flight requests, and closes the store.
  */
-import { mkdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import Fastify, { type FastifyInstance } from 'fastify';
 import pkg from '../../package.json' with { type: 'json' };
+import { openContext, type ServerContext } from './context.ts';
+import { registerScep } from './scep-http.ts';
 
 export interface ServeOptions {
   readonly dataDir: string;
   readonly listen: string;
-}
-
-/** One JSON log line on stdout (structured logs; secrets are never passed here). */
-export function log(
-  level: 'info' | 'warn' | 'error',
-  msg: string,
-  fields: Record<string, unknown> = {},
-): void {
-  process.stdout.write(
-    `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`,
-  );
+  readonly database?: string | undefined;
+  readonly staticChallenge?: string | undefined;
+  readonly logLevel?: string;
 }
 
 /** Parses `host:port` (IPv6 as `[::1]:port`). */
@@ -31,36 +25,51 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? m[2]!, port };
 }
 
-export async function startServer(o: ServeOptions): Promise<{ server: Server; url: string }> {
-  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  readonly context: ServerContext;
+}
+
+/** Builds the app around an opened context (tests use this with `app.inject`). */
+export function buildApp(context: ServerContext, logLevel = 'info'): FastifyInstance {
+  const app = Fastify({ logger: { level: logLevel }, disableRequestLogging: true });
+  app.get('/healthz', async () => ({ status: 'ok', version: pkg.version }));
+  app.get('/crl', async (_req, reply) =>
+    reply
+      .header('content-type', 'application/pkix-crl')
+      .send(Buffer.from(await context.enrollment.currentCrl())),
+  );
+  registerScep(app, context.scep);
+  app.addHook('onClose', async () => context.close());
+  return app;
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const { host, port } = parseListen(o.listen);
-  const server = createServer((req, res) => {
-    if (req.url === '/healthz') {
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: 'ok', version: pkg.version }));
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  // The context logs through the app's logger, which exists only once the context does.
+  const logTo: { app?: FastifyInstance } = {};
+  const context = await openContext({
+    dataDir: o.dataDir,
+    database: o.database,
+    staticChallenge: o.staticChallenge,
+    createCa: true,
+    log: (level, msg, fields) => logTo.app?.log[level](fields, msg),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address();
-  const bound = typeof addr === 'object' && addr ? addr.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
-  return { server, url };
+  const app = buildApp(context, o.logLevel);
+  logTo.app = app;
+  const address = await app.listen({ host, port });
+  return { app, url: address, context };
 }
 
 /** Runs until SIGINT/SIGTERM, then closes the listener and lets in-flight requests finish. */
 export async function serve(o: ServeOptions): Promise<void> {
-  const { server, url } = await startServer(o);
-  log('info', 'listening', { url, dataDir: o.dataDir, version: pkg.version });
+  const { app, url } = await startServer(o);
+  app.log.info({ url, dataDir: o.dataDir, version: pkg.version }, 'listening');
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log('info', 'shutting down', { signal });
-      server.close(() => resolve());
+      app.log.info({ signal }, 'shutting down');
+      void app.close().then(() => resolve());
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -1,0 +1,107 @@
+/**
+ * The data directory and everything the server and the admin commands open from it: the store
+ * (SQLite `certpost.db` by default, or a PostgreSQL URL), the CA (created on first use), the
+ * issuance profiles, and the enrollment and SCEP services built on them. The one place that
+ * wires concrete parts together (style.md principle 10); `serve` and the CLI both use it.
+ *
+ * The CA private keys are encrypted at rest with a passphrase from CERTPOST_CA_PASSPHRASE.
+ * Without it, a random passphrase is generated into `ca/passphrase` (mode 0600) beside them:
+ * convenient for the embedded default, and no protection against someone who can read the
+ * data directory. Production sets the variable (or uses a PKCS#11 token, issue 3 follow-up).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createAuthority, loadAuthority, saveAuthority, type CaMaterial } from '../ca/authority.ts';
+import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
+import { DEFAULT_PROFILE, type IssuanceProfile } from '../ca/profile.ts';
+import { createScepService, type ScepService } from '../scep/service.ts';
+import { openStore } from '../store/open.ts';
+import type { Store } from '../store/types.ts';
+import { writeAtomicFile } from '../util/atomic-file.ts';
+
+export interface ContextOptions {
+  readonly dataDir: string;
+  /** `postgres://…` for PostgreSQL; default: SQLite `certpost.db` in the data directory. */
+  readonly database?: string | undefined;
+  readonly staticChallenge?: string | undefined;
+  /** Create a development CA when the data directory has none (serve does; admin commands don't). */
+  readonly createCa?: boolean;
+  readonly keyType?: 'rsa' | 'ec';
+  readonly now?: () => Date;
+  readonly log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
+}
+
+export interface ServerContext {
+  readonly store: Store;
+  readonly ca: CaMaterial;
+  readonly profiles: ReadonlyMap<string, IssuanceProfile>;
+  readonly enrollment: EnrollmentService;
+  readonly scep: ScepService;
+  close(): Promise<void>;
+}
+
+/** Built-in issuance profiles: `default` issues at once, `manual` waits for an administrator. */
+export function builtinProfiles(): Map<string, IssuanceProfile> {
+  return new Map<string, IssuanceProfile>([
+    ['default', DEFAULT_PROFILE],
+    ['manual', { ...DEFAULT_PROFILE, name: 'manual', requireApproval: true }],
+  ]);
+}
+
+async function caPassphrase(caDir: string, create: boolean): Promise<string> {
+  const fromEnv = process.env['CERTPOST_CA_PASSPHRASE'];
+  if (fromEnv) return fromEnv;
+  const file = join(caDir, 'passphrase');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw e;
+    const pass = randomBytes(24).toString('base64url');
+    await writeAtomicFile(file, `${pass}\n`, 0o600);
+    return pass;
+  }
+}
+
+/** Opens (and on first use initialises) a data directory. */
+export async function openContext(o: ContextOptions): Promise<ServerContext> {
+  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  const caDir = join(o.dataDir, 'ca');
+  const store = await openStore(o.database ?? join(o.dataDir, 'certpost.db'));
+  try {
+    let ca: CaMaterial;
+    try {
+      ca = await loadAuthority(caDir, await caPassphrase(caDir, false));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !o.createCa) throw e;
+      await mkdir(caDir, { recursive: true, mode: 0o700 });
+      ca = await createAuthority({
+        keyType: o.keyType ?? 'rsa',
+        rootSubject: 'CN=certpost development root CA,O=certpost',
+        issuingSubject: 'CN=certpost development issuing CA,O=certpost',
+      });
+      await saveAuthority(caDir, ca, await caPassphrase(caDir, true));
+      o.log?.('warn', 'created a development CA', { dir: caDir });
+    }
+    const profiles = builtinProfiles();
+    const enrollment = createEnrollmentService({
+      issuing: ca.issuing,
+      profiles,
+      defaultProfile: 'default',
+      staticChallenge: o.staticChallenge,
+      store,
+      ...(o.now ? { now: o.now } : {}),
+    });
+    const responder = ca.ra ?? ca.issuing;
+    const scep = createScepService({
+      responder,
+      chain: [ca.issuing.certificate, ca.root.certificate],
+      enrollment,
+      ...(o.log ? { log: o.log } : {}),
+    });
+    return { store, ca, profiles, enrollment, scep, close: () => store.close() };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * SCEP over HTTP (RFC 8894 §4.1): the thin adapter between fastify and `scep/service.ts`.
+ * It does only what HTTP needs: the `operation` dispatch, lenient base64 for GET
+ * PKIOperation, a body-size cap, content types, and status codes. Paths: `/scep`, and the
+ * same with `/pkiclient.exe` appended (Windows and Cisco append it); `message=default`
+ * (Windows' GetCACert) is ignored.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isPkiError } from '../pki/errors.ts';
+import type { ScepResponse, ScepService } from '../scep/service.ts';
+
+/** A pkiMessage is a few kilobytes; anything near this is hostile. */
+export const MAX_SCEP_BODY = 256 * 1024;
+
+/**
+ * Decodes the `message` query value of a GET PKIOperation as real clients send it: percent
+ * encoded or not, `+` and `/` unescaped (macOS), line breaks inside (Cisco, sscep), padding
+ * missing. Base64 never contains spaces, so a space is a `+` that form-decoding mangled.
+ */
+export function decodeGetMessage(rawQuery: string): Uint8Array | undefined {
+  const m = /(?:^|&)message=([^&]*)/.exec(rawQuery);
+  if (!m) return undefined;
+  let v = m[1]!;
+  try {
+    v = decodeURIComponent(v.replace(/\+/g, '%2B'));
+  } catch {
+    return undefined;
+  }
+  v = v
+    .replace(/ /g, '+')
+    .replace(/[\r\n\t]/g, '')
+    .replace(/-/g, '+')
+    .replace(/_/g, '/');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return undefined;
+  return new Uint8Array(Buffer.from(v, 'base64'));
+}
+
+function send(reply: FastifyReply, r: ScepResponse): FastifyReply {
+  return reply
+    .code(200)
+    .header('content-type', r.contentType)
+    .send(Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength));
+}
+
+export function registerScep(app: FastifyInstance, service: ScepService, prefix = '/scep'): void {
+  const handle = async (req: FastifyRequest, reply: FastifyReply) => {
+    const rawQuery = req.raw.url?.split('?')[1] ?? '';
+    const operation = new URLSearchParams(rawQuery).get('operation') ?? '';
+    switch (operation) {
+      case 'GetCACaps':
+        return send(reply, service.getCaCaps());
+      case 'GetCACert':
+        return send(reply, service.getCaCert());
+      case 'PKIOperation': {
+        let body: Uint8Array | undefined;
+        if (req.method === 'POST')
+          body = req.body instanceof Buffer ? new Uint8Array(req.body) : undefined;
+        else body = decodeGetMessage(rawQuery);
+        if (!body || body.length === 0)
+          return reply.code(400).type('text/plain').send('PKIOperation needs a message\n');
+        try {
+          return send(reply, await service.pkiOperation(body));
+        } catch (e) {
+          if (isPkiError(e))
+            return reply.code(400).type('text/plain').send('not a SCEP pkiMessage\n');
+          throw e;
+        }
+      }
+      default:
+        return reply.code(400).type('text/plain').send(`unknown SCEP operation "${operation}"\n`);
+    }
+  };
+
+  void app.register(async (scope) => {
+    // SCEP bodies are raw DER whatever Content-Type the client claims (micromdm sends
+    // application/octet-stream, the RFC says application/x-pki-message).
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: MAX_SCEP_BODY },
+      (_req, body, done) => done(null, body),
+    );
+
+    for (const path of [prefix, `${prefix}/pkiclient.exe`]) {
+      scope.get(path, handle);
+      scope.post(path, handle);
+    }
+  });
+}
