@@ -5,11 +5,13 @@
  */
 import { benchInspect } from './inspect.ts';
 import { benchPkcs12 } from './pkcs12.ts';
+import { benchScep } from './scep.ts';
 import type { BenchFigure } from './figure.ts';
 
 const SUITES: Readonly<Record<string, () => Promise<BenchFigure[]>>> = {
   inspect: benchInspect,
   pkcs12: benchPkcs12,
+  scep: benchScep,
 };
 
 function fmt(v: number): string {

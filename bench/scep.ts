@@ -1,0 +1,137 @@
+/**
+ * SCEP issuance throughput (design.md §5: ≥ 600 enrollments/s, ≥ 3× the reference, 0 failures,
+ * 0 duplicate serials), measured with the shared tool `scep-bench.sh --mode replay`: it lets
+ * the real micromdm scepclient build N PKCSReq messages (RSA-2048, each its own CN and
+ * transactionID), then replays them C at a time and times only the server.
+ *
+ * Same run, same tool, against micromdm scepserver 2.1.0 (`scep-reference-server.sh`), and
+ * OpenSSL's own RSA-2048 sign rate on this machine as the physical reference (an issuance costs
+ * about three private-key operations: unwrap the content key, sign the certificate, sign the
+ * CertRep). Needs ../shared/tools beside the repository and the Debian packages `scep`, `socat`.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchFigure } from './figure.ts';
+
+const TOOLS = new URL('../../shared/tools/', import.meta.url).pathname;
+const BIN = new URL('../bin/certpost.js', import.meta.url).pathname;
+const CHALLENGE = 'bench-challenge';
+
+interface ReplayResult {
+  rate: number;
+  ok: number;
+  fail: number;
+  serverCpuMs: number | null;
+}
+
+function replay(url: string, n: number, c: number, serverPid?: number): ReplayResult {
+  const out = execFileSync(
+    'bash',
+    [join(TOOLS, 'scep-bench.sh'), '--mode', 'replay', url, CHALLENGE, String(n), String(c)],
+    {
+      env: { ...process.env, ...(serverPid ? { SCEP_BENCH_SERVER_PID: String(serverPid) } : {}) },
+      maxBuffer: 16 << 20,
+    },
+  ).toString();
+  const line = out.split('\n').find((l) => l.startsWith('bench '));
+  if (!line) throw new Error(`scep-bench.sh printed no result:\n${out}`);
+  const num = (k: string) => Number(new RegExp(`(?:^| )${k}=([\\d.]+)`).exec(line)?.[1] ?? NaN);
+  const cpu = num('server_cpu_ms_per_enroll');
+  return {
+    rate: num('rate'),
+    ok: num('ok'),
+    fail: num('fail'),
+    serverCpuMs: Number.isNaN(cpu) ? null : cpu,
+  };
+}
+
+async function startCertpost(dataDir: string, port: number): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'],
+    {
+      env: { ...process.env, CERTPOST_SCEP_CHALLENGE: CHALLENGE },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`certpost did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('"listening"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`certpost exited ${code}: ${out}`)));
+  });
+  return child;
+}
+
+/** OpenSSL RSA-2048 signatures per second on one core, measured now. */
+function opensslSignRate(): number {
+  const out = execFileSync('openssl', ['speed', '-seconds', '3', 'rsa2048'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).toString();
+  const m = /^rsa\s+2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)/m.exec(out);
+  return m ? Number(m[1]) : NaN;
+}
+
+export async function benchScep(): Promise<BenchFigure[]> {
+  if (!existsSync(join(TOOLS, 'scep-bench.sh')))
+    throw new Error(`SCEP bench needs ${TOOLS} (the shared tools beside the repository)`);
+  const n = Number(process.env['SCEP_BENCH_N'] ?? 600);
+  const work = mkdtempSync(join(tmpdir(), 'certpost-bench-'));
+  const figures: BenchFigure[] = [];
+  const ours = await startCertpost(join(work, 'data'), 18443);
+  const refDir = join(work, 'reference');
+  try {
+    execFileSync(
+      'bash',
+      [
+        join(TOOLS, 'scep-reference-server.sh'),
+        'start',
+        refDir,
+        '18081',
+        CHALLENGE,
+        '-allowrenew',
+        '0',
+      ],
+      { stdio: 'ignore' },
+    );
+    const sign = opensslSignRate();
+    for (const c of [8, 32]) {
+      const mine = replay('http://127.0.0.1:18443/scep', n, c, ours.pid);
+      const ref = replay('http://127.0.0.1:18081/scep', Math.min(n, 400), c);
+      figures.push({
+        name: `scep: issuance, RSA-2048, replayed scepclient PKCSReq, concurrency ${c} (ours: ${mine.ok} ok, ${mine.fail} failed${mine.serverCpuMs !== null ? `, ${mine.serverCpuMs.toFixed(2)} ms server CPU each` : ''}; reference: ${ref.ok} ok, ${ref.fail} failed)`,
+        value: mine.rate,
+        unit: 'enroll/s',
+        reference: { name: 'micromdm scepserver 2.1.0, same tool, same run', value: ref.rate },
+        better: 'higher',
+        goal: '≥ 600/s and ≥ 3× the reference, 0 failures',
+      });
+    }
+    figures.push({
+      name: 'scep: physical reference, OpenSSL RSA-2048 signatures on one core (an issuance is ~3 private-key operations)',
+      value: sign,
+      unit: 'sign/s',
+      reference: { name: 'same', value: sign },
+      better: 'higher',
+    });
+  } finally {
+    ours.kill('SIGTERM');
+    try {
+      execFileSync('bash', [join(TOOLS, 'scep-reference-server.sh'), 'stop', refDir], {
+        stdio: 'ignore',
+      });
+    } catch {
+      // already stopped
+    }
+    rmSync(work, { recursive: true, force: true });
+  }
+  return figures;
+}
