@@ -18,8 +18,8 @@ import {
   keyUsage,
   subjectAltName,
   subjectKeyIdentifier,
-  type Digest,
 } from './certificate.ts';
+import type { Digest } from '../pki/sign.ts';
 import { parseRfc4514 } from './name.ts';
 
 const spkiOf = (key: KeyObject) =>

@@ -18,11 +18,12 @@
  *   extnValue OCTET STRING }
  * ```
  */
-import { createHash, sign, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import * as der from '../pki/der.ts';
 import { enc, Tag } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
 import { EXT, KEY_USAGE_BITS, PKIX, type KeyUsageName } from '../pki/oids.ts';
+import { signatureAlgorithmFor, signStructure, type Digest } from '../pki/sign.ts';
 import { parseRfc4514 } from './name.ts';
 
 /** One extension, ready to encode (`value` is the DER inside extnValue). */
@@ -31,8 +32,6 @@ export interface ExtensionInput {
   readonly critical: boolean;
   readonly value: Uint8Array;
 }
-
-export type Digest = 'sha256' | 'sha384' | 'sha512';
 
 /** The issuer side of a signature: its DER Name, private key and SubjectPublicKeyInfo. */
 export interface SignerInput {
@@ -54,78 +53,6 @@ export interface CertificateInput {
   readonly extensions: readonly ExtensionInput[];
   /** Digest for RSA/ECDSA; default by key: RSA SHA-256, P-256 SHA-256, P-384 SHA-384, P-521 SHA-512. */
   readonly digest?: Digest;
-}
-
-const SIG_OIDS = {
-  rsa: {
-    sha256: '1.2.840.113549.1.1.11',
-    sha384: '1.2.840.113549.1.1.12',
-    sha512: '1.2.840.113549.1.1.13',
-  },
-  ec: {
-    sha256: '1.2.840.10045.4.3.2',
-    sha384: '1.2.840.10045.4.3.3',
-    sha512: '1.2.840.10045.4.3.4',
-  },
-} as const;
-
-const EC_DEFAULT_DIGEST: Readonly<Record<string, Digest>> = {
-  prime256v1: 'sha256',
-  secp384r1: 'sha384',
-  secp521r1: 'sha512',
-};
-
-/** How a key signs: the DER AlgorithmIdentifier and the digest name `crypto.sign` takes. */
-export interface SignatureAlgorithm {
-  readonly algorithmIdentifier: Uint8Array;
-  readonly hash: Digest | null;
-}
-
-/**
- * The signature algorithm for an issuer key (RFC 5280 §4.1.1.2): RSA → sha*WithRSAEncryption
- * with NULL parameters (RFC 4055 §5); EC → ecdsa-with-SHA* with parameters absent
- * (RFC 5758 §3.2); Ed25519 → id-Ed25519, parameters absent (RFC 8410 §3). Other key types
- * (RSA-PSS keys, DSA, Ed448) are refused with `ERR_PKI_UNSUPPORTED`.
- */
-export function signatureAlgorithmFor(key: KeyObject, digest?: Digest): SignatureAlgorithm {
-  switch (key.asymmetricKeyType) {
-    case 'rsa': {
-      const hash = digest ?? 'sha256';
-      return { algorithmIdentifier: enc.seq(enc.oid(SIG_OIDS.rsa[hash]), enc.null()), hash };
-    }
-    case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve ?? '';
-      const hash = digest ?? EC_DEFAULT_DIGEST[curve] ?? 'sha256';
-      return { algorithmIdentifier: enc.seq(enc.oid(SIG_OIDS.ec[hash])), hash };
-    }
-    case 'ed25519':
-      return { algorithmIdentifier: enc.seq(enc.oid('1.3.101.112')), hash: null };
-    default:
-      throw new PkiError(
-        'ERR_PKI_UNSUPPORTED',
-        `cannot sign with a ${key.asymmetricKeyType ?? 'unknown'} key`,
-      );
-  }
-}
-
-/** Signs `data` in the thread pool (ECDSA signatures DER-encoded, RFC 5480 §2.2 / RFC 3279). */
-export function signAsync(data: Uint8Array, key: KeyObject, hash: Digest | null): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    sign(hash, data, key, (err, sig) => (err ? reject(err) : resolve(sig)));
-  });
-}
-
-/**
- * Appends `signatureAlgorithm` and `signatureValue` to a signed structure (certificate or CRL:
- * both are `SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }`).
- */
-export async function signStructure(
-  tbs: Uint8Array,
-  alg: SignatureAlgorithm,
-  key: KeyObject,
-): Promise<Uint8Array> {
-  const sig = await signAsync(tbs, key, alg.hash);
-  return enc.seq(tbs, alg.algorithmIdentifier, enc.bits(sig));
 }
 
 /** Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension (critical omitted when FALSE, DER). */

@@ -25,10 +25,8 @@ import {
   authorityKeyIdentifier,
   authorityKeyIdentifierFromId,
   encodeExtensions,
-  signatureAlgorithmFor,
-  signStructure,
-  type Digest,
 } from './certificate.ts';
+import { signatureAlgorithmFor, signStructure, type Digest } from '../pki/sign.ts';
 
 /** CRL extension and entry extension OIDs (RFC 5280 §5.2.3, §5.3.1). */
 export const CRL_EXT = { cRLNumber: '2.5.29.20', reasonCode: '2.5.29.21' } as const;

@@ -18,8 +18,8 @@ import {
   authorityKeyIdentifier,
   authorityKeyIdentifierFromId,
   buildCertificate,
-  type Digest,
 } from './certificate.ts';
+import type { Digest } from '../pki/sign.ts';
 import { evaluateRequest, PolicyError, validityFor, type IssuanceProfile } from './profile.ts';
 
 export interface IssueRequest {

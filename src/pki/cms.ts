@@ -51,7 +51,6 @@ import {
   privateDecrypt,
   publicEncrypt,
   randomBytes,
-  sign,
   timingSafeEqual,
   verify,
   type KeyObject,
@@ -61,6 +60,7 @@ import { enc, Tag, type Asn1 } from './der.ts';
 import { desCbcDecrypt } from './des.ts';
 import { PkiError, malformed } from './errors.ts';
 import { ALG, CMS, SIGNATURE_ALGS } from './oids.ts';
+import { signAsync, signatureAlgorithmFor } from './sign.ts';
 import {
   certificateFromAsn1,
   parseName,
@@ -295,14 +295,7 @@ export interface BuildSignedDataOptions {
  */
 export async function buildSignedData(o: BuildSignedDataOptions): Promise<Uint8Array> {
   const digestOid = DIGEST_OIDS[o.digest]!;
-  const keyType = o.signer.key.asymmetricKeyType;
-  const sigAlg =
-    keyType === 'rsa'
-      ? enc.seq(enc.oid(RSA_SIG_OIDS[o.digest]), enc.null())
-      : keyType === 'ec'
-        ? enc.seq(enc.oid(ECDSA_SIG_OIDS[o.digest]))
-        : null;
-  if (!sigAlg) throw new PkiError('ERR_PKI_UNSUPPORTED', `cannot sign CMS with a ${keyType} key`);
+  const sigAlg = signatureAlgorithmFor(o.signer.key, o.digest);
   const attrs = [
     attribute(CMS_ATTR.contentType, [enc.oid(o.contentType)]),
     attribute(CMS_ATTR.messageDigest, [
@@ -312,9 +305,7 @@ export async function buildSignedData(o: BuildSignedDataOptions): Promise<Uint8A
     ...(o.signedAttributes ?? []).map((a) => attribute(a.oid, a.values)),
   ];
   const signedAttrs = enc.setOf(...attrs);
-  const signature = await new Promise<Buffer>((resolve, reject) =>
-    sign(o.digest, signedAttrs, o.signer.key, (err, sig) => (err ? reject(err) : resolve(sig))),
-  );
+  const signature = await signAsync(signedAttrs, o.signer.key, sigAlg.hash);
   const cert = o.signer.certificate;
   const digestAlg = enc.seq(enc.oid(digestOid));
   const signerInfo = enc.seq(
@@ -322,7 +313,7 @@ export async function buildSignedData(o: BuildSignedDataOptions): Promise<Uint8A
     enc.seq(cert.issuer.der, enc.uint(cert.serial)),
     digestAlg,
     der.tlv(der.ctx(0, true), der.value(der.decode(signedAttrs))),
-    sigAlg,
+    sigAlg.algorithmIdentifier,
     enc.octets(signature),
   );
   const certs = o.certificates ?? [];
@@ -335,17 +326,6 @@ export async function buildSignedData(o: BuildSignedDataOptions): Promise<Uint8A
   );
   return enc.seq(enc.oid(CMS.signedData), enc.ctx(0, signedData));
 }
-
-const RSA_SIG_OIDS: Record<SignedDataDigest, string> = {
-  sha1: '1.2.840.113549.1.1.5',
-  sha256: '1.2.840.113549.1.1.11',
-  sha512: '1.2.840.113549.1.1.13',
-};
-const ECDSA_SIG_OIDS: Record<SignedDataDigest, string> = {
-  sha1: '1.2.840.10045.4.1',
-  sha256: '1.2.840.10045.4.3.2',
-  sha512: '1.2.840.10045.4.3.4',
-};
 
 function attribute(oid: string, values: readonly Uint8Array[]): Uint8Array {
   return enc.seq(enc.oid(oid), enc.setOf(...values));
