@@ -9,9 +9,11 @@
  *   subjectPKInfo SubjectPublicKeyInfo, attributes [0] IMPLICIT Attributes }
  * ```
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as der from './der.ts';
-import { Tag } from './der.ts';
+import { enc, Tag } from './der.ts';
 import { malformed } from './errors.ts';
+import { signatureAlgorithmFor, signStructure, type Digest } from './sign.ts';
 import { PKCS9, SIGNATURE_ALGS } from './oids.ts';
 import {
   formatName,
@@ -118,4 +120,43 @@ export function inspectCsr(csr: CertificationRequest): CsrInfo {
     subjectAltNames: san ? der.seq(der.decode(san.value), 'subjectAltName').map(generalName) : [],
     requestedExtensions: csr.extensions.map((e) => ({ oid: e.oid, critical: e.critical })),
   };
+}
+
+export interface CsrInput {
+  /** DER Name. */
+  readonly subject: Uint8Array;
+  /** The private key; the request carries its public half and is signed with it. */
+  readonly key: KeyObject;
+  /** PKCS#9 challengePassword (RFC 2985 §5.4.1), as a UTF8String. */
+  readonly challengePassword?: string;
+  /** Extensions requested with a PKCS#9 extensionRequest (RFC 2985 §5.4.2). */
+  readonly extensions?: readonly Extension[];
+  readonly digest?: Digest;
+}
+
+/**
+ * Builds and signs a PKCS#10 request (RFC 2986 §4): what a SCEP client (the device agent,
+ * certmonger-style hosts, our tests) sends. The attributes SET is sorted as DER requires.
+ */
+export async function buildCsr(input: CsrInput): Promise<Uint8Array> {
+  const spki = new Uint8Array(createPublicKey(input.key).export({ type: 'spki', format: 'der' }));
+  const attributes: Uint8Array[] = [];
+  if (input.challengePassword !== undefined) {
+    attributes.push(
+      enc.seq(enc.oid(PKCS9.challengePassword), enc.setOf(enc.utf8(input.challengePassword))),
+    );
+  }
+  if (input.extensions?.length) {
+    const exts = input.extensions.map((e) =>
+      enc.seq(enc.oid(e.oid), ...(e.critical ? [enc.bool(true)] : []), enc.octets(e.value)),
+    );
+    attributes.push(enc.seq(enc.oid(PKCS9.extensionRequest), enc.setOf(enc.seq(...exts))));
+  }
+  const info = enc.seq(
+    enc.int(0),
+    input.subject,
+    spki,
+    der.tlv(der.ctx(0, true), ...attributes.toSorted(der.compareBytes)),
+  );
+  return signStructure(info, signatureAlgorithmFor(input.key, input.digest), input.key);
 }
