@@ -28,11 +28,13 @@ import type {
   ChallengeStore,
   RequestRecord,
   RequestStore,
+  RevocationReason,
   Store,
 } from '../store/types.ts';
 import { buildCrl } from './crl.ts';
 import { issue, randomSerial } from './issuer.ts';
 import { evaluateRequest, type IssuanceProfile, type PolicyFailure } from './profile.ts';
+import { FailureLimiter } from './rate-limit.ts';
 
 /** Why a request was refused. SCEP maps each code to a failInfo in one table (scep/service.ts). */
 export const REFUSALS = {
@@ -47,6 +49,7 @@ export const REFUSALS = {
   rejected: 'an administrator rejected the request',
   'unknown-transaction': 'no request is held for this transaction',
   'unknown-certificate': 'no certificate of this CA has that serial number',
+  'rate-limited': 'too many failed challenges from this client; try again later',
 } as const;
 export type RefusalCode = keyof typeof REFUSALS | PolicyFailure;
 
@@ -62,6 +65,8 @@ export interface EnrollmentInput {
   readonly signer: Certificate;
   /** True for SCEP RenewalReq (17): the signer must then be a certificate we issued. */
   readonly renewalRequested: boolean;
+  /** The client's network address, for rate limiting failed challenges. */
+  readonly peer?: string | undefined;
 }
 
 export type EnrollmentStore = CertificateStore &
@@ -83,7 +88,16 @@ export interface EnrollmentConfig {
   readonly revokeSupersededOnRenewal?: boolean;
   /** How long a CRL is valid (default 7 days). */
   readonly crlValidityMs?: number;
+  /** Limits failed challenges per client address (default: 10 per minute). */
+  readonly limiter?: FailureLimiter;
 }
+
+/** Refusals that count as a failed guess at a challenge. */
+const CHALLENGE_FAILURES: ReadonlySet<RefusalCode> = new Set([
+  'challenge-missing',
+  'challenge-invalid',
+  'subject-mismatch',
+]);
 
 const sha256hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -116,11 +130,14 @@ export interface EnrollmentService {
   currentCrl(): Promise<Uint8Array>;
   /** Approves or rejects a held request (admin API, CLI). False when it is not pending. */
   decide(requestId: string, decision: 'approved' | 'rejected', by: string): Promise<boolean>;
+  /** Revokes a certificate (RFC 5280 §5.3.1 reason). False when unknown or already revoked. */
+  revoke(serial: string, reason: RevocationReason, by: string): Promise<boolean>;
 }
 
 export function createEnrollmentService(config: EnrollmentConfig): EnrollmentService {
   const { store } = config;
   const now = config.now ?? (() => new Date());
+  const limiter = config.limiter ?? new FailureLimiter();
 
   async function record(
     csr: CertificationRequest,
@@ -218,7 +235,23 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     const subject = formatName(input.csr.subject);
     const held = await store.getRequestByTransaction(input.transactionId);
     if (held) return fromHold(held);
+    if (input.peer !== undefined && limiter.blocked(input.peer))
+      return refused(actor, subject, 'rate-limited');
+    const outcome = await decideNew(input, actor, subject);
+    if (
+      outcome.status === 'refused' &&
+      input.peer !== undefined &&
+      CHALLENGE_FAILURES.has(outcome.reason)
+    )
+      limiter.fail(input.peer);
+    return outcome;
+  }
 
+  async function decideNew(
+    input: EnrollmentInput,
+    actor: string,
+    subject: string,
+  ): Promise<EnrollmentOutcome> {
     const old = await ownValidCertificate(input.signer);
     if (input.renewalRequested && !old) return refused(actor, subject, 'renewal-signer-unknown');
     let profile: IssuanceProfile | undefined;
@@ -327,6 +360,12 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     async decide(requestId, decision, by) {
       const ok = await store.decideRequest(requestId, decision, by, now());
       if (ok) await audit(by, `request.${decision}`, requestId);
+      return ok;
+    },
+    async revoke(serial, reason, by) {
+      const s = serial.replace(/^(00)+(?=.)/, '').toLowerCase();
+      const ok = await store.revokeCertificate(s, reason, now());
+      if (ok) await audit(by, 'certificate.revoked', s, { reason });
       return ok;
     },
   };

@@ -49,9 +49,13 @@ export const REFUSAL_FAILINFO: Readonly<Record<RefusalCode, FailInfoName>> = {
   'subject-missing': 'badRequest',
   'malformed-request': 'badRequest',
   'unsupported-signature-algorithm': 'badAlg',
+  'rate-limited': 'badRequest',
 };
 
-/** Capabilities advertised by GetCACaps (RFC 8894 §3.5.2). */
+/**
+ * Capabilities advertised by GetCACaps (RFC 8894 §3.5.2). GetNextCACert is not advertised:
+ * CA rollover is not implemented yet, and a client must not be told otherwise.
+ */
 export const DEFAULT_CAPABILITIES = [
   'POSTPKIOperation',
   'Renewal',
@@ -61,7 +65,6 @@ export const DEFAULT_CAPABILITIES = [
   'AES',
   'DES3',
   'SCEPStandard',
-  'GetNextCACert',
 ] as const;
 
 export interface ScepServiceOptions {
@@ -83,7 +86,8 @@ export interface ScepResponse {
 export interface ScepService {
   getCaCaps(): ScepResponse;
   getCaCert(): ScepResponse;
-  pkiOperation(body: Uint8Array): Promise<ScepResponse>;
+  /** `peer` is the client's network address (rate limiting); never used for decisions otherwise. */
+  pkiOperation(body: Uint8Array, meta?: { readonly peer?: string }): Promise<ScepResponse>;
 }
 
 /** The FAILURE a ScepError stands for: its failInfo and the fixed text, never the detail. */
@@ -151,6 +155,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
   async function answer(
     msg: PkiMessage,
     opened: OpenedRequest,
+    peer: string | undefined,
   ): Promise<Pick<CertRepOptions, 'status' | 'failInfo' | 'failInfoText' | 'issued' | 'crls'>> {
     switch (opened.messageType) {
       case MessageType.PKCSReq:
@@ -162,6 +167,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
             csr: opened.csr,
             signer: msg.signerCertificate,
             renewalRequested: opened.messageType === MessageType.RenewalReq,
+            peer,
           }),
         );
       case MessageType.CertPoll:
@@ -182,7 +188,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
   return {
     getCaCaps: () => ({ contentType: 'text/plain', body: new TextEncoder().encode(caps) }),
     getCaCert: () => caCert,
-    async pkiOperation(body) {
+    async pkiOperation(body, meta = {}) {
       let msg: PkiMessage;
       try {
         msg = parsePkiMessage(body);
@@ -223,7 +229,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
         });
         return certRep(to, refusal(e));
       }
-      return certRep({ ...to, cipher: opened.cipher }, await answer(msg, opened));
+      return certRep({ ...to, cipher: opened.cipher }, await answer(msg, opened, meta.peer));
     },
   };
 }

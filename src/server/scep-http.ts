@@ -59,7 +59,7 @@ export function registerScep(app: FastifyInstance, service: ScepService, prefix 
         if (!body || body.length === 0)
           return reply.code(400).type('text/plain').send('PKIOperation needs a message\n');
         try {
-          return send(reply, await service.pkiOperation(body));
+          return send(reply, await service.pkiOperation(body, { peer: req.ip }));
         } catch (e) {
           if (isPkiError(e))
             return reply.code(400).type('text/plain').send('not a SCEP pkiMessage\n');
