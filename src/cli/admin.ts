@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { challengeHash } from '../ca/enrollment.ts';
 import { formatName, sha1Thumbprint } from '../pki/x509.ts';
-import { builtinProfiles, openContext, type ServerContext } from '../server/context.ts';
+import { importAuthority } from '../ca/authority.ts';
+import { CRL_REASONS } from '../ca/crl.ts';
+import type { RevocationReason } from '../store/types.ts';
+import {
+  builtinProfiles,
+  installAuthority,
+  openContext,
+  type ServerContext,
+} from '../server/context.ts';
+import { readInput } from './io.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
 interface DataOptions {
@@ -62,6 +71,30 @@ export function parseDuration(s: string): number {
   );
 }
 
+/** True when the data directory already holds a CA. */
+async function hasCa(o: DataOptions): Promise<boolean> {
+  try {
+    await withContext(o, async () => undefined);
+    return true;
+  } catch (e) {
+    if (e instanceof CliError) return false;
+    throw e;
+  }
+}
+
+function printCa(ctx: ServerContext, o: DataOptions, out: (s: string) => void): void {
+  const summary = [ctx.ca.root, ctx.ca.issuing, ...(ctx.ca.ra ? [ctx.ca.ra] : [])].map((x) => ({
+    subject: formatName(x.certificate.subject),
+    sha1: sha1Thumbprint(x.certificate),
+    notAfter: x.certificate.notAfter.toISOString(),
+  }));
+  out(
+    o.json
+      ? `${JSON.stringify({ certificates: summary }, null, 2)}\n`
+      : summary.map((s) => `${s.subject}\n  SHA-1 ${s.sha1}, valid until ${s.notAfter}\n`).join(''),
+  );
+}
+
 export function adminCommands(root: Command, out: (s: string) => void): void {
   const ca = root.command('ca').description('the certificate authority in a data directory');
   dataOptions(
@@ -79,14 +112,7 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
           .default('rsa'),
       ),
   ).action(async (o: DataOptions & { keyType: 'rsa' | 'ec' }) => {
-    let existed = true;
-    try {
-      await withContext(o, async () => undefined);
-    } catch (e) {
-      if (!(e instanceof CliError)) throw e;
-      existed = false;
-    }
-    if (existed) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+    if (await hasCa(o)) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
     const ctx = await openContext({
       dataDir: o.data,
       database: o.database,
@@ -94,21 +120,104 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
       keyType: o.keyType,
     });
     try {
-      const summary = [ctx.ca.root, ctx.ca.issuing, ...(ctx.ca.ra ? [ctx.ca.ra] : [])].map((x) => ({
-        subject: formatName(x.certificate.subject),
-        sha1: sha1Thumbprint(x.certificate),
-        notAfter: x.certificate.notAfter.toISOString(),
-      }));
-      out(
-        o.json
-          ? `${JSON.stringify({ certificates: summary }, null, 2)}\n`
-          : summary
-              .map((s) => `${s.subject}\n  SHA-1 ${s.sha1}, valid until ${s.notAfter}\n`)
-              .join(''),
-      );
+      printCa(ctx, o, out);
     } finally {
       await ctx.close();
     }
+  });
+
+  dataOptions(
+    ca
+      .command('import')
+      .description(
+        'use an existing CA: a PFX, or PEM with the key and its certificate (and the root); the certificate matching the key becomes the issuing CA',
+      )
+      .argument('<file>', 'PFX/P12 or PEM file, or - for standard input')
+      .option(
+        '-p, --password <password>',
+        'password of the PFX or encrypted key (or CERTPOST_PASSWORD)',
+        process.env['CERTPOST_PASSWORD'],
+      ),
+  ).action(async (file: string, o: DataOptions & { password?: string }) => {
+    if (await hasCa(o)) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+    const material = await importAuthority(await readInput(file), o.password);
+    await installAuthority(o.data, material);
+    await withContext(o, async (ctx) => {
+      await ctx.store.appendAudit({
+        at: new Date(),
+        actor: 'cli',
+        action: 'ca.imported',
+        target: sha1Thumbprint(ctx.ca.issuing.certificate),
+        details: { subject: formatName(ctx.ca.issuing.certificate.subject) },
+      });
+      printCa(ctx, o, out);
+    });
+  });
+
+  const certs = root.command('certificates').description('certificates this CA issued');
+  dataOptions(
+    certs
+      .command('list')
+      .description('list issued certificates, newest first')
+      .option('--subject <dn>', 'only this exact subject (RFC 4514)')
+      .option('--revoked', 'only revoked certificates')
+      .option('--limit <n>', 'at most this many', '100'),
+  ).action(async (o: DataOptions & { subject?: string; revoked?: boolean; limit: string }) => {
+    const limit = Number(o.limit);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new CliError('--limit must be a positive whole number', EXIT.usage);
+    await withContext(o, async (ctx) => {
+      const list = await ctx.store.listCertificates({
+        limit,
+        ...(o.subject ? { subject: o.subject } : {}),
+        ...(o.revoked ? { revoked: true } : {}),
+      });
+      const rows = list.map((c) => ({
+        serial: c.serial,
+        subject: c.subject,
+        sha1: c.sha1,
+        profile: c.profile,
+        notAfter: c.notAfter.toISOString(),
+        revoked: c.revokedAt
+          ? { at: c.revokedAt.toISOString(), reason: CRL_REASONS[c.revocationReason ?? 0] }
+          : null,
+      }));
+      out(
+        o.json
+          ? `${JSON.stringify({ certificates: rows }, null, 2)}\n`
+          : rows.length
+            ? rows
+                .map(
+                  (r) =>
+                    `${r.serial}  ${r.notAfter}  ${r.revoked ? `REVOKED (${r.revoked.reason})` : 'valid'}  ${r.subject}\n`,
+                )
+                .join('')
+            : 'no certificates\n',
+      );
+    });
+  });
+  const reasonNames = Object.entries(CRL_REASONS).filter(([code]) => code !== '8');
+  dataOptions(
+    certs
+      .command('revoke')
+      .description('revoke a certificate; the next CRL (/crl, SCEP GetCRL) lists it')
+      .argument('<serial>', 'serial number, hex (from certificates list)')
+      .addOption(
+        new Option('--reason <reason>', 'RFC 5280 reason')
+          .choices(reasonNames.map(([, name]) => name))
+          .default('unspecified'),
+      ),
+  ).action(async (serial: string, o: DataOptions & { reason: string }) => {
+    const code = Number(reasonNames.find(([, name]) => name === o.reason)![0]) as RevocationReason;
+    await withContext(o, async (ctx) => {
+      if (!(await ctx.enrollment.revoke(serial, code, 'cli')))
+        throw new CliError(`no valid certificate with serial ${serial}`, EXIT.input);
+      out(
+        o.json
+          ? `${JSON.stringify({ serial, revoked: true, reason: o.reason })}\n`
+          : `${serial} revoked (${o.reason})\n`,
+      );
+    });
   });
 
   const challenge = root.command('challenge').description('one-time SCEP challenge passwords');

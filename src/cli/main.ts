@@ -4,6 +4,7 @@
  * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { isPkiError, PkiError } from '../pki/errors.ts';
@@ -223,6 +224,16 @@ function program(out: (s: string) => void): Command {
       'fatal, error, warn, info, debug',
       process.env['CERTPOST_LOG_LEVEL'] ?? 'info',
     )
+    .option(
+      '--public-url <url>',
+      'URL clients reach this server at; issued certificates point to <url>/crl (default: http://HOST:PORT of --listen)',
+      process.env['CERTPOST_PUBLIC_URL'],
+    )
+    .option(
+      '--workers <n>',
+      'server processes sharing the port and the store ("auto": one per core)',
+      process.env['CERTPOST_WORKERS'] ?? '1',
+    )
     .addHelpText(
       'after',
       '\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset).',
@@ -234,13 +245,21 @@ function program(out: (s: string) => void): Command {
         database?: string;
         scepChallenge?: string;
         logLevel: string;
+        workers: string;
+        publicUrl?: string;
       }) => {
+        const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
+        if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+          throw new CliError('--workers must be a whole number from 1 to 64, or auto', EXIT.usage);
+        }
         await serve({
           dataDir: o.data,
           listen: o.listen,
           database: o.database,
           staticChallenge: o.scepChallenge,
           logLevel: o.logLevel,
+          publicUrl: o.publicUrl,
+          workers,
         });
       },
     );

@@ -25,6 +25,11 @@ export interface ContextOptions {
   /** `postgres://…` for PostgreSQL; default: SQLite `certpost.db` in the data directory. */
   readonly database?: string | undefined;
   readonly staticChallenge?: string | undefined;
+  /**
+   * The URL clients reach this server at (e.g. `https://pki.contoso.com`): issued certificates
+   * then carry `<publicUrl>/crl` as their CRL distribution point (RFC 5280 §4.2.1.13).
+   */
+  readonly publicUrl?: string | undefined;
   /** Create a development CA when the data directory has none (serve does; admin commands don't). */
   readonly createCa?: boolean;
   readonly keyType?: 'rsa' | 'ec';
@@ -41,11 +46,15 @@ export interface ServerContext {
   close(): Promise<void>;
 }
 
-/** Built-in issuance profiles: `default` issues at once, `manual` waits for an administrator. */
-export function builtinProfiles(): Map<string, IssuanceProfile> {
+/**
+ * Built-in issuance profiles: `default` issues at once, `manual` waits for an administrator.
+ * With a public URL, both write the CRL distribution point into what they issue.
+ */
+export function builtinProfiles(publicUrl?: string): Map<string, IssuanceProfile> {
+  const crl = publicUrl ? { crlUrl: `${publicUrl.replace(/\/+$/, '')}/crl` } : {};
   return new Map<string, IssuanceProfile>([
-    ['default', DEFAULT_PROFILE],
-    ['manual', { ...DEFAULT_PROFILE, name: 'manual', requireApproval: true }],
+    ['default', { ...DEFAULT_PROFILE, ...crl }],
+    ['manual', { ...DEFAULT_PROFILE, ...crl, name: 'manual', requireApproval: true }],
   ]);
 }
 
@@ -63,6 +72,13 @@ async function caPassphrase(caDir: string, create: boolean): Promise<string> {
   }
 }
 
+/** Saves a CA (created or imported) into a data directory that has none yet. */
+export async function installAuthority(dataDir: string, material: CaMaterial): Promise<void> {
+  const caDir = join(dataDir, 'ca');
+  await mkdir(caDir, { recursive: true, mode: 0o700 });
+  await saveAuthority(caDir, material, await caPassphrase(caDir, true));
+}
+
 /** Opens (and on first use initialises) a data directory. */
 export async function openContext(o: ContextOptions): Promise<ServerContext> {
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
@@ -74,16 +90,15 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       ca = await loadAuthority(caDir, await caPassphrase(caDir, false));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !o.createCa) throw e;
-      await mkdir(caDir, { recursive: true, mode: 0o700 });
       ca = await createAuthority({
         keyType: o.keyType ?? 'rsa',
         rootSubject: 'CN=certpost development root CA,O=certpost',
         issuingSubject: 'CN=certpost development issuing CA,O=certpost',
       });
-      await saveAuthority(caDir, ca, await caPassphrase(caDir, true));
+      await installAuthority(o.dataDir, ca);
       o.log?.('warn', 'created a development CA', { dir: caDir });
     }
-    const profiles = builtinProfiles();
+    const profiles = builtinProfiles(o.publicUrl);
     const enrollment = createEnrollmentService({
       issuing: ca.issuing,
       profiles,

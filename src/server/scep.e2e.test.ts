@@ -79,6 +79,7 @@ before(async () => {
     dataDir: join(work, 'data'),
     listen: '127.0.0.1:0',
     staticChallenge: STATIC,
+    publicUrl: 'http://pki.example.test',
     logLevel: 'warn',
   });
   const res = await fetch(`${server.url}/scep?operation=GetCACert&message=default`);
@@ -100,6 +101,10 @@ describe('SCEP with the real micromdm scepclient', () => {
     const cert = join(dir, 'cert.pem');
     assert.match(openssl('verify', '-CAfile', caFile, cert), /OK/);
     assert.match(openssl('x509', '-in', cert, '-noout', '-subject'), /CN = device-static/);
+    assert.match(
+      openssl('x509', '-in', cert, '-noout', '-ext', 'crlDistributionPoints'),
+      /URI:http:\/\/pki\.example\.test\/crl/,
+    );
     const rec = await server.context.store.getCertificate(serialOf(cert).replace(/^(00)+/, ''));
     assert.ok(rec, 'the certificate is recorded in the store');
   });

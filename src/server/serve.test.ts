@@ -43,3 +43,30 @@ it('rejects a malformed --listen', () => {
   assert.throws(() => parseListen('localhost'), /host:port/);
   assert.throws(() => parseListen('127.0.0.1:99999'), /host:port/);
 });
+
+it('runs several worker processes on one port, and stops them all on SIGTERM', async () => {
+  const data = join(tempDir(), 'data');
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--workers', '2'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  const listening = await new Promise<{ url: string; workers: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "listening" line: ${out}`)), 20_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { url: string; workers: number });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+  });
+  assert.equal(listening.workers, 2);
+  for (let i = 0; i < 4; i++) assert.equal((await fetch(`${listening.url}/healthz`)).status, 200);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+});

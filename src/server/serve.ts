@@ -4,7 +4,8 @@
  * `/healthz`, logs structured JSON lines (one says `listening`, which tests and scripts wait
  * for), and on SIGINT/SIGTERM stops accepting, finishes in-flight requests, and closes the store.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import cluster from 'node:cluster';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
 import { registerScep } from './scep-http.ts';
@@ -14,6 +15,8 @@ export interface ServeOptions {
   readonly listen: string;
   readonly database?: string | undefined;
   readonly staticChallenge?: string | undefined;
+  /** Default: `http://HOST:PORT` of `listen` when the port is fixed. */
+  readonly publicUrl?: string | undefined;
   readonly logLevel?: string;
 }
 
@@ -33,7 +36,12 @@ export interface RunningServer {
 
 /** Builds the app around an opened context (tests use this with `app.inject`). */
 export function buildApp(context: ServerContext, logLevel = 'info'): FastifyInstance {
-  const app = Fastify({ logger: { level: logLevel }, disableRequestLogging: true });
+  // Per-request lines are off: at hundreds of enrollments per second they would be most of the
+  // server's I/O. Errors are still logged.
+  const app = Fastify({
+    logger: { level: logLevel },
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   app.get('/healthz', async () => ({ status: 'ok', version: pkg.version }));
   app.get('/crl', async (_req, reply) =>
     reply
@@ -53,6 +61,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     dataDir: o.dataDir,
     database: o.database,
     staticChallenge: o.staticChallenge,
+    publicUrl:
+      o.publicUrl ??
+      (port !== 0 ? `http://${host.includes(':') ? `[${host}]` : host}:${port}` : undefined),
     createCa: true,
     log: (level, msg, fields) => logTo.app?.log[level](fields, msg),
   });
@@ -62,16 +73,78 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   return { app, url: address, context };
 }
 
-/** Runs until SIGINT/SIGTERM, then closes the listener and lets in-flight requests finish. */
-export async function serve(o: ServeOptions): Promise<void> {
-  const { app, url } = await startServer(o);
-  app.log.info({ url, dataDir: o.dataDir, version: pkg.version }, 'listening');
+/**
+ * Lifecycle events are printed whatever the log level: scripts and tests wait for the
+ * `listening` line (a stable interface). Same JSON shape as the logger's lines.
+ */
+function lifecycle(msg: string, fields: Record<string, unknown>): void {
+  process.stdout.write(
+    `${JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg, ...fields })}\n`,
+  );
+}
+
+/**
+ * Runs until SIGINT/SIGTERM. With `workers > 1` it runs that many server processes sharing the
+ * listening socket (node:cluster) and the store, so JavaScript runs on every core; the primary
+ * creates the data directory and CA before forking, restarts a worker that dies, and on a signal
+ * stops every worker, each finishing its in-flight requests.
+ */
+export async function serve(o: ServeOptions & { readonly workers?: number }): Promise<void> {
+  const workers = o.workers ?? 1;
+  if (workers <= 1 || cluster.isWorker) return serveOne(o);
+  const first = await openContext({ dataDir: o.dataDir, database: o.database, createCa: true });
+  await first.close();
+  let stopping = false;
+  const fork = () => cluster.fork({ CERTPOST_WORKER: '1' });
+  const url = await new Promise<string>((resolve) => {
+    let ready = 0;
+    cluster.on('listening', (_w, address) => {
+      if (++ready === workers)
+        resolve(
+          `http://${address.address?.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
+        );
+    });
+    for (let i = 0; i < workers; i++) fork();
+  });
+  cluster.on('exit', (w, code, signal) => {
+    if (stopping) return;
+    lifecycle('worker died, restarting', { pid: w.process.pid, code, signal });
+    fork();
+  });
+  lifecycle('listening', { url, dataDir: o.dataDir, version: pkg.version, workers });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      app.log.info({ signal }, 'shutting down');
-      void app.close().then(() => resolve());
+      stopping = true;
+      lifecycle('shutting down', { signal });
+      const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+      let left = alive.length;
+      if (left === 0) resolve();
+      for (const w of alive) {
+        w.once('exit', () => --left === 0 && resolve());
+        w.kill('SIGTERM');
+      }
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+/** One server process: until SIGINT/SIGTERM (or, as a worker, until its primary is gone). */
+async function serveOne(o: ServeOptions): Promise<void> {
+  const { app, url } = await startServer(o);
+  if (!cluster.isWorker) lifecycle('listening', { url, dataDir: o.dataDir, version: pkg.version });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      if (!cluster.isWorker) lifecycle('shutting down', { signal });
+      // A worker's IPC channel keeps its event loop alive: drop it once the server is closed.
+      void app.close().then(() => {
+        if (cluster.isWorker && process.connected) process.disconnect();
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    // A worker whose primary was killed must not go on serving on its own.
+    if (cluster.isWorker) process.once('disconnect', () => stop('primary gone'));
   });
 }
