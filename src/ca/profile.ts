@@ -8,10 +8,11 @@
  * decisions belong to the caller's middleware (style.md principle 9); the profile only carries
  * the settings they read (`requireApproval`, `allowRenewal`, `renewalRequiresChallenge`).
  */
-import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { constants, verify, type KeyObject } from 'node:crypto';
 import * as der from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
 import type { CertificationRequest } from '../pki/csr.ts';
+import { publicKeyFromSpki } from '../pki/keys.ts';
 import { EXT, SIGNATURE_ALGS, type KeyUsageName } from '../pki/oids.ts';
 import { generalName, publicKeyInfo } from '../pki/x509.ts';
 import {
@@ -142,7 +143,7 @@ export function checkCsrSignature(
     return { ok: false, reason: 'unsupported-signature-algorithm' };
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: Buffer.from(csr.spki), format: 'der', type: 'spki' });
+    key = publicKeyFromSpki(csr.spki);
   } catch {
     return { ok: false, reason: 'bad-signature' };
   }

@@ -35,9 +35,10 @@
  * `trusted` is true exactly when the path ends at an anchor and `problems` is empty; every
  * problem is a failure, there is no warning category.
  */
-import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { constants, verify, type KeyObject } from 'node:crypto';
 import * as der from './der.ts';
 import { Tag } from './der.ts';
+import { publicKeyFromSpki } from './keys.ts';
 import { ALG, EKU_NAMES, EXT, EXTENSION_NAMES, SIGNATURE_ALGS } from './oids.ts';
 import {
   authorityKeyIdentifier,
@@ -119,23 +120,13 @@ const HASH_OIDS: Readonly<Record<string, string>> = {
 const MGF1 = '1.2.840.113549.1.1.8';
 const ANY_EKU = '2.5.29.37.0';
 
-/** Parsed public keys by SPKI: issuers sign many certificates, parsing their key once is enough. */
-const keyCache = new Map<string, KeyObject | null>();
-const KEY_CACHE_LIMIT = 512;
-
+/** The issuer's public key, or null when its SPKI cannot be read (reported, never thrown). */
 function publicKey(spki: Uint8Array): KeyObject | null {
-  const id = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength).toString('base64');
-  const hit = keyCache.get(id);
-  if (hit !== undefined) return hit;
-  let key: KeyObject | null;
   try {
-    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    return publicKeyFromSpki(spki);
   } catch {
-    key = null;
+    return null;
   }
-  if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.delete(keyCache.keys().next().value!);
-  keyCache.set(id, key);
-  return key;
 }
 
 /**

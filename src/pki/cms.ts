@@ -47,7 +47,6 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
-  createPublicKey,
   privateDecrypt,
   publicEncrypt,
   randomBytes,
@@ -59,6 +58,7 @@ import * as der from './der.ts';
 import { enc, Tag, type Asn1 } from './der.ts';
 import { desCbcDecrypt } from './des.ts';
 import { PkiError, malformed } from './errors.ts';
+import { publicKeyFromSpki } from './keys.ts';
 import { ALG, CMS, SIGNATURE_ALGS } from './oids.ts';
 import { signAsync, signatureAlgorithmFor } from './sign.ts';
 import {
@@ -248,7 +248,7 @@ export function verifySigner(signed: SignedData, signer: SignerInfo, cert: Certi
         return false;
       data = signer.signedAttrs;
     }
-    const key = createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
+    const key = publicKeyFromSpki(cert.spki);
     const sigHash = signatureHash(signer.signatureAlgorithm, hash, key);
     if (!sigHash) return false;
     return verify(sigHash, data, key, signer.signature);
@@ -440,11 +440,7 @@ export function buildEnvelopedData(
   const iv = randomBytes(cipher.startsWith('aes') ? 16 : 8);
   const c = createCipheriv(cipher, key, iv);
   const ciphertext = Buffer.concat([c.update(content), c.final()]);
-  const publicKey = createPublicKey({
-    key: Buffer.from(recipientCert.spki),
-    format: 'der',
-    type: 'spki',
-  });
+  const publicKey = publicKeyFromSpki(recipientCert.spki);
   if (publicKey.asymmetricKeyType !== 'rsa')
     throw new PkiError('ERR_PKI_UNSUPPORTED', 'the recipient certificate has no RSA key');
   const encryptedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, key);

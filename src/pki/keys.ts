@@ -92,6 +92,30 @@ export function parsePrivateKeyPem(pem: string, password?: string): PrivateKey {
   return describePrivateKey(key);
 }
 
+/** Parsed public keys by SPKI. Issuers sign many certificates, and within one SCEP enrollment
+ * the message, the CSR and the reply envelope usually share one key: parse it once. */
+const spkiCache = new Map<string, KeyObject>();
+const SPKI_CACHE_LIMIT = 1024;
+
+/**
+ * The KeyObject of a DER SubjectPublicKeyInfo, memoised (least recently added first out).
+ * Throws `ERR_PKI_MALFORMED` for bytes Node cannot read as a public key.
+ */
+export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
+  const id = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength).toString('base64');
+  const hit = spkiCache.get(id);
+  if (hit) return hit;
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new PkiError('ERR_PKI_MALFORMED', 'not a public key', { cause: e });
+  }
+  if (spkiCache.size >= SPKI_CACHE_LIMIT) spkiCache.delete(spkiCache.keys().next().value!);
+  spkiCache.set(id, key);
+  return key;
+}
+
 /** True when the private key is the one whose public half the certificate carries. */
 export function keyMatchesCertificate(key: PrivateKey, cert: Certificate): boolean {
   if (Buffer.compare(key.spki, cert.spki) === 0) return true;
@@ -99,7 +123,7 @@ export function keyMatchesCertificate(key: PrivateKey, cert: Certificate): boole
     // Same key, different encoding (compressed EC point, explicit parameters): compare keys.
     // Only keys of one type: KeyObject.equals across types leaves an error on OpenSSL's queue
     // (Node 24.21) that makes the next unrelated createPrivateKey in the process fail.
-    const certKey = createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
+    const certKey = publicKeyFromSpki(cert.spki);
     const ownKey = createPublicKey(key.key);
     return certKey.asymmetricKeyType === ownKey.asymmetricKeyType && certKey.equals(ownKey);
   } catch {
