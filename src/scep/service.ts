@@ -16,7 +16,7 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import type { EnrollmentOutcome, EnrollmentService, RefusalCode } from '../ca/enrollment.ts';
 import { PkiError } from '../pki/errors.ts';
 import { encodePkcs7Certificates } from '../pki/pkcs7.ts';
-import type { Certificate } from '../pki/x509.ts';
+import { publicKeyInfo, type Certificate } from '../pki/x509.ts';
 import { FailInfo, isScepError, type FailInfoName, type ScepError } from './errors.ts';
 import {
   buildCertRep,
@@ -210,6 +210,20 @@ export function createScepService(o: ScepServiceOptions): ScepService {
         if (isScepError(e))
           throw new PkiError('ERR_PKI_MALFORMED', 'not a SCEP pkiMessage', { cause: e });
         throw e;
+      }
+      // Replies are encrypted to the requester's key with RSA key transport (RFC 8894 §3.2.2):
+      // a request signed with another key type could never receive its certificate, so it is
+      // refused before anything is issued.
+      if (publicKeyInfo(msg.signerCertificate.spki).type !== 'rsa') {
+        log('info', 'scep request signed with a non-RSA key', { transactionId: msg.transactionId });
+        return certRep(
+          {
+            transactionId: msg.transactionId,
+            senderNonce: msg.senderNonce,
+            digest: msg.digestAlgorithm,
+          },
+          fail('badAlg', 'sign the request with an RSA key: the reply is encrypted to it'),
+        );
       }
       const to = {
         transactionId: msg.transactionId,
