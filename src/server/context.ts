@@ -10,7 +10,7 @@
  * data directory. Production sets the variable (or uses a PKCS#11 token, issue 3 follow-up).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createAuthority, loadAuthority, saveAuthority, type CaMaterial } from '../ca/authority.ts';
 import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
@@ -79,25 +79,69 @@ export async function installAuthority(dataDir: string, material: CaMaterial): P
   await saveAuthority(caDir, material, await caPassphrase(caDir, true));
 }
 
+/** The data directory's CA, or undefined when it has none yet. */
+async function tryLoadAuthority(caDir: string): Promise<CaMaterial | undefined> {
+  try {
+    return await loadAuthority(caDir, await caPassphrase(caDir, false));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function missingCa(caDir: string): Promise<never> {
+  throw Object.assign(new Error(`no CA in ${caDir}`), { code: 'ENOENT', path: caDir });
+}
+
+/**
+ * Creates the development CA exactly once, whatever the number of processes starting on the
+ * same empty data directory: the one that creates `ca.lock` exclusively builds the CA; the
+ * others wait for it and load it. A lock left by a crashed process is reported, not guessed at.
+ */
+async function createOnce(o: ContextOptions): Promise<CaMaterial> {
+  const caDir = join(o.dataDir, 'ca');
+  const lockFile = join(o.dataDir, 'ca.lock');
+  let lock;
+  try {
+    lock = await open(lockFile, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    for (let waited = 0; waited < 30_000; waited += 100) {
+      await new Promise((r) => setTimeout(r, 100));
+      const ca = await tryLoadAuthority(caDir);
+      if (ca) return ca;
+    }
+    throw new Error(
+      `another process is creating the CA in ${caDir}, or a crashed one left ${lockFile}: remove it and start again`,
+      { cause: e },
+    );
+  }
+  try {
+    const existing = await tryLoadAuthority(caDir); // created while we were getting the lock
+    if (existing) return existing;
+    const ca = await createAuthority({
+      keyType: o.keyType ?? 'rsa',
+      rootSubject: 'CN=certpost development root CA,O=certpost',
+      issuingSubject: 'CN=certpost development issuing CA,O=certpost',
+    });
+    await installAuthority(o.dataDir, ca);
+    o.log?.('warn', 'created a development CA', { dir: caDir });
+    return ca;
+  } finally {
+    await lock.close();
+    await rm(lockFile, { force: true });
+  }
+}
+
 /** Opens (and on first use initialises) a data directory. */
 export async function openContext(o: ContextOptions): Promise<ServerContext> {
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const caDir = join(o.dataDir, 'ca');
   const store = await openStore(o.database ?? join(o.dataDir, 'certpost.db'));
   try {
-    let ca: CaMaterial;
-    try {
-      ca = await loadAuthority(caDir, await caPassphrase(caDir, false));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !o.createCa) throw e;
-      ca = await createAuthority({
-        keyType: o.keyType ?? 'rsa',
-        rootSubject: 'CN=certpost development root CA,O=certpost',
-        issuingSubject: 'CN=certpost development issuing CA,O=certpost',
-      });
-      await installAuthority(o.dataDir, ca);
-      o.log?.('warn', 'created a development CA', { dir: caDir });
-    }
+    const ca =
+      (await tryLoadAuthority(caDir)) ??
+      (o.createCa ? await createOnce(o) : await missingCa(caDir));
     const profiles = builtinProfiles(o.publicUrl);
     const enrollment = createEnrollmentService({
       issuing: ca.issuing,

@@ -70,3 +70,43 @@ it('runs several worker processes on one port, and stops them all on SIGTERM', a
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
 });
+
+it('two servers starting at once on one empty data directory create one CA, not two', async () => {
+  const data = join(tempDir(), 'data');
+  const start = () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, 'serve', '--data', data, '--listen', '127.0.0.1:0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const ready = new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`no "listening" line: ${out}`)), 30_000);
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = out.split('\n').find((l) => l.includes('"listening"'));
+        if (line) {
+          clearTimeout(timer);
+          resolve((JSON.parse(line) as { url: string }).url);
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+    });
+    return { child, ready };
+  };
+  const a = start();
+  const b = start();
+  try {
+    const urls = await Promise.all([a.ready, b.ready]);
+    const chains = await Promise.all(
+      urls.map(async (u) =>
+        Buffer.from(await (await fetch(`${u}/scep?operation=GetCACert`)).arrayBuffer()),
+      ),
+    );
+    assert.ok(chains[0]!.length > 0);
+    assert.deepEqual(chains[0], chains[1]);
+  } finally {
+    a.child.kill('SIGKILL');
+    b.child.kill('SIGKILL');
+  }
+});

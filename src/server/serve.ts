@@ -95,7 +95,6 @@ export async function serve(o: ServeOptions & { readonly workers?: number }): Pr
   const first = await openContext({ dataDir: o.dataDir, database: o.database, createCa: true });
   await first.close();
   let stopping = false;
-  const fork = () => cluster.fork({ CERTPOST_WORKER: '1' });
   const url = await new Promise<string>((resolve) => {
     let ready = 0;
     cluster.on('listening', (_w, address) => {
@@ -104,12 +103,12 @@ export async function serve(o: ServeOptions & { readonly workers?: number }): Pr
           `http://${address.address?.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
         );
     });
-    for (let i = 0; i < workers; i++) fork();
+    for (let i = 0; i < workers; i++) cluster.fork();
   });
   cluster.on('exit', (w, code, signal) => {
     if (stopping) return;
     lifecycle('worker died, restarting', { pid: w.process.pid, code, signal });
-    fork();
+    cluster.fork();
   });
   lifecycle('listening', { url, dataDir: o.dataDir, version: pkg.version, workers });
   await new Promise<void>((resolve) => {
