@@ -69,7 +69,12 @@ it('every import respects the component boundaries', () => {
         const targetPath = relative(SRC, join(file, '..', spec))
           .split(sep)
           .join('/');
-        if (target === 'store' && !isTest && !BACKEND_USERS.has(component) && targetPath !== STORE_ROLES) {
+        if (
+          target === 'store' &&
+          !isTest &&
+          !BACKEND_USERS.has(component) &&
+          targetPath !== STORE_ROLES
+        ) {
           problems.push(
             `${rel}: ${component} may import only ${STORE_ROLES} from store, not ${spec}`,
           );

@@ -46,6 +46,7 @@ export class FailureLimiter {
     list.push(this.#now());
     this.#failures.delete(key); // re-insert: Map order is the eviction order
     this.#failures.set(key, list);
-    if (this.#failures.size > this.#maxKeys) this.#failures.delete(this.#failures.keys().next().value!);
+    if (this.#failures.size > this.#maxKeys)
+      this.#failures.delete(this.#failures.keys().next().value!);
   }
 }
