@@ -1,0 +1,454 @@
+/**
+ * SyncML DM 1.2 messages (OMA-TS-DM_RepPro, as MS-MDM §2.2 profiles it): a typed model, a
+ * parser and a builder. Written here because npm has no SyncML library; XML itself is
+ * fast-xml-parser's, in its order-preserving mode, because command order is meaning (an
+ * Atomic's `Exec Enroll` must stay last, a Status refers to the command before it).
+ *
+ * ```dtd
+ * <!ELEMENT SyncML (SyncHdr, SyncBody)>
+ * <!ELEMENT SyncHdr (VerDTD, VerProto, SessionID, MsgID, Target, Source, RespURI?, NoResp?, Cred?, Meta?)>
+ * <!ELEMENT SyncBody ((Alert | Atomic | Copy | Delete | Exec | Get | Map | Put | Replace |
+ *   Results | Search | Sequence | Status | Sync | Add)+, Final?)>
+ * ```
+ * Input from the network is hostile: a DOCTYPE (the door to XXE and entity expansion) is
+ * refused outright, and size and nesting depth are capped before the XML parser runs.
+ * Every failure is a {@link SyncMLError}; the session layer answers it with a SyncML Status
+ * (or HTTP 400 when not even a header could be read), never a crash.
+ */
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+
+export const SYNCML_NS = 'SYNCML:SYNCML1.2';
+export const METINF_NS = 'syncml:metinf';
+export const SYNCML_CONTENT_TYPE = 'application/vnd.syncml.dm+xml';
+
+/** Safety limits (MS-MDM suggests ~512 KB messages; real ones nest < 10 deep). */
+export const LIMITS = { maxBytes: 1024 * 1024, maxDepth: 32 } as const;
+
+export type SyncMLErrorCode =
+  'ERR_SYNCML_MALFORMED' | 'ERR_SYNCML_LIMIT' | 'ERR_SYNCML_FORBIDDEN_DOCTYPE';
+
+export class SyncMLError extends Error {
+  readonly code: SyncMLErrorCode;
+  constructor(code: SyncMLErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'SyncMLError';
+  }
+}
+
+export interface Meta {
+  readonly format?: string;
+  readonly type?: string;
+  readonly size?: string;
+  readonly nextNonce?: string;
+  readonly maxMsgSize?: string;
+  readonly maxObjSize?: string;
+}
+
+export interface Item {
+  readonly target?: string;
+  readonly source?: string;
+  readonly meta?: Meta;
+  /** Text content; embedded XML (Format xml) is kept as its XML text. */
+  readonly data?: string;
+  readonly moreData?: boolean;
+}
+
+export interface Cred {
+  readonly meta?: Meta;
+  readonly data: string;
+}
+
+export interface SyncHdr {
+  readonly sessionId: string;
+  readonly msgId: string;
+  /** LocURI of the receiver (server URL client→server; device id server→client). */
+  readonly target: string;
+  readonly source: string;
+  readonly cred?: Cred;
+  readonly meta?: Meta;
+}
+
+/** Item-carrying management commands. */
+export type ItemCommandName = 'Add' | 'Replace' | 'Delete' | 'Get' | 'Exec' | 'Copy';
+
+export type Command =
+  | {
+      readonly kind: ItemCommandName;
+      readonly cmdId: string;
+      readonly meta?: Meta;
+      readonly items: readonly Item[];
+    }
+  | {
+      readonly kind: 'Alert';
+      readonly cmdId: string;
+      readonly data: string;
+      readonly items: readonly Item[];
+    }
+  | {
+      readonly kind: 'Status';
+      readonly cmdId: string;
+      readonly msgRef: string;
+      readonly cmdRef: string;
+      readonly cmd: string;
+      readonly targetRef?: readonly string[];
+      readonly sourceRef?: readonly string[];
+      readonly chal?: { readonly meta: Meta };
+      /** The status code, e.g. `200`. */
+      readonly data: string;
+      readonly items?: readonly Item[];
+    }
+  | {
+      readonly kind: 'Results';
+      readonly cmdId: string;
+      readonly msgRef?: string;
+      readonly cmdRef: string;
+      readonly meta?: Meta;
+      readonly items: readonly Item[];
+    }
+  | {
+      readonly kind: 'Atomic' | 'Sequence';
+      readonly cmdId: string;
+      readonly meta?: Meta;
+      readonly commands: readonly Command[];
+    }
+  /** An element SyncBody does not allow here; kept so the receiver can answer it 400. */
+  | { readonly kind: 'Unknown'; readonly name: string; readonly cmdId?: string };
+
+export interface SyncMLMessage {
+  readonly header: SyncHdr;
+  readonly body: readonly Command[];
+  /** `<Final/>`: the sender's package ends with this message (OMA DM 1.2 multi-message packages). */
+  readonly final: boolean;
+}
+
+type Node = Record<string, unknown>;
+const OPTIONS = {
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  parseTagValue: false,
+  trimValues: true,
+  cdataPropName: '#cdata',
+  processEntities: true,
+  htmlEntities: false,
+} as const;
+const parser = new XMLParser(OPTIONS);
+const builder = new XMLBuilder({ ...OPTIONS, suppressEmptyNode: true });
+
+const ITEM_COMMANDS: ReadonlySet<string> = new Set([
+  'Add',
+  'Replace',
+  'Delete',
+  'Get',
+  'Exec',
+  'Copy',
+]);
+
+/** Depth of element nesting, by a linear scan that skips comments, CDATA and PIs. */
+function nestingDepth(xml: string, max: number): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = xml.indexOf('<'); i >= 0; i = xml.indexOf('<', i + 1)) {
+    if (xml.startsWith('<!--', i)) i = Math.max(i, xml.indexOf('-->', i));
+    else if (xml.startsWith('<![CDATA[', i)) i = Math.max(i, xml.indexOf(']]>', i));
+    else if (xml[i + 1] === '?' || xml[i + 1] === '!') continue;
+    else if (xml[i + 1] === '/') depth--;
+    else {
+      const end = xml.indexOf('>', i);
+      if (end < 0) break;
+      if (xml[end - 1] !== '/') depth++;
+      if (depth > deepest && (deepest = depth) > max) return deepest;
+    }
+    if (i < 0) break;
+  }
+  return deepest;
+}
+
+const name = (n: Node) => Object.keys(n).find((k) => k !== ':@')!;
+const kids = (n: Node): Node[] => (n[name(n)] as Node[] | undefined) ?? [];
+const find = (list: Node[], tag: string) => list.find((n) => name(n) === tag);
+const all = (list: Node[], tag: string) => list.filter((n) => name(n) === tag);
+
+/** Text of an element: its text and CDATA children, or its child elements as XML text. */
+function textOf(n: Node | undefined): string | undefined {
+  if (!n) return undefined;
+  const parts = kids(n);
+  if (parts.length === 0) return '';
+  if (parts.every((p) => '#text' in p || '#cdata' in p)) {
+    return parts
+      .map((p) =>
+        '#text' in p ? String(p['#text']) : (textOf({ x: p['#cdata'] as Node[] }) ?? ''),
+      )
+      .join('');
+  }
+  return builder.build(parts) as string; // embedded XML (Format xml)
+}
+
+function required(list: Node[], tag: string, where: string): string {
+  const v = textOf(find(list, tag));
+  if (v === undefined) throw new SyncMLError('ERR_SYNCML_MALFORMED', `${where}: missing ${tag}`);
+  return v;
+}
+
+function locUri(n: Node | undefined): string | undefined {
+  return n ? textOf(find(kids(n), 'LocURI')) : undefined;
+}
+
+function parseMeta(n: Node | undefined): Meta | undefined {
+  if (!n) return undefined;
+  const list = kids(n);
+  const m: Record<string, string> = {};
+  for (const [tag, key] of [
+    ['Format', 'format'],
+    ['Type', 'type'],
+    ['Size', 'size'],
+    ['NextNonce', 'nextNonce'],
+    ['MaxMsgSize', 'maxMsgSize'],
+    ['MaxObjSize', 'maxObjSize'],
+  ] as const) {
+    const v = textOf(find(list, tag));
+    if (v !== undefined) m[key] = v;
+  }
+  return m;
+}
+
+function parseItem(n: Node): Item {
+  const list = kids(n);
+  const target = locUri(find(list, 'Target'));
+  const source = locUri(find(list, 'Source'));
+  const meta = parseMeta(find(list, 'Meta'));
+  const data = textOf(find(list, 'Data'));
+  return {
+    ...(target !== undefined ? { target } : {}),
+    ...(source !== undefined ? { source } : {}),
+    ...(meta ? { meta } : {}),
+    ...(data !== undefined ? { data } : {}),
+    ...(find(list, 'MoreData') ? { moreData: true } : {}),
+  };
+}
+
+function parseCommand(n: Node, inAtomic: boolean): Command {
+  const tag = name(n);
+  const list = kids(n);
+  const cmdId = textOf(find(list, 'CmdID'));
+  const items = () => all(list, 'Item').map(parseItem);
+  const meta = parseMeta(find(list, 'Meta'));
+  if (ITEM_COMMANDS.has(tag)) {
+    return {
+      kind: tag as ItemCommandName,
+      cmdId: cmdId ?? '',
+      ...(meta ? { meta } : {}),
+      items: items(),
+    };
+  }
+  switch (tag) {
+    case 'Alert':
+      return {
+        kind: 'Alert',
+        cmdId: cmdId ?? '',
+        data: required(list, 'Data', 'Alert'),
+        items: items(),
+      };
+    case 'Status': {
+      const chal = find(list, 'Chal');
+      const targetRef = all(list, 'TargetRef').map((t) => textOf(t) ?? '');
+      const sourceRef = all(list, 'SourceRef').map((t) => textOf(t) ?? '');
+      const its = items();
+      return {
+        kind: 'Status',
+        cmdId: cmdId ?? '',
+        msgRef: required(list, 'MsgRef', 'Status'),
+        cmdRef: required(list, 'CmdRef', 'Status'),
+        cmd: required(list, 'Cmd', 'Status'),
+        ...(targetRef.length ? { targetRef } : {}),
+        ...(sourceRef.length ? { sourceRef } : {}),
+        ...(chal ? { chal: { meta: parseMeta(find(kids(chal), 'Meta')) ?? {} } } : {}),
+        data: required(list, 'Data', 'Status'),
+        ...(its.length ? { items: its } : {}),
+      };
+    }
+    case 'Results': {
+      const msgRef = textOf(find(list, 'MsgRef'));
+      return {
+        kind: 'Results',
+        cmdId: cmdId ?? '',
+        ...(msgRef !== undefined ? { msgRef } : {}),
+        cmdRef: required(list, 'CmdRef', 'Results'),
+        ...(meta ? { meta } : {}),
+        items: items(),
+      };
+    }
+    case 'Atomic':
+    case 'Sequence':
+      if (inAtomic && tag === 'Atomic')
+        return { kind: 'Unknown', name: tag, ...(cmdId !== undefined ? { cmdId } : {}) };
+      return {
+        kind: tag,
+        cmdId: cmdId ?? '',
+        ...(meta ? { meta } : {}),
+        commands: list
+          .filter((c) => !['CmdID', 'Meta', 'NoResp', '#text'].includes(name(c)))
+          .map((c) => parseCommand(c, inAtomic || tag === 'Atomic')),
+      };
+    default:
+      return { kind: 'Unknown', name: tag, ...(cmdId !== undefined ? { cmdId } : {}) };
+  }
+}
+
+/** Parses one SyncML message. Throws {@link SyncMLError} for anything that is not one. */
+export function parseSyncML(
+  input: string | Uint8Array,
+  limits: { maxBytes?: number; maxDepth?: number } = {},
+): SyncMLMessage {
+  const maxBytes = limits.maxBytes ?? LIMITS.maxBytes;
+  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength;
+  if (size > maxBytes)
+    throw new SyncMLError('ERR_SYNCML_LIMIT', `message of ${size} bytes exceeds ${maxBytes}`);
+  const xml =
+    typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: false }).decode(input);
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml))
+    throw new SyncMLError(
+      'ERR_SYNCML_FORBIDDEN_DOCTYPE',
+      'DOCTYPE and entity declarations are not accepted',
+    );
+  const maxDepth = limits.maxDepth ?? LIMITS.maxDepth;
+  if (nestingDepth(xml, maxDepth) > maxDepth)
+    throw new SyncMLError('ERR_SYNCML_LIMIT', `elements nested deeper than ${maxDepth}`);
+  let doc: Node[];
+  try {
+    doc = parser.parse(xml, true) as Node[];
+  } catch (e) {
+    throw new SyncMLError('ERR_SYNCML_MALFORMED', `not well-formed XML: ${(e as Error).message}`);
+  }
+  const root = find(doc, 'SyncML');
+  if (!root) throw new SyncMLError('ERR_SYNCML_MALFORMED', 'no SyncML element');
+  const hdr = find(kids(root), 'SyncHdr');
+  const body = find(kids(root), 'SyncBody');
+  if (!hdr || !body)
+    throw new SyncMLError('ERR_SYNCML_MALFORMED', 'SyncML needs SyncHdr and SyncBody');
+  const h = kids(hdr);
+  const verProto = textOf(find(h, 'VerProto'));
+  if (verProto !== undefined && verProto !== 'DM/1.2')
+    throw new SyncMLError('ERR_SYNCML_MALFORMED', `unsupported VerProto ${verProto}`);
+  const target = locUri(find(h, 'Target'));
+  const source = locUri(find(h, 'Source'));
+  if (target === undefined || source === undefined)
+    throw new SyncMLError('ERR_SYNCML_MALFORMED', 'SyncHdr needs Target and Source LocURIs');
+  const credNode = find(h, 'Cred');
+  const credMeta = credNode ? parseMeta(find(kids(credNode), 'Meta')) : undefined;
+  const meta = parseMeta(find(h, 'Meta'));
+  const header: SyncHdr = {
+    sessionId: required(h, 'SessionID', 'SyncHdr'),
+    msgId: required(h, 'MsgID', 'SyncHdr'),
+    target,
+    source,
+    ...(credNode
+      ? {
+          cred: {
+            ...(credMeta ? { meta: credMeta } : {}),
+            data: required(kids(credNode), 'Data', 'Cred'),
+          },
+        }
+      : {}),
+    ...(meta ? { meta } : {}),
+  };
+  const b = kids(body);
+  return {
+    header,
+    body: b
+      .filter((c) => name(c) !== 'Final' && name(c) !== '#text')
+      .map((c) => parseCommand(c, false)),
+    final: Boolean(find(b, 'Final')),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building. Elements follow the DTD order (MS-MDM: documents need not be validated, but must
+// keep DTD order); Meta children carry xmlns="syncml:metinf" as Windows sends them.
+
+type Out = Record<string, unknown>;
+const el = (tag: string, children: Out[] | string, attrs?: Record<string, string>): Out => ({
+  [tag]: typeof children === 'string' ? [{ '#text': children }] : children,
+  ...(attrs ? { ':@': attrs } : {}),
+});
+
+function metaOut(m: Meta | undefined): Out[] {
+  if (!m) return [];
+  const ns = { '@_xmlns': METINF_NS };
+  const parts: Out[] = [];
+  if (m.format !== undefined) parts.push(el('Format', m.format, ns));
+  if (m.type !== undefined) parts.push(el('Type', m.type, ns));
+  if (m.size !== undefined) parts.push(el('Size', m.size, ns));
+  if (m.nextNonce !== undefined) parts.push(el('NextNonce', m.nextNonce, ns));
+  if (m.maxMsgSize !== undefined) parts.push(el('MaxMsgSize', m.maxMsgSize, ns));
+  if (m.maxObjSize !== undefined) parts.push(el('MaxObjSize', m.maxObjSize, ns));
+  return parts.length ? [el('Meta', parts)] : [];
+}
+
+function itemOut(i: Item): Out {
+  return el('Item', [
+    ...(i.target !== undefined ? [el('Target', [el('LocURI', i.target)])] : []),
+    ...(i.source !== undefined ? [el('Source', [el('LocURI', i.source)])] : []),
+    ...metaOut(i.meta),
+    ...(i.data !== undefined
+      ? [
+          i.meta?.format === 'xml'
+            ? el('Data', [{ '#cdata': [{ '#text': i.data }] }])
+            : el('Data', i.data),
+        ]
+      : []),
+    ...(i.moreData ? [el('MoreData', [])] : []),
+  ]);
+}
+
+function commandOut(c: Command): Out {
+  switch (c.kind) {
+    case 'Alert':
+      return el('Alert', [el('CmdID', c.cmdId), el('Data', c.data), ...c.items.map(itemOut)]);
+    case 'Status':
+      return el('Status', [
+        el('CmdID', c.cmdId),
+        el('MsgRef', c.msgRef),
+        el('CmdRef', c.cmdRef),
+        el('Cmd', c.cmd),
+        ...(c.targetRef ?? []).map((t) => el('TargetRef', t)),
+        ...(c.sourceRef ?? []).map((t) => el('SourceRef', t)),
+        ...(c.chal ? [el('Chal', metaOut(c.chal.meta))] : []),
+        el('Data', c.data),
+        ...(c.items ?? []).map(itemOut),
+      ]);
+    case 'Results':
+      return el('Results', [
+        el('CmdID', c.cmdId),
+        ...(c.msgRef !== undefined ? [el('MsgRef', c.msgRef)] : []),
+        el('CmdRef', c.cmdRef),
+        ...metaOut(c.meta),
+        ...c.items.map(itemOut),
+      ]);
+    case 'Atomic':
+    case 'Sequence':
+      return el(c.kind, [el('CmdID', c.cmdId), ...metaOut(c.meta), ...c.commands.map(commandOut)]);
+    case 'Unknown':
+      throw new SyncMLError('ERR_SYNCML_MALFORMED', `cannot build an unknown command ${c.name}`);
+    default:
+      return el(c.kind, [el('CmdID', c.cmdId), ...metaOut(c.meta), ...c.items.map(itemOut)]);
+  }
+}
+
+/** Serialises a message (UTF-8 text, no XML declaration, as Windows' client and Fleet send). */
+export function buildSyncML(m: SyncMLMessage): string {
+  const h = m.header;
+  const header = el('SyncHdr', [
+    el('VerDTD', '1.2'),
+    el('VerProto', 'DM/1.2'),
+    el('SessionID', h.sessionId),
+    el('MsgID', h.msgId),
+    el('Target', [el('LocURI', h.target)]),
+    el('Source', [el('LocURI', h.source)]),
+    ...(h.cred ? [el('Cred', [...metaOut(h.cred.meta), el('Data', h.cred.data)])] : []),
+    ...metaOut(h.meta),
+  ]);
+  const body = el('SyncBody', [...m.body.map(commandOut), ...(m.final ? [el('Final', [])] : [])]);
+  return builder.build([el('SyncML', [header, body], { '@_xmlns': SYNCML_NS })]) as string;
+}
