@@ -20,6 +20,12 @@ export const EXIT = {
   limit: 6,
   /** An output file could not be written. */
   output: 7,
+  /** A CA refused a request (CertRep FAILURE), or was not the expected CA. */
+  refused: 8,
+  /** A request is still pending approval after the last retry. */
+  pending: 9,
+  /** A server could not be reached or answered with an HTTP error. */
+  network: 10,
 } as const;
 
 export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {

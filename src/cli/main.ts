@@ -17,6 +17,7 @@ import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
 import { serve } from '../server/serve.ts';
 import { adminCommands } from './admin.ts';
+import { scepCommands } from './scep.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -265,6 +266,7 @@ function program(out: (s: string) => void): Command {
     );
 
   adminCommands(root, out);
+  scepCommands(root, out);
   return root;
 }
 

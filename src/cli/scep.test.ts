@@ -1,0 +1,236 @@
+/**
+ * `certpost scep caps|enroll|renew` as an operator runs them against a running certpost
+ * server: real processes, files checked with openssl.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { run, tempDir } from '../testing/tools.ts';
+
+const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
+const ENV = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith('CERTPOST_')),
+);
+let server: ChildProcess;
+let url = '';
+let dir = '';
+let data = '';
+
+function certpost(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: ENV, cwd: dir });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const openssl = (...args: string[]) => run('openssl', args, { cwd: dir }).toString();
+const pubkey = (args: string[]) => openssl(...args);
+
+before(async () => {
+  dir = tempDir();
+  data = join(dir, 'data');
+  server = spawn(
+    process.execPath,
+    [
+      BIN,
+      'serve',
+      '--data',
+      data,
+      '--listen',
+      '127.0.0.1:0',
+      '--scep-challenge',
+      'cli-secret',
+      '--log-level',
+      'warn',
+    ],
+    { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
+    server.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(`${(JSON.parse(line) as { url: string }).url}/scep`);
+      }
+    });
+  });
+});
+
+after(() => {
+  server.kill('SIGKILL');
+});
+
+describe('certpost scep', () => {
+  it('caps shows the capabilities and the CA chain', () => {
+    const r = certpost('scep', 'caps', url, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const info = JSON.parse(r.stdout) as {
+      capabilities: string[];
+      caCertificates: { subject: string }[];
+    };
+    assert.ok(info.capabilities.includes('POSTPKIOperation'));
+    assert.equal(info.caCertificates.length, 2);
+  });
+
+  it('enrolls: writes a 0600 key and a certificate that carries it, then renews with a new serial', () => {
+    const r = certpost(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=host-1.example.com,O=Example',
+      '--challenge',
+      'cli-secret',
+      '--out-key',
+      'host.key',
+      '--out-cert',
+      'host.pem',
+      '--json',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as {
+      status: string;
+      certificate: { subject: string; serialNumber: string };
+    };
+    assert.equal(result.status, 'issued');
+    assert.equal(result.certificate.subject, 'CN=host-1.example.com,O=Example'); // RFC 4514 in, RFC 4514 out
+    assert.equal(statSync(join(dir, 'host.key')).mode & 0o777, 0o600);
+    assert.equal(
+      pubkey(['pkey', '-in', 'host.key', '-pubout']),
+      pubkey(['x509', '-in', 'host.pem', '-noout', '-pubkey']),
+    );
+
+    const renewed = certpost(
+      'scep',
+      'renew',
+      url,
+      '--cert',
+      'host.pem',
+      '--key',
+      'host.key',
+      '--out-cert',
+      'host2.pem',
+      '--json',
+    );
+    assert.equal(renewed.code, 0, renewed.stderr);
+    const second = JSON.parse(renewed.stdout) as {
+      certificate: { subject: string; serialNumber: string };
+    };
+    assert.equal(second.certificate.subject, result.certificate.subject);
+    assert.notEqual(second.certificate.serialNumber, result.certificate.serialNumber);
+  });
+
+  it('enrolls an EC key', () => {
+    const r = certpost(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=ec-host',
+      '--challenge',
+      'cli-secret',
+      '--key-type',
+      'ec',
+      '--out-key',
+      'ec.key',
+      '--out-cert',
+      'ec.pem',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(openssl('x509', '-in', 'ec.pem', '-noout', '-text'), /ASN1 OID: prime256v1/);
+  });
+
+  it('waits while the request is pending and finishes once an administrator approves it', async () => {
+    const challenge = (
+      JSON.parse(
+        certpost('challenge', 'create', '--data', data, '--profile', 'manual', '--json').stdout,
+      ) as { challenge: string }
+    ).challenge;
+    const enroll = spawn(
+      process.execPath,
+      [
+        BIN,
+        'scep',
+        'enroll',
+        url,
+        '--subject',
+        'CN=held-host',
+        '--challenge',
+        challenge,
+        '--out-key',
+        'held.key',
+        '--out-cert',
+        'held.pem',
+        '--retry-delay',
+        '1s',
+        '--retry-count',
+        '30',
+      ],
+      { cwd: dir, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    enroll.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => enroll.on('exit', resolve));
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      id = (
+        JSON.parse(certpost('requests', 'list', '--data', data, '--json').stdout) as {
+          requests: { id: string; subject: string }[];
+        }
+      ).requests.find((q) => q.subject === 'CN=held-host')?.id;
+    }
+    assert.ok(id, 'the request is held');
+    assert.equal(certpost('requests', 'approve', '--data', data, id).code, 0);
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /pending approval; asking again in 1 s/);
+    assert.ok(existsSync(join(dir, 'held.pem')));
+  });
+
+  it('exits with distinct codes when refused, unreachable, or the CA is not the expected one', () => {
+    const refused = certpost(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=x',
+      '--challenge',
+      'wrong',
+      '--out-key',
+      'x.key',
+      '--out-cert',
+      'x.pem',
+    );
+    assert.equal(refused.code, 8);
+    assert.match(refused.stderr, /refused the request: badRequest/);
+    assert.ok(
+      !existsSync(join(dir, 'x.pem')) && !existsSync(join(dir, 'x.key')),
+      'nothing written on failure',
+    );
+    const thumb = certpost(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=x',
+      '--challenge',
+      'cli-secret',
+      '--out-key',
+      'x.key',
+      '--out-cert',
+      'x.pem',
+      '--ca-thumbprint',
+      '00'.repeat(20),
+    );
+    assert.equal(thumb.code, 8);
+    const down = certpost('scep', 'caps', 'http://127.0.0.1:1/scep');
+    assert.equal(down.code, 10);
+    assert.equal(
+      certpost('scep', 'enroll', url, '--subject', 'CN=x', '--out-cert', 'x.pem').code,
+      2,
+      'a generated key must be kept',
+    );
+  });
+});

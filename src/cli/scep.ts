@@ -1,0 +1,301 @@
+/**
+ * `certpost scep …`: enroll a host outside MDM (like certmonger or sscep) with any SCEP server,
+ * ours or another: `scep caps`, `scep enroll`, `scep renew`. A PENDING answer is polled every
+ * --retry-delay up to --retry-count times (as Windows' RetryDelay/RetryCount), with progress
+ * on stderr. Keys are written only when generated here, mode 0600, optionally encrypted.
+ */
+import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Command, Option } from 'commander';
+import { describePrivateKey, exportPkcs8 } from '../pki/keys.ts';
+import { encodePem } from '../pki/pem.ts';
+import { readPki } from '../pki/read.ts';
+import { formatName, publicKeyInfo, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
+import {
+  createScepClient,
+  fetchTransport,
+  isScepClientError,
+  type EnrollResult,
+  type ScepClient,
+} from '../scep/client.ts';
+import { writeAtomicFile } from '../util/atomic-file.ts';
+import { parseDuration } from './admin.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+import { readInput } from './io.ts';
+
+const generate = promisify(generateKeyPair);
+
+interface EnrollCliOptions {
+  subject: string;
+  challenge?: string;
+  key?: string;
+  keyType: 'rsa' | 'ec';
+  keySize: string;
+  curve: string;
+  outKey?: string;
+  outCert: string;
+  keyPassword?: string;
+  caThumbprint?: string;
+  retryDelay: string;
+  retryCount: string;
+  json?: boolean;
+}
+
+function describe(cert: Certificate) {
+  return {
+    subject: formatName(cert.subject),
+    issuer: formatName(cert.issuer),
+    serialNumber: Buffer.from(cert.serial).toString('hex'),
+    notAfter: cert.notAfter.toISOString(),
+    sha1: sha1Thumbprint(cert),
+  };
+}
+
+/** Loads the first private key of a file (PEM, DER or PFX). */
+async function loadKey(path: string, password?: string): Promise<KeyObject> {
+  const contents = await readPki(await readInput(path), { filename: path, password });
+  const key = contents.keys[0];
+  if (!key) throw new CliError(`${path} holds no private key`, EXIT.input);
+  return key.key;
+}
+
+async function newKey(o: EnrollCliOptions): Promise<KeyObject> {
+  if (o.keyType === 'ec') return (await generate('ec', { namedCurve: o.curve })).privateKey;
+  const bits = Number(o.keySize);
+  if (![2048, 3072, 4096].includes(bits))
+    throw new CliError('--key-size must be 2048, 3072 or 4096', EXIT.usage);
+  return (await generate('rsa', { modulusLength: bits })).privateKey;
+}
+
+/** Polls a PENDING enrollment until issued, refused, or out of retries. */
+async function waitForIssue(
+  client: ScepClient,
+  first: EnrollResult,
+  poll: Omit<Parameters<ScepClient['poll']>[0], 'transactionId' | 'signer'>,
+  delayMs: number,
+  count: number,
+): Promise<EnrollResult> {
+  let result = first;
+  for (let attempt = 1; result.status === 'pending' && attempt <= count; attempt++) {
+    process.stderr.write(
+      `certpost: request ${result.transactionId} is pending approval; asking again in ${Math.round(delayMs / 1000)} s (${attempt}/${count})\n`,
+    );
+    await new Promise((r) => setTimeout(r, delayMs));
+    result = await client.poll({
+      ...poll,
+      transactionId: result.transactionId,
+      signer: result.signer,
+    });
+  }
+  return result;
+}
+
+/** Writes the outcome: files on success, one line or JSON, and the exit code. */
+async function finish(
+  result: EnrollResult,
+  key: KeyObject,
+  o: {
+    outCert: string;
+    outKey?: string | undefined;
+    keyPassword?: string | undefined;
+    json?: boolean | undefined;
+  },
+  out: (s: string) => void,
+): Promise<void> {
+  if (result.status === 'failed') {
+    throw new CliError(
+      `the CA refused the request: ${result.failInfo}${result.failInfoText ? ` (${result.failInfoText})` : ''}`,
+      EXIT.refused,
+    );
+  }
+  if (result.status === 'pending') {
+    if (o.json)
+      out(`${JSON.stringify({ status: 'pending', transactionId: result.transactionId })}\n`);
+    throw new CliError(
+      `still pending after the last retry (transaction ${result.transactionId}); run the command again later`,
+      EXIT.pending,
+    );
+  }
+  if (o.outKey) {
+    const der = exportPkcs8(describePrivateKey(key), o.keyPassword);
+    await writeAtomicFile(
+      o.outKey,
+      encodePem(o.keyPassword === undefined ? 'PRIVATE KEY' : 'ENCRYPTED PRIVATE KEY', der),
+      0o600,
+    );
+  }
+  await writeAtomicFile(o.outCert, encodePem('CERTIFICATE', result.certificate.der));
+  const info = describe(result.certificate);
+  out(
+    o.json
+      ? `${JSON.stringify({ status: 'issued', transactionId: result.transactionId, certificate: info }, null, 2)}\n`
+      : `issued ${info.subject}, serial ${info.serialNumber}, valid until ${info.notAfter}\n  certificate: ${o.outCert}${o.outKey ? `\n  key: ${o.outKey}` : ''}\n`,
+  );
+}
+
+function retryOptions(cmd: Command): Command {
+  return cmd
+    .option('--retry-delay <duration>', 'wait between polls while the request is pending', '60s')
+    .option('--retry-count <n>', 'polls before giving up (0: do not wait)', '30')
+    .option(
+      '--ca-thumbprint <sha1>',
+      "refuse the server unless a certificate of its CA chain has this SHA-1 (Windows' CAThumbprint)",
+    )
+    .option('--json', 'print one JSON document');
+}
+
+function retries(o: { retryDelay: string; retryCount: string }): {
+  delayMs: number;
+  count: number;
+} {
+  const count = Number(o.retryCount);
+  if (!Number.isInteger(count) || count < 0 || count > 1000)
+    throw new CliError('--retry-count must be 0 to 1000', EXIT.usage);
+  return { delayMs: parseDuration(o.retryDelay), count };
+}
+
+async function transportErrors<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (isScepClientError(e, 'ERR_SCEP_CLIENT_CA_THUMBPRINT'))
+      throw new CliError(e.message, EXIT.refused);
+    if (isScepClientError(e)) throw new CliError(e.message, EXIT.network);
+    throw e;
+  }
+}
+
+export function scepCommands(root: Command, out: (s: string) => void): void {
+  const scep = root
+    .command('scep')
+    .description('enroll this host with a SCEP server (any RFC 8894 CA, not only certpost)');
+
+  scep
+    .command('caps')
+    .description("show a SCEP server's capabilities and CA certificates")
+    .argument('<url>', 'SCEP URL, e.g. http://ca.example.com/scep')
+    .option('--json', 'print one JSON document')
+    .action(async (url: string, o: { json?: boolean }) => {
+      const client = createScepClient(fetchTransport(url));
+      const [caps, certs] = await transportErrors(() =>
+        Promise.all([client.capabilities(), client.caCertificates()]),
+      );
+      const info = { capabilities: caps, caCertificates: certs.map(describe) };
+      out(
+        o.json
+          ? `${JSON.stringify(info, null, 2)}\n`
+          : `capabilities: ${caps.join(', ')}\n${info.caCertificates.map((c) => `CA: ${c.subject}\n  SHA-1 ${c.sha1}, valid until ${c.notAfter}\n`).join('')}`,
+      );
+    });
+
+  retryOptions(
+    scep
+      .command('enroll')
+      .description(
+        'generate a key (or use --key), request a certificate, wait while it is pending, write key and certificate',
+      )
+      .argument('<url>', 'SCEP URL')
+      .requiredOption('--subject <dn>', 'subject, RFC 4514: "CN=host.example.com,O=Example"')
+      .option(
+        '--challenge <secret>',
+        'challenge password (prefer CERTPOST_SCEP_CHALLENGE: arguments are visible to other users)',
+        process.env['CERTPOST_SCEP_CHALLENGE'],
+      )
+      .option('--key <file>', 'use this private key instead of generating one')
+      .addOption(
+        new Option('--key-type <type>', 'type of a generated key')
+          .choices(['rsa', 'ec'])
+          .default('rsa'),
+      )
+      .option('--key-size <bits>', 'RSA key size', '2048')
+      .addOption(
+        new Option('--curve <curve>', 'EC curve').choices(['P-256', 'P-384']).default('P-256'),
+      )
+      .requiredOption('--out-cert <file>', 'where to write the certificate (PEM)')
+      .option('--out-key <file>', 'where to write a generated key (PEM PKCS#8, mode 0600)')
+      .option('--key-password <password>', 'encrypt the written key (PBES2 AES-256)'),
+  ).action(async (url: string, o: EnrollCliOptions) => {
+    const { delayMs, count } = retries(o);
+    if (!o.key && !o.outKey)
+      throw new CliError(
+        'a generated key must be kept: give --out-key (or bring one with --key)',
+        EXIT.usage,
+      );
+    const key = o.key ? await loadKey(o.key) : await newKey(o);
+    const client = createScepClient(fetchTransport(url));
+    const request = {
+      subject: o.subject,
+      key,
+      ...(o.challenge ? { challenge: o.challenge } : {}),
+      ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
+    };
+    const result = await transportErrors(async () =>
+      waitForIssue(client, await client.enroll(request), request, delayMs, count),
+    );
+    await finish(
+      result,
+      key,
+      {
+        outCert: o.outCert,
+        outKey: o.key ? undefined : o.outKey,
+        keyPassword: o.keyPassword,
+        json: o.json,
+      },
+      out,
+    );
+  });
+
+  retryOptions(
+    scep
+      .command('renew')
+      .description(
+        'renew a certificate with the same CA: the request is signed by the current certificate (RenewalReq)',
+      )
+      .argument('<url>', 'SCEP URL')
+      .requiredOption('--cert <file>', 'the current certificate')
+      .requiredOption('--key <file>', 'its private key')
+      .option('--new-key', 'certify a new key (written to --out-key) instead of the current one')
+      .option(
+        '--challenge <secret>',
+        'challenge, if the CA requires one for renewals',
+        process.env['CERTPOST_SCEP_CHALLENGE'],
+      )
+      .requiredOption('--out-cert <file>', 'where to write the new certificate')
+      .option('--out-key <file>', 'with --new-key: where to write it')
+      .option('--key-password <password>', 'password of --key, and encryption of a written key'),
+  ).action(
+    async (url: string, o: EnrollCliOptions & { cert: string; key: string; newKey?: boolean }) => {
+      const { delayMs, count } = retries(o);
+      if (o.newKey && !o.outKey) throw new CliError('--new-key needs --out-key', EXIT.usage);
+      const current = (await readPki(await readInput(o.cert), { filename: o.cert }))
+        .certificates[0];
+      if (!current) throw new CliError(`${o.cert} holds no certificate`, EXIT.input);
+      const currentKey = await loadKey(o.key, o.keyPassword);
+      const key = o.newKey
+        ? await newKey({ ...o, keyType: publicKeyInfo(current.spki).type === 'ec' ? 'ec' : 'rsa' })
+        : currentKey;
+      const client = createScepClient(fetchTransport(url));
+      const request = {
+        subject: current.subject.der,
+        key,
+        renewWith: { certificate: current, key: currentKey },
+        ...(o.challenge ? { challenge: o.challenge } : {}),
+        ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
+      };
+      const result = await transportErrors(async () =>
+        waitForIssue(client, await client.enroll(request), request, delayMs, count),
+      );
+      await finish(
+        result,
+        key,
+        {
+          outCert: o.outCert,
+          outKey: o.newKey ? o.outKey : undefined,
+          keyPassword: o.keyPassword,
+          json: o.json,
+        },
+        out,
+      );
+    },
+  );
+}
