@@ -1,0 +1,199 @@
+/**
+ * The device's side of an OMA-DM session (MS-MDM §3.1, omadm-reference.md §1.3–§1.5): answers
+ * one server message against the management tree.
+ *
+ * - The SyncHdr gets a Status with CmdRef 0; every command gets exactly one Status, whose
+ *   MsgRef is the server's MsgID and CmdRef the command's CmdID; a Get also gets Results.
+ * - An Atomic is all or nothing: on the first failure the tree is restored, the Atomic gets
+ *   507, the children that had run 216 (rolled back), the failing one its own code, the rest
+ *   215 (not executed). Inside an Atomic only Add, Delete, Exec and Replace are allowed; a
+ *   nested Atomic gets 500.
+ * - An element SyncBody does not allow gets 400.
+ * - A server message that carries only Statuses ends the session: there is nothing to answer.
+ */
+import type { Command, Item, SyncMLMessage } from '../omadm/syncml.ts';
+import { STATUS, type ManagementTree, type StatusCode } from './tree.ts';
+
+/** Status codes for Atomic outcomes (OMA DM 1.2 RepPro §10.2). */
+export const ATOMIC = { failed: 507, rolledBack: 216, notExecuted: 215 } as const;
+
+export interface ReplyOptions {
+  /** The device's own MsgID for this reply (each side numbers its messages from 1). */
+  readonly msgId: string;
+}
+
+/** True when the server message needs an answer (it carries more than Statuses). */
+export function needsReply(msg: SyncMLMessage): boolean {
+  return msg.body.some((c) => c.kind !== 'Status');
+}
+
+type Out = Command;
+type StatusCommand = Extract<Command, { kind: 'Status' }>;
+type GroupCommand = Extract<Command, { commands: readonly Command[] }>;
+
+/** Answers one server message; returns the reply (header Status, Statuses, Results). */
+export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOptions): SyncMLMessage {
+  let next = 1;
+  const cmdId = () => String(next++);
+  const out: Out[] = [];
+  const status = (
+    c: { cmdId?: string; kind: string; name?: string },
+    data: StatusCode,
+    items?: readonly Item[],
+  ): StatusCommand => ({
+    kind: 'Status',
+    cmdId: cmdId(),
+    msgRef: msg.header.msgId,
+    cmdRef: c.cmdId ?? '',
+    cmd: c.kind === 'Unknown' ? (c.name ?? 'Unknown') : c.kind,
+    ...(items?.length === 1 && items[0]?.target !== undefined
+      ? { targetRef: [items[0].target] }
+      : {}),
+    data: String(data),
+  });
+
+  out.push({
+    kind: 'Status',
+    cmdId: cmdId(),
+    msgRef: msg.header.msgId,
+    cmdRef: '0',
+    cmd: 'SyncHdr',
+    data: String(STATUS.ok),
+  });
+
+  /** Applies one item command; returns the worst status of its items (and Results for Get). */
+  function apply(c: Extract<Command, { items: readonly Item[] }>): {
+    code: StatusCode;
+    results?: Item[];
+  } {
+    let code: StatusCode = STATUS.ok;
+    const results: Item[] = [];
+    for (const item of c.items) {
+      const uri = item.target;
+      if (uri === undefined) {
+        code = STATUS.badRequest;
+        continue;
+      }
+      let itemCode: StatusCode;
+      switch (c.kind) {
+        case 'Get': {
+          const r = tree.get(uri);
+          itemCode = r.status;
+          for (const i of r.items)
+            results.push({
+              source: i.uri,
+              meta: { format: i.format },
+              ...(i.data !== undefined ? { data: i.data } : {}),
+            });
+          break;
+        }
+        case 'Add':
+          itemCode = tree.add(uri, item.data, item.meta?.format ?? c.meta?.format);
+          break;
+        case 'Replace':
+          itemCode = tree.replace(uri, item.data, item.meta?.format ?? c.meta?.format);
+          break;
+        case 'Delete':
+          itemCode = tree.delete(uri);
+          break;
+        case 'Exec':
+          itemCode = tree.exec(uri, item.data);
+          break;
+        default:
+          itemCode = STATUS.optionalFeatureNotSupported;
+      }
+      // The first failure decides; among successes, 202 (accepted) says more than 200.
+      if (code < 300 && (itemCode >= 300 || code === STATUS.ok)) code = itemCode;
+    }
+    return c.kind === 'Get' ? { code, results } : { code };
+  }
+
+  function run(c: Command, inAtomic: boolean): StatusCode {
+    switch (c.kind) {
+      case 'Status':
+      case 'Results':
+        return STATUS.ok; // answers to our previous message: nothing to acknowledge
+      case 'Alert':
+        out.push(status(c, STATUS.ok));
+        return STATUS.ok;
+      case 'Unknown': {
+        const code = inAtomic && c.name === 'Atomic' ? STATUS.commandFailed : STATUS.badRequest;
+        out.push(status(c, code));
+        return code;
+      }
+      case 'Atomic':
+        return runAtomic(c);
+      case 'Sequence': {
+        out.push(status(c, STATUS.ok));
+        for (const child of c.commands) run(child, false);
+        return STATUS.ok;
+      }
+      case 'Get': {
+        if (inAtomic) {
+          out.push(status(c, STATUS.badRequest, c.items));
+          return STATUS.badRequest;
+        }
+        const { code, results } = apply(c);
+        out.push(status(c, code, c.items));
+        if (results?.length)
+          out.push({
+            kind: 'Results',
+            cmdId: cmdId(),
+            msgRef: msg.header.msgId,
+            cmdRef: c.cmdId,
+            items: results,
+          });
+        return code;
+      }
+      default: {
+        const { code } = apply(c);
+        out.push(status(c, code, c.items));
+        return code;
+      }
+    }
+  }
+
+  function runAtomic(a: GroupCommand): StatusCode {
+    const snapshot = tree.snapshot();
+    const atomicStatus = status(a, STATUS.ok);
+    const at = out.length;
+    out.push(atomicStatus);
+    let failedAt = -1;
+    const childStart: number[] = [];
+    for (const [i, child] of a.commands.entries()) {
+      if (failedAt >= 0) {
+        const skipped =
+          child.kind === 'Unknown'
+            ? { cmdId: child.cmdId ?? '', kind: 'Unknown', name: child.name }
+            : child;
+        out.push(status(skipped, ATOMIC.notExecuted));
+        continue;
+      }
+      childStart.push(out.length);
+      if (run(child, true) >= 300) failedAt = i;
+    }
+    if (failedAt < 0) return STATUS.ok;
+    tree.restore(snapshot);
+    out[at] = { ...atomicStatus, data: String(ATOMIC.failed) };
+    // Children that had succeeded are now rolled back.
+    for (let k = 0; k < failedAt; k++) {
+      const idx = childStart[k]!;
+      const s = out[idx];
+      if (s?.kind === 'Status' && Number(s.data) < 300)
+        out[idx] = { ...s, data: String(ATOMIC.rolledBack) };
+    }
+    return ATOMIC.failed;
+  }
+
+  for (const c of msg.body) run(c, false);
+  return {
+    header: {
+      sessionId: msg.header.sessionId,
+      msgId: o.msgId,
+      target: msg.header.source,
+      source: msg.header.target,
+    },
+    body: out,
+    final: true,
+  };
+}
