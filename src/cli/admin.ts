@@ -1,16 +1,15 @@
 /**
- * Administration commands over a data directory: `ca init`, `challenge create`,
- * `requests list|approve|reject`. They open the same store and CA as `serve` (SQLite allows
- * a running server and these commands at once), print text or, with `--json`, one document.
+ * Administration commands over a data directory: `ca init|import`, `challenge create`,
+ * `requests list|approve|reject`, `certificates list|revoke`, `api-token create|list|revoke`.
+ * They open the same store and CA as `serve` (SQLite allows a running server and these commands
+ * at once), print text or, with `--json`, one document. The operations themselves are shared
+ * with the admin HTTP API (server/admin-ops.ts); here is only the command line around them.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { challengeHash } from '../ca/enrollment.ts';
 import { formatName, sha1Thumbprint } from '../pki/x509.ts';
 import { importAuthority } from '../ca/authority.ts';
-import { CRL_REASONS } from '../ca/crl.ts';
-import type { RevocationReason } from '../store/types.ts';
+import * as ops from '../server/admin-ops.ts';
 import {
   builtinProfiles,
   installAuthority,
@@ -35,6 +34,24 @@ function dataOptions(cmd: Command): Command {
       process.env['CERTPOST_DATABASE'],
     )
     .option('--json', 'print one JSON document');
+}
+
+/** Exit code of each admin operation failure: the one table for the command line. */
+const ADMIN_EXIT: Readonly<Record<ops.AdminErrorCode, number>> = {
+  ERR_ADMIN_INVALID: EXIT.usage,
+  ERR_ADMIN_UNKNOWN_PROFILE: EXIT.usage,
+  ERR_ADMIN_NOT_FOUND: EXIT.input,
+  ERR_ADMIN_CONFLICT: EXIT.input,
+};
+
+/** Runs an admin operation, turning its failures into a {@link CliError} with the right exit code. */
+async function op<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ops.AdminError) throw new CliError(e.message, ADMIN_EXIT[e.code]);
+    throw e;
+  }
 }
 
 async function withContext<T>(
@@ -167,21 +184,13 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
     if (!Number.isInteger(limit) || limit < 1)
       throw new CliError('--limit must be a positive whole number', EXIT.usage);
     await withContext(o, async (ctx) => {
-      const list = await ctx.store.listCertificates({
-        limit,
-        ...(o.subject ? { subject: o.subject } : {}),
-        ...(o.revoked ? { revoked: true } : {}),
-      });
-      const rows = list.map((c) => ({
-        serial: c.serial,
-        subject: c.subject,
-        sha1: c.sha1,
-        profile: c.profile,
-        notAfter: c.notAfter.toISOString(),
-        revoked: c.revokedAt
-          ? { at: c.revokedAt.toISOString(), reason: CRL_REASONS[c.revocationReason ?? 0] }
-          : null,
-      }));
+      const { certificates: rows } = await op(() =>
+        ops.listCertificates(ctx, {
+          limit,
+          ...(o.subject ? { subject: o.subject } : {}),
+          ...(o.revoked ? { revoked: true } : {}),
+        }),
+      );
       out(
         o.json
           ? `${JSON.stringify({ certificates: rows }, null, 2)}\n`
@@ -196,7 +205,6 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
       );
     });
   });
-  const reasonNames = Object.entries(CRL_REASONS).filter(([code]) => code !== '8');
   dataOptions(
     certs
       .command('revoke')
@@ -204,14 +212,12 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
       .argument('<serial>', 'serial number, hex (from certificates list)')
       .addOption(
         new Option('--reason <reason>', 'RFC 5280 reason')
-          .choices(reasonNames.map(([, name]) => name))
+          .choices([...ops.REVOCATION_REASONS.keys()])
           .default('unspecified'),
       ),
-  ).action(async (serial: string, o: DataOptions & { reason: string }) => {
-    const code = Number(reasonNames.find(([, name]) => name === o.reason)![0]) as RevocationReason;
+  ).action(async (serial: string, o: DataOptions & { reason: ops.RevocationReasonName }) => {
     await withContext(o, async (ctx) => {
-      if (!(await ctx.enrollment.revoke(serial, code, 'cli')))
-        throw new CliError(`no valid certificate with serial ${serial}`, EXIT.input);
+      await op(() => ops.revokeCertificate(ctx, 'cli', serial, o.reason));
       out(
         o.json
           ? `${JSON.stringify({ serial, revoked: true, reason: o.reason })}\n`
@@ -245,38 +251,14 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
     .action(async (o: DataOptions & { profile: string; subject?: string; ttl: string }) => {
       const ttl = parseDuration(o.ttl);
       await withContext(o, async (ctx) => {
-        if (!ctx.profiles.has(o.profile))
-          throw new CliError(
-            `no profile "${o.profile}" (have: ${[...ctx.profiles.keys()].join(', ')})`,
-            EXIT.usage,
-          );
-        const secret = randomBytes(24).toString('base64url');
-        const now = new Date();
-        const rec = {
-          id: randomUUID(),
-          secretHash: challengeHash(secret),
-          profile: o.profile,
-          subject: o.subject ?? null,
-          createdAt: now,
-          expiresAt: new Date(now.getTime() + ttl),
-        };
-        await ctx.store.createChallenge(rec);
-        await ctx.store.appendAudit({
-          at: now,
-          actor: 'cli',
-          action: 'challenge.created',
-          target: rec.id,
-          details: {
-            profile: rec.profile,
-            subject: rec.subject,
-            expiresAt: rec.expiresAt.toISOString(),
-          },
-        });
-        out(
-          o.json
-            ? `${JSON.stringify({ id: rec.id, challenge: secret, profile: rec.profile, subject: rec.subject, expiresAt: rec.expiresAt.toISOString() }, null, 2)}\n`
-            : `${secret}\n`,
+        const created = await op(() =>
+          ops.createChallenge(ctx, 'cli', {
+            profile: o.profile,
+            ttlMs: ttl,
+            ...(o.subject !== undefined ? { subject: o.subject } : {}),
+          }),
         );
+        out(o.json ? `${JSON.stringify(created, null, 2)}\n` : `${created.challenge}\n`);
       });
     });
 
@@ -294,15 +276,7 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
       ),
   ).action(async (o: DataOptions & { status: 'pending' | 'approved' | 'rejected' | 'issued' }) => {
     await withContext(o, async (ctx) => {
-      const list = await ctx.store.listRequests(o.status);
-      const rows = list.map((r) => ({
-        id: r.id,
-        transactionId: r.transactionId,
-        subject: r.subject,
-        profile: r.profile,
-        status: r.status,
-        createdAt: r.createdAt.toISOString(),
-      }));
+      const { requests: rows } = await ops.listRequests(ctx, o.status);
       out(
         o.json
           ? `${JSON.stringify({ requests: rows }, null, 2)}\n`
@@ -327,18 +301,63 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
         .argument('<id>', 'request id (from requests list)'),
     ).action(async (id: string, o: DataOptions) => {
       await withContext(o, async (ctx) => {
-        const ok = await ctx.enrollment.decide(
-          id,
-          decision === 'approve' ? 'approved' : 'rejected',
-          'cli',
-        );
-        if (!ok) throw new CliError(`request ${id} does not exist or is not pending`, EXIT.input);
-        out(
-          o.json
-            ? `${JSON.stringify({ id, status: decision === 'approve' ? 'approved' : 'rejected' })}\n`
-            : `${id} ${decision === 'approve' ? 'approved' : 'rejected'}\n`,
-        );
+        const r = await op(() => ops.decideRequest(ctx, 'cli', id, decision));
+        out(o.json ? `${JSON.stringify(r)}\n` : `${r.id} ${r.status}\n`);
       });
     });
   }
+
+  const tokens = root
+    .command('api-token')
+    .description('bearer tokens of the admin HTTP API (/api/v1)');
+  dataOptions(
+    tokens
+      .command('create')
+      .description('create an admin API token')
+      .option('--name <name>', 'who or what holds it; the audit log names it api:<name>')
+      .option('--ttl <duration>', 'lifetime, e.g. 24h, 90d, or "never"', '90d'),
+  )
+    .addHelpText(
+      'after',
+      '\nPrints the token once, on one line (or JSON with --json): it is stored only as a SHA-256 hash.\nUse it as "Authorization: Bearer <token>".',
+    )
+    .action(async (o: DataOptions & { name?: string; ttl: string }) => {
+      const ttlMs = o.ttl === 'never' ? null : parseDuration(o.ttl);
+      await withContext(o, async (ctx) => {
+        const created = await op(() =>
+          ops.createApiToken(ctx, 'cli', {
+            ttlMs,
+            ...(o.name !== undefined ? { name: o.name } : {}),
+          }),
+        );
+        out(o.json ? `${JSON.stringify(created, null, 2)}\n` : `${created.token}\n`);
+      });
+    });
+  dataOptions(
+    tokens.command('list').description('list API tokens (never their secrets), oldest first'),
+  ).action(async (o: DataOptions) => {
+    await withContext(o, async (ctx) => {
+      const list = await ops.listApiTokens(ctx);
+      out(
+        o.json
+          ? `${JSON.stringify(list, null, 2)}\n`
+          : list.tokens.length
+            ? list.tokens
+                .map((t) => `${t.id}  ${t.status}  ${t.expiresAt ?? 'never expires'}  ${t.name}\n`)
+                .join('')
+            : 'no API tokens\n',
+      );
+    });
+  });
+  dataOptions(
+    tokens
+      .command('revoke')
+      .description('revoke an API token: it is refused from now on')
+      .argument('<id>', 'token id (from api-token list)'),
+  ).action(async (id: string, o: DataOptions) => {
+    await withContext(o, async (ctx) => {
+      const r = await op(() => ops.revokeApiToken(ctx, 'cli', id));
+      out(o.json ? `${JSON.stringify(r)}\n` : `${r.id} revoked\n`);
+    });
+  });
 }

@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
+import { registerAdminApi } from './admin-api.ts';
 import { registerScep } from './scep-http.ts';
 
 export interface ServeOptions {
@@ -49,6 +50,7 @@ export function buildApp(context: ServerContext, logLevel = 'info'): FastifyInst
       .send(Buffer.from(await context.enrollment.currentCrl())),
   );
   registerScep(app, context.scep);
+  registerAdminApi(app, context);
   app.addHook('onClose', async () => context.close());
   return app;
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   StoreConflictError,
+  type ApiTokenRecord,
   type AuditEntry,
   type ChallengeRecord,
   type NewCertificate,
@@ -393,6 +394,97 @@ export function runStoreConformance(
       });
     });
 
+    describe('API tokens', () => {
+      it('creates and finds by hash while usable; unknown hashes find nothing', async () => {
+        const forever = apiToken('t1', { expiresAt: null });
+        const dated = apiToken('t2', { expiresAt: at(1000) });
+        await store.createApiToken(forever);
+        await store.createApiToken(dated);
+        assert.deepEqual(await store.findApiToken(forever.secretHash, at(0)), {
+          ...forever,
+          revokedAt: null,
+        });
+        assert.deepEqual(await store.findApiToken(dated.secretHash, at(999)), {
+          ...dated,
+          revokedAt: null,
+        });
+        assert.ok(await store.findApiToken(forever.secretHash, new Date('9999-12-31T00:00:00Z')));
+        assert.equal(await store.findApiToken(sha256('unknown'), at(0)), undefined);
+      });
+
+      it('does not find an expired token (expiresAt <= now)', async () => {
+        const t = apiToken('t1', { expiresAt: at(1000) });
+        await store.createApiToken(t);
+        assert.equal(await store.findApiToken(t.secretHash, at(1000)), undefined);
+        assert.equal(await store.findApiToken(t.secretHash, at(5000)), undefined);
+        assert.ok(await store.findApiToken(t.secretHash, at(999)), 'expiry alone changes nothing');
+      });
+
+      it('revokes once: then it is not found, a second revocation returns false, the first time stays', async () => {
+        const t = apiToken('t1');
+        await store.createApiToken(t);
+        assert.equal(await store.revokeApiToken('t1', at(10)), true);
+        assert.equal(await store.findApiToken(t.secretHash, at(11)), undefined);
+        assert.equal(await store.revokeApiToken('t1', at(20)), false);
+        assert.deepEqual(await store.listApiTokens(), [{ ...t, revokedAt: at(10) }]);
+        assert.equal(await store.revokeApiToken('nope', at(20)), false);
+      });
+
+      it('revokes an expired token too', async () => {
+        await store.createApiToken(apiToken('t1', { expiresAt: at(5) }));
+        assert.equal(await store.revokeApiToken('t1', at(10)), true);
+        assert.deepEqual((await store.listApiTokens())[0]?.revokedAt, at(10));
+      });
+
+      it('refuses a duplicate id or hash (ERR_STORE_DUPLICATE_ID) and name (ERR_STORE_DUPLICATE_NAME)', async () => {
+        const t = apiToken('t1');
+        await store.createApiToken(t);
+        await rejectsConflict(
+          store.createApiToken({ ...apiToken('t1'), name: 'other', secretHash: sha256('x') }),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        await rejectsConflict(
+          store.createApiToken({ ...apiToken('t2'), secretHash: t.secretHash }),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        await rejectsConflict(
+          store.createApiToken({ ...apiToken('t3'), name: t.name }),
+          'ERR_STORE_DUPLICATE_NAME',
+        );
+        await store.revokeApiToken('t1', at(1));
+        await rejectsConflict(
+          store.createApiToken({ ...apiToken('t4'), name: t.name }),
+          'ERR_STORE_DUPLICATE_NAME',
+        );
+        assert.deepEqual(await store.listApiTokens(), [{ ...t, revokedAt: at(1) }]);
+      });
+
+      it('lists every token, revoked and expired included, by createdAt then id', async () => {
+        await store.createApiToken(apiToken('b', { createdAt: at(20) }));
+        await store.createApiToken(apiToken('c', { createdAt: at(10), expiresAt: at(11) }));
+        await store.createApiToken(apiToken('a', { createdAt: at(20) }));
+        await store.revokeApiToken('a', at(30));
+        assert.deepEqual(
+          (await store.listApiTokens()).map((t) => t.id),
+          ['c', 'a', 'b'],
+        );
+      });
+
+      it('a token created in a transaction that rolls back does not exist', async () => {
+        const t = apiToken('t1');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.createApiToken(t);
+            assert.ok(await tx.findApiToken(t.secretHash, at(0)));
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        assert.equal(await store.findApiToken(t.secretHash, at(0)), undefined);
+        assert.deepEqual(await store.listApiTokens(), []);
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write when f resolves, and returns its value', async () => {
         const value = await store.transaction(async (tx) => {
@@ -613,6 +705,21 @@ function challenge(
     subject: null,
     createdAt: at(0),
     expiresAt: at(3_600_000),
+    ...over,
+  };
+}
+
+function apiToken(
+  id: string,
+  over: Partial<Omit<ApiTokenRecord, 'revokedAt'>> = {},
+): Omit<ApiTokenRecord, 'revokedAt'> {
+  return {
+    id,
+    name: `token-${id}`,
+    secretHash: sha256(`token ${id}`),
+    role: 'admin',
+    createdAt: at(0),
+    expiresAt: at(86_400_000),
     ...over,
   };
 }

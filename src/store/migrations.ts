@@ -58,6 +58,16 @@ export interface AuditTable {
   details: ColumnType<unknown, string, never>;
 }
 
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  secret_hash: string;
+  role: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -70,6 +80,7 @@ export interface Schema {
   challenges: ChallengesTable;
   requests: RequestsTable;
   audit: AuditTable;
+  api_tokens: ApiTokensTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

@@ -99,6 +99,7 @@ describe('postgres: schema', () => {
       const pgSchema = await describeSchema(pgDb, 'postgres');
       assert.deepEqual(pgSchema, await describeSchema(sqliteDb, 'sqlite'));
       assert.deepEqual(Object.keys(pgSchema).toSorted(), [
+        'api_tokens',
         'audit',
         'certificates',
         'challenges',

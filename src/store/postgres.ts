@@ -50,6 +50,9 @@ const CONSTRAINTS: Readonly<Record<string, StoreConflictError['code']>> = {
   challenges_secret_hash_key: 'ERR_STORE_DUPLICATE_ID',
   requests_pkey: 'ERR_STORE_DUPLICATE_ID',
   requests_transaction_id_key: 'ERR_STORE_DUPLICATE_TRANSACTION',
+  api_tokens_pkey: 'ERR_STORE_DUPLICATE_ID',
+  api_tokens_secret_hash_key: 'ERR_STORE_DUPLICATE_ID',
+  api_tokens_name_key: 'ERR_STORE_DUPLICATE_NAME',
 };
 
 /** Maps unique_violation (SQLSTATE 23505) to the contract's codes by constraint name. */

@@ -1,5 +1,6 @@
 /**
- * The roles of `types.ts` (CertificateStore, ChallengeStore, RequestStore, AuditLog, transaction)
+ * The roles of `types.ts` (CertificateStore, ChallengeStore, RequestStore, AuditLog,
+ * ApiTokenStore, transaction)
  * as Kysely queries over {@link Schema}, shared by the SQLite and PostgreSQL backends. Both run
  * the same statements; a backend supplies only what its database really does differently (see
  * {@link SqlDialect}) and its own connection setup and `close`.
@@ -7,6 +8,8 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Schema } from './migrations.ts';
 import type {
+  ApiTokenRecord,
+  ApiTokenRole,
   AuditEntry,
   CertificateRecord,
   ChallengeRecord,
@@ -97,6 +100,18 @@ function request(r: Schema['requests']): RequestRecord {
     decidedAt: date(r.decided_at),
     decidedBy: r.decided_by,
     certificateSerial: r.certificate_serial,
+  };
+}
+
+function apiToken(r: Schema['api_tokens']): ApiTokenRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    secretHash: r.secret_hash,
+    role: r.role as ApiTokenRole,
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    revokedAt: date(r.revoked_at),
   };
 }
 
@@ -329,6 +344,56 @@ export function sqlRoles(
         target: r.target,
         details: dialect.auditDetails(r.details),
       }));
+    },
+
+    async createApiToken(t) {
+      try {
+        await db
+          .insertInto('api_tokens')
+          .values({
+            id: t.id,
+            name: t.name,
+            secret_hash: t.secretHash,
+            role: t.role,
+            created_at: t.createdAt.getTime(),
+            expires_at: t.expiresAt?.getTime() ?? null,
+            revoked_at: null,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `API token ${t.id} ("${t.name}")`);
+      }
+    },
+
+    async findApiToken(secretHash, now) {
+      const r = await db
+        .selectFrom('api_tokens')
+        .selectAll()
+        .where('secret_hash', '=', secretHash)
+        .where('revoked_at', 'is', null)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now.getTime())]))
+        .executeTakeFirst();
+      return r && apiToken(r);
+    },
+
+    async revokeApiToken(id, at) {
+      const r = await db
+        .updateTable('api_tokens')
+        .set({ revoked_at: at.getTime() })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async listApiTokens() {
+      const rows = await db
+        .selectFrom('api_tokens')
+        .selectAll()
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .execute();
+      return rows.map(apiToken);
     },
   };
 }

@@ -165,6 +165,7 @@ describe('migrations', () => {
     try {
       const schema = await describeSchema(db, 'sqlite');
       assert.deepEqual(Object.keys(schema).toSorted(), [
+        'api_tokens',
         'audit',
         'certificates',
         'challenges',

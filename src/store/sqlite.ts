@@ -99,9 +99,13 @@ function conflict(e: unknown, what: string): unknown {
         ? 'ERR_STORE_DUPLICATE_TRANSACTION'
         : column === 'challenges.id' ||
             column === 'challenges.secret_hash' ||
-            column === 'requests.id'
+            column === 'requests.id' ||
+            column === 'api_tokens.id' ||
+            column === 'api_tokens.secret_hash'
           ? 'ERR_STORE_DUPLICATE_ID'
-          : undefined;
+          : column === 'api_tokens.name'
+            ? 'ERR_STORE_DUPLICATE_NAME'
+            : undefined;
   if (!code) return e;
   const error = new StoreConflictError(code, `${what}: ${column} already exists`);
   error.cause = e;

@@ -33,7 +33,10 @@ export type NewCertificate = Omit<CertificateRecord, 'revokedAt' | 'revocationRe
 /** Thrown when a unique constraint refuses an insert; `code` says which. */
 export class StoreConflictError extends Error {
   readonly code:
-    'ERR_STORE_DUPLICATE_SERIAL' | 'ERR_STORE_DUPLICATE_ID' | 'ERR_STORE_DUPLICATE_TRANSACTION';
+    | 'ERR_STORE_DUPLICATE_SERIAL'
+    | 'ERR_STORE_DUPLICATE_ID'
+    | 'ERR_STORE_DUPLICATE_TRANSACTION'
+    | 'ERR_STORE_DUPLICATE_NAME';
   constructor(code: StoreConflictError['code'], message: string) {
     super(message);
     this.code = code;
@@ -167,8 +170,50 @@ export interface AuditLog {
   }): Promise<(AuditEntry & { readonly id: number })[]>;
 }
 
+/** What an API token may do. One role for now; a new one is a new value here and in the schema. */
+export type ApiTokenRole = 'admin';
+
+/** A bearer token of the admin API. Only the SHA-256 of the token is stored, never the token. */
+export interface ApiTokenRecord {
+  readonly id: string;
+  /**
+   * Who holds it, unique among all tokens ever created (revoked and expired ones included), so
+   * the audit actor `api:<name>` names one token for good.
+   */
+  readonly name: string;
+  /** SHA-256 of the token, lowercase hex: unique across the store. */
+  readonly secretHash: string;
+  readonly role: ApiTokenRole;
+  readonly createdAt: Date;
+  /** The token is refused from this instant on; null: it never expires. */
+  readonly expiresAt: Date | null;
+  readonly revokedAt: Date | null;
+}
+
+export interface ApiTokenStore {
+  /**
+   * Stores a new token, not revoked. A duplicate id or secretHash throws
+   * `ERR_STORE_DUPLICATE_ID`, a duplicate name `ERR_STORE_DUPLICATE_NAME`; either changes nothing.
+   */
+  createApiToken(t: Omit<ApiTokenRecord, 'revokedAt'>): Promise<void>;
+  /**
+   * The token with this hash when it is usable at `now`: not revoked and `expiresAt` null or
+   * `> now`. Otherwise undefined: unknown, expired and revoked are not told apart. The look-up is
+   * by hash, so the time it takes says nothing about how close a guess came to a real token.
+   */
+  findApiToken(secretHash: string, now: Date): Promise<ApiTokenRecord | undefined>;
+  /**
+   * Revokes a token at `at`. Returns false (and changes nothing) when no token has this id or it
+   * is already revoked (the first revocation time is kept). An expired token can be revoked.
+   */
+  revokeApiToken(id: string, at: Date): Promise<boolean>;
+  /** Every token, revoked and expired ones included, by `createdAt` then id. */
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+}
+
 /** Everything a backend provides, plus its lifecycle. */
-export interface Store extends CertificateStore, ChallengeStore, RequestStore, AuditLog {
+export interface Store
+  extends CertificateStore, ChallengeStore, RequestStore, AuditLog, ApiTokenStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**
