@@ -67,7 +67,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       o.publicUrl ??
       (port !== 0 ? `http://${host.includes(':') ? `[${host}]` : host}:${port}` : undefined),
     createCa: true,
-    log: (level, msg, fields) => logTo.app?.log[level](fields, msg),
+    // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
+    // lines are printed directly in the same JSON shape rather than lost.
+    log: (level, msg, fields) =>
+      logTo.app
+        ? logTo.app.log[level](fields, msg)
+        : lifecycle(msg, { level: level === 'warn' ? 40 : 30, ...fields }),
   });
   const app = buildApp(context, o.logLevel);
   logTo.app = app;
