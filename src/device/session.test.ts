@@ -7,7 +7,7 @@ import { buildSyncML, parseSyncML, type Command, type SyncMLMessage } from '../o
 import { needsReply, respond } from './session.ts';
 import { ManagementTree } from './tree.ts';
 
-const DDF_DIR = new URL('../../../shared/conformance/ddf/', import.meta.url).pathname;
+const DDF_DIR = new URL('../omadm/ddf/', import.meta.url).pathname;
 const roots = ['RootCATrustedCertificates', 'ClientCertificateInstall'].flatMap((n) =>
   parseDdf(readFileSync(`${DDF_DIR}${n}.xml`, 'utf8')),
 );

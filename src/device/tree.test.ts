@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { DDF_ACCESS, parseDdf, type DdfNode, type DdfRoot } from '../omadm/ddf.ts';
 import { ManagementTree, STATUS } from './tree.ts';
 
-const DDF_DIR = new URL('../../../shared/conformance/ddf/', import.meta.url).pathname;
+const DDF_DIR = new URL('../omadm/ddf/', import.meta.url).pathname;
 const roots: DdfRoot[] = [
   'RootCATrustedCertificates',
   'ClientCertificateInstall',

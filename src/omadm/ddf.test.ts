@@ -3,11 +3,11 @@
  * The expectations are the CSP facts of omadm-reference.md §3, not re-statements of the parser.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseDdf, resolveUri, type DdfRoot } from './ddf.ts';
 
-const DDF_DIR = new URL('../../../shared/conformance/ddf/', import.meta.url).pathname;
+const DDF_DIR = new URL('./ddf/', import.meta.url).pathname;
 const load = (name: string) => parseDdf(readFileSync(`${DDF_DIR}${name}.xml`, 'utf8'));
 const roots: DdfRoot[] = [
   'RootCATrustedCertificates',
@@ -122,4 +122,19 @@ describe('DDF', () => {
     assert.deepEqual(poll.dynamic, { ProviderID: 'certpost' });
     assert.ok(resolveUri(roots, './Device/Vendor/MSFT/DMClient/Provider/certpost/Unenroll'));
   });
+});
+
+it('ships byte-for-byte the DDF files of ../shared/conformance/ddf', () => {
+  const shared = new URL('../../../shared/conformance/ddf/', import.meta.url).pathname;
+  const xml = readdirSync(shared)
+    .filter((f) => f.endsWith('.xml'))
+    .toSorted();
+  assert.deepEqual(
+    readdirSync(DDF_DIR)
+      .filter((f) => f.endsWith('.xml'))
+      .toSorted(),
+    xml,
+  );
+  for (const f of xml)
+    assert.ok(readFileSync(`${DDF_DIR}${f}`).equals(readFileSync(`${shared}${f}`)), f);
 });
