@@ -26,13 +26,14 @@ import type {
   AuditLog,
   CertificateStore,
   ChallengeStore,
+  NewCertificate,
   RequestRecord,
   RequestStore,
   RevocationReason,
   Store,
 } from '../store/types.ts';
 import { buildCrl } from './crl.ts';
-import { issue, randomSerial } from './issuer.ts';
+import { issue, issueAccepted, randomSerial, type AcceptedRequest } from './issuer.ts';
 import { evaluateRequest, type IssuanceProfile, type PolicyFailure } from './profile.ts';
 import { FailureLimiter } from './rate-limit.ts';
 
@@ -139,18 +140,28 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
   const now = config.now ?? (() => new Date());
   const limiter = config.limiter ?? new FailureLimiter();
 
-  async function record(
+  /**
+   * Issues a certificate and hands its record to `save` (an insert, or an insert inside a
+   * transaction). Signing happens before `save`, so no transaction is held while a key signs.
+   * A serial collision (2^-127 per pair, or a broken RNG) draws again; anything else fails.
+   * `accepted` is evaluateRequest(csr, profile) when the caller has just run it.
+   */
+  async function issueAndSave(
     csr: CertificationRequest,
     profile: IssuanceProfile,
     requestId: string | null,
-    s: EnrollmentStore | Parameters<Parameters<Store['transaction']>[0]>[0] = store,
+    save: (record: NewCertificate) => Promise<void>,
+    accepted?: AcceptedRequest,
   ): Promise<Certificate> {
     for (let attempt = 0; ; attempt++) {
       const at = now();
       const serial = randomSerial();
-      const cert = await issue({ csr, profile, now: at }, { issuing: config.issuing }, serial);
+      const ca = { issuing: config.issuing };
+      const cert = accepted
+        ? await issueAccepted(accepted, { csr, profile, now: at }, ca, serial)
+        : await issue({ csr, profile, now: at }, ca, serial);
       try {
-        await s.insertCertificate({
+        await save({
           serial: Buffer.from(cert.serial).toString('hex'),
           sha1: sha1Thumbprint(cert),
           subject: formatName(cert.subject),
@@ -163,7 +174,6 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
         });
         return cert;
       } catch (e) {
-        // A serial collision (2^-127 per pair, or a broken RNG) draws again; anything else fails.
         if ((e as { code?: string }).code !== 'ERR_STORE_DUPLICATE_SERIAL' || attempt >= 3) throw e;
       }
     }
@@ -195,20 +205,19 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       case 'approved': {
         const profile = config.profiles.get(r.profile);
         if (!profile) return refuse('unknown-profile');
-        // One transaction: the approved→issued move and the certificate land together, so two
+        // The certificate and the approved→issued move land in one short transaction, so two
         // concurrent polls cannot both issue (the loser's markIssued fails and rolls back).
-        const cert = await store
-          .transaction(async (tx) => {
-            const c = await record(parseCsr(r.csr), profile, r.id, tx);
-            if (!(await tx.markIssued(r.id, Buffer.from(c.serial).toString('hex'))))
+        const cert = await issueAndSave(parseCsr(r.csr), profile, r.id, (record) =>
+          store.transaction(async (tx) => {
+            await tx.insertCertificate(record);
+            if (!(await tx.markIssued(r.id, record.serial)))
               throw new Error('request already issued');
-            return c;
-          })
-          .catch(async (e: unknown) => {
-            const again = await store.getRequest(r.id);
-            if (again?.status === 'issued') return undefined;
-            throw e;
-          });
+          }),
+        ).catch(async (e: unknown) => {
+          const again = await store.getRequest(r.id);
+          if (again?.status === 'issued') return undefined;
+          throw e;
+        });
         if (!cert) return fromHold((await store.getRequest(r.id))!);
         await audit(
           `scep:${r.transactionId}`,
@@ -288,7 +297,13 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       return { status: 'pending', requestId: id };
     }
 
-    const cert = await record(input.csr, profile, null);
+    const cert = await issueAndSave(
+      input.csr,
+      profile,
+      null,
+      (record) => store.insertCertificate(record),
+      verdict,
+    );
     const serial = Buffer.from(cert.serial).toString('hex');
     await audit(actor, old ? 'certificate.renewed' : 'certificate.issued', serial, {
       subject,

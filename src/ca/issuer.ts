@@ -18,9 +18,16 @@ import {
   authorityKeyIdentifier,
   authorityKeyIdentifierFromId,
   buildCertificate,
+  type ExtensionInput,
 } from './certificate.ts';
 import type { Digest } from '../pki/sign.ts';
-import { evaluateRequest, PolicyError, validityFor, type IssuanceProfile } from './profile.ts';
+import {
+  evaluateRequest,
+  PolicyError,
+  validityFor,
+  type IssuanceProfile,
+  type PolicyResult,
+} from './profile.ts';
 
 export interface IssueRequest {
   readonly csr: CertificationRequest;
@@ -58,10 +65,27 @@ export async function issue(
 ): Promise<Certificate> {
   const decision = evaluateRequest(request.csr, request.profile);
   if (!decision.ok) throw new PolicyError(decision.reason, decision.message);
+  return issueAccepted(decision, request, ca, serial, options);
+}
+
+/** A request {@link evaluateRequest} accepted: what to put in the certificate. */
+export type AcceptedRequest = Extract<PolicyResult, { readonly ok: true }>;
+
+/**
+ * {@link issue} for a caller that has just run `evaluateRequest(request.csr, request.profile)`
+ * itself and got `decision` (the enrollment service does, to refuse before drawing a serial):
+ * the CSR signature is not verified a second time. `decision` must be that evaluation.
+ */
+export async function issueAccepted(
+  decision: AcceptedRequest,
+  request: IssueRequest,
+  ca: IssuingCa,
+  serial: Uint8Array,
+  options: { readonly digest?: Digest } = {},
+): Promise<Certificate> {
   const { certificate: caCert, key } = ca.issuing;
   const validity = validityFor(request.profile, request.now, request.requestedDays);
   const notAfter = validity.notAfter > caCert.notAfter ? caCert.notAfter : validity.notAfter;
-  const caSki = subjectKeyIdentifier(caCert);
   const der = await buildCertificate({
     subject: decision.subject,
     spki: decision.spki,
@@ -69,15 +93,26 @@ export async function issue(
     notBefore: validity.notBefore,
     notAfter,
     issuer: { name: caCert.subject.der, key, spki: caCert.spki },
-    extensions: [
-      ...decision.extensions,
-      caSki
-        ? authorityKeyIdentifierFromId(Uint8Array.from(Buffer.from(caSki, 'hex')))
-        : authorityKeyIdentifier(caCert.spki),
-    ],
+    extensions: [...decision.extensions, authorityKeyIdentifierOf(caCert)],
     ...(options.digest ? { digest: options.digest } : {}),
   });
   return parseCertificate(der);
+}
+
+/** authorityKeyIdentifier extensions by issuing CA certificate (computed once per CA). */
+const akiCache = new WeakMap<Certificate, ExtensionInput>();
+
+/** The issuing CA's SKI, or the hash of its key when it has none, as an AKI extension. */
+function authorityKeyIdentifierOf(caCert: Certificate): ExtensionInput {
+  let aki = akiCache.get(caCert);
+  if (!aki) {
+    const caSki = subjectKeyIdentifier(caCert);
+    aki = caSki
+      ? authorityKeyIdentifierFromId(Uint8Array.from(Buffer.from(caSki, 'hex')))
+      : authorityKeyIdentifier(caCert.spki);
+    akiCache.set(caCert, aki);
+  }
+  return aki;
 }
 
 /**

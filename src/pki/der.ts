@@ -360,18 +360,39 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
 // DER writer. Values are built bottom-up as byte arrays; lengths are always definite and
 // minimal (X.690 §10.1), and SET OF contents are sorted (X.690 §11.6).
 
-/** Encodes a TLV with the given identifier octet around `content`. */
+/** Encodes a TLV with the given identifier octet around `content`, in one allocation. */
 export function tlv(tag: number, ...content: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   let len = 0;
   for (const c of content) len += c.length;
-  let head: number[];
-  if (len < 0x80) head = [tag, len];
+  let lenBytes = 0;
+  if (len >= 0x80) for (let x = len; x > 0; x = Math.floor(x / 256)) lenBytes++;
+  const head = 2 + lenBytes;
+  const out = new Uint8Array(head + len);
+  out[0] = tag;
+  if (lenBytes === 0) out[1] = len;
   else {
-    const l: number[] = [];
-    for (let x = len; x > 0; x = Math.floor(x / 256)) l.unshift(x & 0xff);
-    head = [tag, 0x80 | l.length, ...l];
+    out[1] = 0x80 | lenBytes;
+    for (let i = head - 1, x = len; i >= 2; i--, x = Math.floor(x / 256)) out[i] = x & 0xff;
   }
-  return concat([Uint8Array.from(head), ...content]);
+  let o = head;
+  for (const c of content) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+/** Encoded OBJECT IDENTIFIER TLVs by dotted form: a handful of OIDs are written constantly. */
+const oidTlvCache = new Map<string, Uint8Array<ArrayBuffer>>();
+
+/** OBJECT IDENTIFIER TLV; a fresh copy each time, so callers may keep or change it. */
+function oidTlv(dotted: string): Uint8Array<ArrayBuffer> {
+  let hit = oidTlvCache.get(dotted);
+  if (!hit) {
+    hit = tlv(Tag.OID, oidBytes(dotted));
+    if (oidTlvCache.size < 4096) oidTlvCache.set(dotted, hit);
+  }
+  return hit.slice();
 }
 
 export const enc = {
@@ -391,7 +412,10 @@ export const enc = {
   ctx: (n: number, ...content: readonly Uint8Array[]) => tlv(ctx(n, true), ...content),
   /** `[n]` IMPLICIT on a primitive type. */
   ctxPrim: (n: number, v: Uint8Array) => tlv(ctx(n, false), v),
-  int: (x: bigint | number) => tlv(Tag.INTEGER, intBytes(BigInt(x))),
+  int: (x: bigint | number) =>
+    typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 0x80
+      ? Uint8Array.of(Tag.INTEGER, 1, x)
+      : tlv(Tag.INTEGER, intBytes(BigInt(x))),
   /** INTEGER from unsigned big-endian magnitude bytes (serial numbers). */
   uint: (mag: Uint8Array) => {
     let i = 0;
@@ -399,18 +423,24 @@ export const enc = {
     const m = mag.subarray(i);
     return tlv(Tag.INTEGER, m.length && m[0]! & 0x80 ? concat([Uint8Array.of(0), m]) : m);
   },
-  oid: (dotted: string) => tlv(Tag.OID, oidBytes(dotted)),
+  oid: (dotted: string) => oidTlv(dotted),
   utcTime: (d: Date) => tlv(Tag.UTC_TIME, Buffer.from(fmtTime(d).slice(2), 'latin1')),
   generalizedTime: (d: Date) => tlv(Tag.GENERALIZED_TIME, Buffer.from(fmtTime(d), 'latin1')),
   /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
   time: (d: Date) => (d.getUTCFullYear() < 2050 ? enc.utcTime(d) : enc.generalizedTime(d)),
 } as const;
 
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/** YYYYMMDDHHMMSSZ (X.690 §11.7/§11.8 without fractions; UTCTime drops the century). */
 function fmtTime(d: Date): string {
-  return d
-    .toISOString()
-    .replace(/[-:T]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
+  const y = d.getUTCFullYear();
+  if (!(y >= 1000 && y <= 9999))
+    return d
+      .toISOString()
+      .replace(/[-:T]/g, '')
+      .replace(/\.\d+Z$/, 'Z');
+  return `${y}${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
 }
 
 /** UTF-16BE without terminator. */

@@ -16,16 +16,8 @@
  */
 import { PkiError } from './errors.ts';
 
-// FIPS 46-3 tables, bit positions 1-based with bit 1 the most significant.
-const IP = [
-  58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4, 62, 54, 46, 38, 30, 22, 14, 6, 64,
-  56, 48, 40, 32, 24, 16, 8, 57, 49, 41, 33, 25, 17, 9, 1, 59, 51, 43, 35, 27, 19, 11, 3, 61, 53,
-  45, 37, 29, 21, 13, 5, 63, 55, 47, 39, 31, 23, 15, 7,
-];
-const E = [
-  32, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9, 8, 9, 10, 11, 12, 13, 12, 13, 14, 15, 16, 17, 16, 17, 18, 19,
-  20, 21, 20, 21, 22, 23, 24, 25, 24, 25, 26, 27, 28, 29, 28, 29, 30, 31, 32, 1,
-];
+// FIPS 46-3 tables, bit positions 1-based with bit 1 the most significant. IP, FP and E are
+// not tables here: cryptBlock computes them with shifts (see there).
 const P = [
   16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10, 2, 8, 24, 14, 32, 27, 3, 9, 19, 13,
   30, 6, 22, 11, 4, 25,
@@ -51,9 +43,6 @@ const S = [
   '13 2 8 4 6 15 11 1 10 9 3 14 5 0 12 7 1 15 13 8 10 3 7 4 12 5 6 11 0 14 9 2 7 11 4 1 9 12 14 2 0 6 10 13 15 3 5 8 2 1 14 7 4 10 8 13 15 12 9 0 3 5 6 11',
 ].map((s) => s.split(' ').map(Number));
 
-/** FP = IP⁻¹. */
-const FP = Array.from({ length: 64 }, (_, i) => IP.indexOf(i + 1) + 1);
-
 /**
  * SP[i][x]: the S-box i output for the 6-bit input x, already placed at its nibble and run
  * through P, so one round's f-function is eight lookups XORed together.
@@ -76,32 +65,27 @@ function bit64(hi: number, lo: number, pos: number): number {
   return pos <= 32 ? (hi >>> (32 - pos)) & 1 : (lo >>> (64 - pos)) & 1;
 }
 
-/** Applies a 64→64 permutation to hi:lo. */
-function permute64(hi: number, lo: number, table: readonly number[]): [number, number] {
-  let h = 0;
-  let l = 0;
-  for (let i = 0; i < 32; i++) h = (h << 1) | bit64(hi, lo, table[i]!);
-  for (let i = 32; i < 64; i++) l = (l << 1) | bit64(hi, lo, table[i]!);
-  return [h >>> 0, l >>> 0];
-}
-
 /** The 16 round keys, each as eight 6-bit groups (K1 first). */
 export function desKeySchedule(key: Uint8Array): Uint8Array[] {
   if (key.length !== 8) throw new PkiError('ERR_PKI_INVALID_ARGUMENT', 'a DES key has 8 bytes');
   const hi = ((key[0]! << 24) | (key[1]! << 16) | (key[2]! << 8) | key[3]!) >>> 0;
   const lo = ((key[4]! << 24) | (key[5]! << 16) | (key[6]! << 8) | key[7]!) >>> 0;
-  const cd = PC1.map((p) => bit64(hi, lo, p));
-  let c = cd.slice(0, 28);
-  let d = cd.slice(28);
+  // C and D as 28-bit integers (bit 1 of each half most significant).
+  let c = 0;
+  let d = 0;
+  for (let i = 0; i < 28; i++) c = (c << 1) | bit64(hi, lo, PC1[i]!);
+  for (let i = 28; i < 56; i++) d = (d << 1) | bit64(hi, lo, PC1[i]!);
   const keys: Uint8Array[] = [];
   for (const s of SHIFTS) {
-    c = [...c.slice(s), ...c.slice(0, s)];
-    d = [...d.slice(s), ...d.slice(0, s)];
-    const both = [...c, ...d];
+    c = ((c << s) | (c >>> (28 - s))) & 0xfffffff;
+    d = ((d << s) | (d >>> (28 - s))) & 0xfffffff;
     const k = new Uint8Array(8);
     for (let g = 0; g < 8; g++) {
       let v = 0;
-      for (let j = 0; j < 6; j++) v = (v << 1) | both[PC2[g * 6 + j]! - 1]!;
+      for (let j = 0; j < 6; j++) {
+        const p = PC2[g * 6 + j]!;
+        v = (v << 1) | (p <= 28 ? (c >>> (28 - p)) & 1 : (d >>> (56 - p)) & 1);
+      }
       k[g] = v;
     }
     keys.push(k);
@@ -109,38 +93,94 @@ export function desKeySchedule(key: Uint8Array): Uint8Array[] {
   return keys;
 }
 
-/** Encrypts (or, with the schedule reversed, decrypts) one block in place at `offset`. */
-function cryptBlock(schedule: readonly Uint8Array[], buf: Uint8Array, offset: number): void {
-  const hi = ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8)) >>> 0;
-  const inHi = (hi | buf[offset + 3]!) >>> 0;
-  const inLo =
-    ((buf[offset + 4]! << 24) |
-      (buf[offset + 5]! << 16) |
-      (buf[offset + 6]! << 8) |
-      buf[offset + 7]!) >>>
-    0;
-  let [l, r] = permute64(inHi, inLo, IP);
-  for (const k of schedule) {
-    let f = 0;
-    for (let g = 0; g < 8; g++) {
-      let x = 0;
-      for (let j = 0; j < 6; j++) x = (x << 1) | ((r >>> (32 - E[g * 6 + j]!)) & 1);
-      f ^= SP[g]![x ^ k[g]!]!;
-    }
-    const next = (l ^ f) >>> 0;
+/** The schedule as one flat array of 16 × 8 six-bit groups (what {@link cryptBlock} reads). */
+function flatSchedule(schedule: readonly Uint8Array[]): Uint8Array {
+  const flat = new Uint8Array(128);
+  schedule.forEach((k, i) => flat.set(k, i * 8));
+  return flat;
+}
+
+const SP0 = SP[0]!;
+const SP1 = SP[1]!;
+const SP2 = SP[2]!;
+const SP3 = SP[3]!;
+const SP4 = SP[4]!;
+const SP5 = SP[5]!;
+const SP6 = SP[6]!;
+const SP7 = SP[7]!;
+
+/**
+ * Encrypts (or, with the schedule reversed, decrypts) one block in place at `offset`.
+ *
+ * IP and FP are computed with the usual five swap-moves (each one its own inverse, so FP runs
+ * them in reverse order), and the expansion E reads each 6-bit group straight out of R rotated
+ * right by one bit: group g is bits 4g…4g+5 (1-based, bit 0 = bit 32), group 7 wraps around.
+ */
+function cryptBlock(keys: Uint8Array, buf: Uint8Array, offset: number): void {
+  let l =
+    (buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!;
+  let r =
+    (buf[offset + 4]! << 24) |
+    (buf[offset + 5]! << 16) |
+    (buf[offset + 6]! << 8) |
+    buf[offset + 7]!;
+  let t = ((l >>> 4) ^ r) & 0x0f0f0f0f;
+  r ^= t;
+  l ^= t << 4;
+  t = ((l >>> 16) ^ r) & 0x0000ffff;
+  r ^= t;
+  l ^= t << 16;
+  t = ((r >>> 2) ^ l) & 0x33333333;
+  l ^= t;
+  r ^= t << 2;
+  t = ((r >>> 8) ^ l) & 0x00ff00ff;
+  l ^= t;
+  r ^= t << 8;
+  t = ((l >>> 1) ^ r) & 0x55555555;
+  r ^= t;
+  l ^= t << 1;
+  for (let k = 0; k < 128; k += 8) {
+    const rr = (r >>> 1) | (r << 31);
+    const f =
+      SP0[((rr >>> 26) & 0x3f) ^ keys[k]!]! ^
+      SP1[((rr >>> 22) & 0x3f) ^ keys[k + 1]!]! ^
+      SP2[((rr >>> 18) & 0x3f) ^ keys[k + 2]!]! ^
+      SP3[((rr >>> 14) & 0x3f) ^ keys[k + 3]!]! ^
+      SP4[((rr >>> 10) & 0x3f) ^ keys[k + 4]!]! ^
+      SP5[((rr >>> 6) & 0x3f) ^ keys[k + 5]!]! ^
+      SP6[((rr >>> 2) & 0x3f) ^ keys[k + 6]!]! ^
+      SP7[(((r << 1) | (r >>> 31)) & 0x3f) ^ keys[k + 7]!]!;
+    const next = l ^ f;
     l = r;
     r = next;
   }
   // The last round's halves are not swapped (FIPS 46-3 §3: the preoutput block is R16 L16).
-  const [oh, ol] = permute64(r, l, FP);
-  buf[offset] = oh >>> 24;
-  buf[offset + 1] = oh >>> 16;
-  buf[offset + 2] = oh >>> 8;
-  buf[offset + 3] = oh;
-  buf[offset + 4] = ol >>> 24;
-  buf[offset + 5] = ol >>> 16;
-  buf[offset + 6] = ol >>> 8;
-  buf[offset + 7] = ol;
+  t = l;
+  l = r;
+  r = t;
+  t = ((l >>> 1) ^ r) & 0x55555555;
+  r ^= t;
+  l ^= t << 1;
+  t = ((r >>> 8) ^ l) & 0x00ff00ff;
+  l ^= t;
+  r ^= t << 8;
+  t = ((r >>> 2) ^ l) & 0x33333333;
+  l ^= t;
+  r ^= t << 2;
+  t = ((l >>> 16) ^ r) & 0x0000ffff;
+  r ^= t;
+  l ^= t << 16;
+  t = ((l >>> 4) ^ r) & 0x0f0f0f0f;
+  r ^= t;
+  l ^= t << 4;
+  buf[offset] = l >>> 24;
+  buf[offset + 1] = l >>> 16;
+  buf[offset + 2] = l >>> 8;
+  buf[offset + 3] = l;
+  buf[offset + 4] = r >>> 24;
+  buf[offset + 5] = r >>> 16;
+  buf[offset + 6] = r >>> 8;
+  buf[offset + 7] = r;
 }
 
 // Copies with Uint8Array.from: the callers' Buffers would make `slice` a view, not a copy.
@@ -148,14 +188,14 @@ function cryptBlock(schedule: readonly Uint8Array[], buf: Uint8Array, offset: nu
 /** Encrypts one 8-byte block (ECB; for the published test vectors). */
 export function desEncryptBlock(key: Uint8Array, block: Uint8Array): Uint8Array {
   const out = Uint8Array.from(checkBlocks(block));
-  cryptBlock(desKeySchedule(key), out, 0);
+  cryptBlock(flatSchedule(desKeySchedule(key)), out, 0);
   return out;
 }
 
 /** Decrypts one 8-byte block (ECB). */
 export function desDecryptBlock(key: Uint8Array, block: Uint8Array): Uint8Array {
   const out = Uint8Array.from(checkBlocks(block));
-  cryptBlock(desKeySchedule(key).toReversed(), out, 0);
+  cryptBlock(flatSchedule(desKeySchedule(key).toReversed()), out, 0);
   return out;
 }
 
@@ -172,7 +212,7 @@ function checkIv(iv: Uint8Array): void {
 /** DES-CBC decryption of whole blocks; no padding is removed. */
 export function desCbcDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
   checkIv(iv);
-  const schedule = desKeySchedule(key).toReversed();
+  const schedule = flatSchedule(desKeySchedule(key).toReversed());
   const out = Uint8Array.from(checkBlocks(data));
   for (let o = 0; o < out.length; o += 8) {
     cryptBlock(schedule, out, o);
@@ -185,7 +225,7 @@ export function desCbcDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array)
 /** DES-CBC encryption of whole blocks; no padding is added. Used by tests only. */
 export function desCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
   checkIv(iv);
-  const schedule = desKeySchedule(key);
+  const schedule = flatSchedule(desKeySchedule(key));
   const out = Uint8Array.from(checkBlocks(data));
   for (let o = 0; o < out.length; o += 8) {
     const prev = o === 0 ? iv : out.subarray(o - 8, o);
