@@ -9,14 +9,14 @@
  * about three private-key operations: unwrap the content key, sign the certificate, sign the
  * CertRep). Needs ../shared/tools beside the repository and the Debian packages `scep`, `socat`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnServe } from '../src/testing/serve-process.ts';
 import type { BenchFigure } from './figure.ts';
 
 const TOOLS = new URL('../../shared/tools/', import.meta.url).pathname;
-const BIN = new URL('../bin/certpost.js', import.meta.url).pathname;
 const CHALLENGE = 'bench-challenge';
 
 interface ReplayResult {
@@ -43,47 +43,12 @@ function replay(url: string, n: number, c: number): ReplayResult {
   };
 }
 
-/** Starts `certpost serve` on a free loopback port; resolves with the process and its SCEP URL. */
-async function startCertpost(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--data',
-      dataDir,
-      '--listen',
-      '127.0.0.1:0',
-      '--log-level',
-      'warn',
-      '--workers',
-      'auto',
-    ],
-    {
-      env: { ...process.env, CERTPOST_SCEP_CHALLENGE: CHALLENGE },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`certpost did not start: ${out}`)), 30_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.includes('"listening"'));
-        if (line) {
-          clearTimeout(timer);
-          resolve(`${(JSON.parse(line) as { url: string }).url}/scep`);
-        }
-      });
-      child.on('exit', (code) => reject(new Error(`certpost exited ${code}: ${out}`)));
-    });
-    return { child, url };
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw e;
-  }
-}
+/**
+ * Server processes for our side. One by default: on this 2-core class of machine the replay
+ * client shares the cores, and one worker measured faster than two (SCEP_BENCH_WORKERS=auto
+ * to compare).
+ */
+const WORKERS = process.env['SCEP_BENCH_WORKERS'] ?? '1';
 
 /** OpenSSL RSA-2048 signatures per second on one core, measured now. */
 function opensslSignRate(): number {
@@ -100,7 +65,12 @@ export async function benchScep(): Promise<BenchFigure[]> {
   const n = Number(process.env['SCEP_BENCH_N'] ?? 600);
   const work = mkdtempSync(join(tmpdir(), 'certpost-bench-'));
   const figures: BenchFigure[] = [];
-  const ours = await startCertpost(join(work, 'data'));
+  const ours = await spawnServe(
+    ['--data', join(work, 'data'), '--log-level', 'warn', '--workers', WORKERS],
+    {
+      env: { ...process.env, CERTPOST_SCEP_CHALLENGE: CHALLENGE },
+    },
+  );
   const refDir = join(work, 'reference');
   try {
     execFileSync(
@@ -118,10 +88,10 @@ export async function benchScep(): Promise<BenchFigure[]> {
     );
     const sign = opensslSignRate();
     for (const c of [8, 32]) {
-      const mine = replay(ours.url, n, c);
+      const mine = replay(`${ours.url}/scep`, n, c);
       const ref = replay('http://127.0.0.1:18081/scep', Math.min(n, 400), c);
       figures.push({
-        name: `scep: issuance, RSA-2048, replayed scepclient PKCSReq, concurrency ${c} (ours: ${mine.ok} ok, ${mine.fail} failed; reference: ${ref.ok} ok, ${ref.fail} failed)`,
+        name: `scep: issuance, RSA-2048, replayed scepclient PKCSReq, concurrency ${c}, ${WORKERS} worker(s) (ours: ${mine.ok} ok, ${mine.fail} failed; reference: ${ref.ok} ok, ${ref.fail} failed)`,
         value: mine.rate,
         unit: 'enroll/s',
         reference: { name: 'micromdm scepserver 2.1.0, same tool, same run', value: ref.rate },
@@ -137,7 +107,7 @@ export async function benchScep(): Promise<BenchFigure[]> {
       better: 'higher',
     });
   } finally {
-    ours.child.kill('SIGTERM');
+    await ours.stop();
     try {
       execFileSync('bash', [join(TOOLS, 'scep-reference-server.sh'), 'stop', refDir], {
         stdio: 'ignore',

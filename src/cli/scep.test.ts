@@ -3,17 +3,18 @@
  * server: real processes, files checked with openssl.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { spawnServe, type ServeProcess } from '../testing/serve-process.ts';
 import { run, tempDir } from '../testing/tools.ts';
 
 const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
 const ENV = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !k.startsWith('CERTPOST_')),
 );
-let server: ChildProcess;
+let server: ServeProcess;
 let url = '';
 let dir = '';
 let data = '';
@@ -28,38 +29,15 @@ const pubkey = (args: string[]) => openssl(...args);
 before(async () => {
   dir = tempDir();
   data = join(dir, 'data');
-  server = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--data',
-      data,
-      '--listen',
-      '127.0.0.1:0',
-      '--scep-challenge',
-      'cli-secret',
-      '--log-level',
-      'warn',
-    ],
-    { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] },
+  server = await spawnServe(
+    ['--data', data, '--scep-challenge', 'cli-secret', '--log-level', 'warn'],
+    { env: ENV },
   );
-  url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
-    server.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"listening"'));
-      if (line) {
-        clearTimeout(timer);
-        resolve(`${(JSON.parse(line) as { url: string }).url}/scep`);
-      }
-    });
-  });
+  url = `${server.url}/scep`;
 });
 
-after(() => {
-  server.kill('SIGKILL');
+after(async () => {
+  await server.stop('SIGKILL');
 });
 
 describe('certpost scep', () => {

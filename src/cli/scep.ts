@@ -15,6 +15,7 @@ import {
   createScepClient,
   fetchTransport,
   isScepClientError,
+  type EnrollOptions,
   type EnrollResult,
   type ScepClient,
 } from '../scep/client.ts';
@@ -133,6 +134,18 @@ async function finish(
   );
 }
 
+/** Enrolls and, while the request is pending, polls; transport failures become CLI errors. */
+async function enrollAndWait(
+  url: string,
+  request: EnrollOptions,
+  r: { delayMs: number; count: number },
+): Promise<EnrollResult> {
+  const client = createScepClient(fetchTransport(url));
+  return transportErrors(async () =>
+    waitForIssue(client, await client.enroll(request), request, r.delayMs, r.count),
+  );
+}
+
 function retryOptions(cmd: Command): Command {
   return cmd
     .option('--retry-delay <duration>', 'wait between polls while the request is pending', '60s')
@@ -222,16 +235,13 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         EXIT.usage,
       );
     const key = o.key ? await loadKey(o.key) : await newKey(o);
-    const client = createScepClient(fetchTransport(url));
     const request = {
       subject: o.subject,
       key,
       ...(o.challenge ? { challenge: o.challenge } : {}),
       ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
     };
-    const result = await transportErrors(async () =>
-      waitForIssue(client, await client.enroll(request), request, delayMs, count),
-    );
+    const result = await enrollAndWait(url, request, { delayMs, count });
     await finish(
       result,
       key,
@@ -274,7 +284,6 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       const key = o.newKey
         ? await newKey({ ...o, keyType: publicKeyInfo(current.spki).type === 'ec' ? 'ec' : 'rsa' })
         : currentKey;
-      const client = createScepClient(fetchTransport(url));
       const request = {
         subject: current.subject.der,
         key,
@@ -282,9 +291,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         ...(o.challenge ? { challenge: o.challenge } : {}),
         ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
       };
-      const result = await transportErrors(async () =>
-        waitForIssue(client, await client.enroll(request), request, delayMs, count),
-      );
+      const result = await enrollAndWait(url, request, { delayMs, count });
       await finish(
         result,
         key,

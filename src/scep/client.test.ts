@@ -9,12 +9,13 @@
  * included.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPair, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { formatName, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
+import { spawnServe } from '../testing/serve-process.ts';
 import { tempDir } from '../testing/tools.ts';
 import {
   createScepClient,
@@ -80,32 +81,9 @@ function recording(inner: ScepTransport): {
 
 before(async () => {
   data = join(tempDir(), 'data');
-  const p = spawn(
-    process.execPath,
-    [BIN, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--scep-challenge', STATIC],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child = p;
-  let out = '';
-  p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`certpost serve did not start: ${out}`)),
-      20_000,
-    );
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"listening"'));
-      if (line) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { url: string }).url);
-      }
-    });
-    p.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`certpost serve exited (${code ?? signal}): ${out}`));
-    });
-  });
+  const server = await spawnServe(['--data', data, '--scep-challenge', STATIC]);
+  child = server.child;
+  baseUrl = server.url;
   scepUrl = `${baseUrl}/scep`;
 });
 

@@ -5,7 +5,7 @@
  * `app.inject` on `buildApp`, plus one real `certpost serve` process for its log output.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { parseRfc4514 } from '../ca/name.ts';
 import { buildCsr, parseCsr } from '../pki/csr.ts';
+import { spawnServe } from '../testing/serve-process.ts';
 import { run, tempDir } from '../testing/tools.ts';
 import { apiTokenHash, createApiToken, revokeApiToken } from './admin-ops.ts';
 import { openContext, type ServerContext } from './context.ts';
@@ -491,25 +492,8 @@ describe('a real server process and the api-token commands', () => {
     const plain = certpost('api-token', 'create', '--data', data, '--ttl', 'never');
     assert.match(plain.stdout, /^cpt_[A-Za-z0-9_-]{43}\n$/);
 
-    const child = spawn(
-      process.execPath,
-      [BIN, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'trace'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: ENV },
-    );
-    let out = '';
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "listening" line: ${out}`)), 20_000);
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.includes('"listening"'));
-        if (line) {
-          clearTimeout(timer);
-          resolve((JSON.parse(line) as { url: string }).url);
-        }
-      });
-      child.on('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
-    });
+    const server = await spawnServe(['--data', data, '--log-level', 'trace'], { env: ENV });
+    const url = server.url;
     try {
       const auth = { authorization: `Bearer ${t.token}` };
       const send = (path: string, init: RequestInit = {}) =>
@@ -541,10 +525,9 @@ describe('a real server process and the api-token commands', () => {
       assert.equal((await send('/api/v1/audit')).status, 401, 'revoked while the server runs');
       assert.match(certpost('api-token', 'list', '--data', data).stdout, /revoked\s+\S+\s+ci\n/);
     } finally {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
+      await server.stop();
     }
+    const out = server.output() + server.stderr();
     assert.match(out, /admin API: authentication failed/, 'the server logs were captured');
     const secret = t.token.slice('cpt_'.length);
     for (const line of out.split('\n'))

@@ -10,7 +10,7 @@
  * Every process started here is killed in `after`, whatever happened; every wait is bounded.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { generateKeyPair, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -22,6 +22,7 @@ import { createScepClient, fetchTransport, type EnrollResult } from '../scep/cli
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/types.ts';
 import { startPostgres, type PostgresServer } from '../testing/postgres.ts';
+import { spawnServe } from '../testing/serve-process.ts';
 import { tempDir } from '../testing/tools.ts';
 
 const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
@@ -44,46 +45,17 @@ interface Server {
 
 /** Starts `certpost serve` on a free loopback port; resolves once it prints `listening`. */
 async function startCertpost(data: string, database?: string): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--data',
-      data,
-      '--listen',
-      '127.0.0.1:0',
-      '--scep-challenge',
-      CHALLENGE,
-      '--log-level',
-      'warn',
-      ...(database ? ['--database', database] : []),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`certpost serve did not start in 20 s:\n${out}\n${err}`));
-    }, 20_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"listening"'));
-      if (line) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { url: string }).url);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`certpost serve exited (${code ?? signal}):\n${out}\n${err}`));
-    });
-  });
-  return { child, scep: `${url}/scep`, stderr: () => err };
+  const s = await spawnServe([
+    '--data',
+    data,
+    '--scep-challenge',
+    CHALLENGE,
+    '--log-level',
+    'warn',
+    ...(database ? ['--database', database] : []),
+  ]);
+  children.add(s.child);
+  return { child: s.child, scep: `${s.url}/scep`, stderr: s.stderr };
 }
 
 /** Resolves when the process has exited; rejects after `ms`. */
