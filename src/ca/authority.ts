@@ -185,6 +185,82 @@ export async function createRaCertificate(
 }
 
 /**
+ * Certifies an issuing CA key under the root: CA:TRUE pathlen:0; keyCertSign, cRLSign and
+ * digitalSignature, plus keyEncipherment for RSA (SCEP clients encrypt to it); SKI and AKI.
+ */
+async function certifyIssuingCa(
+  key: KeyObject,
+  subject: Uint8Array,
+  root: { readonly certificate: Certificate; readonly key: KeyObject },
+  days: number,
+  now: Date,
+): Promise<CaKeyPair> {
+  const spki = spkiOf(key);
+  const usage: KeyUsageName[] = ['digitalSignature', 'keyCertSign', 'cRLSign'];
+  if (key.asymmetricKeyType === 'rsa') usage.push('keyEncipherment');
+  const certificate = await certify(
+    subject,
+    key,
+    { name: root.certificate.subject.der, key: root.key, spki: root.certificate.spki },
+    validity(now, days, root.certificate.notAfter),
+    [
+      basicConstraints(true, 0),
+      keyUsage(usage),
+      subjectKeyIdentifier(spki),
+      authorityKeyIdentifier(root.certificate.spki),
+    ],
+  );
+  return { certificate, key };
+}
+
+/**
+ * The next issuing CA for a rollover (RFC 8894 §4.7, GetNextCACert): a new key of the same
+ * type and size as the current issuing CA's, certified by the same root, with the same subject
+ * unless another is given; an RA certificate when the key is not RSA. Needs the root key: an
+ * imported CA without it cannot roll over here.
+ */
+export async function createNextAuthority(
+  current: CaMaterial,
+  options: {
+    readonly issuingSubject?: string;
+    readonly issuingValidityDays?: number;
+    readonly now?: Date;
+  } = {},
+): Promise<CaMaterial> {
+  const rootKey = current.root.key;
+  if (!rootKey)
+    throw new PkiError(
+      'ERR_PKI_INVALID_ARGUMENT',
+      'rolling the CA over needs the root key, which this data directory does not hold',
+    );
+  const now = options.now ?? new Date();
+  const old = current.issuing.key;
+  const spec =
+    old.asymmetricKeyType === 'rsa'
+      ? ({ type: 'rsa', bits: old.asymmetricKeyDetails?.modulusLength ?? 2048 } as const)
+      : ({
+          type: 'ec',
+          curve: old.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256',
+        } as const);
+  const issuing = await certifyIssuingCa(
+    await generate(spec),
+    options.issuingSubject !== undefined
+      ? parseRfc4514(options.issuingSubject)
+      : current.issuing.certificate.subject.der,
+    { certificate: current.root.certificate, key: rootKey },
+    options.issuingValidityDays ?? 1825,
+    now,
+  );
+  const ra = spec.type === 'rsa' ? undefined : await createRaCertificate(issuing, { now });
+  return {
+    root: current.root,
+    intermediates: current.intermediates,
+    issuing,
+    ...(ra ? { ra } : {}),
+  };
+}
+
+/**
  * Creates a root and an issuing CA (and an RA for an EC issuing key); see the module comment
  * for the exact profiles. Keys are generated in the thread pool.
  */
@@ -206,22 +282,13 @@ export async function createAuthority(options: CreateAuthorityOptions): Promise<
     subjectKeyIdentifier(rootSpki),
   ]);
 
-  const issuingSpki = spkiOf(issuingKey);
-  const issuingUsage: KeyUsageName[] = ['digitalSignature', 'keyCertSign', 'cRLSign'];
-  if (options.keyType === 'rsa') issuingUsage.push('keyEncipherment');
-  const issuingCert = await certify(
-    parseRfc4514(options.issuingSubject),
+  const issuing = await certifyIssuingCa(
     issuingKey,
-    rootSigner,
-    validity(now, options.issuingValidityDays ?? 1825, root.notAfter),
-    [
-      basicConstraints(true, 0),
-      keyUsage(issuingUsage),
-      subjectKeyIdentifier(issuingSpki),
-      authorityKeyIdentifier(rootSpki),
-    ],
+    parseRfc4514(options.issuingSubject),
+    { certificate: root, key: rootKey },
+    options.issuingValidityDays ?? 1825,
+    now,
   );
-  const issuing = { certificate: issuingCert, key: issuingKey };
   const ra =
     options.keyType === 'rsa'
       ? undefined

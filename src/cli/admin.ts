@@ -7,13 +7,16 @@
  */
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { isPkiError } from '../pki/errors.ts';
 import { formatName, sha1Thumbprint } from '../pki/x509.ts';
 import { importAuthority } from '../ca/authority.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
   builtinProfiles,
+  activateNextAuthority,
   installAuthority,
   openContext,
+  prepareNextAuthority,
   type ServerContext,
 } from '../server/context.ts';
 import { readInput } from './io.ts';
@@ -86,6 +89,19 @@ export function parseDuration(s: string): number {
     Number(m[1]) *
     { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
   );
+}
+
+/** Runs `f`, turning CA-state errors (wrong step of a rollover, no CA) into one-line CLI errors. */
+async function caStateErrors<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_CA_STATE' || code === 'ENOENT')
+      throw new CliError((e as Error).message, EXIT.input);
+    if (isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT')) throw new CliError(e.message, EXIT.usage);
+    throw e;
+  }
 }
 
 /** True when the data directory already holds a CA. */
@@ -169,6 +185,46 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
       });
       printCa(ctx, o, out);
     });
+  });
+
+  dataOptions(
+    ca
+      .command('rollover')
+      .description(
+        'prepare the next issuing CA under the same root; servers offer it by SCEP GetNextCACert until "ca activate-next"',
+      )
+      .option(
+        '--subject <dn>',
+        'subject of the next issuing CA (RFC 4514); default: the current one',
+      ),
+  ).action(async (o: DataOptions & { subject?: string }) => {
+    const next = await caStateErrors(() =>
+      prepareNextAuthority(o.data, o.subject ? { issuingSubject: o.subject } : {}),
+    );
+    const summary = [next.issuing, ...(next.ra ? [next.ra] : [])].map((x) => ({
+      subject: formatName(x.certificate.subject),
+      sha1: sha1Thumbprint(x.certificate),
+      notAfter: x.certificate.notAfter.toISOString(),
+    }));
+    out(
+      o.json
+        ? `${JSON.stringify({ next: summary }, null, 2)}\n`
+        : `next CA prepared (restart the servers to offer it):\n${summary.map((c) => `  ${c.subject}, SHA-1 ${c.sha1}, valid until ${c.notAfter}\n`).join('')}`,
+    );
+  });
+  dataOptions(
+    ca
+      .command('activate-next')
+      .description(
+        'make the prepared next CA the issuing CA (the old one is kept as ca.previous-<time>); restart the servers',
+      ),
+  ).action(async (o: DataOptions) => {
+    const { previous } = await caStateErrors(() => activateNextAuthority(o.data));
+    out(
+      o.json
+        ? `${JSON.stringify({ activated: true, previous })}\n`
+        : `the next CA is now the CA; the previous one is in ${previous}\n`,
+    );
   });
 
   const certs = root.command('certificates').description('certificates this CA issued');

@@ -14,7 +14,9 @@
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { EnrollmentOutcome, EnrollmentService, RefusalCode } from '../ca/enrollment.ts';
+import { buildSignedData } from '../pki/cms.ts';
 import { PkiError } from '../pki/errors.ts';
+import { CMS } from '../pki/oids.ts';
 import { encodePkcs7Certificates } from '../pki/pkcs7.ts';
 import { publicKeyInfo, type Certificate } from '../pki/x509.ts';
 import { FailInfo, isScepError, type FailInfoName, type ScepError } from './errors.ts';
@@ -53,8 +55,8 @@ export const REFUSAL_FAILINFO: Readonly<Record<RefusalCode, FailInfoName>> = {
 };
 
 /**
- * Capabilities advertised by GetCACaps (RFC 8894 §3.5.2). GetNextCACert is not advertised:
- * CA rollover is not implemented yet, and a client must not be told otherwise.
+ * Capabilities advertised by GetCACaps (RFC 8894 §3.5.2). GetNextCACert is added only while a
+ * next CA is prepared (ScepServiceOptions.next): a client must not be told of one otherwise.
  */
 export const DEFAULT_CAPABILITIES = [
   'POSTPKIOperation',
@@ -76,6 +78,11 @@ export interface ScepServiceOptions {
   readonly capabilities?: readonly string[];
   /** Where refusals and crypto failures are reported (never secrets). */
   readonly log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
+  /**
+   * The next CA during a rollover (its issuing certificate, and RA certificate if any): served
+   * by GetNextCACert and advertised in GetCACaps only while it is set.
+   */
+  readonly next?: readonly Certificate[];
 }
 
 export interface ScepResponse {
@@ -86,6 +93,11 @@ export interface ScepResponse {
 export interface ScepService {
   getCaCaps(): ScepResponse;
   getCaCert(): ScepResponse;
+  /**
+   * GetNextCACert (RFC 8894 §4.7): a SignedData signed by the current responder whose content
+   * is a degenerate certs-only SignedData of the next CA certificates; undefined without one.
+   */
+  getNextCaCert?(): Promise<ScepResponse>;
   /** `peer` is the client's network address (rate limiting); never used for decisions otherwise. */
   pkiOperation(body: Uint8Array, meta?: { readonly peer?: string }): Promise<ScepResponse>;
 }
@@ -105,7 +117,12 @@ const fail = (reason: FailInfoName, text: string) => ({
 });
 
 export function createScepService(o: ScepServiceOptions): ScepService {
-  const caps = (o.capabilities ?? DEFAULT_CAPABILITIES).join('\n');
+  const capabilities = [
+    ...(o.capabilities ?? DEFAULT_CAPABILITIES),
+    ...(o.next?.length ? ['GetNextCACert'] : []),
+  ];
+  const caps = capabilities.join('\n');
+  const next = o.next?.length ? o.next : undefined;
   const certs = [o.responder.certificate, ...o.chain.filter((c) => c !== o.responder.certificate)];
   // One certificate: DER; several (RA + CA, or CA + root): a degenerate PKCS#7 (RFC 8894 §4.2.1.2).
   const caCert: ScepResponse =
@@ -188,6 +205,20 @@ export function createScepService(o: ScepServiceOptions): ScepService {
   return {
     getCaCaps: () => ({ contentType: 'text/plain', body: new TextEncoder().encode(caps) }),
     getCaCert: () => caCert,
+    ...(next
+      ? {
+          getNextCaCert: async () => ({
+            contentType: 'application/x-x509-next-ca-cert',
+            body: await buildSignedData({
+              contentType: CMS.data,
+              content: encodePkcs7Certificates(next),
+              signer: o.responder,
+              digest: 'sha256',
+              certificates: [o.responder.certificate],
+            }),
+          }),
+        }
+      : {}),
     async pkiOperation(body, meta = {}) {
       let msg: PkiMessage;
       try {

@@ -10,9 +10,15 @@
  * data directory. Production sets the variable (or uses a PKCS#11 token, issue 3 follow-up).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createAuthority, loadAuthority, saveAuthority, type CaMaterial } from '../ca/authority.ts';
+import {
+  createAuthority,
+  createNextAuthority,
+  loadAuthority,
+  saveAuthority,
+  type CaMaterial,
+} from '../ca/authority.ts';
 import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
 import { DEFAULT_PROFILE, type IssuanceProfile } from '../ca/profile.ts';
 import { createScepService, type ScepService } from '../scep/service.ts';
@@ -40,6 +46,8 @@ export interface ContextOptions {
 export interface ServerContext {
   readonly store: Store;
   readonly ca: CaMaterial;
+  /** The next CA of a rollover (`ca/next`), served by GetNextCACert until it is activated. */
+  readonly nextCa: CaMaterial | undefined;
   readonly profiles: ReadonlyMap<string, IssuanceProfile>;
   readonly enrollment: EnrollmentService;
   readonly scep: ScepService;
@@ -72,6 +80,62 @@ async function caPassphrase(caDir: string, create: boolean): Promise<string> {
   }
 }
 
+/** A request that does not fit the data directory's CA state (code `ERR_CA_STATE`). */
+export function caState(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_CA_STATE' });
+}
+
+/** Where a rollover keeps the next CA, inside the CA directory. */
+const NEXT_DIR = 'next';
+
+/**
+ * Rollover, step 1: creates the next issuing CA under the same root and keeps it in `ca/next`
+ * (same passphrase). Running servers pick it up at their next start and serve it by
+ * GetNextCACert; issuance continues with the current CA until {@link activateNextAuthority}.
+ */
+export async function prepareNextAuthority(
+  dataDir: string,
+  options: { readonly issuingSubject?: string } = {},
+): Promise<CaMaterial> {
+  const caDir = join(dataDir, 'ca');
+  const current = await tryLoadAuthority(caDir);
+  if (!current)
+    throw Object.assign(new Error(`no CA in ${caDir}`), { code: 'ENOENT', path: caDir });
+  if (await tryLoadAuthority(join(caDir, NEXT_DIR), caDir))
+    throw caState(`a next CA already exists in ${join(caDir, NEXT_DIR)}`);
+  const next = await createNextAuthority(current, options);
+  await mkdir(join(caDir, NEXT_DIR), { recursive: true, mode: 0o700 });
+  await saveAuthority(join(caDir, NEXT_DIR), next, await caPassphrase(caDir, false));
+  return next;
+}
+
+/**
+ * Rollover, step 2: the next CA becomes the CA. The old one is kept as `ca.previous-<time>`
+ * (its certificates stay valid until they expire; restart the servers to switch).
+ */
+export async function activateNextAuthority(dataDir: string): Promise<{ previous: string }> {
+  const caDir = join(dataDir, 'ca');
+  const nextDir = join(caDir, NEXT_DIR);
+  if (!(await tryLoadAuthority(nextDir, caDir)))
+    throw caState(`no next CA in ${nextDir}: run "certpost ca rollover" first`);
+  const staged = join(dataDir, 'ca.next');
+  const previous = join(dataDir, `ca.previous-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  await rename(nextDir, staged);
+  try {
+    await copyFile(join(caDir, 'passphrase'), join(staged, 'passphrase')).catch(
+      (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e; // the passphrase comes from CERTPOST_CA_PASSPHRASE
+      },
+    );
+    await rename(caDir, previous);
+  } catch (e) {
+    await rename(staged, nextDir);
+    throw e;
+  }
+  await rename(staged, caDir);
+  return { previous };
+}
+
 /** Saves a CA (created or imported) into a data directory that has none yet. */
 export async function installAuthority(dataDir: string, material: CaMaterial): Promise<void> {
   const caDir = join(dataDir, 'ca');
@@ -80,9 +144,13 @@ export async function installAuthority(dataDir: string, material: CaMaterial): P
 }
 
 /** The data directory's CA, or undefined when it has none yet. */
-async function tryLoadAuthority(caDir: string): Promise<CaMaterial | undefined> {
+/** The CA in `dir`, or undefined when there is none; `passphraseDir` holds its passphrase file. */
+async function tryLoadAuthority(
+  caDir: string,
+  passphraseDir = caDir,
+): Promise<CaMaterial | undefined> {
   try {
-    return await loadAuthority(caDir, await caPassphrase(caDir, false));
+    return await loadAuthority(caDir, await caPassphrase(passphraseDir, false));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -152,13 +220,17 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       ...(o.now ? { now: o.now } : {}),
     });
     const responder = ca.ra ?? ca.issuing;
+    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir);
     const scep = createScepService({
       responder,
       chain: [ca.issuing.certificate, ca.root.certificate],
       enrollment,
       ...(o.log ? { log: o.log } : {}),
+      ...(nextCa
+        ? { next: [nextCa.issuing.certificate, ...(nextCa.ra ? [nextCa.ra.certificate] : [])] }
+        : {}),
     });
-    return { store, ca, profiles, enrollment, scep, close: () => store.close() };
+    return { store, ca, nextCa, profiles, enrollment, scep, close: () => store.close() };
   } catch (e) {
     await store.close();
     throw e;

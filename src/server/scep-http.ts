@@ -51,6 +51,11 @@ export function registerScep(app: FastifyInstance, service: ScepService, prefix 
         return send(reply, service.getCaCaps());
       case 'GetCACert':
         return send(reply, service.getCaCert());
+      case 'GetNextCACert': {
+        const next = service.getNextCaCert;
+        if (!next) return reply.code(404).type('text/plain').send('no next CA certificate\n');
+        return send(reply, await next());
+      }
       case 'PKIOperation': {
         let body: Uint8Array | undefined;
         if (req.method === 'POST')
