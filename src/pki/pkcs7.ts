@@ -49,6 +49,19 @@ export function parsePkcs7Certificates(bytes: Uint8Array): Certificate[] {
   return certs.map(certificateFromAsn1);
 }
 
+/**
+ * CRLs of a PKCS#7 SignedData (`crls [1] IMPLICIT RevocationInfoChoices`), each the DER of a
+ * CertificateList; other RevocationInfoChoices are skipped. SCEP GetCRL replies carry them.
+ */
+export function parsePkcs7Crls(bytes: Uint8Array): Uint8Array[] {
+  const set = der.children(signedDataOf(bytes)).find((p) => p.tag === der.ctx(1, true));
+  if (!set) return [];
+  const crls = der.children(set).filter((c) => c.tag === Tag.SEQUENCE);
+  if (crls.length > MAX_BUNDLE_CERTIFICATES)
+    throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} CRLs in one bundle`);
+  return crls.map((c) => der.raw(c));
+}
+
 /** True when the bytes start like a ContentInfo of type signedData. */
 export function looksLikePkcs7(bytes: Uint8Array): boolean {
   try {

@@ -13,8 +13,10 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPair, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { formatName, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
+import { encodePem } from '../pki/pem.ts';
 import { spawnServe } from '../testing/serve-process.ts';
 import { tempDir } from '../testing/tools.ts';
 import {
@@ -227,6 +229,32 @@ describe('SCEP client against the certpost server', () => {
       requests: { id: string }[];
     };
     assert.ok(issued.requests.some((q) => q.id === held.id));
+  });
+
+  it('fetches the CRL by GetCRL, and it lists a certificate revoked by the administrator', async () => {
+    const client = createScepClient(fetchTransport(scepUrl));
+    const key = await rsaKey();
+    const result = await client.enroll({ subject: 'CN=crl-subject', key, challenge: STATIC });
+    assert.equal(result.status, 'issued');
+    if (result.status !== 'issued') return;
+    const serial = Buffer.from(result.certificate.serial).toString('hex');
+    await certpost('certificates', 'revoke', serial, '--reason', 'keyCompromise');
+    const crls = await client.getCrl({ certificate: result.certificate, key });
+    assert.equal(crls.length, 1);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'crl.der'), crls[0]!);
+    const ca = await client.caCertificates();
+    writeFileSync(join(dir, 'ca.pem'), ca.map((c) => encodePem('CERTIFICATE', c.der)).join(''));
+    const { stdout, stderr } = await execFileAsync(
+      'openssl',
+      ['crl', '-inform', 'DER', '-in', 'crl.der', '-CAfile', 'ca.pem', '-noout', '-text'],
+      { cwd: dir },
+    );
+    assert.match(stderr + stdout, /verify OK/);
+    assert.match(
+      stdout,
+      new RegExp(`Serial Number: ${serial.toUpperCase()}[\\s\\S]*Key Compromise`),
+    );
   });
 
   it('checks the CA thumbprint before sending any PKIOperation', async () => {

@@ -225,6 +225,15 @@ export interface ScepClient {
   enroll(o: EnrollOptions): Promise<EnrollResult>;
   /** CertPoll (20) with IssuerAndSubject (RFC 8894 §3.3.3) for a PENDING enrollment. */
   poll(o: PollOptions): Promise<EnrollResult>;
+  /**
+   * GetCRL (22): the CA's CRL for `certificate` (one of its certificates), requested with
+   * IssuerAndSerialNumber and signed by `certificate` and `key`; resolves with the DER CRLs.
+   */
+  getCrl(o: {
+    readonly certificate: Certificate;
+    readonly key: KeyObject;
+    readonly caThumbprint?: string;
+  }): Promise<Uint8Array[]>;
 }
 
 export interface ScepClientOptions {
@@ -474,9 +483,31 @@ export function createScepClient(
     return rep;
   }
 
+  async function getCrl(o: {
+    readonly certificate: Certificate;
+    readonly key: KeyObject;
+    readonly caThumbprint?: string;
+  }): Promise<Uint8Array[]> {
+    const ctx = await prepare(o.caThumbprint);
+    const transactionId = randomBytes(16).toString('hex');
+    const rep = await exchange(ctx, {
+      messageType: MessageType.GetCRL,
+      transactionId,
+      content: enc.seq(o.certificate.issuer.der, enc.uint(o.certificate.serial)),
+      signer: { certificate: o.certificate, key: o.key },
+    });
+    if (rep.status !== PkiStatus.SUCCESS)
+      throw new ScepClientError(
+        'ERR_SCEP_CLIENT_BAD_RESPONSE',
+        `GetCRL was refused (failInfo ${rep.failInfo ?? 'none'})`,
+      );
+    return [...rep.crls];
+  }
+
   return {
     capabilities,
     caCertificates,
+    getCrl,
 
     async enroll(o) {
       const ctx = await prepare(o.caThumbprint);

@@ -43,7 +43,7 @@ import * as der from '../pki/der.ts';
 import { enc, Tag, type Asn1 } from '../pki/der.ts';
 import { isPkiError, malformed } from '../pki/errors.ts';
 import { CMS } from '../pki/oids.ts';
-import { encodePkcs7Certificates, parsePkcs7Certificates } from '../pki/pkcs7.ts';
+import { encodePkcs7Certificates, parsePkcs7Certificates, parsePkcs7Crls } from '../pki/pkcs7.ts';
 import { parseName, type Certificate, type Name } from '../pki/x509.ts';
 import { FailInfo, ScepError, type ScepErrorContext } from './errors.ts';
 
@@ -455,6 +455,8 @@ export interface CertRep {
   readonly signerCertificate: Certificate;
   /** SUCCESS: the certificates of the envelope, issued certificate first; otherwise empty. */
   readonly certificates: readonly Certificate[];
+  /** SUCCESS answering GetCRL: the DER CRLs of the envelope; otherwise empty. */
+  readonly crls: readonly Uint8Array[];
   readonly cipher: ContentCipher | null;
 }
 
@@ -485,6 +487,7 @@ export function parseCertRep(
       context,
     );
   let certificates: readonly Certificate[] = [];
+  let crls: readonly Uint8Array[] = [];
   let cipher: ContentCipher | null = null;
   if (msg.pkiStatus === PkiStatus.SUCCESS) {
     if (!msg.envelope)
@@ -493,6 +496,7 @@ export function parseCertRep(
       const opened = decryptEnvelopedData(msg.envelope, requester);
       cipher = opened.cipher;
       certificates = parsePkcs7Certificates(opened.content);
+      crls = parsePkcs7Crls(opened.content);
     } catch (e) {
       throw new ScepError(
         'ERR_SCEP_BAD_MESSAGE_CHECK',
@@ -513,6 +517,7 @@ export function parseCertRep(
     ...(msg.recipientNonce !== undefined ? { recipientNonce: msg.recipientNonce } : {}),
     signerCertificate: msg.signerCertificate,
     certificates,
+    crls,
     cipher,
   };
 }
