@@ -12,13 +12,13 @@ import { formatName, sha1Thumbprint } from '../pki/x509.ts';
 import { importAuthority } from '../ca/authority.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
-  builtinProfiles,
   activateNextAuthority,
   installAuthority,
   openContext,
   prepareNextAuthority,
   type ServerContext,
 } from '../server/context.ts';
+import { builtinProfiles } from '../server/profiles.ts';
 import { readInput } from './io.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
@@ -291,7 +291,7 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
       )
       .option(
         '--profile <name>',
-        `issuance profile (${[...builtinProfiles().keys()].join(', ')})`,
+        `issuance profile (built in: ${[...builtinProfiles().keys()].join(', ')}; more in DATA/profiles.json)`,
         'default',
       )
       .option(

@@ -41,6 +41,12 @@ export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {
   ERR_PKI_INVALID_ARGUMENT: EXIT.usage,
 };
 
+/** Configuration and data-directory errors (their `code`), printed as one line. */
+export const CONFIG_EXIT: Readonly<Record<string, number>> = {
+  ERR_PROFILES: EXIT.input,
+  ERR_CA_STATE: EXIT.input,
+};
+
 /** A failure the user can fix, with its exit code. Printed as one line. */
 export class CliError extends Error {
   readonly exitCode: number;

@@ -10,7 +10,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isPkiError, PkiError } from '../pki/errors.ts';
 import { inspectContents } from '../pki/inspect.ts';
 import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
-import { CliError, EXIT, PKI_EXIT } from './exit-codes.ts';
+import { CliError, CONFIG_EXIT, EXIT, PKI_EXIT } from './exit-codes.ts';
 import { canPrompt, promptSecret, readInput } from './io.ts';
 import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
@@ -297,6 +297,11 @@ function reportError(e: unknown): number {
     return e.exitCode;
   }
   const err = e as NodeJS.ErrnoException;
+  const configExit = err.code !== undefined ? CONFIG_EXIT[err.code] : undefined;
+  if (configExit !== undefined) {
+    process.stderr.write(`certpost: ${err.message}\n`);
+    return configExit;
+  }
   if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'EISDIR') {
     process.stderr.write(
       `certpost: ${err.code === 'ENOENT' ? 'no such file' : 'cannot open'}: ${err.path ?? ''}\n`,

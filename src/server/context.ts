@@ -20,8 +20,9 @@ import {
   type CaMaterial,
 } from '../ca/authority.ts';
 import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
-import { DEFAULT_PROFILE, type IssuanceProfile } from '../ca/profile.ts';
+import type { IssuanceProfile } from '../ca/profile.ts';
 import { createScepService, type ScepService } from '../scep/service.ts';
+import { loadProfiles } from './profiles.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/types.ts';
 import { writeAtomicFile } from '../util/atomic-file.ts';
@@ -52,18 +53,6 @@ export interface ServerContext {
   readonly enrollment: EnrollmentService;
   readonly scep: ScepService;
   close(): Promise<void>;
-}
-
-/**
- * Built-in issuance profiles: `default` issues at once, `manual` waits for an administrator.
- * With a public URL, both write the CRL distribution point into what they issue.
- */
-export function builtinProfiles(publicUrl?: string): Map<string, IssuanceProfile> {
-  const crl = publicUrl ? { crlUrl: `${publicUrl.replace(/\/+$/, '')}/crl` } : {};
-  return new Map<string, IssuanceProfile>([
-    ['default', { ...DEFAULT_PROFILE, ...crl }],
-    ['manual', { ...DEFAULT_PROFILE, ...crl, name: 'manual', requireApproval: true }],
-  ]);
 }
 
 async function caPassphrase(caDir: string, create: boolean): Promise<string> {
@@ -210,7 +199,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const ca =
       (await tryLoadAuthority(caDir)) ??
       (o.createCa ? await createOnce(o) : await missingCa(caDir));
-    const profiles = builtinProfiles(o.publicUrl);
+    const profiles = await loadProfiles(o.dataDir, o.publicUrl);
     const enrollment = createEnrollmentService({
       issuing: ca.issuing,
       profiles,
