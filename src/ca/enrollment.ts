@@ -35,7 +35,7 @@ import type {
 import { buildCrl } from './crl.ts';
 import { issue, issueAccepted, randomSerial, type AcceptedRequest } from './issuer.ts';
 import { evaluateRequest, type IssuanceProfile, type PolicyFailure } from './profile.ts';
-import { FailureLimiter } from './rate-limit.ts';
+import { FailureLimiter, type Limiter } from './rate-limit.ts';
 
 /** Why a request was refused. SCEP maps each code to a failInfo in one table (scep/service.ts). */
 export const REFUSALS = {
@@ -90,7 +90,7 @@ export interface EnrollmentConfig {
   /** How long a CRL is valid (default 7 days). */
   readonly crlValidityMs?: number;
   /** Limits failed challenges per client address (default: 10 per minute). */
-  readonly limiter?: FailureLimiter;
+  readonly limiter?: Limiter;
 }
 
 /** Refusals that count as a failed guess at a challenge. */
@@ -244,7 +244,7 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     const subject = formatName(input.csr.subject);
     const held = await store.getRequestByTransaction(input.transactionId);
     if (held) return fromHold(held);
-    if (input.peer !== undefined && limiter.blocked(input.peer))
+    if (input.peer !== undefined && (await limiter.blocked(input.peer)))
       return refused(actor, subject, 'rate-limited');
     const outcome = await decideNew(input, actor, subject);
     if (
@@ -252,7 +252,7 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       input.peer !== undefined &&
       CHALLENGE_FAILURES.has(outcome.reason)
     )
-      limiter.fail(input.peer);
+      await limiter.fail(input.peer);
     return outcome;
   }
 

@@ -1,26 +1,50 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { FailureLimiter } from './rate-limit.ts';
+import { openSqliteStore } from '../store/sqlite.ts';
+import { FailureLimiter, StoreFailureLimiter } from './rate-limit.ts';
 
-it('blocks a key after maxFailures within the window, and frees it when the window passes', () => {
+it('blocks a key after maxFailures within the window, and frees it when the window passes', async () => {
   let t = 1_000_000;
   const l = new FailureLimiter({ maxFailures: 3, windowMs: 60_000, now: () => t });
   for (let i = 0; i < 3; i++) {
-    assert.equal(l.blocked('10.0.0.1'), false);
-    l.fail('10.0.0.1');
+    assert.equal(await l.blocked('10.0.0.1'), false);
+    await l.fail('10.0.0.1');
   }
-  assert.equal(l.blocked('10.0.0.1'), true);
-  assert.equal(l.blocked('10.0.0.2'), false, 'other clients are not affected');
+  assert.equal(await l.blocked('10.0.0.1'), true);
+  assert.equal(await l.blocked('10.0.0.2'), false, 'other clients are not affected');
   t += 60_001;
-  assert.equal(l.blocked('10.0.0.1'), false);
+  assert.equal(await l.blocked('10.0.0.1'), false);
 });
 
-it('tracks at most maxKeys keys, dropping the oldest', () => {
+it('tracks at most maxKeys keys, dropping the oldest', async () => {
   const l = new FailureLimiter({ maxFailures: 1, maxKeys: 2 });
-  l.fail('a');
-  l.fail('b');
-  l.fail('c');
-  assert.equal(l.blocked('a'), false);
-  assert.equal(l.blocked('b'), true);
-  assert.equal(l.blocked('c'), true);
+  await l.fail('a');
+  await l.fail('b');
+  await l.fail('c');
+  assert.equal(await l.blocked('a'), false);
+  assert.equal(await l.blocked('b'), true);
+  assert.equal(await l.blocked('c'), true);
+});
+
+it('in the store, two limiters (two processes) share one count, and a window frees the key', async () => {
+  const store = await openSqliteStore(':memory:');
+  try {
+    let t = Date.parse('2026-03-01T00:00:00Z');
+    const a = new StoreFailureLimiter(store, { maxFailures: 3, windowMs: 60_000, now: () => t });
+    const b = new StoreFailureLimiter(store, { maxFailures: 3, windowMs: 60_000, now: () => t });
+    await a.fail('198.51.100.1');
+    await b.fail('198.51.100.1');
+    assert.equal(await a.blocked('198.51.100.1'), false);
+    await a.fail('198.51.100.1');
+    assert.equal(
+      await b.blocked('198.51.100.1'),
+      true,
+      'the other process sees all three failures',
+    );
+    assert.equal(await b.blocked('198.51.100.2'), false);
+    t += 60_001;
+    assert.equal(await a.blocked('198.51.100.1'), false);
+  } finally {
+    await store.close();
+  }
 });

@@ -1,10 +1,22 @@
 /**
  * Limits how often one client may fail a challenge (issue 3: "failures rate-limited"), so
- * one-time and static challenges cannot be guessed at network speed. A sliding window of
+ * one-time and static challenges cannot be guessed at network speed: a sliding window of
  * failure times per key (the client's address); while a key is over the limit, its requests
- * are refused before any challenge is looked at. Memory is bounded: at most `maxKeys` keys are
- * tracked, the oldest dropped first.
+ * are refused before any challenge is looked at.
+ *
+ * Two implementations of {@link Limiter}: {@link StoreFailureLimiter} keeps the failures in the
+ * store, so the limit holds across worker processes and servers sharing PostgreSQL (what the
+ * server uses); {@link FailureLimiter} keeps them in memory, bounded to `maxKeys` keys (tests,
+ * single-process tools).
  */
+import type { FailureStore } from '../store/types.ts';
+
+export interface Limiter {
+  /** True while `key` has used up its failures in the current window. */
+  blocked(key: string): Promise<boolean>;
+  /** Records one failure for `key`. */
+  fail(key: string): Promise<void>;
+}
 export interface FailureLimiterOptions {
   /** Failures allowed per key within `windowMs` (default 10). */
   readonly maxFailures?: number;
@@ -13,7 +25,7 @@ export interface FailureLimiterOptions {
   readonly now?: () => number;
 }
 
-export class FailureLimiter {
+export class FailureLimiter implements Limiter {
   readonly #max: number;
   readonly #window: number;
   readonly #maxKeys: number;
@@ -35,18 +47,47 @@ export class FailureLimiter {
     return list;
   }
 
-  /** True while `key` has used up its failures in the current window. */
-  blocked(key: string): boolean {
+  async blocked(key: string): Promise<boolean> {
     return this.#recent(key).length >= this.#max;
   }
 
-  /** Records one failure for `key`. */
-  fail(key: string): void {
+  async fail(key: string): Promise<void> {
     const list = this.#recent(key);
     list.push(this.#now());
     this.#failures.delete(key); // re-insert: Map order is the eviction order
     this.#failures.set(key, list);
     if (this.#failures.size > this.#maxKeys)
       this.#failures.delete(this.#failures.keys().next().value!);
+  }
+}
+
+/** The limiter over the store's failure table; old rows are purged as it goes. */
+export class StoreFailureLimiter implements Limiter {
+  readonly #store: FailureStore;
+  readonly #max: number;
+  readonly #window: number;
+  readonly #now: () => number;
+  #failuresSincePurge = 0;
+
+  constructor(store: FailureStore, o: Omit<FailureLimiterOptions, 'maxKeys'> = {}) {
+    this.#store = store;
+    this.#max = o.maxFailures ?? 10;
+    this.#window = o.windowMs ?? 60_000;
+    this.#now = o.now ?? Date.now;
+  }
+
+  async blocked(key: string): Promise<boolean> {
+    return (
+      (await this.#store.countFailures(key, new Date(this.#now() - this.#window))) >= this.#max
+    );
+  }
+
+  async fail(key: string): Promise<void> {
+    const now = this.#now();
+    await this.#store.recordFailure(key, new Date(now));
+    if (++this.#failuresSincePurge >= 100) {
+      this.#failuresSincePurge = 0;
+      await this.#store.purgeFailures(new Date(now - this.#window));
+    }
   }
 }

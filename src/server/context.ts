@@ -20,6 +20,7 @@ import {
   type CaMaterial,
 } from '../ca/authority.ts';
 import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
+import { StoreFailureLimiter } from '../ca/rate-limit.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
 import { createScepService, type ScepService } from '../scep/service.ts';
 import { loadProfiles } from './profiles.ts';
@@ -206,6 +207,8 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       defaultProfile: 'default',
       staticChallenge: o.staticChallenge,
       store,
+      // In the store, so the limit holds across worker processes and servers (PostgreSQL).
+      limiter: new StoreFailureLimiter(store),
       ...(o.now ? { now: o.now } : {}),
     });
     const responder = ca.ra ?? ca.issuing;

@@ -485,6 +485,28 @@ export function runStoreConformance(
       });
     });
 
+    describe('challenge failures', () => {
+      it('counts failures per key from a point in time, 0 for an unknown key', async () => {
+        const t0 = new Date('2026-03-01T00:00:00.000Z');
+        await store.recordFailure('198.51.100.1', t0);
+        await store.recordFailure('198.51.100.1', new Date(t0.getTime() + 30_000));
+        await store.recordFailure('198.51.100.2', new Date(t0.getTime() + 30_000));
+        assert.equal(await store.countFailures('198.51.100.1', t0), 2, 'since is inclusive');
+        assert.equal(await store.countFailures('198.51.100.1', new Date(t0.getTime() + 1)), 1);
+        assert.equal(await store.countFailures('198.51.100.2', t0), 1);
+        assert.equal(await store.countFailures('203.0.113.9', t0), 0);
+      });
+
+      it('purges failures before a time and says how many', async () => {
+        const t0 = new Date('2026-03-01T00:00:00.000Z');
+        for (let i = 0; i < 3; i++)
+          await store.recordFailure('k', new Date(t0.getTime() + i * 1000));
+        assert.equal(await store.purgeFailures(new Date(t0.getTime() + 2000)), 2);
+        assert.equal(await store.countFailures('k', t0), 1);
+        assert.equal(await store.purgeFailures(t0), 0);
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write when f resolves, and returns its value', async () => {
         const value = await store.transaction(async (tx) => {

@@ -68,6 +68,11 @@ export interface ApiTokensTable {
   revoked_at: number | null;
 }
 
+export interface ChallengeFailuresTable {
+  key: string;
+  at: number;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -81,6 +86,7 @@ export interface Schema {
   requests: RequestsTable;
   audit: AuditTable;
   api_tokens: ApiTokensTable;
+  challenge_failures: ChallengeFailuresTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

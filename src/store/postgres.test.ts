@@ -102,6 +102,7 @@ describe('postgres: schema', () => {
         'api_tokens',
         'audit',
         'certificates',
+        'challenge_failures',
         'challenges',
         'requests',
         'schema_migrations',

@@ -395,5 +395,27 @@ export function sqlRoles(
         .execute();
       return rows.map(apiToken);
     },
+
+    async recordFailure(key, at) {
+      await db.insertInto('challenge_failures').values({ key, at: at.getTime() }).execute();
+    },
+
+    async countFailures(key, since) {
+      const r = await db
+        .selectFrom('challenge_failures')
+        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+        .where('key', '=', key)
+        .where('at', '>=', since.getTime())
+        .executeTakeFirst();
+      return Number(r?.n ?? 0);
+    },
+
+    async purgeFailures(before) {
+      const r = await db
+        .deleteFrom('challenge_failures')
+        .where('at', '<', before.getTime())
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
   };
 }

@@ -168,6 +168,7 @@ describe('migrations', () => {
         'api_tokens',
         'audit',
         'certificates',
+        'challenge_failures',
         'challenges',
         'requests',
         'schema_migrations',

@@ -212,8 +212,21 @@ export interface ApiTokenStore {
 }
 
 /** Everything a backend provides, plus its lifecycle. */
+/**
+ * Failed challenge attempts per client (issue 3: failures rate-limited), kept in the store so
+ * the limit holds across worker processes and servers sharing PostgreSQL.
+ */
+export interface FailureStore {
+  /** Records one failure of `key` (a client address) at `at`. */
+  recordFailure(key: string, at: Date): Promise<void>;
+  /** How many failures `key` has at or after `since`; 0 when none. */
+  countFailures(key: string, since: Date): Promise<number>;
+  /** Deletes failures before `before`; returns how many. */
+  purgeFailures(before: Date): Promise<number>;
+}
+
 export interface Store
-  extends CertificateStore, ChallengeStore, RequestStore, AuditLog, ApiTokenStore {
+  extends CertificateStore, ChallengeStore, RequestStore, AuditLog, ApiTokenStore, FailureStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**
