@@ -8,11 +8,10 @@
  * decisions belong to the caller's middleware (style.md principle 9); the profile only carries
  * the settings they read (`requireApproval`, `allowRenewal`, `renewalRequiresChallenge`).
  */
-import { constants, verify, type KeyObject } from 'node:crypto';
 import * as der from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
 import type { CertificationRequest } from '../pki/csr.ts';
-import { publicKeyFromSpki } from '../pki/keys.ts';
+import { checkSignedStructure } from '../pki/chain.ts';
 import { EXT, SIGNATURE_ALGS, type KeyUsageName } from '../pki/oids.ts';
 import { generalName, publicKeyInfo } from '../pki/x509.ts';
 import {
@@ -141,25 +140,10 @@ export function checkCsrSignature(
   const alg = SIGNATURE_ALGS[csr.signatureAlgorithm];
   if (!alg || alg.key === 'pss' || alg.key === 'dsa' || alg.hash === 'md5')
     return { ok: false, reason: 'unsupported-signature-algorithm' };
-  let key: KeyObject;
-  try {
-    key = publicKeyFromSpki(csr.spki);
-  } catch {
-    return { ok: false, reason: 'bad-signature' };
-  }
-  const fits =
-    (alg.key === 'rsa' && key.asymmetricKeyType === 'rsa') ||
-    (alg.key === 'ec' && key.asymmetricKeyType === 'ec') ||
-    (alg.key === 'ed' && key.asymmetricKeyType === alg.name.toLowerCase());
-  if (!fits) return { ok: false, reason: 'bad-signature' };
-  try {
-    const opts = alg.key === 'rsa' ? { key, padding: constants.RSA_PKCS1_PADDING } : key;
-    return verify(alg.hash, csr.tbs, opts, csr.signature)
-      ? { ok: true }
-      : { ok: false, reason: 'bad-signature' };
-  } catch {
-    return { ok: false, reason: 'bad-signature' };
-  }
+  // The policy above; the verification itself is the one certificates use.
+  return checkSignedStructure(csr, csr.spki).ok
+    ? { ok: true }
+    : { ok: false, reason: 'bad-signature' };
 }
 
 /** Convenience boolean form of {@link checkCsrSignature}. */

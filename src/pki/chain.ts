@@ -208,24 +208,38 @@ function keyFits(family: string, sigOid: string, key: KeyObject): boolean {
  * Never throws: unknown algorithms, unusable keys and malformed parameters are failures.
  */
 export function checkSignature(cert: Certificate, issuerSpki: Uint8Array): SignatureCheck {
-  const alg = SIGNATURE_ALGS[cert.signatureAlgorithm];
-  if (!alg)
-    return fail('bad-signature', `unsupported signature algorithm ${cert.signatureAlgorithm}`);
-  if (!innerAlgorithmMatches(cert)) {
+  if (SIGNATURE_ALGS[cert.signatureAlgorithm] && !innerAlgorithmMatches(cert)) {
     return fail(
       'signature-algorithm-mismatch',
       'the signature algorithm inside the signed part differs from the outer one (RFC 5280 §4.1.1.2)',
     );
   }
-  const key = publicKey(issuerSpki);
+  return checkSignedStructure(cert, issuerSpki);
+}
+
+/** What a signature covers and is: certificates, CRLs and PKCS#10 requests share this shape. */
+export type SignedStructure = Pick<
+  Certificate,
+  'tbs' | 'signatureAlgorithm' | 'signatureParams' | 'signature'
+>;
+
+/**
+ * Checks the signature of any signed structure (RFC 5280 §4.1.1.2 shape: tbs, algorithm,
+ * signature) with a SubjectPublicKeyInfo, saying why it fails. Never throws.
+ */
+export function checkSignedStructure(signed: SignedStructure, spki: Uint8Array): SignatureCheck {
+  const alg = SIGNATURE_ALGS[signed.signatureAlgorithm];
+  if (!alg)
+    return fail('bad-signature', `unsupported signature algorithm ${signed.signatureAlgorithm}`);
+  const key = publicKey(spki);
   if (!key) return fail('bad-signature', "the issuer's public key cannot be used");
-  if (!keyFits(alg.key, cert.signatureAlgorithm, key)) {
+  if (!keyFits(alg.key, signed.signatureAlgorithm, key)) {
     return fail(
       'signature-algorithm-mismatch',
       `${alg.name} signature cannot come from the issuer's ${key.asymmetricKeyType ?? 'unknown'} key`,
     );
   }
-  const ok = verifyWith(cert, alg.key, alg.hash, key);
+  const ok = verifyWith(signed, alg.key, alg.hash, key);
   if (typeof ok === 'string') return fail('bad-signature', ok);
   return ok
     ? { ok: true }
@@ -240,7 +254,7 @@ function fail(
 }
 
 function verifyWith(
-  cert: Certificate,
+  cert: SignedStructure,
   family: string,
   hash: string | null,
   key: KeyObject,
