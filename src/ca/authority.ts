@@ -19,8 +19,9 @@
  * Subject strings here are RFC 4514 (`CN=certpost Root CA,O=Example`: last RDN first when
  * encoded, as {@link parseRfc4514} and `openssl -nameopt RFC2253` write them).
  */
-import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { writeAtomicFile } from '../util/atomic-file.ts';
 import { join } from 'node:path';
 import { verifySignature } from '../pki/chain.ts';
 import { PkiError } from '../pki/errors.ts';
@@ -319,23 +320,6 @@ export const AUTHORITY_FILES = {
   raKey: 'ra.key',
 } as const;
 
-/** Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename. */
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.chmod(mode); // the umask may have cleared bits of `mode`; never adds any
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
-}
-
 const toPem = (c: Certificate): string => encodePem('CERTIFICATE', c.der);
 
 function encryptedPem(key: KeyObject, passphrase: string): string {
@@ -358,7 +342,7 @@ export async function saveAuthority(
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const F = AUTHORITY_FILES;
   const put = (name: string, data: string, mode: number) =>
-    writeAtomic(join(dir, name), data, mode);
+    writeAtomicFile(join(dir, name), data, mode);
   const drop = (name: string) => rm(join(dir, name), { force: true });
   await put(F.rootCertificate, toPem(material.root.certificate), 0o644);
   await (material.root.key
