@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { isPkiError } from '../pki/errors.ts';
-import { formatName, sha1Thumbprint } from '../pki/x509.ts';
+import { formatName, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
 import { importAuthority } from '../ca/authority.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
@@ -115,12 +115,17 @@ async function hasCa(o: DataOptions): Promise<boolean> {
   }
 }
 
-function printCa(ctx: ServerContext, o: DataOptions, out: (s: string) => void): void {
-  const summary = [ctx.ca.root, ctx.ca.issuing, ...(ctx.ca.ra ? [ctx.ca.ra] : [])].map((x) => ({
+/** Subject, SHA-1 and expiry of CA certificates, as `ca` commands print them. */
+function caSummary(pairs: readonly { readonly certificate: Certificate }[]) {
+  return pairs.map((x) => ({
     subject: formatName(x.certificate.subject),
     sha1: sha1Thumbprint(x.certificate),
     notAfter: x.certificate.notAfter.toISOString(),
   }));
+}
+
+function printCa(ctx: ServerContext, o: DataOptions, out: (s: string) => void): void {
+  const summary = caSummary([ctx.ca.root, ctx.ca.issuing, ...(ctx.ca.ra ? [ctx.ca.ra] : [])]);
   out(
     o.json
       ? `${JSON.stringify({ certificates: summary }, null, 2)}\n`
@@ -201,11 +206,7 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
     const next = await caStateErrors(() =>
       prepareNextAuthority(o.data, o.subject ? { issuingSubject: o.subject } : {}),
     );
-    const summary = [next.issuing, ...(next.ra ? [next.ra] : [])].map((x) => ({
-      subject: formatName(x.certificate.subject),
-      sha1: sha1Thumbprint(x.certificate),
-      notAfter: x.certificate.notAfter.toISOString(),
-    }));
+    const summary = caSummary([next.issuing, ...(next.ra ? [next.ra] : [])]);
     out(
       o.json
         ? `${JSON.stringify({ next: summary }, null, 2)}\n`

@@ -7,7 +7,7 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
-import { describePrivateKey, exportPkcs8 } from '../pki/keys.ts';
+import { exportPkcs8 } from '../pki/keys.ts';
 import { encodePem } from '../pki/pem.ts';
 import { readPki } from '../pki/read.ts';
 import { formatName, publicKeyInfo, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
@@ -118,7 +118,7 @@ async function finish(
     );
   }
   if (o.outKey) {
-    const der = exportPkcs8(describePrivateKey(key), o.keyPassword);
+    const der = exportPkcs8({ key }, o.keyPassword);
     await writeAtomicFile(
       o.outKey,
       encodePem(o.keyPassword === undefined ? 'PRIVATE KEY' : 'ENCRYPTED PRIVATE KEY', der),
@@ -134,16 +134,28 @@ async function finish(
   );
 }
 
-/** Enrolls and, while the request is pending, polls; transport failures become CLI errors. */
-async function enrollAndWait(
+/**
+ * Enrolls, polls while the request is pending, and writes the outcome (files, one line or
+ * JSON, exit code): the common tail of `scep enroll` and `scep renew`. Transport failures
+ * become CLI errors.
+ */
+async function enrollAndWrite(
   url: string,
   request: EnrollOptions,
   r: { delayMs: number; count: number },
-): Promise<EnrollResult> {
+  o: {
+    outCert: string;
+    outKey?: string | undefined;
+    keyPassword?: string | undefined;
+    json?: boolean | undefined;
+  },
+  out: (s: string) => void,
+): Promise<void> {
   const client = createScepClient(fetchTransport(url));
-  return transportErrors(async () =>
+  const result = await transportErrors(async () =>
     waitForIssue(client, await client.enroll(request), request, r.delayMs, r.count),
   );
+  await finish(result, request.key, o, out);
 }
 
 function retryOptions(cmd: Command): Command {
@@ -241,10 +253,10 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       ...(o.challenge ? { challenge: o.challenge } : {}),
       ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
     };
-    const result = await enrollAndWait(url, request, { delayMs, count });
-    await finish(
-      result,
-      key,
+    await enrollAndWrite(
+      url,
+      request,
+      { delayMs, count },
       {
         outCert: o.outCert,
         outKey: o.key ? undefined : o.outKey,
@@ -291,10 +303,10 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         ...(o.challenge ? { challenge: o.challenge } : {}),
         ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
       };
-      const result = await enrollAndWait(url, request, { delayMs, count });
-      await finish(
-        result,
-        key,
+      await enrollAndWrite(
+        url,
+        request,
+        { delayMs, count },
         {
           outCert: o.outCert,
           outKey: o.newKey ? o.outKey : undefined,

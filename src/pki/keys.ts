@@ -135,7 +135,7 @@ export function keyMatchesCertificate(key: PrivateKey, cert: Certificate): boole
  * Exports a private key as PKCS#8 DER, encrypted with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC)
  * when a password is given, as OpenSSL 3 does by default.
  */
-export function exportPkcs8(key: PrivateKey, password?: string): Uint8Array {
+export function exportPkcs8(key: Pick<PrivateKey, 'key'>, password?: string): Uint8Array {
   const out =
     password === undefined
       ? key.key.export({ type: 'pkcs8', format: 'der' })
