@@ -32,6 +32,7 @@ import type {
   RevocationReason,
   Store,
 } from '../store/types.ts';
+import { canonicalSerial } from '../store/types.ts';
 import { buildCrl } from './crl.ts';
 import { issue, issueAccepted, randomSerial, type AcceptedRequest } from './issuer.ts';
 import { evaluateRequest, type IssuanceProfile, type PolicyFailure } from './profile.ts';
@@ -354,7 +355,7 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       return held ? fromHold(held) : refuse('unknown-transaction');
     },
     async findCertificate(serial) {
-      const rec = await store.getCertificate(serial.replace(/^(00)+(?=.)/, '').toLowerCase());
+      const rec = await store.getCertificate(canonicalSerial(serial));
       return rec ? parseCertificate(rec.der) : undefined;
     },
     async currentCrl() {
@@ -378,7 +379,7 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       return ok;
     },
     async revoke(serial, reason, by) {
-      const s = serial.replace(/^(00)+(?=.)/, '').toLowerCase();
+      const s = canonicalSerial(serial);
       const ok = await store.revokeCertificate(s, reason, now());
       if (ok) await audit(by, 'certificate.revoked', s, { reason });
       return ok;

@@ -24,6 +24,7 @@ import type {
   RequestStore,
   RevocationReason,
 } from '../store/types.ts';
+import { canonicalSerial } from '../store/types.ts';
 
 /** What an admin operation can fail with, for reasons the caller can fix. */
 export const ADMIN_ERRORS = {
@@ -226,7 +227,7 @@ export async function revokeCertificate(
   if (await deps.enrollment.revoke(serial, code, actor)) return { serial, revoked: true, reason };
   const message = `no valid certificate with serial ${serial}`;
   const rec = /^[0-9a-f]+$/i.test(serial)
-    ? await deps.store.getCertificate(serial.replace(/^(00)+(?=.)/, '').toLowerCase())
+    ? await deps.store.getCertificate(canonicalSerial(serial))
     : undefined;
   throw new AdminError(rec ? 'ERR_ADMIN_CONFLICT' : 'ERR_ADMIN_NOT_FOUND', message);
 }

@@ -28,6 +28,14 @@ export interface CertificateRecord {
   readonly revocationReason: RevocationReason | null;
 }
 
+/**
+ * The stored form of a serial number given as hex by a person or a protocol: lowercase, no
+ * leading zero octets (a DER sign octet `00` included). Look-ups must use it.
+ */
+export function canonicalSerial(hex: string): string {
+  return hex.replace(/^(00)+(?=.)/, '').toLowerCase();
+}
+
 export type NewCertificate = Omit<CertificateRecord, 'revokedAt' | 'revocationReason'>;
 
 /** Thrown when a unique constraint refuses an insert; `code` says which. */
