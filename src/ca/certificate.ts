@@ -18,7 +18,8 @@
  *   extnValue OCTET STRING }
  * ```
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import * as der from '../pki/der.ts';
 import { enc, Tag } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
@@ -36,7 +37,7 @@ export interface ExtensionInput {
 /** The issuer side of a signature: its DER Name, private key and SubjectPublicKeyInfo. */
 export interface SignerInput {
   readonly name: Uint8Array;
-  readonly key: KeyObject;
+  readonly key: PrivateKeyRef;
   readonly spki: Uint8Array;
 }
 

@@ -16,7 +16,7 @@
  *   -- value 7 is not used -- removeFromCRL (8), privilegeWithdrawn (9), aACompromise (10) }
  * ```
  */
-import type { KeyObject } from 'node:crypto';
+import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import * as der from '../pki/der.ts';
 import { enc, Tag } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
@@ -54,7 +54,7 @@ export interface RevokedEntry {
 }
 
 export interface CrlInput {
-  readonly issuer: { readonly certificate: Certificate; readonly key: KeyObject };
+  readonly issuer: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
   /** Monotonically increasing per issuer (§5.2.3); the caller keeps it. */

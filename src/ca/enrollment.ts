@@ -18,7 +18,8 @@
  *    certificate a client receives is in the database exactly once.
  * Every decision is audited; secrets never reach the audit log.
  */
-import { createHash, timingSafeEqual, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, timingSafeEqual, randomUUID } from 'node:crypto';
+import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import type { CertificationRequest } from '../pki/csr.ts';
 import { parseCsr } from '../pki/csr.ts';
 import { formatName, parseCertificate, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
@@ -78,7 +79,7 @@ export type EnrollmentStore = CertificateStore &
   Pick<Store, 'transaction'>;
 
 export interface EnrollmentConfig {
-  readonly issuing: { readonly certificate: Certificate; readonly key: KeyObject };
+  readonly issuing: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
   readonly profiles: ReadonlyMap<string, IssuanceProfile>;
   /** Profile used with the static challenge. */
   readonly defaultProfile: string;

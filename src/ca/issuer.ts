@@ -10,7 +10,8 @@
  * Policy composition (challenge, approval, renewal, audit) wraps this function as middleware
  * of the shape {@link Issuer} (style.md principle 9).
  */
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import { PkiError } from '../pki/errors.ts';
 import type { CertificationRequest } from '../pki/csr.ts';
 import { parseCertificate, subjectKeyIdentifier, type Certificate } from '../pki/x509.ts';
@@ -39,7 +40,7 @@ export interface IssueRequest {
 
 /** The issuing CA: its certificate and private key. */
 export interface IssuingCa {
-  readonly issuing: { readonly certificate: Certificate; readonly key: KeyObject };
+  readonly issuing: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
 }
 
 /** The middleware shape: each policy layer wraps the next (style.md principle 9). */

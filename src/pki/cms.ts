@@ -47,7 +47,6 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
-  privateDecrypt,
   publicEncrypt,
   randomBytes,
   timingSafeEqual,
@@ -60,7 +59,8 @@ import { desCbcDecrypt } from './des.ts';
 import { PkiError, malformed } from './errors.ts';
 import { publicKeyFromSpki } from './keys.ts';
 import { ALG, CMS, SIGNATURE_ALGS } from './oids.ts';
-import { signAsync, signatureAlgorithmFor } from './sign.ts';
+import { decryptWith, keyTypeOf, signWith, type PrivateKeyRef } from './key-ref.ts';
+import { signatureAlgorithmFor } from './sign.ts';
 import {
   certificateFromAsn1,
   parseName,
@@ -274,7 +274,7 @@ export interface BuildSignedDataOptions {
   /** eContentType OID (id-data for SCEP). */
   readonly contentType: string;
   readonly content: Uint8Array;
-  readonly signer: { readonly certificate: Certificate; readonly key: KeyObject };
+  readonly signer: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
   readonly digest: SignedDataDigest;
   /** Extra signed attributes, each value raw DER; contentType and messageDigest are added here. */
   readonly signedAttributes?: readonly {
@@ -305,7 +305,7 @@ export async function buildSignedData(o: BuildSignedDataOptions): Promise<Uint8A
     ...(o.signedAttributes ?? []).map((a) => attribute(a.oid, a.values)),
   ];
   const signedAttrs = enc.setOf(...attrs);
-  const signature = await signAsync(signedAttrs, o.signer.key, sigAlg.hash);
+  const signature = await signWith(o.signer.key, signedAttrs, sigAlg.hash);
   const cert = o.signer.certificate;
   const digestAlg = enc.seq(enc.oid(digestOid));
   const signerInfo = enc.seq(
@@ -353,21 +353,21 @@ export interface DecryptedEnvelope {
  * identifier). Every failure throws the same `PkiError('ERR_PKI_MALFORMED', 'cannot decrypt the
  * enveloped data')`.
  */
-export function decryptEnvelopedData(
+export async function decryptEnvelopedData(
   bytes: Uint8Array,
-  recipient: { readonly certificate: Certificate; readonly key: KeyObject },
-): DecryptedEnvelope {
+  recipient: { readonly certificate: Certificate; readonly key: PrivateKeyRef },
+): Promise<DecryptedEnvelope> {
   try {
-    return decryptEnvelope(bytes, recipient);
+    return await decryptEnvelope(bytes, recipient);
   } catch {
     throw cannotDecrypt();
   }
 }
 
-function decryptEnvelope(
+async function decryptEnvelope(
   bytes: Uint8Array,
-  recipient: { readonly certificate: Certificate; readonly key: KeyObject },
-): DecryptedEnvelope {
+  recipient: { readonly certificate: Certificate; readonly key: PrivateKeyRef },
+): Promise<DecryptedEnvelope> {
   let node = der.decode(bytes);
   const top = der.seq(node, 'ContentInfo');
   if (top[0]?.tag === Tag.OID) {
@@ -397,10 +397,8 @@ function decryptEnvelope(
   if (!cipher || !encrypted) throw malformed('unsupported cipher or no content');
   const iv = der.octets(der.expect(params, Tag.OCTET_STRING, 'iv'));
   const ciphertext = der.octets(encrypted);
-  const key = privateDecrypt(
-    { key: recipient.key, padding: constants.RSA_PKCS1_PADDING },
-    ktri.encryptedKey,
-  );
+  if (keyTypeOf(recipient.key) !== 'rsa') throw malformed('not an RSA recipient key');
+  const key = await decryptWith(recipient.key, ktri.encryptedKey);
   if (key.length !== cipher.keyLength || ciphertext.length === 0 || ciphertext.length % 8) {
     throw malformed('bad key or ciphertext length');
   }

@@ -9,10 +9,10 @@
  *   subjectPKInfo SubjectPublicKeyInfo, attributes [0] IMPLICIT Attributes }
  * ```
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as der from './der.ts';
 import { enc, Tag } from './der.ts';
 import { malformed } from './errors.ts';
+import { spkiOf, type PrivateKeyRef } from './key-ref.ts';
 import { signatureAlgorithmFor, signStructure, type Digest } from './sign.ts';
 import { PKCS9, SIGNATURE_ALGS } from './oids.ts';
 import {
@@ -126,7 +126,7 @@ export interface CsrInput {
   /** DER Name. */
   readonly subject: Uint8Array;
   /** The private key; the request carries its public half and is signed with it. */
-  readonly key: KeyObject;
+  readonly key: PrivateKeyRef;
   /** PKCS#9 challengePassword (RFC 2985 §5.4.1), as a UTF8String. */
   readonly challengePassword?: string;
   /** Extensions requested with a PKCS#9 extensionRequest (RFC 2985 §5.4.2). */
@@ -139,7 +139,7 @@ export interface CsrInput {
  * certmonger-style hosts, our tests) sends. The attributes SET is sorted as DER requires.
  */
 export async function buildCsr(input: CsrInput): Promise<Uint8Array> {
-  const spki = new Uint8Array(createPublicKey(input.key).export({ type: 'spki', format: 'der' }));
+  const spki = spkiOf(input.key);
   const attributes: Uint8Array[] = [];
   if (input.challengePassword !== undefined) {
     attributes.push(

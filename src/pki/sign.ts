@@ -1,14 +1,13 @@
 /**
  * Signing for the structures we build (certificates, CRLs, CSRs): the AlgorithmIdentifier a
- * key signs with, and the signature itself, made with the callback form of `crypto.sign` so it
- * runs in libuv's thread pool, off the event loop.
+ * key signs with, and the signature itself (key-ref.ts: off the event loop for software keys,
+ * in the token for external ones).
  */
-import { sign, type KeyObject } from 'node:crypto';
 import { enc } from './der.ts';
 import { PkiError } from './errors.ts';
+import { publicKeyOf, signWith, type Digest, type PrivateKeyRef } from './key-ref.ts';
 
-/** Digests we sign with. SHA-1 only where a legacy peer needs it (SCEP replies to SHA-1 clients). */
-export type Digest = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+export type { Digest } from './key-ref.ts';
 
 const SIG_OIDS = {
   rsa: {
@@ -43,7 +42,11 @@ export interface SignatureAlgorithm {
  * (RFC 5758 §3.2); Ed25519 → id-Ed25519, parameters absent (RFC 8410 §3). Other key types
  * (RSA-PSS keys, DSA, Ed448) are refused with `ERR_PKI_UNSUPPORTED`.
  */
-export function signatureAlgorithmFor(key: KeyObject, digest?: Digest): SignatureAlgorithm {
+export function signatureAlgorithmFor(
+  privateKey: PrivateKeyRef,
+  digest?: Digest,
+): SignatureAlgorithm {
+  const key = publicKeyOf(privateKey);
   switch (key.asymmetricKeyType) {
     case 'rsa': {
       const hash = digest ?? 'sha256';
@@ -64,13 +67,6 @@ export function signatureAlgorithmFor(key: KeyObject, digest?: Digest): Signatur
   }
 }
 
-/** Signs `data` in the thread pool (ECDSA signatures DER-encoded, RFC 5480 §2.2 / RFC 3279). */
-export function signAsync(data: Uint8Array, key: KeyObject, hash: Digest | null): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    sign(hash, data, key, (err, sig) => (err ? reject(err) : resolve(sig)));
-  });
-}
-
 /**
  * Appends `signatureAlgorithm` and `signatureValue` to a signed structure (certificate or CRL:
  * both are `SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }`).
@@ -78,8 +74,8 @@ export function signAsync(data: Uint8Array, key: KeyObject, hash: Digest | null)
 export async function signStructure(
   tbs: Uint8Array,
   alg: SignatureAlgorithm,
-  key: KeyObject,
+  key: PrivateKeyRef,
 ): Promise<Uint8Array> {
-  const sig = await signAsync(tbs, key, alg.hash);
+  const sig = await signWith(key, tbs, alg.hash);
   return enc.seq(tbs, alg.algorithmIdentifier, enc.bits(sig));
 }

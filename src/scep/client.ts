@@ -461,7 +461,7 @@ export function createScepClient(
     const res = await call({ operation: 'PKIOperation', method: ctx.method, body: message });
     let rep: CertRep;
     try {
-      rep = parseCertRep(res.body, o.signer, ctx.certs);
+      rep = await parseCertRep(res.body, o.signer, ctx.certs);
     } catch (e) {
       // One message whatever went wrong (signature, envelope, encoding): the cause has detail.
       throw new ScepClientError(

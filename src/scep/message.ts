@@ -25,7 +25,6 @@
  * {@link replyCipher}: the request's cipher, except single DES → AES-128-CBC (RFC 8894
  * §3.5.2: DES MUST NOT be used; AES-128-CBC is the mandatory-to-implement cipher).
  */
-import type { KeyObject } from 'node:crypto';
 import {
   buildEnvelopedData,
   buildSignedData,
@@ -42,6 +41,7 @@ import { parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import * as der from '../pki/der.ts';
 import { enc, Tag, type Asn1 } from '../pki/der.ts';
 import { isPkiError, malformed } from '../pki/errors.ts';
+import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import { CMS } from '../pki/oids.ts';
 import { encodePkcs7Certificates, parsePkcs7Certificates, parsePkcs7Crls } from '../pki/pkcs7.ts';
 import { parseName, type Certificate, type Name } from '../pki/x509.ts';
@@ -249,10 +249,10 @@ export type OpenedRequest = (
  * decrypt, ERR_SCEP_BAD_REQUEST for messageData that does not decode. The CSR's own signature
  * is not checked here (the issuance policy does it).
  */
-export function openRequest(
+export async function openRequest(
   msg: PkiMessage,
-  ca: { readonly certificate: Certificate; readonly key: KeyObject },
-): OpenedRequest {
+  ca: { readonly certificate: Certificate; readonly key: PrivateKeyRef },
+): Promise<OpenedRequest> {
   const context: ScepErrorContext = {
     transactionId: msg.transactionId,
     senderNonce: msg.senderNonce,
@@ -277,7 +277,7 @@ export function openRequest(
   let content: Uint8Array;
   let cipher: ContentCipher;
   try {
-    ({ content, cipher } = decryptEnvelopedData(msg.envelope, ca));
+    ({ content, cipher } = await decryptEnvelopedData(msg.envelope, ca));
   } catch (e) {
     throw new ScepError('ERR_SCEP_BAD_MESSAGE_CHECK', 'cannot decrypt the envelope', context, {
       cause: e,
@@ -310,7 +310,7 @@ export function openRequest(
 /** A signing identity: certificate and its private key. */
 export interface ScepIdentity {
   readonly certificate: Certificate;
-  readonly key: KeyObject;
+  readonly key: PrivateKeyRef;
 }
 
 /** Options of {@link buildPkiRequest} (the client side). */
@@ -466,11 +466,11 @@ export interface CertRep {
  * {@link parsePkiMessage}; a message that is not a CertRep or lacks pkiStatus is
  * ERR_SCEP_UNSUPPORTED_MESSAGE / ERR_SCEP_BAD_MESSAGE_CHECK. Nonce matching is the caller's.
  */
-export function parseCertRep(
+export async function parseCertRep(
   bytes: Uint8Array,
   requester: ScepIdentity,
   caCertificates?: readonly Certificate[],
-): CertRep {
+): Promise<CertRep> {
   const msg = parsePkiMessage(bytes);
   const context = { transactionId: msg.transactionId, senderNonce: msg.senderNonce };
   if (msg.messageType !== MessageType.CertRep)
@@ -493,7 +493,7 @@ export function parseCertRep(
     if (!msg.envelope)
       throw new ScepError('ERR_SCEP_BAD_MESSAGE_CHECK', 'SUCCESS without an envelope', context);
     try {
-      const opened = decryptEnvelopedData(msg.envelope, requester);
+      const opened = await decryptEnvelopedData(msg.envelope, requester);
       cipher = opened.cipher;
       certificates = parsePkcs7Certificates(opened.content);
       crls = parsePkcs7Crls(opened.content);

@@ -92,7 +92,7 @@ before(async () => {
 describe('SCEP service error contract', () => {
   it('answers a request signed with an EC key FAILURE badAlg, before anything reaches enrollment', async () => {
     const req = await pkcsReq(generateKeyPairSync('ec', { namedCurve: 'P-256' }), 'tx-ec');
-    const rep = parseCertRep((await service.pkiOperation(req.body)).body, req.signer, [
+    const rep = await parseCertRep((await service.pkiOperation(req.body)).body, req.signer, [
       ca.issuing.certificate,
     ]);
     assert.equal(rep.status, PkiStatus.FAILURE);
@@ -103,7 +103,7 @@ describe('SCEP service error contract', () => {
 
   it('passes an RSA-signed request to enrollment and maps its refusal to failInfo through the table', async () => {
     const req = await pkcsReq(generateKeyPairSync('rsa', { modulusLength: 2048 }), 'tx-rsa');
-    const rep = parseCertRep((await service.pkiOperation(req.body)).body, req.signer, [
+    const rep = await parseCertRep((await service.pkiOperation(req.body)).body, req.signer, [
       ca.issuing.certificate,
     ]);
     assert.ok(calls.includes('enroll tx-rsa'));
@@ -116,7 +116,7 @@ describe('SCEP service error contract', () => {
     const req = await pkcsReq(generateKeyPairSync('rsa', { modulusLength: 2048 }), 'tx-tampered');
     const tampered = Uint8Array.from(req.body);
     tampered[tampered.length - 10]! ^= 0xff; // inside the signature
-    const rep = parseCertRep((await service.pkiOperation(tampered)).body, req.signer, [
+    const rep = await parseCertRep((await service.pkiOperation(tampered)).body, req.signer, [
       ca.issuing.certificate,
     ]);
     assert.equal(rep.status, PkiStatus.FAILURE);

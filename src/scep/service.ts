@@ -12,10 +12,11 @@
  * Replies use the request's digest and content cipher, except that a DES request is answered
  * with AES-128-CBC: single DES is never sent (design.md §3).
  */
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { EnrollmentOutcome, EnrollmentService, RefusalCode } from '../ca/enrollment.ts';
 import { buildSignedData } from '../pki/cms.ts';
 import { PkiError } from '../pki/errors.ts';
+import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import { CMS } from '../pki/oids.ts';
 import { encodePkcs7Certificates } from '../pki/pkcs7.ts';
 import { publicKeyInfo, type Certificate } from '../pki/x509.ts';
@@ -71,7 +72,7 @@ export const DEFAULT_CAPABILITIES = [
 
 export interface ScepServiceOptions {
   /** Signs CertReps and decrypts requests: the issuing CA, or an RSA RA when the CA key is EC. */
-  readonly responder: { readonly certificate: Certificate; readonly key: KeyObject };
+  readonly responder: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
   /** Certificates GetCACert returns after the responder (the issuing CA, its root). */
   readonly chain: readonly Certificate[];
   readonly enrollment: EnrollmentService;
@@ -264,7 +265,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
       };
       let opened: OpenedRequest;
       try {
-        opened = openRequest(msg, o.responder);
+        opened = await openRequest(msg, o.responder);
       } catch (e) {
         if (!isScepError(e)) throw e;
         log('warn', 'scep request could not be opened', {

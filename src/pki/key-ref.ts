@@ -1,0 +1,80 @@
+/**
+ * Private keys we may not hold in memory. A CA key in a PKCS#11 token, a device key in a "TPM"
+ * or in a PIN-guarded "Hello" container is used through an {@link ExternalKey}: the token signs
+ * and unwraps, the key never leaves it. Everything that signs or decrypts (certificates, CRLs,
+ * CSRs, CMS SignedData/EnvelopedData, SCEP) takes a {@link PrivateKeyRef}: either a Node
+ * `KeyObject` (software key) or an external one.
+ */
+import { constants, createPublicKey, privateDecrypt, sign, type KeyObject } from 'node:crypto';
+
+/** Digests we sign with. SHA-1 only where a legacy peer needs it (SCEP replies to SHA-1 clients). */
+export type Digest = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+/**
+ * A private key held elsewhere. Contract for implementations:
+ * - `publicKey` is the matching public key (algorithm choice, SPKI, matching certificates);
+ * - `sign` produces what `crypto.sign(hash, data, key)` would: PKCS#1 v1.5 for RSA, DER
+ *   ECDSA-Sig-Value for EC (RFC 3279 §2.2.3), a raw signature for Ed25519 (`hash` null);
+ * - `decrypt` (RSA only) unwraps an RSAES-PKCS1-v1_5 ciphertext (RFC 8017 §7.2.2) with
+ *   **implicit rejection**: a ciphertext whose padding is wrong yields a pseudo-random value
+ *   determined by the key and the ciphertext, never an error a caller could tell apart
+ *   (design.md §3; the Marvin/Bleichenbacher oracle). Errors are for the token itself
+ *   (removed, logged out, wrong PIN), and must not depend on the ciphertext.
+ */
+export interface ExternalKey {
+  readonly kind: 'external';
+  /** What the key is, for messages: `pkcs11:token=…;object=…`, `hello:container`. */
+  readonly label: string;
+  readonly publicKey: KeyObject;
+  sign(data: Uint8Array, hash: Digest | null): Promise<Uint8Array>;
+  decrypt?(ciphertext: Uint8Array): Promise<Uint8Array>;
+}
+
+/** A software key (Node KeyObject, private) or one held by a token. */
+export type PrivateKeyRef = KeyObject | ExternalKey;
+
+export function isExternalKey(key: PrivateKeyRef): key is ExternalKey {
+  return (key as { kind?: unknown }).kind === 'external';
+}
+
+/** The public half of a key (type, size and curve are read from it). */
+export function publicKeyOf(key: PrivateKeyRef): KeyObject {
+  return isExternalKey(key) ? key.publicKey : createPublicKey(key);
+}
+
+/** SubjectPublicKeyInfo DER of a key's public half. */
+export function spkiOf(key: PrivateKeyRef): Uint8Array {
+  return new Uint8Array(publicKeyOf(key).export({ type: 'spki', format: 'der' }));
+}
+
+/** `asymmetricKeyType` of either kind of key (`rsa`, `ec`, `ed25519`, …). */
+export function keyTypeOf(key: PrivateKeyRef): string | undefined {
+  return isExternalKey(key) ? key.publicKey.asymmetricKeyType : key.asymmetricKeyType;
+}
+
+/**
+ * Signs `data`. Software keys sign with the callback form of `crypto.sign`, which runs in
+ * libuv's thread pool, off the event loop.
+ */
+export function signWith(
+  key: PrivateKeyRef,
+  data: Uint8Array,
+  hash: Digest | null,
+): Promise<Uint8Array> {
+  if (isExternalKey(key)) return key.sign(data, hash);
+  return new Promise((resolve, reject) => {
+    sign(hash, data, key, (err, sig) => (err ? reject(err) : resolve(sig)));
+  });
+}
+
+/**
+ * RSAES-PKCS1-v1_5 decryption with implicit rejection. For software keys this is OpenSSL's
+ * own (3.2+, on by default in Node 22+; never `--security-revert`): a bad padding returns a
+ * synthetic message instead of an error.
+ */
+export async function decryptWith(key: PrivateKeyRef, ciphertext: Uint8Array): Promise<Uint8Array> {
+  if (!isExternalKey(key))
+    return privateDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, ciphertext);
+  if (!key.decrypt) throw new Error(`${key.label} cannot decrypt`);
+  return key.decrypt(ciphertext);
+}
