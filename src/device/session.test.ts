@@ -32,9 +32,9 @@ const statuses = (r: SyncMLMessage) =>
   r.body.flatMap((c) => (c.kind === 'Status' ? [`${c.cmd}:${c.cmdRef}=${c.data}`] : []));
 
 describe('device session', () => {
-  it('answers the header and every command, with Results for a Get, MsgRef = the server MsgID', () => {
+  it('answers the header and every command, with Results for a Get, MsgRef = the server MsgID', async () => {
     const tree = new ManagementTree(roots, { exec: () => 202 });
-    const reply = respond(
+    const reply = await respond(
       tree,
       server([
         { kind: 'Status', cmdId: '1', msgRef: '1', cmdRef: '0', cmd: 'SyncHdr', data: '200' },
@@ -84,9 +84,9 @@ describe('device session', () => {
     assert.deepEqual(parseSyncML(buildSyncML(reply)), reply);
   });
 
-  it('rolls an Atomic back when a child fails: 507, 216 for what ran, 215 for what did not', () => {
+  it('rolls an Atomic back when a child fails: 507, 216 for what ran, 215 for what did not', async () => {
     const tree = new ManagementTree(roots);
-    const reply = respond(
+    const reply = await respond(
       tree,
       server([
         {
@@ -130,9 +130,9 @@ describe('device session', () => {
     assert.equal(tree.get(SCEP).status, 404, 'not even the implicitly added node');
   });
 
-  it('keeps a successful Atomic, refuses a Get and a nested Atomic inside one', () => {
+  it('keeps a successful Atomic, refuses a Get and a nested Atomic inside one', async () => {
     const tree = new ManagementTree(roots);
-    const ok = respond(
+    const ok = await respond(
       tree,
       server([
         {
@@ -151,7 +151,7 @@ describe('device session', () => {
     );
     assert.deepEqual(statuses(ok), ['SyncHdr:0=200', 'Atomic:1=200', 'Add:2=200']);
     assert.equal(tree.get(`${SCEP}/Install/KeyLength`).items[0]?.data, '2048');
-    const nested = respond(
+    const nested = await respond(
       tree,
       server([
         { kind: 'Atomic', cmdId: '1', commands: [{ kind: 'Unknown', name: 'Atomic', cmdId: '2' }] },
@@ -159,7 +159,7 @@ describe('device session', () => {
       { msgId: '3' },
     );
     assert.deepEqual(statuses(nested), ['SyncHdr:0=200', 'Atomic:1=507', 'Atomic:2=500']);
-    const get = respond(
+    const get = await respond(
       tree,
       server([
         {
@@ -173,7 +173,7 @@ describe('device session', () => {
     assert.deepEqual(statuses(get), ['SyncHdr:0=200', 'Atomic:1=507', 'Get:2=400']);
   });
 
-  it('knows when the session is over: a server message of Statuses only needs no reply', () => {
+  it('knows when the session is over: a server message of Statuses only needs no reply', async () => {
     assert.equal(
       needsReply(
         server([

@@ -32,7 +32,11 @@ type StatusCommand = Extract<Command, { kind: 'Status' }>;
 type GroupCommand = Extract<Command, { commands: readonly Command[] }>;
 
 /** Answers one server message; returns the reply (header Status, Statuses, Results). */
-export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOptions): SyncMLMessage {
+export async function respond(
+  tree: ManagementTree,
+  msg: SyncMLMessage,
+  o: ReplyOptions,
+): Promise<SyncMLMessage> {
   let next = 1;
   const cmdId = () => String(next++);
   const out: Out[] = [];
@@ -62,10 +66,10 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
   });
 
   /** Applies one item command; returns the worst status of its items (and Results for Get). */
-  function apply(c: Extract<Command, { items: readonly Item[] }>): {
+  async function apply(c: Extract<Command, { items: readonly Item[] }>): Promise<{
     code: StatusCode;
     results?: Item[];
-  } {
+  }> {
     let code: StatusCode = STATUS.ok;
     const results: Item[] = [];
     for (const item of c.items) {
@@ -88,16 +92,16 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
           break;
         }
         case 'Add':
-          itemCode = tree.add(uri, item.data, item.meta?.format ?? c.meta?.format);
+          itemCode = await tree.add(uri, item.data, item.meta?.format ?? c.meta?.format);
           break;
         case 'Replace':
-          itemCode = tree.replace(uri, item.data, item.meta?.format ?? c.meta?.format);
+          itemCode = await tree.replace(uri, item.data, item.meta?.format ?? c.meta?.format);
           break;
         case 'Delete':
-          itemCode = tree.delete(uri);
+          itemCode = await tree.delete(uri);
           break;
         case 'Exec':
-          itemCode = tree.exec(uri, item.data);
+          itemCode = await tree.exec(uri, item.data);
           break;
         default:
           itemCode = STATUS.optionalFeatureNotSupported;
@@ -108,7 +112,7 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
     return c.kind === 'Get' ? { code, results } : { code };
   }
 
-  function run(c: Command, inAtomic: boolean): StatusCode {
+  async function run(c: Command, inAtomic: boolean): Promise<StatusCode> {
     switch (c.kind) {
       case 'Status':
       case 'Results':
@@ -125,7 +129,7 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
         return runAtomic(c);
       case 'Sequence': {
         out.push(status(c, STATUS.ok));
-        for (const child of c.commands) run(child, false);
+        for (const child of c.commands) await run(child, false);
         return STATUS.ok;
       }
       case 'Get': {
@@ -133,7 +137,7 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
           out.push(status(c, STATUS.badRequest, c.items));
           return STATUS.badRequest;
         }
-        const { code, results } = apply(c);
+        const { code, results } = await apply(c);
         out.push(status(c, code, c.items));
         if (results?.length)
           out.push({
@@ -146,14 +150,14 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
         return code;
       }
       default: {
-        const { code } = apply(c);
+        const { code } = await apply(c);
         out.push(status(c, code, c.items));
         return code;
       }
     }
   }
 
-  function runAtomic(a: GroupCommand): StatusCode {
+  async function runAtomic(a: GroupCommand): Promise<StatusCode> {
     const snapshot = tree.snapshot();
     const atomicStatus = status(a, STATUS.ok);
     const at = out.length;
@@ -170,7 +174,7 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
         continue;
       }
       childStart.push(out.length);
-      if (run(child, true) >= 300) failedAt = i;
+      if ((await run(child, true)) >= 300) failedAt = i;
     }
     if (failedAt < 0) return STATUS.ok;
     tree.restore(snapshot);
@@ -185,7 +189,7 @@ export function respond(tree: ManagementTree, msg: SyncMLMessage, o: ReplyOption
     return ATOMIC.failed;
   }
 
-  for (const c of msg.body) run(c, false);
+  for (const c of msg.body) await run(c, false);
   return {
     header: {
       sessionId: msg.header.sessionId,

@@ -46,7 +46,7 @@ function validValue(node: DdfNode): string {
 const CSP = './Device/Vendor/MSFT/RootCATrustedCertificates';
 
 describe('management tree', () => {
-  it('accepts exactly the commands each DDF node lists, for every node of the four DDFs', () => {
+  it('accepts exactly the commands each DDF node lists, for every node of the four DDFs', async () => {
     let checked = 0;
     for (const { uri, node } of allNodes()) {
       for (const command of DDF_ACCESS.filter((c) => c !== 'Copy')) {
@@ -56,12 +56,12 @@ describe('management tree', () => {
           command === 'Get'
             ? tree.get(uri).status
             : command === 'Add'
-              ? tree.add(uri, value)
+              ? await tree.add(uri, value)
               : command === 'Replace'
-                ? tree.replace(uri, value)
+                ? await tree.replace(uri, value)
                 : command === 'Delete'
-                  ? tree.delete(uri)
-                  : tree.exec(uri);
+                  ? await tree.delete(uri)
+                  : await tree.exec(uri);
         if (node.access.has(command))
           assert.notEqual(status, STATUS.notAllowed, `${command} ${uri} is allowed by the DDF`);
         else
@@ -76,50 +76,63 @@ describe('management tree', () => {
     assert.ok(checked > 1500, `checked ${checked} node/command pairs`);
   });
 
-  it('answers 404 for URIs the DDFs do not describe, and for the user-scope Root', () => {
+  it('answers 404 for URIs the DDFs do not describe, and for the user-scope Root', async () => {
     const tree = new ManagementTree(roots);
     assert.equal(tree.get('./Device/Vendor/MSFT/NoSuchCSP').status, STATUS.notFound);
     assert.equal(
-      tree.add('./User/Vendor/MSFT/RootCATrustedCertificates/Root/AB/EncodedCertificate', 'AAAA'),
+      await tree.add(
+        './User/Vendor/MSFT/RootCATrustedCertificates/Root/AB/EncodedCertificate',
+        'AAAA',
+      ),
       STATUS.notFound,
     );
   });
 
-  it('implicit Add creates the dynamic parent; Add twice is 418; Delete removes the subtree', () => {
+  it('implicit Add creates the dynamic parent; Add twice is 418; Delete removes the subtree', async () => {
     const tree = new ManagementTree(roots);
     assert.equal(tree.get(`${CSP}/Root`).items[0]?.data, '');
-    assert.equal(tree.add(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIB'), STATUS.ok);
+    assert.equal(await tree.add(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIB'), STATUS.ok);
     assert.equal(tree.get(`${CSP}/Root`).items[0]?.data, 'ABCD');
-    assert.equal(tree.add(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIB'), STATUS.alreadyExists);
-    assert.equal(tree.replace(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIC'), STATUS.ok);
+    assert.equal(
+      await tree.add(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIB'),
+      STATUS.alreadyExists,
+    );
+    assert.equal(await tree.replace(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIC'), STATUS.ok);
     assert.equal(tree.get(`${CSP}/Root/ABCD/EncodedCertificate`).items[0]?.data, 'MIIC');
-    assert.equal(tree.delete(`${CSP}/Root/ABCD`), STATUS.ok);
+    assert.equal(await tree.delete(`${CSP}/Root/ABCD`), STATUS.ok);
     assert.equal(tree.get(`${CSP}/Root/ABCD/EncodedCertificate`).status, STATUS.notFound);
-    assert.equal(tree.replace(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIC'), STATUS.notFound);
-    assert.equal(tree.delete(`${CSP}/Root/ABCD`), STATUS.notFound);
+    assert.equal(
+      await tree.replace(`${CSP}/Root/ABCD/EncodedCertificate`, 'MIIC'),
+      STATUS.notFound,
+    );
+    assert.equal(await tree.delete(`${CSP}/Root/ABCD`), STATUS.notFound);
   });
 
-  it('checks values against the DDF format and allowed values (400), and Meta Format (415)', () => {
+  it('checks values against the DDF format and allowed values (400), and Meta Format (415)', async () => {
     const tree = new ManagementTree(roots);
     const scep = './Device/Vendor/MSFT/ClientCertificateInstall/SCEP/wifi/Install';
-    assert.equal(tree.add(`${scep}/KeyUsage`, 'lots'), STATUS.badRequest);
-    assert.equal(tree.add(`${scep}/KeyUsage`, '160', 'int'), STATUS.ok);
-    assert.equal(tree.add(`${scep}/KeyLength`, '2048', 'chr'), STATUS.unsupportedMediaType);
+    assert.equal(await tree.add(`${scep}/KeyUsage`, 'lots'), STATUS.badRequest);
+    assert.equal(await tree.add(`${scep}/KeyUsage`, '160', 'int'), STATUS.ok);
+    assert.equal(await tree.add(`${scep}/KeyLength`, '2048', 'chr'), STATUS.unsupportedMediaType);
     const pfx = './User/Vendor/MSFT/ClientCertificateInstall/PFXCertInstall/smime';
-    assert.equal(tree.add(`${pfx}/KeyLocation`, '5'), STATUS.badRequest, 'KeyLocation is 1-4');
-    assert.equal(tree.add(`${pfx}/KeyLocation`, '3'), STATUS.ok);
-    assert.equal(tree.add(`${pfx}/PFXKeyExportable`, 'yes'), STATUS.badRequest);
     assert.equal(
-      tree.add(`${pfx}/PFXCertBlob`, 'MIIK+/==', 'chr'),
+      await tree.add(`${pfx}/KeyLocation`, '5'),
+      STATUS.badRequest,
+      'KeyLocation is 1-4',
+    );
+    assert.equal(await tree.add(`${pfx}/KeyLocation`, '3'), STATUS.ok);
+    assert.equal(await tree.add(`${pfx}/PFXKeyExportable`, 'yes'), STATUS.badRequest);
+    assert.equal(
+      await tree.add(`${pfx}/PFXCertBlob`, 'MIIK+/==', 'chr'),
       STATUS.ok,
       "chr where the DDF says bin, as Microsoft's examples send it",
     );
   });
 
-  it('lists a subtree with ?list=Struct and ?list=StructData', () => {
+  it('lists a subtree with ?list=Struct and ?list=StructData', async () => {
     const tree = new ManagementTree(roots);
-    tree.add(`${CSP}/CA/AA11/EncodedCertificate`, 'MIIA');
-    tree.add(`${CSP}/CA/BB22/EncodedCertificate`, 'MIIB');
+    await tree.add(`${CSP}/CA/AA11/EncodedCertificate`, 'MIIA');
+    await tree.add(`${CSP}/CA/BB22/EncodedCertificate`, 'MIIB');
     const struct = tree.get(`${CSP}/CA?list=Struct`);
     assert.deepEqual(
       struct.items.map((i) => i.uri),
@@ -139,7 +152,7 @@ describe('management tree', () => {
     );
   });
 
-  it('rolls back to a snapshot (Atomic), calls CSP hooks, and answers Exec without a handler 406', () => {
+  it('rolls back to a snapshot (Atomic), calls CSP hooks, and answers Exec without a handler 406', async () => {
     const calls: string[] = [];
     const tree = new ManagementTree(roots, {
       beforeWrite: (uri) =>
@@ -148,29 +161,29 @@ describe('management tree', () => {
       read: (uri) => (uri.endsWith('/IssuedBy') ? 'CN=computed' : undefined),
     });
     const snap = tree.snapshot();
-    assert.equal(tree.add(`${CSP}/CA/CC33/EncodedCertificate`, 'MIIC'), STATUS.ok);
+    assert.equal(await tree.add(`${CSP}/CA/CC33/EncodedCertificate`, 'MIIC'), STATUS.ok);
     tree.restore(snap);
     assert.equal(tree.get(`${CSP}/CA/CC33`).status, STATUS.notFound);
     const install = './Device/Vendor/MSFT/ClientCertificateInstall/SCEP/wifi/Install';
-    assert.equal(tree.add(`${install}/Challenge`, 'x'), STATUS.commandFailed);
+    assert.equal(await tree.add(`${install}/Challenge`, 'x'), STATUS.commandFailed);
     assert.equal(
       tree.get('./Device/Vendor/MSFT/ClientCertificateInstall/SCEP/wifi').status,
       STATUS.notFound,
       'a refused Add leaves no implicit parent',
     );
-    assert.equal(tree.add(`${install}/ServerURL`, 'https://ca/scep'), STATUS.ok);
-    assert.equal(tree.exec(`${install}/Enroll`), STATUS.accepted);
+    assert.equal(await tree.add(`${install}/ServerURL`, 'https://ca/scep'), STATUS.ok);
+    assert.equal(await tree.exec(`${install}/Enroll`), STATUS.accepted);
     assert.deepEqual(calls, [
       `${CSP}/CA/CC33/EncodedCertificate`,
       `${install}/ServerURL`,
       `exec ${install}/Enroll`,
     ]);
     assert.equal(
-      new ManagementTree(roots).exec(`${install}/Enroll`),
+      await new ManagementTree(roots).exec(`${install}/Enroll`),
       STATUS.notFound,
       'no SCEP node yet',
     );
-    tree.add(`${CSP}/CA/DD44/EncodedCertificate`, 'MIID');
+    await tree.add(`${CSP}/CA/DD44/EncodedCertificate`, 'MIID');
     assert.equal(tree.get(`${CSP}/CA/DD44/IssuedBy`).items[0]?.data, 'CN=computed');
   });
 });

@@ -48,16 +48,49 @@ export interface TreeItem {
   readonly data?: string;
 }
 
-/** CSP behaviour attached to the tree. Each hook may refuse by returning a status code. */
+type MaybeAsync<T> = T | Promise<T>;
+
+/**
+ * CSP behaviour attached to the tree. Each write hook may refuse by returning a status code
+ * (anything but 200 or undefined); the tree then changes nothing.
+ */
 export interface CspHooks {
-  /** Before a leaf is added or replaced (validation beyond the DDF, side effects prepared). */
-  beforeWrite?(uri: string, value: LeafValue, command: 'Add' | 'Replace'): StatusCode | undefined;
+  /**
+   * URIs whose existence and values the CSP keeps itself (a certificate store is the truth for
+   * `RootCATrustedCertificates/Root/{CertHash}`): the tree stores nothing for them, asks
+   * {@link list} and {@link read}, and leaves Add/Replace/Delete to the write hooks.
+   */
+  owns?(uri: string): boolean;
+  /** Names of the dynamic children of an owned interior node; undefined = not owned. */
+  list?(uri: string): readonly string[] | undefined;
+  /** Before a leaf is added or replaced (validation beyond the DDF, side effects done). */
+  beforeWrite?(
+    uri: string,
+    value: LeafValue,
+    command: 'Add' | 'Replace',
+  ): MaybeAsync<StatusCode | undefined>;
   /** Before a node and its subtree are deleted. */
-  beforeDelete?(uri: string): StatusCode | undefined;
+  beforeDelete?(uri: string): MaybeAsync<StatusCode | undefined>;
   /** Exec on a node (e.g. `…/Install/Enroll`); the default for a node without one is 406. */
-  exec?(uri: string, data: string | undefined): StatusCode;
+  exec?(uri: string, data: string | undefined): MaybeAsync<StatusCode>;
   /** A computed value for a leaf (e.g. IssuedBy read from the certificate); undefined = stored. */
   read?(uri: string): string | undefined;
+  /** The CSPs' own state for Atomic rollback (taken with the tree's). */
+  snapshot?(): unknown;
+  restore?(state: unknown): void;
+}
+
+/** What the tree itself keeps: values of plain (not CSP-owned) leaves and created dynamic nodes. */
+export interface TreeData {
+  readonly values: Readonly<Record<string, LeafValue>>;
+  readonly created: readonly string[];
+}
+
+/** Atomic's rollback point: the tree's maps and the CSPs' state. */
+export interface TreeSnapshot {
+  readonly values: Map<string, LeafValue>;
+  readonly created: Set<string>;
+  readonly csp: unknown;
 }
 
 /** Normalises a management URI: no scope means the device scope (MS-MDM). */
@@ -105,19 +138,47 @@ export class ManagementTree {
   /** Dynamic interior nodes that exist, by URI (permanent ones always exist). */
   #created = new Set<string>();
 
-  constructor(roots: readonly DdfRoot[], hooks: CspHooks = {}) {
+  constructor(roots: readonly DdfRoot[], hooks: CspHooks = {}, data?: TreeData) {
     this.#roots = roots;
     this.#hooks = hooks;
+    if (data) {
+      this.#values = new Map(Object.entries(data.values));
+      this.#created = new Set(data.created);
+    }
   }
 
-  /** State for Atomic rollback; cheap copies of two flat maps. */
-  snapshot(): { values: Map<string, LeafValue>; created: Set<string> } {
-    return { values: new Map(this.#values), created: new Set(this.#created) };
+  /** The tree's own data, to persist (the CSPs persist theirs). */
+  data(): TreeData {
+    return { values: Object.fromEntries(this.#values), created: [...this.#created] };
   }
 
-  restore(s: { values: Map<string, LeafValue>; created: Set<string> }): void {
+  /** State for Atomic rollback: copies of two flat maps, and the CSPs' state. */
+  snapshot(): TreeSnapshot {
+    return {
+      values: new Map(this.#values),
+      created: new Set(this.#created),
+      csp: this.#hooks.snapshot?.(),
+    };
+  }
+
+  restore(s: TreeSnapshot): void {
     this.#values = new Map(s.values);
     this.#created = new Set(s.created);
+    this.#hooks.restore?.(s.csp);
+  }
+
+  /** A stored value of a plain leaf (CSPs read their parameters, e.g. SCEP Install/*). */
+  value(uri: string): string | undefined {
+    return this.#values.get(normaliseUri(uri))?.data;
+  }
+
+  /** Removes a plain leaf's value (a CSP clearing a consumed secret: SCEP Challenge). */
+  forget(uri: string): void {
+    this.#values.delete(normaliseUri(uri));
+  }
+
+  #owned(uri: string): boolean {
+    return this.#hooks.owns?.(uri) ?? false;
   }
 
   #node(uri: string): DdfNode | undefined {
@@ -134,7 +195,10 @@ export class ManagementTree {
     for (let i = segments.length; i > 4; i--) {
       const prefix = segments.slice(0, i).join('/');
       const n = this.#node(prefix);
-      if (n && n.name === null && !this.#created.has(prefix)) return false;
+      if (!n || n.name !== null) continue;
+      const parent = segments.slice(0, i - 1).join('/');
+      const listed = this.#hooks.list?.(parent);
+      if (listed ? !listed.includes(segments[i - 1]!) : !this.#created.has(prefix)) return false;
     }
     return true;
   }
@@ -154,6 +218,11 @@ export class ManagementTree {
       if (c.name !== null) {
         if (this.exists(`${uri}/${c.name}`)) out.push(c.name);
       } else {
+        const listed = this.#hooks.list?.(uri);
+        if (listed) {
+          out.push(...listed);
+          continue;
+        }
         const prefix = `${uri}/`;
         for (const k of [...this.#created, ...this.#values.keys()]) {
           if (k.startsWith(prefix) && !k.slice(prefix.length).includes('/'))
@@ -223,7 +292,7 @@ export class ManagementTree {
   }
 
   /** Add of a node or a leaf value. */
-  add(rawUri: string, data: string | undefined, metaFormat?: string): StatusCode {
+  async add(rawUri: string, data: string | undefined, metaFormat?: string): Promise<StatusCode> {
     const uri = normaliseUri(rawUri);
     const allowed = this.#allowed(uri, 'Add');
     if (typeof allowed !== 'object') return allowed;
@@ -233,6 +302,8 @@ export class ManagementTree {
       const bad = this.#checkValue(node, data ?? '', metaFormat);
       if (bad) return bad;
     }
+    const value = { format: node.format, data: data ?? '' };
+    if (this.#owned(uri)) return (await this.#hooks.beforeWrite?.(uri, value, 'Add')) ?? STATUS.ok;
     const before = this.snapshot();
     const parents = this.#implicitParents(uri);
     if (parents) return parents;
@@ -240,8 +311,7 @@ export class ManagementTree {
       this.#created.add(uri);
       return STATUS.ok;
     }
-    const value = { format: node.format, data: data ?? '' };
-    const refused = this.#hooks.beforeWrite?.(uri, value, 'Add');
+    const refused = await this.#hooks.beforeWrite?.(uri, value, 'Add');
     if (refused !== undefined && refused !== STATUS.ok) {
       this.restore(before);
       return refused;
@@ -251,7 +321,11 @@ export class ManagementTree {
   }
 
   /** Replace of an existing leaf value. */
-  replace(rawUri: string, data: string | undefined, metaFormat?: string): StatusCode {
+  async replace(
+    rawUri: string,
+    data: string | undefined,
+    metaFormat?: string,
+  ): Promise<StatusCode> {
     const uri = normaliseUri(rawUri);
     const allowed = this.#allowed(uri, 'Replace');
     if (typeof allowed !== 'object') return allowed;
@@ -261,19 +335,19 @@ export class ManagementTree {
     const bad = this.#checkValue(node, data ?? '', metaFormat);
     if (bad) return bad;
     const value = { format: node.format, data: data ?? '' };
-    const refused = this.#hooks.beforeWrite?.(uri, value, 'Replace');
+    const refused = await this.#hooks.beforeWrite?.(uri, value, 'Replace');
     if (refused !== undefined && refused !== STATUS.ok) return refused;
-    this.#values.set(uri, value);
+    if (!this.#owned(uri)) this.#values.set(uri, value);
     return STATUS.ok;
   }
 
   /** Delete of a node and everything under it. */
-  delete(rawUri: string): StatusCode {
+  async delete(rawUri: string): Promise<StatusCode> {
     const uri = normaliseUri(rawUri);
     const allowed = this.#allowed(uri, 'Delete');
     if (typeof allowed !== 'object') return allowed;
     if (!this.exists(uri)) return STATUS.notFound;
-    const refused = this.#hooks.beforeDelete?.(uri);
+    const refused = await this.#hooks.beforeDelete?.(uri);
     if (refused !== undefined && refused !== STATUS.ok) return refused;
     const under = (k: string) => k === uri || k.startsWith(`${uri}/`);
     for (const k of this.#values.keys()) if (under(k)) this.#values.delete(k);
@@ -282,7 +356,7 @@ export class ManagementTree {
   }
 
   /** Exec of a node. */
-  exec(rawUri: string, data?: string): StatusCode {
+  async exec(rawUri: string, data?: string): Promise<StatusCode> {
     const uri = normaliseUri(rawUri);
     const allowed = this.#allowed(uri, 'Exec');
     if (typeof allowed !== 'object') return allowed;
