@@ -19,7 +19,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   omadm: ['pki'],
   store: [],
   server: ['pki', 'ca', 'scep', 'omadm', 'store', 'util'],
-  device: ['pki', 'scep', 'omadm', 'util'],
+  // The device builds names and CSR extensions with the CA's encoders (ca/name, ca/certificate).
+  device: ['pki', 'ca', 'scep', 'omadm', 'util'],
   cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'util'],
   testing: [],
 };

@@ -26,6 +26,8 @@ export const EXIT = {
   pending: 9,
   /** A server could not be reached or answered with an HTTP error. */
   network: 10,
+  /** Another process is using the state directory. */
+  busy: 11,
 } as const;
 
 export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {
@@ -45,6 +47,11 @@ export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {
 export const CONFIG_EXIT: Readonly<Record<string, number>> = {
   ERR_PROFILES: EXIT.input,
   ERR_CA_STATE: EXIT.input,
+  ERR_DEVICE_STATE: EXIT.input,
+  ERR_DEVICE_BUSY: EXIT.busy,
+  ERR_SYNCML_MALFORMED: EXIT.input,
+  ERR_SYNCML_FORBIDDEN_DOCTYPE: EXIT.input,
+  ERR_SYNCML_LIMIT: EXIT.limit,
 };
 
 /** A failure the user can fix, with its exit code. Printed as one line. */

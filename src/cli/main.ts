@@ -18,6 +18,7 @@ import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
 import { serve } from '../server/serve.ts';
 import { adminCommands } from './admin.ts';
 import { scepCommands } from './scep.ts';
+import { deviceCommands } from './device.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -267,6 +268,7 @@ function program(out: (s: string) => void): Command {
 
   adminCommands(root, out);
   scepCommands(root, out);
+  deviceCommands(root, out);
   return root;
 }
 

@@ -141,7 +141,7 @@ async function finish(
  */
 async function enrollAndWrite(
   url: string,
-  request: EnrollOptions,
+  request: EnrollOptions & { readonly key: KeyObject },
   r: { delayMs: number; count: number },
   o: {
     outCert: string;

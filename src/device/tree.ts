@@ -72,7 +72,7 @@ export interface CspHooks {
   /** Before a node and its subtree are deleted. */
   beforeDelete?(uri: string): MaybeAsync<StatusCode | undefined>;
   /** Exec on a node (e.g. `…/Install/Enroll`); the default for a node without one is 406. */
-  exec?(uri: string, data: string | undefined): MaybeAsync<StatusCode>;
+  exec?(uri: string, data: string | undefined): MaybeAsync<StatusCode | undefined>;
   /** A computed value for a leaf (e.g. IssuedBy read from the certificate); undefined = stored. */
   read?(uri: string): string | undefined;
   /** The CSPs' own state for Atomic rollback (taken with the tree's). */
@@ -304,7 +304,7 @@ export class ManagementTree {
     }
     const value = { format: node.format, data: data ?? '' };
     if (this.#owned(uri)) return (await this.#hooks.beforeWrite?.(uri, value, 'Add')) ?? STATUS.ok;
-    const before = this.snapshot();
+    const before = { values: new Map(this.#values), created: new Set(this.#created) };
     const parents = this.#implicitParents(uri);
     if (parents) return parents;
     if (node.format === 'node') {
@@ -313,7 +313,9 @@ export class ManagementTree {
     }
     const refused = await this.#hooks.beforeWrite?.(uri, value, 'Add');
     if (refused !== undefined && refused !== STATUS.ok) {
-      this.restore(before);
+      // Only the implicit parents are undone: a refusing CSP keeps what it recorded (Status).
+      this.#values = before.values;
+      this.#created = before.created;
       return refused;
     }
     this.#values.set(uri, value);
@@ -362,6 +364,6 @@ export class ManagementTree {
     if (typeof allowed !== 'object') return allowed;
     const parent = uri.slice(0, uri.lastIndexOf('/'));
     if (!this.exists(parent)) return STATUS.notFound;
-    return this.#hooks.exec ? this.#hooks.exec(uri, data) : STATUS.optionalFeatureNotSupported;
+    return (await this.#hooks.exec?.(uri, data)) ?? STATUS.optionalFeatureNotSupported;
   }
 }

@@ -26,13 +26,7 @@
  *   mismatch and a CertRep that fails any check throw {@link ScepClientError}; a CertRep
  *   FAILURE is a result (`status: 'failed'`), not an error.
  */
-import {
-  createHash,
-  createPublicKey,
-  generateKeyPair,
-  randomBytes,
-  type KeyObject,
-} from 'node:crypto';
+import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
   buildCertificate,
@@ -43,6 +37,7 @@ import { parseRfc4514 } from '../ca/name.ts';
 import type { EnvelopeCipher, SignedDataDigest } from '../pki/cms.ts';
 import { buildCsr } from '../pki/csr.ts';
 import { bytesEqual, enc } from '../pki/der.ts';
+import { keyTypeOf, spkiOf, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { parsePkcs7Certificates } from '../pki/pkcs7.ts';
 import {
   isCA,
@@ -187,7 +182,7 @@ export interface EnrollOptions {
   /** RFC 4514 string (`CN=device-1,O=Contoso`) or a DER Name. */
   readonly subject: string | Uint8Array;
   /** The key being certified; its public half goes into the CSR, which it signs. */
-  readonly key: KeyObject;
+  readonly key: PrivateKeyRef;
   /** challengePassword (optional for renewals). */
   readonly challenge?: string;
   /** Extensions asked for in the CSR's extensionRequest. */
@@ -206,7 +201,7 @@ export interface PollOptions {
   /** The subject of the request (RFC 4514 or DER). */
   readonly subject: string | Uint8Array;
   /** The key being certified (the issued certificate must carry it). */
-  readonly key: KeyObject;
+  readonly key: PrivateKeyRef;
   /** The identity that signed the original request (`pending.signer`); default: a new one. */
   readonly signer?: ScepIdentity;
   readonly caThumbprint?: string;
@@ -231,7 +226,7 @@ export interface ScepClient {
    */
   getCrl(o: {
     readonly certificate: Certificate;
-    readonly key: KeyObject;
+    readonly key: PrivateKeyRef;
     readonly caThumbprint?: string;
   }): Promise<Uint8Array[]>;
 }
@@ -248,10 +243,6 @@ export interface ScepClientOptions {
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 const FAIL_INFO_NAMES = new Map<number, string>(Object.entries(FailInfo).map(([k, v]) => [v, k]));
-
-function spkiOf(key: KeyObject): Uint8Array {
-  return new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
-}
 
 const normalizeThumbprint = (s: string) => s.replace(/[\s:]/g, '').toLowerCase();
 
@@ -420,9 +411,9 @@ export function createScepClient(
    * A self-signed `CN=SCEP SIGNER` certificate valid for one hour, on `key` when it is RSA
    * (the CertRep SUCCESS envelope is encrypted to it), else on a transient RSA-2048 key.
    */
-  async function selfSignedSigner(key: KeyObject): Promise<ScepIdentity> {
+  async function selfSignedSigner(key: PrivateKeyRef): Promise<ScepIdentity> {
     const signerKey =
-      key.asymmetricKeyType === 'rsa'
+      keyTypeOf(key) === 'rsa'
         ? key
         : (await generateKeyPairAsync('rsa', { modulusLength: 2048 })).privateKey;
     const spki = spkiOf(signerKey);
@@ -485,7 +476,7 @@ export function createScepClient(
 
   async function getCrl(o: {
     readonly certificate: Certificate;
-    readonly key: KeyObject;
+    readonly key: PrivateKeyRef;
     readonly caThumbprint?: string;
   }): Promise<Uint8Array[]> {
     const ctx = await prepare(o.caThumbprint);

@@ -1,0 +1,191 @@
+/**
+ * `certpost device …`: the device agent from the command line.
+ *
+ * - `device exec --state DIR < server-message.xml > reply.xml` applies one SyncML message from a
+ *   server to the device whose state is in DIR (created when missing) and writes the device's
+ *   reply (a Status for the header and every command, Results for every Get); nothing is
+ *   written when the message carried only Statuses. Background work the message started (a
+ *   SCEP enrollment) then runs as far as it can now; PENDING polls wait for a later `exec` or
+ *   `run`. This interface is stable: outside checks and captured-message replays use it.
+ * - `device run --state DIR` keeps the agent running its background work on schedule.
+ * - `device show --state DIR [--json]` lists stores, keys and enrollments.
+ *
+ * Hello PINs come from `--pin-file` or `CERTPOST_HELLO_PIN`; RetryDelay minutes last
+ * `CERTPOST_DEVICE_MINUTE_MS` ms (60000; tests shorten them).
+ */
+import { readFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { DeviceAgent, type DeviceOptions } from '../device/agent.ts';
+import { isDeviceError } from '../device/errors.ts';
+import type { PinSource } from '../device/keys.ts';
+import { SCEP_STATUS } from '../device/state.ts';
+import { inspectCertificate } from '../pki/x509.ts';
+import { CliError, CONFIG_EXIT, EXIT } from './exit-codes.ts';
+
+interface AgentCliOptions {
+  state: string;
+  pinFile?: string;
+}
+
+function stateOption(cmd: Command): Command {
+  return cmd
+    .option(
+      '--state <dir>',
+      'the device state directory (created when missing)',
+      process.env['CERTPOST_DEVICE_STATE'] ?? './device-state',
+    )
+    .option(
+      '--pin-file <file>',
+      'Windows Hello PIN, first line of a file (else CERTPOST_HELLO_PIN)',
+    );
+}
+
+function pinSource(o: AgentCliOptions): PinSource {
+  return async () => {
+    if (o.pinFile) return (await readFile(o.pinFile, 'utf8')).replace(/\r?\n$/, '');
+    return process.env['CERTPOST_HELLO_PIN'];
+  };
+}
+
+function agentOptions(o: AgentCliOptions): DeviceOptions {
+  const minute = Number(process.env['CERTPOST_DEVICE_MINUTE_MS'] ?? 60_000);
+  if (!Number.isFinite(minute) || minute <= 0)
+    throw new CliError('CERTPOST_DEVICE_MINUTE_MS must be a positive number', EXIT.usage);
+  return { pin: pinSource(o), minuteMs: minute };
+}
+
+async function withAgent<T>(o: AgentCliOptions, f: (a: DeviceAgent) => Promise<T>): Promise<T> {
+  let agent: DeviceAgent;
+  try {
+    agent = await DeviceAgent.open(o.state, agentOptions(o));
+  } catch (e) {
+    if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+    throw e;
+  }
+  try {
+    return await f(agent);
+  } finally {
+    await agent.close();
+  }
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const STATUS_NAMES: Readonly<Record<number, string>> = {
+  [SCEP_STATUS.ok]: 'installed',
+  [SCEP_STATUS.pending]: 'pending',
+  [SCEP_STATUS.failed]: 'failed',
+  [SCEP_STATUS.unknown]: 'in progress',
+};
+
+function describe(agent: DeviceAgent) {
+  const data = agent.store.data;
+  return {
+    device: data.device,
+    certificates: data.certificates.map((c) => {
+      const info = inspectCertificate(agent.certificates.certificate(c));
+      const key = c.keyId ? agent.keys.find(c.keyId) : undefined;
+      return {
+        scope: c.scope,
+        store: c.store,
+        thumbprint: c.thumbprint,
+        subject: info.subject,
+        issuer: info.issuer,
+        notAfter: info.notAfter,
+        source: c.source,
+        ...(key
+          ? {
+              key: {
+                provider: key.provider,
+                exportable: key.exportable,
+                ...(key.container ? { container: key.container } : {}),
+              },
+            }
+          : {}),
+      };
+    }),
+    scep: data.scep.map((e) => ({
+      scope: e.scope,
+      csp: e.csp,
+      id: e.id,
+      status: e.status,
+      state: STATUS_NAMES[e.status] ?? String(e.status),
+      errorCode: e.errorCode,
+      ...(e.error ? { error: e.error } : {}),
+      ...(e.thumbprint ? { thumbprint: e.thumbprint } : {}),
+      ...(e.nextAttemptAt ? { nextAttemptAt: e.nextAttemptAt } : {}),
+      ...(e.respondentServerUrl ? { server: e.respondentServerUrl } : {}),
+    })),
+    pfx: data.pfx,
+  };
+}
+
+export function deviceCommands(root: Command, out: (s: string) => void): void {
+  const device = root
+    .command('device')
+    .description('the device agent: certificate stores, keys, the certificate CSPs over OMA-DM');
+
+  stateOption(
+    device
+      .command('exec')
+      .description(
+        'apply one SyncML message from stdin to the device and write its reply to stdout',
+      )
+      .option('--no-background', 'do not run the work the message started (SCEP enrollments)'),
+  ).action(async (o: AgentCliOptions & { background: boolean }) => {
+    const message = await readStdin();
+    await withAgent(o, async (agent) => {
+      const reply = await agent.handle(message);
+      if (reply !== undefined) out(reply.endsWith('\n') ? reply : `${reply}\n`);
+      if (o.background) await agent.runDue();
+    });
+  });
+
+  stateOption(
+    device
+      .command('run')
+      .description('run the background work (SCEP requests and PENDING polls) on schedule')
+      .option('--until-idle', 'exit when nothing is scheduled any more'),
+  ).action(async (o: AgentCliOptions & { untilIdle?: boolean }) => {
+    await withAgent(o, async (agent) => {
+      const signal = { stop: false };
+      const onSignal = () => {
+        signal.stop = true;
+      };
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      while (!signal.stop) {
+        await agent.runDue();
+        const next = agent.nextDueAt();
+        if (!next && o.untilIdle) break;
+        const wait = next ? Math.max(0, next.getTime() - Date.now()) : 1000;
+        await new Promise((r) => setTimeout(r, Math.min(wait, 1000)));
+      }
+    });
+  });
+
+  stateOption(
+    device
+      .command('show')
+      .description('list the certificate stores, keys and enrollments')
+      .option('--json', 'print one JSON document'),
+  ).action(async (o: AgentCliOptions & { json?: boolean }) => {
+    await withAgent(o, async (agent) => {
+      const d = describe(agent);
+      if (o.json) return out(`${JSON.stringify(d, null, 2)}\n`);
+      const lines = [`device ${d.device.id} (${d.device.name})`];
+      for (const c of d.certificates)
+        lines.push(
+          `${c.scope}/${c.store}  ${c.thumbprint}  ${c.subject}  until ${c.notAfter}  [${c.source.kind}${c.source.id ? ` ${c.source.id}` : ''}${c.key ? `, key: ${c.key.provider}` : ''}]`,
+        );
+      for (const e of d.scep)
+        lines.push(
+          `scep ${e.scope}/${e.id}: ${e.state}${e.error ? ` (${e.error})` : ''}${e.nextAttemptAt ? `, next attempt ${e.nextAttemptAt}` : ''}`,
+        );
+      out(`${lines.join('\n')}\n`);
+    });
+  });
+}

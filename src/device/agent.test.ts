@@ -1,0 +1,459 @@
+/**
+ * The device agent through SyncML, as a server drives it: certificate stores
+ * (RootCATrustedCertificates, CertificateStore), PFX installs with each KeyLocation and both
+ * password encryption types, Hello PINs, Atomic rollback, and the state surviving a restart.
+ * Certificates and PFX files are made by openssl, so what we accept is what the world writes.
+ */
+import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildEnvelopedData } from '../pki/cms.ts';
+import { parseCertificate } from '../pki/x509.ts';
+import { run, tempDir } from '../testing/tools.ts';
+import { DeviceAgent } from './agent.ts';
+import { DEVICE_ERRORS } from './errors.ts';
+import { thumbprintOf } from './stores.ts';
+import { cmd, serverMessage, summarise } from './testing.ts';
+
+const DEV = './Device/Vendor/MSFT';
+const USER = './User/Vendor/MSFT';
+let work = '';
+const openssl = (...args: string[]) => run('openssl', args, { cwd: work });
+
+interface Made {
+  der: Uint8Array;
+  b64: string;
+  hash: string;
+}
+
+function made(pem: string): Made {
+  const der = new Uint8Array(openssl('x509', '-in', pem, '-outform', 'DER'));
+  return { der, b64: Buffer.from(der).toString('base64'), hash: thumbprintOf(der) };
+}
+
+let root: Made;
+let leaf: Made;
+let pfxB64 = '';
+const PFX_PASSWORD = 'pfx-Pa55 wörd';
+
+before(() => {
+  work = tempDir();
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'root.key',
+    '-out',
+    'root.pem',
+    '-subj',
+    '/CN=Device Test Root',
+    '-days',
+    '30',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'leaf.key',
+    '-out',
+    'leaf.csr',
+    '-subj',
+    '/CN=alice@example.test',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'leaf.csr',
+    '-CA',
+    'root.pem',
+    '-CAkey',
+    'root.key',
+    '-out',
+    'leaf.pem',
+    '-days',
+    '10',
+  );
+  root = made(join(work, 'root.pem'));
+  leaf = made(join(work, 'leaf.pem'));
+  openssl(
+    'pkcs12',
+    '-export',
+    '-inkey',
+    'leaf.key',
+    '-in',
+    'leaf.pem',
+    '-certfile',
+    'root.pem',
+    '-out',
+    'leaf.pfx',
+    '-passout',
+    `pass:${PFX_PASSWORD}`,
+  );
+  pfxB64 = readFileSync(join(work, 'leaf.pfx')).toString('base64');
+});
+
+const agents: DeviceAgent[] = [];
+after(async () => {
+  for (const a of agents) await a.close();
+});
+
+async function device(o: Parameters<typeof DeviceAgent.open>[1] = {}, dir = tempDir()) {
+  const a = await DeviceAgent.open(dir, o);
+  agents.push(a);
+  return a;
+}
+
+const send = async (a: DeviceAgent, ...commands: string[]) =>
+  summarise(await a.handle(serverMessage(commands.join(''))));
+
+describe('RootCATrustedCertificates and CertificateStore', () => {
+  it('adds a root by its hash, reads the computed fields, lists it in both trees, deletes it', async () => {
+    const a = await device();
+    const node = `${DEV}/RootCATrustedCertificates/Root/${root.hash}`;
+    const r = await send(
+      a,
+      cmd.add(`${node}/EncodedCertificate`, root.b64, 'b64'),
+      cmd.get(`${node}/IssuedTo`),
+      cmd.get(`${node}/ValidTo`),
+      cmd.get(`${DEV}/RootCATrustedCertificates/Root`),
+      cmd.get(`${DEV}/CertificateStore/ROOT/System`),
+      cmd.add(`${node}/EncodedCertificate`, root.b64, 'b64'),
+    );
+    assert.deepEqual(r.statuses, [
+      'Add=200',
+      'Get=200',
+      'Get=200',
+      'Get=200',
+      'Get=200',
+      'Add=418',
+    ]);
+    assert.equal(r.results.get(`${node}/IssuedTo`), 'Device Test Root');
+    assert.match(r.results.get(`${node}/ValidTo`)!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(r.results.get(`${DEV}/RootCATrustedCertificates/Root`), root.hash);
+    assert.equal(r.results.get(`${DEV}/CertificateStore/ROOT/System`), root.hash);
+    const d = await send(a, cmd.delete(node), cmd.get(`${node}/IssuedTo`));
+    assert.deepEqual(d.statuses, ['Delete=200', 'Get=404']);
+    assert.equal(a.certificates.all().length, 0);
+  });
+
+  it('refuses a hash that is not the certificate’s, data that is not a certificate, and a user Root', async () => {
+    const a = await device();
+    const wrong = 'AB'.repeat(20);
+    const r = await send(
+      a,
+      cmd.add(`${DEV}/RootCATrustedCertificates/CA/${wrong}/EncodedCertificate`, root.b64, 'b64'),
+      cmd.add(`${DEV}/RootCATrustedCertificates/CA/${root.hash}/EncodedCertificate`, 'AAAA', 'b64'),
+      cmd.add(
+        `${USER}/RootCATrustedCertificates/Root/${root.hash}/EncodedCertificate`,
+        root.b64,
+        'b64',
+      ),
+      cmd.add(
+        `${USER}/RootCATrustedCertificates/CA/${root.hash}/EncodedCertificate`,
+        root.b64,
+        'b64',
+      ),
+    );
+    // The user tree has no Root store in the DDF: 404.
+    assert.deepEqual(r.statuses, ['Add=400', 'Add=400', 'Add=404', 'Add=200']);
+    assert.deepEqual(
+      a.certificates.all().map((c) => `${c.scope}/${c.store}`),
+      ['user/CA'],
+    );
+  });
+
+  it('rolls back an Atomic: a certificate added before a failing command is gone (507/216)', async () => {
+    const a = await device();
+    const r = await send(
+      a,
+      cmd.atomic(
+        cmd.add(
+          `${DEV}/RootCATrustedCertificates/Root/${root.hash}/EncodedCertificate`,
+          root.b64,
+          'b64',
+        ),
+        cmd.add(`${DEV}/RootCATrustedCertificates/Nope/x/EncodedCertificate`, root.b64, 'b64'),
+      ),
+    );
+    assert.deepEqual(r.statuses, ['Atomic=507', 'Add=216', 'Add=404']);
+    assert.equal(a.certificates.all().length, 0);
+  });
+
+  it('keeps its state across a restart (one file, written before the reply)', async () => {
+    const dir = tempDir();
+    const a = await device({}, dir);
+    await send(
+      a,
+      cmd.add(
+        `${DEV}/RootCATrustedCertificates/TrustedPeople/${leaf.hash}/EncodedCertificate`,
+        leaf.b64,
+        'b64',
+      ),
+    );
+    await a.close();
+    const b = await device({}, dir);
+    const r = await send(b, cmd.get(`${DEV}/RootCATrustedCertificates/TrustedPeople`));
+    assert.equal(r.results.get(`${DEV}/RootCATrustedCertificates/TrustedPeople`), leaf.hash);
+    assert.equal(b.id, a.id);
+  });
+
+  it('a second agent on the same state directory waits, then reports it busy', async () => {
+    const dir = tempDir();
+    await device({}, dir);
+    await assert.rejects(DeviceAgent.open(dir, { lockWaitMs: 100 }), { code: 'ERR_DEVICE_BUSY' });
+  });
+});
+
+const pfxNode = (scope: string, id: string) =>
+  `${scope}/ClientCertificateInstall/PFXCertInstall/${id}`;
+
+function pfxCommands(
+  node: string,
+  o: {
+    location?: number;
+    exportable?: boolean;
+    password?: string;
+    type?: number;
+    container?: string;
+  },
+) {
+  return [
+    ...(o.location !== undefined
+      ? [cmd.add(`${node}/KeyLocation`, String(o.location), 'int')]
+      : []),
+    ...(o.container !== undefined ? [cmd.add(`${node}/ContainerName`, o.container, 'chr')] : []),
+    ...(o.type !== undefined
+      ? [cmd.add(`${node}/PFXCertPasswordEncryptionType`, String(o.type), 'int')]
+      : []),
+    cmd.add(`${node}/PFXCertPassword`, o.password ?? PFX_PASSWORD, 'chr'),
+    ...(o.exportable !== undefined
+      ? [cmd.add(`${node}/PFXKeyExportable`, String(o.exportable), 'bool')]
+      : []),
+    cmd.add(`${node}/PFXCertBlob`, pfxB64, 'chr'),
+  ];
+}
+
+describe('ClientCertificateInstall/PFXCertInstall', () => {
+  it('KeyLocation 3: installs the certificate with an exportable software key in My; the chain’s root is not trusted', async () => {
+    const a = await device();
+    const node = pfxNode(USER, 'smime');
+    const r = await send(
+      a,
+      cmd.atomic(...pfxCommands(node, { location: 3 })),
+      cmd.get(`${node}/Thumbprint`),
+      cmd.get(`${node}/Status`),
+      cmd.get(`${node}/PFXCertPassword`),
+    );
+    assert.deepEqual(r.statuses.slice(0, 1), ['Atomic=200']);
+    assert.deepEqual(
+      r.statuses.slice(-3),
+      ['Get=200', 'Get=200', 'Get=404'],
+      'the clear password is forgotten',
+    );
+    assert.equal(r.results.get(`${node}/Thumbprint`), leaf.hash);
+    assert.equal(r.results.get(`${node}/Status`), '0');
+    const mine = a.certificates.list('user', 'My');
+    assert.equal(mine.length, 1);
+    assert.equal(a.certificates.list('device', 'Root').length, 0);
+    const key = a.keys.find(mine[0]!.keyId!)!;
+    assert.equal(key.provider, 'software');
+    assert.equal(key.exportable, true);
+    const exported = createPrivateKey({
+      key: Buffer.from(a.keys.exportKey(key.id)),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    assert.ok(exported.equals(createPrivateKey(readFileSync(join(work, 'leaf.key')))));
+    // The key is encrypted at rest: the state file holds no clear PKCS#8.
+    const state = readFileSync(join(a.store.dir, 'state.json'), 'utf8');
+    assert.match(state, /BEGIN ENCRYPTED PRIVATE KEY/);
+    assert.doesNotMatch(state, new RegExp(PFX_PASSWORD));
+    // It shows in the legacy tree's user store, where the server can delete it with its key.
+    const legacy = `${DEV}/CertificateStore/MY/User`;
+    const l = await send(a, cmd.get(legacy), cmd.delete(`${legacy}/${leaf.hash}`));
+    assert.equal(l.results.get(legacy), leaf.hash);
+    assert.deepEqual(l.statuses, ['Get=200', 'Delete=200']);
+    assert.equal(a.store.data.keys.length, 0, 'the key went with its certificate');
+  });
+
+  it('KeyLocation 2 without a TPM: a software key, not exportable; exportable true is refused (400)', async () => {
+    const a = await device();
+    const r = await send(a, cmd.atomic(...pfxCommands(pfxNode(DEV, 'p2'), { location: 2 })));
+    assert.deepEqual(r.statuses[0], 'Atomic=200');
+    const key = a.keys.find(a.certificates.list('device', 'My')[0]!.keyId!)!;
+    assert.equal(key.exportable, false);
+    assert.throws(() => a.keys.exportKey(key.id), { code: 'ERR_DEVICE_NOT_EXPORTABLE' });
+    const b = await device();
+    const bad = await send(
+      b,
+      ...pfxCommands(pfxNode(DEV, 'p2x'), { location: 2, exportable: true }),
+      cmd.get(`${pfxNode(DEV, 'p2x')}/Status`),
+    );
+    assert.equal(bad.statuses.at(-2), 'Add=400');
+    assert.equal(
+      Number(bad.results.get(`${pfxNode(DEV, 'p2x')}/Status`)),
+      DEVICE_ERRORS.ERR_DEVICE_BAD_PARAMETER.hresult | 0,
+    );
+  });
+
+  it('KeyLocation 1 (TPM or fail) on a device without a TPM fails and installs nothing', async () => {
+    const a = await device();
+    const node = pfxNode(DEV, 'p1');
+    const r = await send(
+      a,
+      ...pfxCommands(node, { location: 1, exportable: false }),
+      cmd.get(`${node}/Status`),
+    );
+    assert.equal(r.statuses.at(-2), 'Add=500');
+    assert.equal(
+      Number(r.results.get(`${node}/Status`)),
+      DEVICE_ERRORS.ERR_DEVICE_NO_TPM.hresult | 0,
+    );
+    assert.equal(a.certificates.all().length, 0);
+    assert.equal(a.store.data.keys.length, 0);
+  });
+
+  it('a wrong password fails with ERROR_INVALID_PASSWORD and changes nothing', async () => {
+    const a = await device();
+    const node = pfxNode(USER, 'wrong');
+    const r = await send(
+      a,
+      ...pfxCommands(node, { location: 3, password: 'nope' }),
+      cmd.get(`${node}/Status`),
+    );
+    assert.equal(r.statuses.at(-2), 'Add=500');
+    assert.equal(
+      Number(r.results.get(`${node}/Status`)),
+      DEVICE_ERRORS.ERR_DEVICE_PFX_PASSWORD.hresult | 0,
+    );
+    assert.equal(a.certificates.all().length, 0);
+  });
+
+  it('PFXCertPasswordEncryptionType 1: the password is a CMS envelope to the MDM client certificate', async () => {
+    const a = await device();
+    // The MDM (WSTEP) client certificate and its key, as enrollment would have installed them.
+    const mdmKey = createPrivateKey(readFileSync(join(work, 'root.key')));
+    const stored = await a.keys.importKey(mdmKey, 3, { exportable: false });
+    a.certificates.add({
+      scope: 'device',
+      store: 'My',
+      der: root.der,
+      source: { kind: 'wstep' },
+      keyId: stored.entry.id,
+    });
+    const envelope = buildEnvelopedData(
+      Buffer.from(PFX_PASSWORD, 'utf8'),
+      parseCertificate(root.der),
+      'aes-256-cbc',
+    );
+    const node = pfxNode(USER, 'enc');
+    const r = await send(
+      a,
+      cmd.atomic(
+        ...pfxCommands(node, {
+          location: 3,
+          type: 1,
+          password: Buffer.from(envelope).toString('base64'),
+        }),
+      ),
+      cmd.get(`${node}/Thumbprint`),
+    );
+    assert.equal(r.statuses[0], 'Atomic=200');
+    assert.equal(r.results.get(`${node}/Thumbprint`), leaf.hash);
+    // Encrypted to someone else: refused as a wrong password.
+    const other = buildEnvelopedData(
+      Buffer.from(PFX_PASSWORD),
+      parseCertificate(leaf.der),
+      'aes-128-cbc',
+    );
+    const node2 = pfxNode(USER, 'enc2');
+    const r2 = await send(
+      a,
+      ...pfxCommands(node2, {
+        location: 3,
+        type: 1,
+        password: Buffer.from(other).toString('base64'),
+      }),
+      cmd.get(`${node2}/Status`),
+    );
+    assert.equal(r2.statuses.at(-2), 'Add=500');
+  });
+
+  it('KeyLocation 4 (Hello): needs a ContainerName; the key is PIN-guarded and a wrong PIN fails, then locks', async () => {
+    let pin = '1234';
+    const a = await device({ pin: async () => pin });
+    const noContainer = await send(
+      a,
+      ...pfxCommands(pfxNode(USER, 'h0'), { location: 4, exportable: false }),
+    );
+    assert.equal(noContainer.statuses.at(-1), 'Add=400');
+    const r = await send(
+      a,
+      cmd.atomic(
+        ...pfxCommands(pfxNode(USER, 'h1'), { location: 4, exportable: false, container: 'ngc-1' }),
+      ),
+    );
+    assert.equal(r.statuses[0], 'Atomic=200');
+    const entry = a.certificates.list('user', 'My')[0]!;
+    assert.equal(a.keys.find(entry.keyId!)!.provider, 'hello');
+    const key = await a.keys.open(entry.keyId!);
+    const sig = await (key as { sign: (d: Uint8Array, h: 'sha256') => Promise<Uint8Array> }).sign(
+      Buffer.from('x'),
+      'sha256',
+    );
+    assert.ok(sig.length > 0);
+    pin = '9999';
+    for (let i = 1; i < 5; i++)
+      await assert.rejects(
+        (key as { sign: (d: Uint8Array, h: 'sha256') => Promise<Uint8Array> }).sign(
+          Buffer.from('x'),
+          'sha256',
+        ),
+        { code: 'ERR_DEVICE_PIN_INCORRECT' },
+      );
+    await assert.rejects(
+      (key as { sign: (d: Uint8Array, h: 'sha256') => Promise<Uint8Array> }).sign(
+        Buffer.from('x'),
+        'sha256',
+      ),
+      { code: 'ERR_DEVICE_PIN_LOCKED' },
+    );
+    pin = '1234';
+    await assert.rejects(
+      (key as { sign: (d: Uint8Array, h: 'sha256') => Promise<Uint8Array> }).sign(
+        Buffer.from('x'),
+        'sha256',
+      ),
+      { code: 'ERR_DEVICE_PIN_LOCKED' },
+      'locked stays locked',
+    );
+  });
+
+  it('Delete removes the certificate and its key; openssl reads the installed certificate', async () => {
+    const a = await device();
+    const node = pfxNode(DEV, 'del');
+    await send(a, cmd.atomic(...pfxCommands(node, { location: 3 })));
+    const cert = a.certificates.list('device', 'My')[0]!;
+    writeFileSync(join(work, 'installed.der'), Buffer.from(cert.der, 'base64'));
+    assert.match(
+      openssl('x509', '-inform', 'DER', '-in', 'installed.der', '-noout', '-subject').toString(),
+      /alice@example\.test/,
+    );
+    const r = await send(a, cmd.delete(node), cmd.get(`${node}/Thumbprint`));
+    assert.deepEqual(r.statuses, ['Delete=200', 'Get=404']);
+    assert.equal(a.certificates.all().length, 0);
+    assert.equal(a.store.data.keys.length, 0);
+  });
+});

@@ -1,0 +1,190 @@
+/**
+ * The device agent: a state directory (state.ts), its keys (keys.ts) and certificate stores
+ * (stores.ts), the management tree generated from Microsoft's DDFs with the certificate CSPs
+ * attached (csp/), and the background work those CSPs start (SCEP enrollments).
+ *
+ * {@link DeviceAgent.handle} applies one server message and returns the reply; the state is
+ * saved (atomically) before the reply is returned, so a reply the server sees always describes
+ * a state on disk. A message that cannot be parsed changes nothing.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseDdf, type DdfRoot } from '../omadm/ddf.ts';
+import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
+import { certificateStoreHooks } from './csp/certificate-stores.ts';
+import { pfxInstallHooks } from './csp/pfx-install.ts';
+import { ScepEnrollments, type ScepTransport } from './csp/scep-install.ts';
+import { KeyVault, type PinSource, type TokenProvider } from './keys.ts';
+import { needsReply, respond } from './session.ts';
+import { openDeviceStore, type DeviceStateData, type DeviceStore } from './state.ts';
+import { CertificateStores } from './stores.ts';
+import { ManagementTree, type CspHooks } from './tree.ts';
+
+const DDF_DIR = new URL('../omadm/ddf/', import.meta.url);
+
+let ddfRoots: DdfRoot[] | undefined;
+/** Every DDF the device implements (vendored Microsoft files, omadm/ddf/README.md). */
+export function deviceDdfRoots(): readonly DdfRoot[] {
+  ddfRoots ??= readdirSync(DDF_DIR)
+    .filter((f) => f.endsWith('.xml'))
+    .toSorted()
+    .flatMap((f) => parseDdf(readFileSync(new URL(f, DDF_DIR), 'utf8')));
+  return ddfRoots;
+}
+
+export interface DeviceOptions {
+  /** A PKCS#11 token acting as the TPM (KeyLocation/KeyProtection 1 and 2). */
+  readonly tpm?: TokenProvider;
+  /** Asks for Hello PINs. */
+  readonly pin?: PinSource;
+  /** Clock (tests move it). */
+  readonly now?: () => Date;
+  /** Length of a "minute" of RetryDelay in ms (60 000; tests make minutes fast). */
+  readonly minuteMs?: number;
+  /** How SCEP requests to a ServerURL travel (default: HTTP with fetch). */
+  readonly scepTransport?: (url: string) => ScepTransport;
+  /** Name for a new device. */
+  readonly name?: string;
+  readonly lockWaitMs?: number;
+}
+
+/** Routes each hook call to the first CSP whose hook answers for the URI. */
+function combine(parts: readonly CspHooks[]): CspHooks {
+  const first = <T>(f: (h: CspHooks) => T | undefined): T | undefined => {
+    for (const h of parts) {
+      const r = f(h);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  };
+  return {
+    owns: (uri) => parts.some((h) => h.owns?.(uri) ?? false),
+    list: (uri) => first((h) => h.list?.(uri)),
+    read: (uri) => first((h) => h.read?.(uri)),
+    async beforeWrite(uri, value, command) {
+      for (const h of parts) {
+        const r = await h.beforeWrite?.(uri, value, command);
+        if (r !== undefined) return r;
+      }
+      return undefined;
+    },
+    async beforeDelete(uri) {
+      for (const h of parts) {
+        const r = await h.beforeDelete?.(uri);
+        if (r !== undefined) return r;
+      }
+      return undefined;
+    },
+    async exec(uri, data) {
+      for (const h of parts) {
+        if (!h.exec) continue;
+        const r = await h.exec(uri, data);
+        if (r !== undefined) return r;
+      }
+      return undefined;
+    },
+    snapshot: () => parts.map((h) => h.snapshot?.()),
+    restore(states) {
+      parts.forEach((h, i) => h.restore?.((states as unknown[])[i]));
+    },
+  };
+}
+
+/** What Atomic rolls back besides the tree: everything but Hello PIN counters. */
+type CspSnapshot = Pick<DeviceStateData, 'certificates' | 'keys' | 'scep' | 'pfx'>;
+
+export class DeviceAgent {
+  readonly store: DeviceStore;
+  readonly keys: KeyVault;
+  readonly certificates: CertificateStores;
+  readonly scep: ScepEnrollments;
+  readonly tree: ManagementTree;
+
+  private constructor(store: DeviceStore, o: DeviceOptions) {
+    this.store = store;
+    const state = () => store.data;
+    this.keys = new KeyVault(state, {
+      secret: store.secret,
+      ...(o.tpm ? { tpm: o.tpm } : {}),
+      ...(o.pin ? { pin: o.pin } : {}),
+    });
+    this.certificates = new CertificateStores(state, this.keys);
+    const tree = (): ManagementTree => this.tree;
+    this.scep = new ScepEnrollments({
+      state,
+      tree,
+      keys: this.keys,
+      stores: this.certificates,
+      save: () => this.#save(),
+      now: o.now ?? (() => new Date()),
+      minuteMs: o.minuteMs ?? 60_000,
+      ...(o.scepTransport ? { transport: o.scepTransport } : {}),
+    });
+    const hooks = combine([
+      certificateStoreHooks(this.certificates),
+      pfxInstallHooks({ state, tree, keys: this.keys, stores: this.certificates }),
+      this.scep.hooks(),
+      {
+        snapshot: (): CspSnapshot =>
+          structuredClone({
+            certificates: store.data.certificates,
+            keys: store.data.keys,
+            scep: store.data.scep,
+            pfx: store.data.pfx,
+          }),
+        restore: (s) => Object.assign(store.data, s as CspSnapshot),
+      },
+    ]);
+    this.tree = new ManagementTree(deviceDdfRoots(), hooks, store.data.tree);
+  }
+
+  /** Opens (or creates) the device whose state is in `dir`. */
+  static async open(dir: string, o: DeviceOptions = {}): Promise<DeviceAgent> {
+    const store = await openDeviceStore(dir, {
+      ...(o.name !== undefined ? { name: o.name } : {}),
+      ...(o.lockWaitMs !== undefined ? { lockWaitMs: o.lockWaitMs } : {}),
+    });
+    const agent = new DeviceAgent(store, o);
+    await agent.scep.recover();
+    return agent;
+  }
+
+  get id(): string {
+    return this.store.data.device.id;
+  }
+
+  async #save(): Promise<void> {
+    this.store.data.tree = this.tree.data();
+    await this.store.save();
+    await this.keys.commit();
+  }
+
+  /**
+   * Applies one server message (SyncML XML) and returns the device's reply, or undefined when
+   * the message carried only Statuses (the session is over). Throws SyncMLError for a message
+   * that does not parse, before anything changes.
+   */
+  async handle(xml: string | Uint8Array): Promise<string | undefined> {
+    const msg = parseSyncML(xml);
+    if (!needsReply(msg)) return undefined;
+    const session = this.store.data.session;
+    const msgId = session.id === msg.header.sessionId ? session.msgId + 1 : 1;
+    const reply = await respond(this.tree, msg, { msgId: String(msgId) });
+    this.store.data.session = { id: msg.header.sessionId, msgId };
+    await this.#save();
+    return buildSyncML(reply);
+  }
+
+  /** Runs the background work that is due now (SCEP requests and polls). */
+  runDue(): Promise<void> {
+    return this.scep.runDue();
+  }
+
+  /** When background work is next due, if any. */
+  nextDueAt(): Date | undefined {
+    return this.scep.nextDueAt();
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
