@@ -1,0 +1,464 @@
+/**
+ * SCEP through the CSPs against our server on loopback (issue 4 "Must show"): success, a
+ * wrong challenge, PENDING then approved within RetryCount, PENDING past RetryCount, a CA
+ * thumbprint mismatch refused before the request is sent; then the stable CLI interface
+ * `certpost device exec --state DIR < message > reply`, and kill -9 of the agent in the
+ * middle of an enrollment. RetryDelay minutes are shortened (minuteMs) so polls are quick.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { challengeHash } from '../ca/enrollment.ts';
+import { DeviceAgent } from '../device/agent.ts';
+import { DEVICE_ERRORS } from '../device/errors.ts';
+import { SCEP_STATUS } from '../device/state.ts';
+import { cmd, serverMessage, summarise } from '../device/testing.ts';
+import { parsePkcs7Certificates } from '../pki/pkcs7.ts';
+import { isCA, sha1Thumbprint } from '../pki/x509.ts';
+import { fetchTransport, type ScepTransport } from '../scep/client.ts';
+import { encodePem } from '../pki/pem.ts';
+import { run, tempDir } from '../testing/tools.ts';
+import { startServer, type RunningServer } from '../server/serve.ts';
+
+const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
+const STATIC = 'device-static-secret';
+const MINUTE = 40;
+let server: RunningServer;
+let work = '';
+let caThumbprint = '';
+let caFile = '';
+
+async function oneTimeChallenge(profile: string): Promise<string> {
+  const secret = randomBytes(18).toString('base64url');
+  const now = new Date();
+  await server.context.store.createChallenge({
+    id: randomUUID(),
+    secretHash: challengeHash(secret),
+    profile,
+    subject: null,
+    createdAt: now,
+    expiresAt: new Date(now.getTime() + 600_000),
+  });
+  return secret;
+}
+
+before(async () => {
+  work = tempDir();
+  server = await startServer({
+    dataDir: join(work, 'data'),
+    listen: '127.0.0.1:0',
+    staticChallenge: STATIC,
+    logLevel: 'warn',
+  });
+  const res = await fetch(`${server.url}/scep?operation=GetCACert`);
+  const chain = parsePkcs7Certificates(new Uint8Array(await res.arrayBuffer()));
+  const issuing = chain.find((c) => isCA(c) && c.subject.der.length > 0)!;
+  caThumbprint = sha1Thumbprint(issuing);
+  caFile = join(work, 'ca.pem');
+  writeFileSync(caFile, chain.map((c) => encodePem('CERTIFICATE', c.der)).join(''));
+});
+
+after(async () => {
+  await server.app.close();
+});
+
+const CCI = './Device/Vendor/MSFT/ClientCertificateInstall/SCEP';
+
+/** The Atomic a server sends for a SCEP profile: parameters, then Exec Enroll last. */
+function scepInstall(
+  id: string,
+  o: {
+    challenge: string;
+    cn: string;
+    thumbprint?: string;
+    retryCount?: number;
+    csp?: string;
+    url?: string;
+  },
+): string {
+  const node = `${o.csp ?? CCI}/${id}`;
+  const install = `${node}/Install`;
+  const legacy = o.csp !== undefined;
+  return cmd.atomic(
+    ...(legacy ? [] : [cmd.add(node)]),
+    cmd.add(`${install}/ServerURL`, o.url ?? `${server.url}/scep`, 'chr'),
+    cmd.add(`${install}/Challenge`, o.challenge, 'chr'),
+    cmd.add(`${install}/EKUMapping`, '1.3.6.1.5.5.7.3.2', 'chr'),
+    cmd.add(`${install}/KeyUsage`, '160', 'int'),
+    cmd.add(`${install}/SubjectName`, `CN=${o.cn},O=certpost tests`, 'chr'),
+    cmd.add(
+      `${install}/SubjectAlternativeNames`,
+      `3+${o.cn}.example.test;11+${o.cn}@example.test`,
+      'chr',
+    ),
+    cmd.add(`${install}/KeyProtection`, '3', 'int'),
+    cmd.add(`${install}/RetryDelay`, '1', 'int'),
+    cmd.add(`${install}/RetryCount`, String(o.retryCount ?? 3), 'int'),
+    cmd.add(`${install}/KeyLength`, '2048', legacy ? 'chr' : 'int'),
+    cmd.add(`${install}/${legacy ? 'HashAlgrithm' : 'HashAlgorithm'}`, 'SHA-1+SHA-2', 'chr'),
+    cmd.add(
+      `${install}/${legacy ? 'CAThumbPrint' : 'CAThumbprint'}`,
+      o.thumbprint ?? caThumbprint,
+      'chr',
+    ),
+    cmd.exec(`${install}/Enroll`),
+  );
+}
+
+/** A device whose SCEP transport records the operations it sends. */
+async function device() {
+  const operations: string[] = [];
+  const agent = await DeviceAgent.open(tempDir(), {
+    minuteMs: MINUTE,
+    scepTransport: (url): ScepTransport => {
+      const t = fetchTransport(url);
+      return (req) => {
+        operations.push(req.operation);
+        return t(req);
+      };
+    },
+  });
+  return { agent, operations };
+}
+
+async function status(agent: DeviceAgent, id: string, csp = CCI) {
+  const node = `${csp}/${id}`;
+  const thumb = csp === CCI ? 'CertThumbprint' : 'CertThumbPrint';
+  const r = summarise(
+    await agent.handle(
+      serverMessage(
+        cmd.get(`${node}/Status`) + cmd.get(`${node}/ErrorCode`) + cmd.get(`${node}/${thumb}`),
+      ),
+    ),
+  );
+  return {
+    status: Number(r.results.get(`${node}/Status`)),
+    errorCode: Number(r.results.get(`${node}/ErrorCode`)),
+    thumbprint: r.results.get(`${node}/${thumb}`) ?? '',
+  };
+}
+
+/** Runs background work until the enrollment leaves `pending`/`unknown`, or the deadline. */
+async function settle(agent: DeviceAgent, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    await agent.runDue();
+    if (!agent.nextDueAt()) return;
+    await new Promise((r) => setTimeout(r, MINUTE / 2));
+  }
+}
+
+const hr = (code: keyof typeof DEVICE_ERRORS) => DEVICE_ERRORS[code].hresult | 0;
+
+describe('SCEP through ClientCertificateInstall against our server', () => {
+  it('enrolls: Status 1, the certificate in My with its key, the challenge cleared after Exec', async () => {
+    const { agent, operations } = await device();
+    const r = summarise(
+      await agent.handle(
+        serverMessage(
+          scepInstall('wifi', { challenge: STATIC, cn: 'dev-ok' }) +
+            cmd.get(`${CCI}/wifi/Install/Challenge`) +
+            cmd.get(`${CCI}/wifi/Status`),
+        ),
+      ),
+    );
+    assert.equal(r.statuses[0], 'Atomic=200');
+    assert.deepEqual(r.statuses.slice(-2), ['Get=404', 'Get=200']);
+    assert.equal(r.results.get(`${CCI}/wifi/Status`), String(SCEP_STATUS.unknown));
+    await settle(agent);
+    const s = await status(agent, 'wifi');
+    assert.equal(s.status, SCEP_STATUS.ok);
+    assert.equal(s.errorCode, 0);
+    const mine = agent.certificates.list('device', 'My');
+    assert.equal(mine.length, 1);
+    assert.equal(s.thumbprint, mine[0]!.thumbprint);
+    assert.equal(agent.keys.find(mine[0]!.keyId!)?.provider, 'software');
+    assert.deepEqual(operations, ['GetCACaps', 'GetCACert', 'PKIOperation']);
+    const pem = join(work, 'dev-ok.pem');
+    writeFileSync(pem, encodePem('CERTIFICATE', Buffer.from(mine[0]!.der, 'base64')));
+    assert.match(run('openssl', ['verify', '-CAfile', caFile, pem]).toString(), /OK/);
+    assert.match(
+      run('openssl', ['x509', '-in', pem, '-noout', '-ext', 'subjectAltName']).toString(),
+      /DNS:dev-ok\.example\.test/,
+    );
+    // Delete removes the certificate and its key.
+    const d = summarise(await agent.handle(serverMessage(cmd.delete(`${CCI}/wifi`))));
+    assert.deepEqual(d.statuses, ['Delete=200']);
+    assert.equal(agent.certificates.all().length, 0);
+    assert.equal(agent.store.data.keys.length, 0);
+    await agent.close();
+  });
+
+  it('a wrong challenge: Status 16 with E_ACCESSDENIED, nothing installed, no key left', async () => {
+    const { agent } = await device();
+    await agent.handle(
+      serverMessage(scepInstall('bad', { challenge: 'not-the-secret', cn: 'dev-bad' })),
+    );
+    await settle(agent);
+    const s = await status(agent, 'bad');
+    assert.equal(s.status, SCEP_STATUS.failed);
+    assert.equal(s.errorCode, hr('ERR_DEVICE_SCEP_REFUSED'));
+    assert.equal(s.thumbprint, '');
+    assert.equal(agent.certificates.all().length, 0);
+    assert.equal(agent.store.data.keys.length, 0);
+    await agent.close();
+  });
+
+  it('PENDING (Status 2), then approved within RetryCount: the next poll installs it', async () => {
+    const { agent, operations } = await device();
+    await agent.handle(
+      serverMessage(
+        scepInstall('held', {
+          challenge: await oneTimeChallenge('manual'),
+          cn: 'dev-held',
+          retryCount: 30,
+        }),
+      ),
+    );
+    await agent.runDue();
+    assert.equal((await status(agent, 'held')).status, SCEP_STATUS.pending);
+    const pending = (await server.context.store.listRequests('pending')).find((q) =>
+      q.subject.includes('dev-held'),
+    )!;
+    assert.ok(pending);
+    assert.equal(await server.context.enrollment.decide(pending.id, 'approved', 'test'), true);
+    await settle(agent);
+    const s = await status(agent, 'held');
+    assert.equal(s.status, SCEP_STATUS.ok);
+    assert.ok(s.thumbprint);
+    assert.ok(operations.filter((o) => o === 'PKIOperation').length >= 2, 'at least one CertPoll');
+    await agent.close();
+  });
+
+  it('PENDING past RetryCount: Status 16 with ERROR_TIMEOUT after exactly RetryCount polls', async () => {
+    const { agent, operations } = await device();
+    await agent.handle(
+      serverMessage(
+        scepInstall('stuck', {
+          challenge: await oneTimeChallenge('manual'),
+          cn: 'dev-stuck',
+          retryCount: 2,
+        }),
+      ),
+    );
+    await settle(agent);
+    const s = await status(agent, 'stuck');
+    assert.equal(s.status, SCEP_STATUS.failed);
+    assert.equal(s.errorCode, hr('ERR_DEVICE_SCEP_PENDING_TIMEOUT'));
+    assert.equal(
+      operations.filter((o) => o === 'PKIOperation').length,
+      3,
+      'the request and two polls',
+    );
+    await agent.close();
+  });
+
+  it('a CA whose thumbprint is not CAThumbprint is refused before the request is sent', async () => {
+    const { agent, operations } = await device();
+    await agent.handle(
+      serverMessage(
+        scepInstall('mitm', { challenge: STATIC, cn: 'dev-mitm', thumbprint: '00'.repeat(20) }),
+      ),
+    );
+    await settle(agent);
+    const s = await status(agent, 'mitm');
+    assert.equal(s.status, SCEP_STATUS.failed);
+    assert.equal(s.errorCode, hr('ERR_DEVICE_SCEP_CA_MISMATCH'));
+    assert.ok(!operations.includes('PKIOperation'));
+    await agent.close();
+  });
+
+  it('a missing required parameter refuses the Exec (400) and rolls the Atomic back', async () => {
+    const { agent } = await device();
+    const node = `${CCI}/incomplete`;
+    const r = summarise(
+      await agent.handle(
+        serverMessage(
+          cmd.atomic(
+            cmd.add(node),
+            cmd.add(`${node}/Install/ServerURL`, `${server.url}/scep`),
+            cmd.exec(`${node}/Install/Enroll`),
+          ),
+        ),
+      ),
+    );
+    assert.deepEqual(r.statuses, ['Atomic=507', 'Add=216', 'Add=216', 'Exec=400']);
+    await agent.close();
+  });
+
+  it('the legacy CertificateStore/MY/SCEP branch enrolls into the user’s My store', async () => {
+    const { agent } = await device();
+    const csp = './Device/Vendor/MSFT/CertificateStore/MY/SCEP';
+    const r = summarise(
+      await agent.handle(
+        serverMessage(scepInstall('old', { challenge: STATIC, cn: 'dev-legacy', csp })),
+      ),
+    );
+    assert.equal(r.statuses[0], 'Atomic=200');
+    await settle(agent);
+    const s = await status(agent, 'old', csp);
+    assert.equal(s.status, SCEP_STATUS.ok);
+    const listed = summarise(
+      await agent.handle(serverMessage(cmd.get('./Device/Vendor/MSFT/CertificateStore/MY/User'))),
+    );
+    assert.equal(listed.results.get('./Device/Vendor/MSFT/CertificateStore/MY/User'), s.thumbprint);
+    await agent.close();
+  });
+});
+
+/**
+ * Runs `certpost device …` with `input` on stdin, asynchronously (the server under test runs
+ * in this process, so a synchronous spawn would starve it).
+ */
+function cli(args: string[], input: string, o: { onStdout?: (child: ChildProcess) => void } = {}) {
+  const child = spawn(process.execPath, [BIN, 'device', ...args], {
+    env: { ...process.env, CERTPOST_DEVICE_MINUTE_MS: String(MINUTE) },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    o.onStdout?.(child);
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdin.end(input);
+  return new Promise<{ code: number | null; signal: string | null; out: string; err: string }>(
+    (resolve) => child.once('exit', (code, signal) => resolve({ code, signal, out, err })),
+  );
+}
+
+/**
+ * A SCEP URL in front of our server that holds every PKIOperation for `delayMs`: it opens a
+ * wide, known window in which the agent is mid-enrollment (key made and saved, request sent,
+ * no answer yet).
+ */
+async function slowScep(delayMs: number): Promise<{ url: string; close: () => Promise<void> }> {
+  const proxy = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      if (req.url?.includes('PKIOperation')) await new Promise((r) => setTimeout(r, delayMs));
+      const upstream = await fetch(`${server.url}${req.url}`, {
+        method: req.method!,
+        ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),
+        headers: { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' },
+      });
+      res.writeHead(upstream.status, {
+        'content-type': upstream.headers.get('content-type') ?? '',
+      });
+      res.end(Buffer.from(await upstream.arrayBuffer()));
+    });
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((r) => proxy.close(() => r())),
+  };
+}
+
+describe('certpost device exec (the stable interface)', () => {
+  it('applies a message, answers it, enrolls in the background; a later exec reads the result', async () => {
+    const dir = tempDir();
+    const first = await cli(
+      ['exec', '--state', dir],
+      serverMessage(scepInstall('cli', { challenge: STATIC, cn: 'dev-cli' })),
+    );
+    assert.equal(first.code, 0, first.err);
+    assert.deepEqual(summarise(first.out).statuses[0], 'Atomic=200');
+    const second = await cli(
+      ['exec', '--state', dir],
+      serverMessage(cmd.get(`${CCI}/cli/Status`) + cmd.get(`${CCI}/cli/CertThumbprint`)),
+    );
+    assert.equal(second.code, 0, second.err);
+    const r = summarise(second.out);
+    assert.equal(r.results.get(`${CCI}/cli/Status`), '1');
+    assert.match(r.results.get(`${CCI}/cli/CertThumbprint`)!, /^[0-9A-F]{40}$/);
+    const show = JSON.parse((await cli(['show', '--state', dir, '--json'], '')).out) as {
+      certificates: { thumbprint: string }[];
+    };
+    assert.deepEqual(
+      show.certificates.map((c) => c.thumbprint),
+      [r.results.get(`${CCI}/cli/CertThumbprint`)],
+    );
+  });
+
+  it('broken SyncML: a one-line error, exit 3, and the state is untouched', async () => {
+    const dir = tempDir();
+    await cli(['exec', '--state', dir], serverMessage(cmd.get(`${CCI}`)));
+    const before = readFileSync(join(dir, 'state.json'), 'utf8');
+    for (const bad of [
+      '<SyncML><SyncHdr>',
+      '<!DOCTYPE x [<!ENTITY a "b">]><SyncML/>',
+      'not xml at all',
+    ]) {
+      const r = await cli(['exec', '--state', dir], bad);
+      assert.equal(r.code, 3, r.err);
+      assert.match(r.err, /^certpost: .+\n$/);
+      assert.equal(r.out, '');
+    }
+    assert.equal(readFileSync(join(dir, 'state.json'), 'utf8'), before);
+  });
+
+  it(
+    'kill -9 in the middle of an enrollment: the state stays consistent and `device run` finishes it',
+    { timeout: 120_000 },
+    async () => {
+      const slow = await slowScep(1500);
+      try {
+        for (const after of [0, 400, 900]) {
+          const dir = tempDir();
+          // Killed `after` ms after the reply was written: the key is being made, or the request
+          // is held by the proxy.
+          const killed = await cli(
+            ['exec', '--state', dir],
+            serverMessage(
+              scepInstall('k9', {
+                challenge: STATIC,
+                cn: `dev-kill-${after}`,
+                url: `${slow.url}/scep`,
+              }),
+            ),
+            { onStdout: (child) => void setTimeout(() => child.kill('SIGKILL'), after) },
+          );
+          assert.equal(killed.signal, 'SIGKILL');
+          assert.equal(
+            summarise(killed.out).statuses[0],
+            'Atomic=200',
+            'the reply came before the kill',
+          );
+          const mid = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as {
+            scep: { status: number }[];
+          };
+          assert.equal(mid.scep[0]?.status, SCEP_STATUS.unknown, 'killed mid-enrollment');
+          const resumed = await cli(['run', '--state', dir, '--until-idle'], '');
+          assert.equal(resumed.code, 0, resumed.err);
+          const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as {
+            certificates: { keyId?: string }[];
+            keys: { id: string }[];
+            scep: { status: number; error?: string }[];
+          };
+          assert.equal(
+            state.scep[0]!.status,
+            SCEP_STATUS.ok,
+            `after ${after} ms: ${state.scep[0]!.error}`,
+          );
+          // One certificate, with its key; no key without a certificate.
+          assert.equal(state.certificates.length, 1);
+          assert.deepEqual(
+            state.keys.map((k) => k.id),
+            [state.certificates[0]!.keyId],
+          );
+        }
+      } finally {
+        await slow.close();
+      }
+    },
+  );
+});
