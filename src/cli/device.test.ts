@@ -392,7 +392,7 @@ describe('certpost device exec (the stable interface)', () => {
   it('broken SyncML: a one-line error, exit 3, and the state is untouched', async () => {
     const dir = tempDir();
     await cli(['exec', '--state', dir], serverMessage(cmd.get(`${CCI}`)));
-    const before = readFileSync(join(dir, 'state.json'), 'utf8');
+    const original = readFileSync(join(dir, 'state.json'), 'utf8');
     for (const bad of [
       '<SyncML><SyncHdr>',
       '<!DOCTYPE x [<!ENTITY a "b">]><SyncML/>',
@@ -403,7 +403,7 @@ describe('certpost device exec (the stable interface)', () => {
       assert.match(r.err, /^certpost: .+\n$/);
       assert.equal(r.out, '');
     }
-    assert.equal(readFileSync(join(dir, 'state.json'), 'utf8'), before);
+    assert.equal(readFileSync(join(dir, 'state.json'), 'utf8'), original);
   });
 
   it(
@@ -412,20 +412,20 @@ describe('certpost device exec (the stable interface)', () => {
     async () => {
       const slow = await slowScep(1500);
       try {
-        for (const after of [0, 400, 900]) {
+        for (const waitMs of [0, 400, 900]) {
           const dir = tempDir();
-          // Killed `after` ms after the reply was written: the key is being made, or the request
+          // Killed `waitMs` ms after the reply was written: the key is being made, or the request
           // is held by the proxy.
           const killed = await cli(
             ['exec', '--state', dir],
             serverMessage(
               scepInstall('k9', {
                 challenge: STATIC,
-                cn: `dev-kill-${after}`,
+                cn: `dev-kill-${waitMs}`,
                 url: `${slow.url}/scep`,
               }),
             ),
-            { onStdout: (child) => void setTimeout(() => child.kill('SIGKILL'), after) },
+            { onStdout: (child) => void setTimeout(() => child.kill('SIGKILL'), waitMs) },
           );
           assert.equal(killed.signal, 'SIGKILL');
           assert.equal(
@@ -447,7 +447,7 @@ describe('certpost device exec (the stable interface)', () => {
           assert.equal(
             state.scep[0]!.status,
             SCEP_STATUS.ok,
-            `after ${after} ms: ${state.scep[0]!.error}`,
+            `after ${waitMs} ms: ${state.scep[0]!.error}`,
           );
           // One certificate, with its key; no key without a certificate.
           assert.equal(state.certificates.length, 1);
