@@ -462,3 +462,33 @@ describe('certpost device exec (the stable interface)', () => {
     },
   );
 });
+
+describe("Microsoft's published example payloads (src/device/testdata/ms-examples)", () => {
+  it('the ClientCertificateInstall SCEP example, its placeholders filled, gets 200 for every command', async () => {
+    const raw = readFileSync(
+      new URL('../device/testdata/ms-examples/clientcertificateinstall-scep.xml', import.meta.url),
+      'utf8',
+    );
+    // The page's placeholders and typos (manifest.json), and nothing else, are replaced: the
+    // UniqueID, the `313$` CmdID, the server, its challenge and the CA's SHA-1 (the page has 16
+    // bytes); the example has no SyncHdr, which a real message carries.
+    const message = raw
+      .replaceAll('<InsertUniqueIDHere>', 'ms-example')
+      .replace('<CmdID>313$</CmdID>', '<CmdID>313</CmdID>')
+      .replace('http://constoso.com/certsrv/mscep/mscep.dll', `${server.url}/scep`)
+      .replace('1234CB055B7EBF384A9486A22B7559A5', STATIC)
+      .replace('12345087E648875D1DF5D9F9FF89DD10', caThumbprint)
+      .replace(
+        '<SyncBody>',
+        `<SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto><SessionID>1</SessionID><MsgID>1</MsgID><Target><LocURI>device</LocURI></Target><Source><LocURI>https://mdm.example.test</LocURI></Source></SyncHdr><SyncBody>`,
+      );
+    const { agent } = await device();
+    const r = summarise(await agent.handle(message));
+    assert.ok(r.statuses.length > 10);
+    assert.deepEqual(
+      r.statuses.filter((s) => !s.endsWith('=200')),
+      [],
+    );
+    await agent.close();
+  });
+});
