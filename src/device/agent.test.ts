@@ -288,6 +288,31 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
     assert.equal(a.store.data.keys.length, 0, 'the key went with its certificate');
   });
 
+  it('installs when the Atomic ends, whatever the order (Microsoft’s example sends the blob first)', async () => {
+    const a = await device();
+    const node = pfxNode(USER, 'order');
+    const [blob, ...rest] = pfxCommands(node, { location: 3 }).toReversed();
+    const r = await send(a, cmd.atomic(blob!, ...rest), cmd.get(`${node}/Thumbprint`));
+    assert.equal(r.statuses[0], 'Atomic=200');
+    assert.equal(r.results.get(`${node}/Thumbprint`), leaf.hash);
+    // A failure found at the end fails the blob's command and rolls the whole Atomic back.
+    const b = await device();
+    const node2 = pfxNode(USER, 'order2');
+    const [blob2, ...rest2] = pfxCommands(node2, { location: 3, password: 'wrong' }).toReversed();
+    const r2 = await send(b, cmd.atomic(blob2!, ...rest2), cmd.get(`${node2}/Status`));
+    assert.equal(r2.statuses[0], 'Atomic=507');
+    assert.equal(r2.statuses[1], 'Add=500');
+    assert.ok(
+      r2.statuses.slice(2, -1).every((x) => x.endsWith('=216')),
+      r2.statuses.join(),
+    );
+    assert.equal(
+      Number(r2.results.get(`${node2}/Status`)),
+      DEVICE_ERRORS.ERR_DEVICE_PFX_PASSWORD.hresult | 0,
+    );
+    assert.equal(b.certificates.all().length, 0);
+  });
+
   it('KeyLocation 2 without a TPM: a software key, not exportable; exportable true is refused (400)', async () => {
     const a = await device();
     const r = await send(a, cmd.atomic(...pfxCommands(pfxNode(DEV, 'p2'), { location: 2 })));

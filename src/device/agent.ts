@@ -17,7 +17,7 @@ import { KeyVault, type PinSource, type TokenProvider } from './keys.ts';
 import { needsReply, respond } from './session.ts';
 import { openDeviceStore, type DeviceStateData, type DeviceStore } from './state.ts';
 import { CertificateStores } from './stores.ts';
-import { ManagementTree, type CspHooks } from './tree.ts';
+import { ManagementTree, type CspHooks, type SettleFailure } from './tree.ts';
 
 const DDF_DIR = new URL('../omadm/ddf/', import.meta.url);
 
@@ -82,6 +82,14 @@ function combine(parts: readonly CspHooks[]): CspHooks {
       }
       return undefined;
     },
+    async settle() {
+      let failed: SettleFailure | undefined;
+      for (const h of parts) {
+        const f = await h.settle?.();
+        failed ??= f;
+      }
+      return failed;
+    },
     snapshot: () => parts.map((h) => h.snapshot?.()),
     restore(states) {
       parts.forEach((h, i) => h.restore?.((states as unknown[])[i]));
@@ -89,8 +97,12 @@ function combine(parts: readonly CspHooks[]): CspHooks {
   };
 }
 
-/** What Atomic rolls back besides the tree: everything but Hello PIN counters. */
-type CspSnapshot = Pick<DeviceStateData, 'certificates' | 'keys' | 'scep' | 'pfx'>;
+/**
+ * What Atomic rolls back besides the tree. Not Hello PIN counters (a rollback must not reset
+ * them), and not PFX install results (Status reports the last install attempt, as Windows'
+ * does; Thumbprint reads only an installed certificate).
+ */
+type CspSnapshot = Pick<DeviceStateData, 'certificates' | 'keys' | 'scep'>;
 
 export class DeviceAgent {
   readonly store: DeviceStore;
@@ -129,7 +141,6 @@ export class DeviceAgent {
             certificates: store.data.certificates,
             keys: store.data.keys,
             scep: store.data.scep,
-            pfx: store.data.pfx,
           }),
         restore: (s) => Object.assign(store.data, s as CspSnapshot),
       },

@@ -150,7 +150,16 @@ export async function respond(
         return code;
       }
       default: {
-        const { code } = await apply(c);
+        // A single command is its own group: deferred work settles after it, or undoes it.
+        const snapshot = inAtomic ? undefined : tree.snapshot();
+        let { code } = await apply(c);
+        if (snapshot && code < 300) {
+          const failed = await tree.settle();
+          if (failed) {
+            tree.restore(snapshot);
+            code = failed.status;
+          }
+        }
         out.push(status(c, code, c.items));
         return code;
       }
@@ -176,7 +185,23 @@ export async function respond(
       childStart.push(out.length);
       if ((await run(child, true)) >= 300) failedAt = i;
     }
-    if (failedAt < 0) return STATUS.ok;
+    if (failedAt < 0) {
+      const failed = await tree.settle();
+      if (!failed) return STATUS.ok;
+      // The deferred write fails now: its command gets the status, every other one 216.
+      const k = childStart.findIndex((idx) => {
+        const s = out[idx];
+        return s?.kind === 'Status' && s.targetRef?.includes(failed.uri);
+      });
+      failedAt = k >= 0 ? k : childStart.length - 1;
+      const idx = childStart[failedAt]!;
+      out[idx] = { ...(out[idx] as StatusCommand), data: String(failed.status) };
+      for (let j = failedAt + 1; j < childStart.length; j++) {
+        const s = out[childStart[j]!];
+        if (s?.kind === 'Status' && Number(s.data) < 300)
+          out[childStart[j]!] = { ...s, data: String(ATOMIC.rolledBack) };
+      }
+    }
     tree.restore(snapshot);
     out[at] = { ...atomicStatus, data: String(ATOMIC.failed) };
     // Children that had succeeded are now rolled back.

@@ -75,9 +75,21 @@ export interface CspHooks {
   exec?(uri: string, data: string | undefined): MaybeAsync<StatusCode | undefined>;
   /** A computed value for a leaf (e.g. IssuedBy read from the certificate); undefined = stored. */
   read?(uri: string): string | undefined;
+  /**
+   * Work a CSP defers to the end of a group of writes (an Atomic, or a single command): a PFX
+   * is installed once the Atomic has set all its parameters, whatever their order. A failure
+   * names the node whose command fails, and the group is rolled back.
+   */
+  settle?(): MaybeAsync<SettleFailure | undefined>;
   /** The CSPs' own state for Atomic rollback (taken with the tree's). */
   snapshot?(): unknown;
   restore?(state: unknown): void;
+}
+
+/** A deferred write that failed at the end of its group: the node and the status to report. */
+export interface SettleFailure {
+  readonly uri: string;
+  readonly status: StatusCode;
 }
 
 /** What the tree itself keeps: values of plain (not CSP-owned) leaves and created dynamic nodes. */
@@ -165,6 +177,11 @@ export class ManagementTree {
     this.#values = new Map(s.values);
     this.#created = new Set(s.created);
     this.#hooks.restore?.(s.csp);
+  }
+
+  /** Runs the CSPs' deferred work (see {@link CspHooks.settle}). */
+  async settle(): Promise<SettleFailure | undefined> {
+    return this.#hooks.settle?.();
   }
 
   /** A stored value of a plain leaf (CSPs read their parameters, e.g. SCEP Install/*). */

@@ -27,7 +27,7 @@ import { DeviceError, errorCodeOf, isDeviceError } from '../errors.ts';
 import type { KeyLocation, KeyVault } from '../keys.ts';
 import type { DeviceStateData, PfxInstall, Scope } from '../state.ts';
 import type { CertificateStores } from '../stores.ts';
-import { STATUS, type CspHooks, type ManagementTree, type StatusCode } from '../tree.ts';
+import { STATUS, type CspHooks, type ManagementTree } from '../tree.ts';
 import { parseCspUri } from './uri.ts';
 
 export interface PfxContext {
@@ -171,32 +171,52 @@ export function pfxInstallHooks(ctx: PfxContext): CspHooks {
     ctx.tree().forget(`${p.base}/PFXCertPassword`);
   }
 
+  /** Blobs written in the current group, installed when it settles (`{scope}/{id}` → URI). */
+  const pending = new Map<string, PfxUri>();
+
   return {
     read(uri) {
       const p = pfxUri(uri);
       if (!p || (p.leaf !== 'Thumbprint' && p.leaf !== 'Status')) return undefined;
       const r = recordOf(p);
       if (!r) return undefined;
-      return p.leaf === 'Status' ? String(r.status) : (r.thumbprint ?? '');
+      if (p.leaf === 'Status') return String(r.status);
+      return r.thumbprint && ctx.stores.find(p.scope, 'My', r.thumbprint) ? r.thumbprint : '';
     },
-    async beforeWrite(uri, value) {
+    beforeWrite(uri, value) {
       const p = pfxUri(uri);
       if (p?.leaf !== 'PFXCertBlob') return undefined;
-      try {
-        await install(p, value.data);
-        return STATUS.ok;
-      } catch (e) {
-        setRecord(p, { status: errorCodeOf(e) });
-        if (isDeviceError(e))
-          return (
-            e.code === 'ERR_DEVICE_BAD_PARAMETER' ? STATUS.badRequest : STATUS.commandFailed
-          ) as StatusCode;
-        throw e;
+      if (!/^[A-Za-z0-9+/=\s]+$/.test(value.data)) return STATUS.badRequest;
+      pending.set(`${p.scope}/${p.id}`, p);
+      return STATUS.ok;
+    },
+    async settle() {
+      const todo = [...pending.values()];
+      pending.clear();
+      for (const p of todo) {
+        const blob = ctx.tree().value(`${p.base}/PFXCertBlob`);
+        if (blob === undefined) continue; // deleted later in the group
+        try {
+          await install(p, blob);
+        } catch (e) {
+          setRecord(p, { status: errorCodeOf(e) });
+          if (!isDeviceError(e)) throw e;
+          return {
+            uri: `${p.base}/PFXCertBlob`,
+            status:
+              e.code === 'ERR_DEVICE_BAD_PARAMETER' ? STATUS.badRequest : STATUS.commandFailed,
+          };
+        }
       }
+      return undefined;
+    },
+    restore() {
+      pending.clear();
     },
     beforeDelete(uri) {
       const p = pfxUri(uri);
       if (!p || p.leaf !== undefined) return undefined;
+      pending.delete(`${p.scope}/${p.id}`);
       for (const c of installedOf(p)) ctx.stores.remove(c);
       const state = ctx.state();
       state.pfx = state.pfx.filter((r) => r !== recordOf(p));
