@@ -143,6 +143,12 @@ describe('RootCATrustedCertificates and CertificateStore', () => {
     assert.match(r.results.get(`${node}/ValidTo`)!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     assert.equal(r.results.get(`${DEV}/RootCATrustedCertificates/Root`), root.hash);
     assert.equal(r.results.get(`${DEV}/CertificateStore/ROOT/System`), root.hash);
+    const legacy = await send(a, cmd.get('./Vendor/MSFT/CertificateStore/ROOT/System'));
+    assert.equal(
+      legacy.results.get('./Vendor/MSFT/CertificateStore/ROOT/System'),
+      root.hash,
+      'Results name nodes as asked',
+    );
     const d = await send(a, cmd.delete(node), cmd.get(`${node}/IssuedTo`));
     assert.deepEqual(d.statuses, ['Delete=200', 'Get=404']);
     assert.equal(a.certificates.all().length, 0);

@@ -83,9 +83,13 @@ export async function respond(
         case 'Get': {
           const r = tree.get(uri);
           itemCode = r.status;
+          // Results name nodes as the server did: `./Vendor/…` stays `./Vendor/…`.
+          const asAsked = uri.startsWith('./Vendor/')
+            ? (u: string) => u.replace(/^\.\/Device\/Vendor\//, './Vendor/')
+            : (u: string) => u;
           for (const i of r.items)
             results.push({
-              source: i.uri,
+              source: asAsked(i.uri),
               meta: { format: i.format },
               ...(i.data !== undefined ? { data: i.data } : {}),
             });
