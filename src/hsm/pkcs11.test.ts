@@ -1,0 +1,332 @@
+/**
+ * Keys in a real SoftHSM2 token (Debian's softhsm2, a throwaway token per run): generated
+ * inside it, never extractable, signatures that Node and openssl verify, RSA decryption with
+ * implicit rejection, many concurrent callers, and the typed errors.
+ */
+import assert from 'node:assert/strict';
+import {
+  constants,
+  createPublicKey,
+  publicEncrypt,
+  randomBytes,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type * as Pkcs11js from 'pkcs11js';
+import { isHsmError } from './errors.ts';
+import {
+  ecdsaRawToDer,
+  listTokens,
+  openKeyByUri,
+  openToken,
+  type KeySpec,
+  type Pkcs11Token,
+  type TokenKey,
+} from './pkcs11.ts';
+import { parsePkcs11Uri } from './uri.ts';
+import { createSoftHsmToken, type SoftHsmToken } from '../testing/softhsm.ts';
+import { run, tempDir } from '../testing/tools.ts';
+
+let hsm: SoftHsmToken;
+let token: Pkcs11Token;
+const keys = new Map<string, TokenKey>();
+const SPECS: Record<string, KeySpec> = {
+  'rsa-2048': { type: 'rsa', bits: 2048 },
+  'rsa-3072': { type: 'rsa', bits: 3072 },
+  'ec-p256': { type: 'ec', curve: 'P-256' },
+  'ec-p384': { type: 'ec', curve: 'P-384' },
+};
+
+before(async () => {
+  hsm = createSoftHsmToken('hsm-test');
+  token = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+  for (const [label, spec] of Object.entries(SPECS))
+    keys.set(label, await token.generateKey(spec, { label }));
+});
+
+after(async () => {
+  await token?.close();
+  hsm?.remove();
+});
+
+const key = (label: string) => keys.get(label)!;
+
+/** openssl's verdict on a signature, with the public key as PEM. */
+function opensslVerifies(pub: KeyObject, data: Buffer, sig: Uint8Array, hash: string): boolean {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'pub.pem'), pub.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(join(dir, 'data'), data);
+  writeFileSync(join(dir, 'sig'), sig);
+  const out = run('openssl', [
+    'dgst',
+    `-${hash}`,
+    '-verify',
+    join(dir, 'pub.pem'),
+    '-signature',
+    join(dir, 'sig'),
+    join(dir, 'data'),
+  ]).toString();
+  return /Verified OK/.test(out);
+}
+
+describe('tokens', () => {
+  it('lists the token and opens it by label; a wrong PIN or label is a typed error', async () => {
+    const listed = listTokens(hsm.module).find((t) => t.label === hsm.label);
+    assert.ok(listed?.initialized && listed.loginRequired);
+    await assert.rejects(
+      openToken({ module: hsm.module, token: hsm.label, pin: 'wrong-pin-123' }),
+      // This process is logged in already (login state is per process), so the PIN is checked
+      // against the one that logged in; a fresh process gets CKR_PIN_INCORRECT from the token
+      // (cli/hsm.e2e.test.ts).
+      (e) => isHsmError(e, 'ERR_HSM_PIN_INCORRECT') && !e.message.includes('wrong-pin-123'),
+    );
+    const second = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+    await second.close();
+    assert.ok(await token.getKey({ label: 'rsa-2048' }), 'closing one handle keeps the other');
+    await assert.rejects(
+      openToken({ module: hsm.module, token: 'no-such-token', pin: hsm.userPin }),
+      (e) =>
+        isHsmError(e, 'ERR_HSM_TOKEN_NOT_FOUND') &&
+        e.message.includes('"hsm-test"') &&
+        !e.message.includes(hsm.userPin),
+    );
+    await assert.rejects(
+      openToken({ module: '/nonexistent/libpkcs11.so', token: hsm.label }),
+      (e) => isHsmError(e, 'ERR_HSM_MODULE'),
+    );
+  });
+});
+
+describe('keys', () => {
+  it('are generated inside the token: sensitive, never extractable, private', async () => {
+    for (const k of keys.values()) {
+      assert.deepEqual(await token.protection(k), {
+        token: true,
+        private: true,
+        sensitive: true,
+        extractable: false,
+        alwaysSensitive: true,
+        neverExtractable: true,
+      });
+    }
+    assert.equal(key('rsa-2048').publicKey.asymmetricKeyDetails?.modulusLength, 2048);
+    assert.equal(key('rsa-3072').publicKey.asymmetricKeyDetails?.modulusLength, 3072);
+    assert.equal(key('ec-p256').publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.equal(key('ec-p384').publicKey.asymmetricKeyDetails?.namedCurve, 'secp384r1');
+  });
+
+  it('cannot be read out: CKA_PRIVATE_EXPONENT, CKA_VALUE and C_WrapKey all fail', () => {
+    // A second, independent PKCS#11 client in this process (same module, same login state).
+    const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11js;
+    const api = new p.PKCS11();
+    api.load(hsm.module);
+    try {
+      api.C_Initialize();
+    } catch (e) {
+      assert.match((e as Error).message, /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+    }
+    const slot = api
+      .C_GetSlotList(true)
+      .find((s) => api.C_GetTokenInfo(s).label.trim() === hsm.label)!;
+    const s = api.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+    try {
+      try {
+        api.C_Login(s, p.CKU_USER, hsm.userPin);
+      } catch (e) {
+        assert.match((e as Error).message, /CKR_USER_ALREADY_LOGGED_IN/);
+      }
+      for (const label of ['rsa-2048', 'ec-p256']) {
+        api.C_FindObjectsInit(s, [
+          { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+          { type: p.CKA_LABEL, value: label },
+        ]);
+        const [h] = api.C_FindObjects(s, 1);
+        api.C_FindObjectsFinal(s);
+        assert.ok(h);
+        const secret = label.startsWith('rsa') ? p.CKA_PRIVATE_EXPONENT : p.CKA_VALUE;
+        assert.throws(
+          () => api.C_GetAttributeValue(s, h, [{ type: secret }]),
+          /CKR_ATTRIBUTE_SENSITIVE/,
+        );
+        // Nor wrapped out under a key of our own (PKCS#11 v2.40 §5.14 C_WrapKey).
+        const kek = api.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
+          { type: p.CKA_TOKEN, value: false },
+          { type: p.CKA_VALUE_LEN, value: 32 },
+          { type: p.CKA_WRAP, value: true },
+        ]);
+        assert.throws(
+          () => api.C_WrapKey(s, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, kek, h, Buffer.alloc(8192)),
+          /CKR_KEY_UNEXTRACTABLE/,
+        );
+      }
+    } finally {
+      api.C_CloseSession(s);
+    }
+  });
+
+  it('are found by label, by id, and by URI; listed; deleted with their public key', async () => {
+    const k = key('ec-p256');
+    assert.equal((await token.getKey({ label: 'ec-p256' })).uri, k.uri);
+    assert.equal((await token.getKey({ id: k.id })).objectLabel, 'ec-p256');
+    const uri = parsePkcs11Uri(k.uri);
+    assert.equal(uri.token, hsm.label);
+    assert.equal(uri.object, 'ec-p256');
+    assert.equal(uri.modulePath, hsm.module);
+    assert.ok(!k.uri.includes(hsm.userPin));
+    const labels = (await token.listKeys()).map((x) => x.objectLabel).toSorted();
+    assert.deepEqual(labels, [...keys.keys()].toSorted());
+
+    const pinFile = join(tempDir(), 'pin');
+    writeFileSync(pinFile, `${hsm.userPin}\n`, { mode: 0o600 });
+    const opened = await openKeyByUri(`${k.uri}&pin-source=${pinFile}`);
+    try {
+      assert.deepEqual(
+        opened.key.publicKey.export({ format: 'jwk' }),
+        k.publicKey.export({ format: 'jwk' }),
+      );
+    } finally {
+      await opened.token.close();
+    }
+
+    const temp = await token.generateKey({ type: 'rsa', bits: 2048 }, { label: 'temp' });
+    await assert.rejects(
+      token.generateKey({ type: 'ec', curve: 'P-256' }, { label: 'temp' }),
+      (e) => isHsmError(e, 'ERR_HSM_KEY_EXISTS'),
+    );
+    await token.deleteKey({ label: 'temp' });
+    assert.equal(await token.findKey({ label: 'temp' }), undefined);
+    assert.equal(await token.findKey({ id: temp.id }), undefined);
+    assert.doesNotMatch(hsm.pkcs11Tool(['--list-objects']), /label:\s+temp\b/);
+    await assert.rejects(token.getKey({ label: 'temp' }), (e) =>
+      isHsmError(e, 'ERR_HSM_KEY_NOT_FOUND'),
+    );
+  });
+});
+
+describe('signing', () => {
+  const data = Buffer.from('to be signed by a key that never leaves the token');
+
+  for (const label of Object.keys(SPECS)) {
+    it(`${label}: Node and openssl verify the token's signatures`, async () => {
+      const k = key(label);
+      for (const hash of ['sha256', 'sha384', 'sha1'] as const) {
+        const sig = await k.sign(data, hash);
+        assert.ok(verify(hash, data, k.publicKey, sig), `${label} ${hash}`);
+        assert.ok(opensslVerifies(k.publicKey, data, sig, hash), `openssl ${label} ${hash}`);
+        assert.ok(!verify(hash, Buffer.from('other'), k.publicKey, sig));
+      }
+    });
+  }
+
+  it('signing needs a named digest', async () => {
+    await assert.rejects(key('ec-p256').sign(data, null), (e) =>
+      isHsmError(e, 'ERR_HSM_UNSUPPORTED'),
+    );
+  });
+
+  it('serves many concurrent callers correctly (a session each, from a small pool)', async () => {
+    const jobs = Array.from({ length: 64 }, (_, i) => {
+      const k = key(i % 2 ? 'rsa-2048' : 'ec-p256');
+      const msg = Buffer.from(`message ${i}`);
+      return k.sign(msg, 'sha256').then((sig) => ({ k, msg, sig }));
+    });
+    for (const { k, msg, sig } of await Promise.all(jobs))
+      assert.ok(verify('sha256', msg, k.publicKey, sig));
+  });
+
+  it('re-encodes r||s as DER ECDSA-Sig-Value', () => {
+    const raw = Buffer.concat([
+      Buffer.alloc(32, 0x80),
+      Buffer.concat([Buffer.alloc(1), Buffer.alloc(31, 1)]),
+    ]);
+    const sig = Buffer.from(ecdsaRawToDer(raw)).toString('hex');
+    assert.equal(sig, `3044022100${'80'.repeat(32)}021f${'01'.repeat(31)}`);
+  });
+});
+
+describe('decryption (RSAES-PKCS1-v1_5 with implicit rejection)', () => {
+  it('round-trips a ciphertext made with publicEncrypt', async () => {
+    for (const label of ['rsa-2048', 'rsa-3072']) {
+      const k = key(label);
+      const secret = randomBytes(32);
+      const c = publicEncrypt({ key: k.publicKey, padding: constants.RSA_PKCS1_PADDING }, secret);
+      assert.deepEqual(Buffer.from(await k.decrypt!(c)), secret);
+    }
+    assert.equal(key('ec-p256').decrypt, undefined);
+  });
+
+  it('answers a bad ciphertext with the same pseudo-random bytes every time, never an error', async () => {
+    const k = key('rsa-2048');
+    const n = Buffer.from(k.publicKey.export({ format: 'jwk' }).n!, 'base64url');
+    const noPadding = (em: Buffer) =>
+      publicEncrypt({ key: k.publicKey, padding: constants.RSA_NO_PADDING }, em);
+    const cases = {
+      // Decrypts to a type-1 block: a padding failure inside the token.
+      badPadding: noPadding(Buffer.concat([Buffer.from([0, 1]), randomBytes(254)])),
+      other: noPadding(Buffer.concat([Buffer.from([0, 1]), randomBytes(254)])),
+      // Refused by the token before any padding check: emulated here.
+      notBelowModulus: Buffer.alloc(256, 0xff),
+      modulusItself: n,
+      tooShort: randomBytes(10),
+      tooLong: randomBytes(300),
+      empty: Buffer.alloc(0),
+    };
+    const seen = new Map<string, string>();
+    for (const [name, c] of Object.entries(cases)) {
+      const first = Buffer.from(await k.decrypt!(c));
+      const second = Buffer.from(await k.decrypt!(c));
+      assert.deepEqual(first, second, `${name}: deterministic`);
+      assert.ok(first.length <= 256 - 11, `${name}: ${first.length} octets at most k - 11`);
+      seen.set(name, first.toString('hex'));
+    }
+    assert.equal(new Set(seen.values()).size, seen.size, 'each ciphertext has its own answer');
+    // A different key answers the same bad ciphertext differently (the secret is per key).
+    const other = await token.generateKey({ type: 'rsa', bits: 2048 }, { label: 'rsa-other' });
+    try {
+      const c = Buffer.alloc(256, 0xff);
+      assert.notEqual(
+        Buffer.from(await other.decrypt!(c)).toString('hex'),
+        seen.get('notBelowModulus'),
+      );
+    } finally {
+      await token.deleteKey({ label: 'rsa-other' });
+    }
+  });
+
+  it('keeps the implicit-rejection secret inside the token', async () => {
+    const listing = hsm.pkcs11Tool(['--list-objects', '--type', 'secrkey']);
+    assert.match(listing, /certpost implicit rejection/);
+    assert.match(listing, /sensitive|never extractable/i);
+  });
+
+  it('a key made by another tool gets its secret on first use', async () => {
+    hsm.pkcs11Tool([
+      '--keypairgen',
+      '--key-type',
+      'rsa:2048',
+      '--label',
+      'from-opensc',
+      '--id',
+      'c0ffee',
+    ]);
+    const k = await token.getKey({ label: 'from-opensc' });
+    assert.deepEqual(Buffer.from(k.id).toString('hex'), 'c0ffee');
+    const c = Buffer.alloc(256, 0xff);
+    const a = Buffer.from(await k.decrypt!(c));
+    const again = await token.getKey({ id: Buffer.from('c0ffee', 'hex') });
+    assert.deepEqual(Buffer.from(await again.decrypt!(c)), a);
+    const pub = createPublicKey(k.publicKey.export({ type: 'spki', format: 'pem' }));
+    const secret = randomBytes(16);
+    assert.deepEqual(
+      Buffer.from(
+        await k.decrypt!(publicEncrypt({ key: pub, padding: constants.RSA_PKCS1_PADDING }, secret)),
+      ),
+      secret,
+    );
+    await token.deleteKey({ label: 'from-opensc' });
+  });
+});
