@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isPkiError } from '../pki/errors.ts';
+import type { ExternalKey, PrivateKeyRef } from '../pki/key-ref.ts';
 import { encodePem } from '../pki/pem.ts';
 import { verifySignature } from '../pki/chain.ts';
 import { inspectCertificate, type Certificate } from '../pki/x509.ts';
@@ -17,6 +19,29 @@ import {
 } from './authority.ts';
 
 const NOW = new Date('2026-05-01T10:00:00Z');
+
+/** For CAs whose keys are all in a token: the passphrase must not even be asked for. */
+const noPassphrase = () => Promise.reject(new Error('no passphrase is needed'));
+
+/** A software key, for assertions that need KeyObject methods. */
+const sw = (k: PrivateKeyRef | undefined) => k as KeyObject;
+
+/**
+ * A key that signs through the ExternalKey interface, as a token's does. A stand-in for the
+ * pure `ca` tests only: real PKCS#11 keys are tested in hsm/ and cli/hsm.e2e.test.ts.
+ */
+function externalKey(label: string, type: 'rsa' | 'ec'): ExternalKey {
+  const { privateKey, publicKey } =
+    type === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    kind: 'external',
+    label,
+    publicKey,
+    sign: async (data, hash) => sign(hash, data, privateKey),
+  };
+}
 const AT = String(NOW.getTime() / 1000 + 3600);
 
 function x509Text(cert: Certificate): string {
@@ -135,8 +160,8 @@ describe('saveAuthority / loadAuthority', () => {
     assert.deepEqual(loaded.issuing.certificate.der, ca.issuing.certificate.der);
     assert.deepEqual(loaded.root.certificate.der, ca.root.certificate.der);
     assert.deepEqual(loaded.ra?.certificate.der, ca.ra?.certificate.der);
-    assert.ok(loaded.issuing.key.equals(ca.issuing.key));
-    assert.ok(loaded.root.key?.equals(ca.root.key!));
+    assert.ok(sw(loaded.issuing.key).equals(sw(ca.issuing.key)));
+    assert.ok(sw(loaded.root.key).equals(sw(ca.root.key)));
 
     // Saving material without an RA removes the stale RA files.
     const { ra: _ra, ...withoutRa } = ca;
@@ -158,6 +183,57 @@ describe('saveAuthority / loadAuthority', () => {
     await assert.rejects(loadAuthority(dir, 'wrong'), (e) => isPkiError(e, 'ERR_PKI_BAD_PASSWORD'));
     await assert.rejects(saveAuthority(dir, ca, ''), (e) =>
       isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT'),
+    );
+  });
+
+  it('keys held by a token are saved as references and opened again through openKey', async () => {
+    const keys = {
+      root: externalKey('pkcs11:token=t;object=root', 'ec'),
+      issuing: externalKey('pkcs11:token=t;object=issuing', 'ec'),
+      ra: externalKey('pkcs11:token=t;object=ra', 'rsa'),
+    };
+    const ca = await createAuthority(
+      { keyType: 'rsa', rootSubject: 'CN=R', issuingSubject: 'CN=I', now: NOW },
+      keys,
+    );
+    assert.equal(ca.issuing.key, keys.issuing);
+    assert.equal(ca.ra?.key, keys.ra, 'an EC issuing key gets the RA key handed in');
+    const dir = tempDir();
+    await saveAuthority(dir, ca, noPassphrase);
+    assert.deepEqual(readdirSync(dir).toSorted(), [
+      'issuing.crt',
+      'issuing.key-ref',
+      'ra.crt',
+      'ra.key-ref',
+      'root.crt',
+      'root.key-ref',
+    ]);
+    assert.equal(
+      readFileSync(join(dir, 'issuing.key-ref'), 'utf8'),
+      'pkcs11:token=t;object=issuing\n',
+    );
+    assert.equal(statSync(join(dir, 'issuing.key-ref')).mode & 0o777, 0o600);
+
+    await assert.rejects(
+      loadAuthority(dir, noPassphrase),
+      (e) => isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') && /held by a token/.test(e.message),
+    );
+    const byRef = new Map(Object.values(keys).map((k) => [k.label, k]));
+    const opened: string[] = [];
+    const loaded = await loadAuthority(dir, noPassphrase, {
+      openKey: async (ref, what) => {
+        opened.push(what);
+        return byRef.get(ref)!;
+      },
+    });
+    assert.deepEqual(opened.toSorted(), ['RA', 'issuing CA', 'root CA']);
+    assert.equal(loaded.issuing.key, keys.issuing);
+    assert.equal(loaded.root.key, keys.root);
+
+    // A token key that is not the certificate's is refused.
+    await assert.rejects(
+      loadAuthority(dir, noPassphrase, { openKey: async () => keys.root }),
+      (e) => isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') && /does not match/.test(e.message),
     );
   });
 });
@@ -304,7 +380,7 @@ describe('importAuthority', () => {
     const pem = readFileSync(join(dir, 'k.pem'), 'utf8') + readFileSync(join(dir, 'c.pem'), 'utf8');
     const ca = await importAuthority(new Uint8Array(Buffer.from(pem)));
     assert.equal(ca.root.certificate, ca.issuing.certificate);
-    assert.ok(ca.root.key?.equals(ca.issuing.key));
+    assert.ok(sw(ca.root.key).equals(sw(ca.issuing.key)));
     assert.ok(ca.ra);
   });
 
