@@ -5,27 +5,31 @@
  * at once), print text or, with `--json`, one document. The operations themselves are shared
  * with the admin HTTP API (server/admin-ops.ts); here is only the command line around them.
  */
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { isPkiError } from '../pki/errors.ts';
 import { formatName, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
-import { importAuthority } from '../ca/authority.ts';
+import { AUTHORITY_FILES, importAuthority } from '../ca/authority.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
   activateNextAuthority,
+  createTokenAuthority,
   installAuthority,
   openContext,
   prepareNextAuthority,
   type ServerContext,
 } from '../server/context.ts';
 import { builtinProfiles } from '../server/profiles.ts';
-import { readInput } from './io.ts';
+import { pkcs11Pin, readInput } from './io.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
 interface DataOptions {
   data: string;
   database?: string;
   json?: boolean;
+  pkcs11PinFile?: string;
 }
 
 function dataOptions(cmd: Command): Command {
@@ -35,6 +39,10 @@ function dataOptions(cmd: Command): Command {
       '--database <url>',
       'postgres://… instead of the SQLite file in the data directory (or CERTPOST_DATABASE)',
       process.env['CERTPOST_DATABASE'],
+    )
+    .option(
+      '--pkcs11-pin-file <file>',
+      'user PIN of the PKCS#11 token holding the CA keys, if they are in one (or CERTPOST_PKCS11_PIN)',
     )
     .option('--json', 'print one JSON document');
 }
@@ -64,7 +72,12 @@ async function withContext<T>(
 ): Promise<T> {
   let ctx: ServerContext;
   try {
-    ctx = await openContext({ dataDir: o.data, database: o.database, createCa });
+    ctx = await openContext({
+      dataDir: o.data,
+      database: o.database,
+      createCa,
+      pkcs11Pin: await pkcs11Pin(o),
+    });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new CliError(
@@ -104,23 +117,28 @@ async function caStateErrors<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** True when the data directory already holds a CA. */
+/** True when the data directory already holds a CA (its issuing certificate). */
 async function hasCa(o: DataOptions): Promise<boolean> {
   try {
-    await withContext(o, async () => undefined);
+    await access(join(o.data, 'ca', AUTHORITY_FILES.issuingCertificate));
     return true;
-  } catch (e) {
-    if (e instanceof CliError) return false;
-    throw e;
+  } catch {
+    return false;
   }
 }
 
-/** Subject, SHA-1 and expiry of CA certificates, as `ca` commands print them. */
-function caSummary(pairs: readonly { readonly certificate: Certificate }[]) {
+/**
+ * Subject, SHA-1 and expiry of CA certificates, as `ca` commands print them, and where the key
+ * of a token-held one is (its PKCS#11 URI; never a PIN).
+ */
+function caSummary(
+  pairs: readonly { readonly certificate: Certificate; readonly key?: PrivateKeyRef }[],
+) {
   return pairs.map((x) => ({
     subject: formatName(x.certificate.subject),
     sha1: sha1Thumbprint(x.certificate),
     notAfter: x.certificate.notAfter.toISOString(),
+    ...(x.key && isExternalKey(x.key) ? { key: x.key.label } : {}),
   }));
 }
 
@@ -129,7 +147,12 @@ function printCa(ctx: ServerContext, o: DataOptions, out: (s: string) => void): 
   out(
     o.json
       ? `${JSON.stringify({ certificates: summary }, null, 2)}\n`
-      : summary.map((s) => `${s.subject}\n  SHA-1 ${s.sha1}, valid until ${s.notAfter}\n`).join(''),
+      : summary
+          .map(
+            (s) =>
+              `${s.subject}\n  SHA-1 ${s.sha1}, valid until ${s.notAfter}\n${s.key ? `  key in token: ${s.key}\n` : ''}`,
+          )
+          .join(''),
   );
 }
 
@@ -139,7 +162,7 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
     ca
       .command('init')
       .description(
-        'create a root and an issuing CA (keys encrypted at rest; passphrase from CERTPOST_CA_PASSPHRASE)',
+        'create a root and an issuing CA (keys encrypted at rest with CERTPOST_CA_PASSPHRASE, or generated in a PKCS#11 token with --pkcs11)',
       )
       .addOption(
         new Option(
@@ -148,21 +171,46 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
         )
           .choices(['rsa', 'ec'])
           .default('rsa'),
+      )
+      .option(
+        '--pkcs11 <uri>',
+        'generate the CA keys inside this PKCS#11 token (RFC 7512 URI with module-path; object= is the key label prefix, default "certpost")',
       ),
-  ).action(async (o: DataOptions & { keyType: 'rsa' | 'ec' }) => {
-    if (await hasCa(o)) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
-    const ctx = await openContext({
-      dataDir: o.data,
-      database: o.database,
-      createCa: true,
-      keyType: o.keyType,
+  )
+    .addHelpText(
+      'after',
+      `
+With --pkcs11, the root and issuing keys (and the RA key of an EC CA) are generated in the token
+as non-extractable keys labelled <prefix>-root, <prefix>-issuing (and <prefix>-ra); the data
+directory records their URIs (DATA/ca/*.key-ref), never the PIN. The user PIN comes from
+--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the URI's pin-source, and "certpost serve" needs it too.
+Example:
+  CERTPOST_PKCS11_PIN=… certpost ca init --data ./data \\
+    --pkcs11 'pkcs11:token=certpost;object=contoso?module-path=/usr/lib/softhsm/libsofthsm2.so'`,
+    )
+    .action(async (o: DataOptions & { keyType: 'rsa' | 'ec'; pkcs11?: string }) => {
+      if (await hasCa(o)) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+      if (o.pkcs11 !== undefined) {
+        await createTokenAuthority(o.data, {
+          uri: o.pkcs11,
+          pin: await pkcs11Pin(o),
+          keyType: o.keyType,
+        });
+        await withContext(o, async (ctx) => printCa(ctx, o, out));
+        return;
+      }
+      const ctx = await openContext({
+        dataDir: o.data,
+        database: o.database,
+        createCa: true,
+        keyType: o.keyType,
+      });
+      try {
+        printCa(ctx, o, out);
+      } finally {
+        await ctx.close();
+      }
     });
-    try {
-      printCa(ctx, o, out);
-    } finally {
-      await ctx.close();
-    }
-  });
 
   dataOptions(
     ca
@@ -203,8 +251,12 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
         'subject of the next issuing CA (RFC 4514); default: the current one',
       ),
   ).action(async (o: DataOptions & { subject?: string }) => {
+    const pin = await pkcs11Pin(o);
     const next = await caStateErrors(() =>
-      prepareNextAuthority(o.data, o.subject ? { issuingSubject: o.subject } : {}),
+      prepareNextAuthority(o.data, {
+        pkcs11Pin: pin,
+        ...(o.subject ? { issuingSubject: o.subject } : {}),
+      }),
     );
     const summary = caSummary([next.issuing, ...(next.ra ? [next.ra] : [])]);
     out(

@@ -2,6 +2,7 @@
  * Process exit codes of the `certpost` command: the one table from error codes to exit codes.
  * Scripts may rely on these numbers; add codes, never renumber.
  */
+import type { HsmErrorCode } from '../hsm/errors.ts';
 import type { PkiErrorCode } from '../pki/errors.ts';
 
 export const EXIT = {
@@ -28,6 +29,8 @@ export const EXIT = {
   network: 10,
   /** Another process is using the state directory. */
   busy: 11,
+  /** A PKCS#11 module, token or key could not be used (not found, removed, token error). */
+  token: 12,
 } as const;
 
 export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {
@@ -41,6 +44,24 @@ export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {
   ERR_PKI_MAC_MISMATCH: EXIT.password,
   ERR_PKI_LIMIT: EXIT.limit,
   ERR_PKI_INVALID_ARGUMENT: EXIT.usage,
+};
+
+export const HSM_EXIT: Readonly<Record<HsmErrorCode, number>> = {
+  ERR_HSM_MODULE: EXIT.token,
+  ERR_HSM_TOKEN_NOT_FOUND: EXIT.token,
+  ERR_HSM_PIN_INCORRECT: EXIT.password,
+  ERR_HSM_PIN_LOCKED: EXIT.password,
+  ERR_HSM_PIN_REQUIRED: EXIT.password,
+  ERR_HSM_KEY_NOT_FOUND: EXIT.token,
+  ERR_HSM_KEY_EXISTS: EXIT.token,
+  ERR_HSM_UNSUPPORTED: EXIT.unsupported,
+  ERR_HSM_TOKEN_FULL: EXIT.token,
+  ERR_HSM_READ_ONLY: EXIT.token,
+  ERR_HSM_TOKEN_REMOVED: EXIT.token,
+  ERR_HSM_SESSION: EXIT.token,
+  ERR_HSM_INVALID_URI: EXIT.usage,
+  ERR_HSM_INVALID_ARGUMENT: EXIT.usage,
+  ERR_HSM_DEVICE: EXIT.token,
 };
 
 /** Configuration and data-directory errors (their `code`), printed as one line. */

@@ -4,6 +4,7 @@
  * Outputs are written atomically (util/atomic-file.ts): a failed command leaves no partial file.
  */
 import { readFile } from 'node:fs/promises';
+import { readPinSource } from '../hsm/pkcs11.ts';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 
@@ -33,4 +34,14 @@ export async function promptSecret(question: string): Promise<string> {
     rl.close();
     process.stderr.write('\n');
   }
+}
+
+/**
+ * The user PIN of a PKCS#11 token: the first line of `--pkcs11-pin-file`, else the
+ * CERTPOST_PKCS11_PIN environment variable, else undefined. Never an argument: argv is
+ * visible to other users.
+ */
+export async function pkcs11Pin(o: { pkcs11PinFile?: string }): Promise<string | undefined> {
+  if (o.pkcs11PinFile !== undefined) return readPinSource(o.pkcs11PinFile);
+  return process.env['CERTPOST_PKCS11_PIN'] || undefined;
 }

@@ -7,11 +7,12 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { HsmError } from '../hsm/errors.ts';
 import { isPkiError, PkiError } from '../pki/errors.ts';
 import { inspectContents } from '../pki/inspect.ts';
 import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
-import { CliError, CONFIG_EXIT, EXIT, PKI_EXIT } from './exit-codes.ts';
-import { canPrompt, promptSecret, readInput } from './io.ts';
+import { CliError, CONFIG_EXIT, EXIT, HSM_EXIT, PKI_EXIT } from './exit-codes.ts';
+import { canPrompt, pkcs11Pin, promptSecret, readInput } from './io.ts';
 import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
@@ -236,9 +237,13 @@ function program(out: (s: string) => void): Command {
       'server processes sharing the port and the store ("auto": one per core)',
       process.env['CERTPOST_WORKERS'] ?? '1',
     )
+    .option(
+      '--pkcs11-pin-file <file>',
+      'user PIN of the PKCS#11 token holding the CA keys (first line of the file; or CERTPOST_PKCS11_PIN)',
+    )
     .addHelpText(
       'after',
-      '\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset).',
+      '\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset),\nor held by a PKCS#11 token ("certpost ca init --pkcs11 URI"): the token is opened with the PIN from\n--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the pin-source of the URI recorded in DATA/ca.',
     )
     .action(
       async (o: {
@@ -249,6 +254,7 @@ function program(out: (s: string) => void): Command {
         logLevel: string;
         workers: string;
         publicUrl?: string;
+        pkcs11PinFile?: string;
       }) => {
         const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
         if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -262,6 +268,7 @@ function program(out: (s: string) => void): Command {
           logLevel: o.logLevel,
           publicUrl: o.publicUrl,
           workers,
+          pkcs11Pin: await pkcs11Pin(o),
         });
       },
     );
@@ -293,6 +300,11 @@ function reportError(e: unknown): number {
   if (e instanceof PkiError) {
     process.stderr.write(`certpost: ${e.message}\n`);
     return PKI_EXIT[e.code];
+  }
+  if (e instanceof HsmError) {
+    // Messages name the module, token and key, never a PIN (hsm/errors.ts).
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return HSM_EXIT[e.code];
   }
   if (e instanceof CliError) {
     process.stderr.write(`certpost: ${e.message}\n`);

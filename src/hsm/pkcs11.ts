@@ -1031,3 +1031,60 @@ export async function openTokenByUri(
     (u.pinSource !== undefined ? await readPinSource(u.pinSource) : undefined);
   return openToken({ module, token: u.token, serial: u.serial, slotId: u.slotId, pin });
 }
+
+/** Opens keys by URI, sharing one open token per module and token; see {@link createKeyring}. */
+export interface Pkcs11Keyring {
+  /** The key a URI names (`object` and/or `id`), from its token (opened on first use). */
+  open(uri: string | Pkcs11Uri): Promise<TokenKey>;
+  /** The token a URI names, opened and logged in on first use. */
+  token(uri: string | Pkcs11Uri): Promise<Pkcs11Token>;
+  /** Closes every token opened through the keyring. */
+  close(): Promise<void>;
+}
+
+/**
+ * A keyring: what a process that uses several keys of one token (a CA's root and issuing key)
+ * holds, so that the token is opened and logged in once. PINs are resolved as in
+ * {@link openKeyByUri}. A token that needs a login and got no PIN is `ERR_HSM_PIN_REQUIRED`
+ * (its private keys would otherwise just look absent).
+ */
+export function createKeyring(options: OpenByUriOptions = {}): Pkcs11Keyring {
+  const tokens = new Map<string, Promise<Pkcs11Token>>();
+  const token = (uri: string | Pkcs11Uri): Promise<Pkcs11Token> => {
+    const u = typeof uri === 'string' ? parsePkcs11Uri(uri) : uri;
+    const id = JSON.stringify([u.modulePath ?? options.module, u.token, u.serial, u.slotId]);
+    let hit = tokens.get(id);
+    if (!hit) {
+      hit = (async () => {
+        const pin =
+          options.pin ??
+          u.pinValue ??
+          (u.pinSource !== undefined ? await readPinSource(u.pinSource) : undefined);
+        const t = await openTokenByUri(u, { ...options, pin });
+        if (pin === undefined && t.info.loginRequired) {
+          await t.close();
+          throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${t.info.label}"`);
+        }
+        return t;
+      })();
+      hit.catch(() => tokens.delete(id));
+      tokens.set(id, hit);
+    }
+    return hit;
+  };
+  return {
+    token,
+    async open(uri) {
+      const u = typeof uri === 'string' ? parsePkcs11Uri(uri) : uri;
+      if (u.object === undefined && u.id === undefined)
+        throw new HsmError('ERR_HSM_INVALID_URI', 'the URI names no key (object= or id=)');
+      return (await token(u)).getKey({ label: u.object, id: u.id });
+    },
+    async close() {
+      const all = [...tokens.values()];
+      tokens.clear();
+      for (const t of await Promise.allSettled(all))
+        if (t.status === 'fulfilled') await t.value.close();
+    },
+  };
+}

@@ -7,18 +7,34 @@
  * The CA private keys are encrypted at rest with a passphrase from CERTPOST_CA_PASSPHRASE.
  * Without it, a random passphrase is generated into `ca/passphrase` (mode 0600) beside them:
  * convenient for the embedded default, and no protection against someone who can read the
- * data directory. Production sets the variable (or uses a PKCS#11 token, issue 3 follow-up).
+ * data directory. Production sets the variable, or keeps the CA keys in a PKCS#11 token
+ * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
+ * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { access, copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  AUTHORITY_FILES,
   createAuthority,
   createNextAuthority,
+  keySpecOf,
   loadAuthority,
   saveAuthority,
+  type AuthorityKeys,
   type CaMaterial,
 } from '../ca/authority.ts';
+import { HsmError } from '../hsm/errors.ts';
+import {
+  createKeyring,
+  openTokenByUri,
+  type KeySpec,
+  type Pkcs11Keyring,
+  type Pkcs11Token,
+  type TokenKey,
+} from '../hsm/pkcs11.ts';
+import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11Uri } from '../hsm/uri.ts';
+import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
 import { StoreFailureLimiter } from '../ca/rate-limit.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
@@ -41,6 +57,11 @@ export interface ContextOptions {
   /** Create a development CA when the data directory has none (serve does; admin commands don't). */
   readonly createCa?: boolean;
   readonly keyType?: 'rsa' | 'ec';
+  /**
+   * User PIN of the PKCS#11 token holding the CA keys (CERTPOST_PKCS11_PIN or
+   * `--pkcs11-pin-file`). Without it, a key reference's own `pin-source` is used.
+   */
+  readonly pkcs11Pin?: string | undefined;
   readonly now?: () => Date;
   readonly log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
 }
@@ -63,7 +84,11 @@ async function caPassphrase(caDir: string, create: boolean): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (!create)
+      throw caState(
+        `the CA keys in ${caDir} are encrypted and there is no passphrase: set CERTPOST_CA_PASSPHRASE or restore ${file}`,
+      );
     const pass = randomBytes(24).toString('base64url');
     await writeAtomicFile(file, `${pass}\n`, 0o600);
     return pass;
@@ -82,21 +107,146 @@ const NEXT_DIR = 'next';
  * Rollover, step 1: creates the next issuing CA under the same root and keeps it in `ca/next`
  * (same passphrase). Running servers pick it up at their next start and serve it by
  * GetNextCACert; issuance continues with the current CA until {@link activateNextAuthority}.
+ * A CA whose issuing key is in a PKCS#11 token gets its next key (and RA key) generated in
+ * the same token, labelled like the current one with a time stamp.
  */
 export async function prepareNextAuthority(
   dataDir: string,
-  options: { readonly issuingSubject?: string } = {},
+  options: { readonly issuingSubject?: string; readonly pkcs11Pin?: string | undefined } = {},
 ): Promise<CaMaterial> {
   const caDir = join(dataDir, 'ca');
-  const current = await tryLoadAuthority(caDir);
-  if (!current)
-    throw Object.assign(new Error(`no CA in ${caDir}`), { code: 'ENOENT', path: caDir });
-  if (await tryLoadAuthority(join(caDir, NEXT_DIR), caDir))
-    throw caState(`a next CA already exists in ${join(caDir, NEXT_DIR)}`);
-  const next = await createNextAuthority(current, options);
-  await mkdir(join(caDir, NEXT_DIR), { recursive: true, mode: 0o700 });
-  await saveAuthority(join(caDir, NEXT_DIR), next, await caPassphrase(caDir, false));
-  return next;
+  const keyring = createKeyring({ pin: options.pkcs11Pin });
+  const made: { token: Pkcs11Token; key: TokenKey }[] = [];
+  try {
+    const current = await tryLoadAuthority(caDir, caDir, keyring);
+    if (!current)
+      throw Object.assign(new Error(`no CA in ${caDir}`), { code: 'ENOENT', path: caDir });
+    if (await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring))
+      throw caState(`a next CA already exists in ${join(caDir, NEXT_DIR)}`);
+    let keys: Omit<AuthorityKeys, 'root'> | undefined;
+    const currentKey = current.issuing.key;
+    if (isExternalKey(currentKey)) {
+      const uri = parsePkcs11Uri(currentKey.label);
+      const token = await keyring.token(uri);
+      const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
+      const base = (uri.object ?? 'certpost-issuing').replace(/-\d{14}$/, '');
+      const gen = async (spec: KeySpec, label: string) => {
+        const key = await token.generateKey(spec, { label });
+        made.push({ token, key });
+        return withPinSource(key, uri);
+      };
+      const spec = keySpecOf(currentKey);
+      const issuing = await gen(spec, `${base}-${stamp}`);
+      keys =
+        spec.type === 'rsa'
+          ? { issuing }
+          : { issuing, ra: await gen({ type: 'rsa', bits: 2048 }, `${base}-ra-${stamp}`) };
+    }
+    const next = await createNextAuthority(
+      current,
+      options.issuingSubject !== undefined ? { issuingSubject: options.issuingSubject } : {},
+      keys,
+    );
+    await mkdir(join(caDir, NEXT_DIR), { recursive: true, mode: 0o700 });
+    await saveAuthority(join(caDir, NEXT_DIR), next, () => caPassphrase(caDir, false));
+    made.length = 0;
+    return next;
+  } finally {
+    for (const { token, key } of made)
+      await token.deleteKey({ id: key.id, label: key.objectLabel }).catch(() => undefined);
+    await keyring.close();
+  }
+}
+
+/**
+ * The key with its URI extended by the `pin-source` of the URI it was made from, so that the
+ * reference saved in the data directory says where the PIN is (a path, never the PIN).
+ */
+function withPinSource(key: TokenKey, from: Pkcs11Uri): TokenKey {
+  if (from.pinSource === undefined) return key;
+  const label = formatPkcs11Uri({ ...parsePkcs11Uri(key.uri), pinSource: from.pinSource });
+  return { ...key, label, uri: label };
+}
+
+export interface TokenAuthorityOptions {
+  /**
+   * RFC 7512 URI of the token (`token=`, `serial=` or `slot-id=`, and `module-path`). Its
+   * `object=` is the prefix of the key labels (default `certpost`): `<prefix>-root`,
+   * `<prefix>-issuing`, and `<prefix>-ra` for an EC CA. A `pin-source` is kept in the saved
+   * key references.
+   */
+  readonly uri: string;
+  /** The user PIN (else the URI's `pin-source`). */
+  readonly pin?: string | undefined;
+  readonly keyType: 'rsa' | 'ec';
+  readonly rsaBits?: 2048 | 3072 | 4096;
+  readonly curve?: 'P-256' | 'P-384';
+  readonly rootSubject?: string;
+  readonly issuingSubject?: string;
+}
+
+/**
+ * Creates a CA whose keys are generated in, and never leave, a PKCS#11 token: the root and the
+ * issuing key (and the RA key of an EC CA, RSA-2048) are made in the token, the certificates
+ * are signed there, and the data directory records only the certificates and the keys' URIs.
+ * The root key stays in the token so that `ca rollover` can certify a next issuing CA; an
+ * operator may delete it from the token afterwards (the root then stays offline, as for an
+ * imported CA). Keys made before a failure are deleted again.
+ */
+export async function createTokenAuthority(
+  dataDir: string,
+  o: TokenAuthorityOptions,
+): Promise<CaMaterial> {
+  const caDir = join(dataDir, 'ca');
+  if (await exists(join(caDir, AUTHORITY_FILES.issuingCertificate)))
+    throw caState(`${dataDir} already has a CA`);
+  const uri = parsePkcs11Uri(o.uri);
+  const prefix = uri.object ?? 'certpost';
+  if (uri.id !== undefined)
+    throw new HsmError('ERR_HSM_INVALID_URI', 'name the key label prefix with object=, not id=');
+  const token = await openTokenByUri(uri, { pin: o.pin });
+  const made: TokenKey[] = [];
+  try {
+    if (o.pin === undefined && uri.pinValue === undefined && uri.pinSource === undefined)
+      throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${token.info.label}"`);
+    const spec: KeySpec =
+      o.keyType === 'rsa'
+        ? { type: 'rsa', bits: o.rsaBits ?? 2048 }
+        : { type: 'ec', curve: o.curve ?? 'P-256' };
+    const gen = async (s: KeySpec, label: string) => {
+      const key = await token.generateKey(s, { label });
+      made.push(key);
+      return withPinSource(key, uri);
+    };
+    const root = await gen(spec, `${prefix}-root`);
+    const issuing = await gen(spec, `${prefix}-issuing`);
+    const ra =
+      o.keyType === 'ec' ? await gen({ type: 'rsa', bits: 2048 }, `${prefix}-ra`) : undefined;
+    const material = await createAuthority(
+      {
+        keyType: o.keyType,
+        rootSubject: o.rootSubject ?? 'CN=certpost root CA,O=certpost',
+        issuingSubject: o.issuingSubject ?? 'CN=certpost issuing CA,O=certpost',
+      },
+      { root, issuing, ...(ra ? { ra } : {}) },
+    );
+    await installAuthority(dataDir, material);
+    made.length = 0;
+    return material;
+  } finally {
+    for (const key of made)
+      await token.deleteKey({ id: key.id, label: key.objectLabel }).catch(() => undefined);
+    await token.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -106,7 +256,7 @@ export async function prepareNextAuthority(
 export async function activateNextAuthority(dataDir: string): Promise<{ previous: string }> {
   const caDir = join(dataDir, 'ca');
   const nextDir = join(caDir, NEXT_DIR);
-  if (!(await tryLoadAuthority(nextDir, caDir)))
+  if (!(await exists(join(nextDir, AUTHORITY_FILES.issuingCertificate))))
     throw caState(`no next CA in ${nextDir}: run "certpost ca rollover" first`);
   const staged = join(dataDir, 'ca.next');
   const previous = join(dataDir, `ca.previous-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -126,25 +276,40 @@ export async function activateNextAuthority(dataDir: string): Promise<{ previous
   return { previous };
 }
 
-/** Saves a CA (created or imported) into a data directory that has none yet. */
+/**
+ * Saves a CA (created or imported) into a data directory that has none yet. A passphrase is
+ * looked up (or generated) only when the CA has software keys.
+ */
 export async function installAuthority(dataDir: string, material: CaMaterial): Promise<void> {
   const caDir = join(dataDir, 'ca');
   await mkdir(caDir, { recursive: true, mode: 0o700 });
-  await saveAuthority(caDir, material, await caPassphrase(caDir, true));
+  await saveAuthority(caDir, material, () => caPassphrase(caDir, true));
 }
 
-/** The data directory's CA, or undefined when it has none yet. */
-/** The CA in `dir`, or undefined when there is none; `passphraseDir` holds its passphrase file. */
+/**
+ * The CA in `caDir`, or undefined when there is none (no issuing certificate);
+ * `passphraseDir` holds its passphrase file; token-held keys are opened through `keyring`.
+ * Any other failure (a missing passphrase, a missing key file, a token that cannot be opened)
+ * is thrown: it must never look like "no CA yet", or a new CA would replace this one.
+ */
 async function tryLoadAuthority(
   caDir: string,
   passphraseDir = caDir,
+  keyring?: Pkcs11Keyring,
 ): Promise<CaMaterial | undefined> {
-  try {
-    return await loadAuthority(caDir, await caPassphrase(passphraseDir, false));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  if (!(await exists(join(caDir, AUTHORITY_FILES.issuingCertificate)))) return undefined;
+  return loadAuthority(
+    caDir,
+    () => caPassphrase(passphraseDir, false),
+    keyring ? { openKey: (ref: string) => openTokenKey(keyring, ref) } : {},
+  );
+}
+
+/** Opens a key reference saved for a token-held CA key. Only PKCS#11 URIs are known. */
+function openTokenKey(keyring: Pkcs11Keyring, ref: string): Promise<PrivateKeyRef> {
+  if (!ref.startsWith('pkcs11:'))
+    throw caState(`a CA key reference this server cannot open: ${ref.split(':')[0]}:…`);
+  return keyring.open(ref);
 }
 
 async function missingCa(caDir: string): Promise<never> {
@@ -156,7 +321,7 @@ async function missingCa(caDir: string): Promise<never> {
  * same empty data directory: the one that creates `ca.lock` exclusively builds the CA; the
  * others wait for it and load it. A lock left by a crashed process is reported, not guessed at.
  */
-async function createOnce(o: ContextOptions): Promise<CaMaterial> {
+async function createOnce(o: ContextOptions, keyring: Pkcs11Keyring): Promise<CaMaterial> {
   const caDir = join(o.dataDir, 'ca');
   const lockFile = join(o.dataDir, 'ca.lock');
   let lock;
@@ -166,8 +331,13 @@ async function createOnce(o: ContextOptions): Promise<CaMaterial> {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     for (let waited = 0; waited < 30_000; waited += 100) {
       await new Promise((r) => setTimeout(r, 100));
-      const ca = await tryLoadAuthority(caDir);
-      if (ca) return ca;
+      try {
+        const ca = await tryLoadAuthority(caDir, caDir, keyring);
+        if (ca) return ca;
+      } catch (err) {
+        // The other process is still writing the files.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
     throw new Error(
       `another process is creating the CA in ${caDir}, or a crashed one left ${lockFile}: remove it and start again`,
@@ -175,7 +345,7 @@ async function createOnce(o: ContextOptions): Promise<CaMaterial> {
     );
   }
   try {
-    const existing = await tryLoadAuthority(caDir); // created while we were getting the lock
+    const existing = await tryLoadAuthority(caDir, caDir, keyring); // made while we waited
     if (existing) return existing;
     const ca = await createAuthority({
       keyType: o.keyType ?? 'rsa',
@@ -196,10 +366,12 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const caDir = join(o.dataDir, 'ca');
   const store = await openStore(o.database ?? join(o.dataDir, 'certpost.db'));
+  // Tokens holding CA keys stay open (and logged in) for as long as the context.
+  const keyring = createKeyring({ pin: o.pkcs11Pin });
   try {
     const ca =
-      (await tryLoadAuthority(caDir)) ??
-      (o.createCa ? await createOnce(o) : await missingCa(caDir));
+      (await tryLoadAuthority(caDir, caDir, keyring)) ??
+      (o.createCa ? await createOnce(o, keyring) : await missingCa(caDir));
     const profiles = await loadProfiles(o.dataDir, o.publicUrl);
     const enrollment = createEnrollmentService({
       issuing: ca.issuing,
@@ -212,7 +384,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       ...(o.now ? { now: o.now } : {}),
     });
     const responder = ca.ra ?? ca.issuing;
-    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir);
+    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring);
     const scep = createScepService({
       responder,
       chain: [ca.issuing.certificate, ca.root.certificate],
@@ -222,9 +394,14 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
         ? { next: [nextCa.issuing.certificate, ...(nextCa.ra ? [nextCa.ra.certificate] : [])] }
         : {}),
     });
-    return { store, ca, nextCa, profiles, enrollment, scep, close: () => store.close() };
+    const close = async () => {
+      await store.close();
+      await keyring.close();
+    };
+    return { store, ca, nextCa, profiles, enrollment, scep, close };
   } catch (e) {
     await store.close();
+    await keyring.close();
     throw e;
   }
 }

@@ -19,6 +19,8 @@ export interface ServeOptions {
   /** Default: `http://HOST:PORT` of `listen` when the port is fixed. */
   readonly publicUrl?: string | undefined;
   readonly logLevel?: string;
+  /** User PIN of the PKCS#11 token holding the CA keys, if they are in one. */
+  readonly pkcs11Pin?: string | undefined;
 }
 
 /** Parses `host:port` (IPv6 as `[::1]:port`). */
@@ -67,6 +69,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       o.publicUrl ??
       (port !== 0 ? `http://${host.includes(':') ? `[${host}]` : host}:${port}` : undefined),
     createCa: true,
+    pkcs11Pin: o.pkcs11Pin,
     // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
     // lines are printed directly in the same JSON shape rather than lost.
     log: (level, msg, fields) =>
@@ -99,7 +102,12 @@ function lifecycle(msg: string, fields: Record<string, unknown>): void {
 export async function serve(o: ServeOptions & { readonly workers?: number }): Promise<void> {
   const workers = o.workers ?? 1;
   if (workers <= 1 || cluster.isWorker) return serveOne(o);
-  const first = await openContext({ dataDir: o.dataDir, database: o.database, createCa: true });
+  const first = await openContext({
+    dataDir: o.dataDir,
+    database: o.database,
+    createCa: true,
+    pkcs11Pin: o.pkcs11Pin,
+  });
   await first.close();
   let stopping = false;
   const url = await new Promise<string>((resolve) => {

@@ -1,0 +1,283 @@
+/**
+ * A CA whose keys live in a PKCS#11 token (issue 3), end to end with real parts: a SoftHSM2
+ * token, `certpost ca init --pkcs11`, `certpost serve` as a process, a SCEP enrollment with
+ * our client (the token decrypts the envelope and signs the certificate and the CertRep),
+ * `openssl verify` of the certificate, a CRL signed by the token key, and a rollover whose
+ * next key is made in the token too. The PIN never shows in output, logs or the data directory.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openKeyByUri, openToken } from '../hsm/pkcs11.ts';
+import { parsePkcs11Uri } from '../hsm/uri.ts';
+import { encodePem } from '../pki/pem.ts';
+import { createScepClient, fetchTransport } from '../scep/client.ts';
+import { spawnServe, type ServeProcess } from '../testing/serve-process.ts';
+import { createSoftHsmToken, type SoftHsmToken } from '../testing/softhsm.ts';
+import { run, tempDir } from '../testing/tools.ts';
+
+const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
+let hsm: SoftHsmToken;
+let dir = '';
+let pinFile = '';
+let env: NodeJS.ProcessEnv = {};
+const servers: ServeProcess[] = [];
+
+function certpost(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...env, ...extraEnv },
+    cwd: dir,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const openssl = (...args: string[]) => run('openssl', args, { cwd: dir }).toString();
+
+/** Everything a run printed must be free of the PIN. */
+function assertNoPin(...texts: string[]): void {
+  for (const t of texts) assert.ok(!t.includes(hsm.userPin), 'the PIN appears in output');
+}
+
+before(() => {
+  hsm = createSoftHsmToken('certpost-ca');
+  dir = tempDir();
+  pinFile = join(dir, 'pin');
+  writeFileSync(pinFile, `${hsm.userPin}\n`, { mode: 0o600 });
+  env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CERTPOST_'))),
+    SOFTHSM2_CONF: hsm.conf,
+  };
+});
+
+after(async () => {
+  for (const s of servers) await s.stop('SIGKILL');
+  hsm?.remove();
+});
+
+const uriFor = (prefix: string) =>
+  `pkcs11:token=${hsm.label};object=${prefix}?module-path=${hsm.module}`;
+
+for (const keyType of ['rsa', 'ec'] as const) {
+  describe(`a ${keyType.toUpperCase()} CA in a SoftHSM2 token`, () => {
+    const prefix = `e2e-${keyType}`;
+    let data = '';
+    let server: ServeProcess;
+
+    it('ca init --pkcs11 generates the keys in the token and records only their URIs', () => {
+      data = join(dir, `data-${keyType}`);
+      const r = certpost(
+        ['ca', 'init', '--data', data, '--key-type', keyType, '--pkcs11', uriFor(prefix), '--json'],
+        { CERTPOST_PKCS11_PIN: hsm.userPin },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assertNoPin(r.stdout, r.stderr);
+      const { certificates } = JSON.parse(r.stdout) as {
+        certificates: { subject: string; key?: string }[];
+      };
+      const labels = certificates.map((c) => parsePkcs11Uri(c.key!).object);
+      assert.deepEqual(
+        labels,
+        keyType === 'rsa'
+          ? [`${prefix}-root`, `${prefix}-issuing`]
+          : [`${prefix}-root`, `${prefix}-issuing`, `${prefix}-ra`],
+      );
+      const files = readdirSync(join(data, 'ca')).toSorted();
+      assert.deepEqual(
+        files.filter((f) => f.includes('key') || f === 'passphrase'),
+        keyType === 'rsa'
+          ? ['issuing.key-ref', 'root.key-ref']
+          : ['issuing.key-ref', 'ra.key-ref', 'root.key-ref'],
+        'no key file and no passphrase: nothing secret in the data directory',
+      );
+      for (const f of files) assertNoPin(readFileSync(join(data, 'ca', f), 'utf8'));
+    });
+
+    it('a second init, a missing or wrong PIN are refused with one-line errors', () => {
+      const again = certpost(['ca', 'init', '--data', data, '--pkcs11', uriFor(prefix)], {
+        CERTPOST_PKCS11_PIN: hsm.userPin,
+      });
+      assert.equal(again.code, 2);
+      assert.match(again.stderr, /already has a CA/);
+      const other = join(dir, `other-${keyType}`);
+      const noPin = certpost(['ca', 'init', '--data', other, '--pkcs11', uriFor(`${prefix}-x`)]);
+      assert.equal(noPin.code, 4, noPin.stderr);
+      assert.match(noPin.stderr, /needs a PIN/);
+      const wrongFile = join(dir, 'wrong-pin');
+      writeFileSync(wrongFile, 'not-the-pin-4711\n');
+      const wrong = certpost([
+        'ca',
+        'init',
+        '--data',
+        other,
+        '--pkcs11',
+        uriFor(`${prefix}-x`),
+        '--pkcs11-pin-file',
+        wrongFile,
+      ]);
+      assert.equal(wrong.code, 4, wrong.stderr);
+      assert.match(wrong.stderr, /^certpost: the token PIN is incorrect.*CKR_PIN_INCORRECT/);
+      assert.doesNotMatch(wrong.stderr, /not-the-pin-4711/);
+      // Serving the token CA without its PIN fails at start instead of serving another CA.
+      const serve = spawnSync(
+        process.execPath,
+        [BIN, 'serve', '--data', data, '--listen', '127.0.0.1:0'],
+        { encoding: 'utf8', env, timeout: 30_000 },
+      );
+      assert.equal(serve.status, 4, serve.stderr);
+      assert.match(serve.stderr, /needs a PIN/);
+    });
+
+    it('serve signs SCEP certificates with the token key; openssl verifies them', async () => {
+      server = await spawnServe(
+        [
+          '--data',
+          data,
+          '--scep-challenge',
+          'hsm-secret',
+          '--log-level',
+          'info',
+          '--pkcs11-pin-file',
+          pinFile,
+        ],
+        { env },
+      );
+      servers.push(server);
+      const client = createScepClient(fetchTransport(`${server.url}/scep`));
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const r = await client.enroll({
+        subject: `CN=device-${keyType},O=Example`,
+        key: privateKey,
+        challenge: 'hsm-secret',
+      });
+      assert.equal(r.status, 'issued');
+      if (r.status !== 'issued') return;
+      writeFileSync(join(dir, `leaf-${keyType}.pem`), encodePem('CERTIFICATE', r.certificate.der));
+      assert.match(
+        openssl(
+          'verify',
+          '-CAfile',
+          join(data, 'ca', 'root.crt'),
+          '-untrusted',
+          join(data, 'ca', 'issuing.crt'),
+          `leaf-${keyType}.pem`,
+        ),
+        /OK/,
+      );
+      // A wrong challenge still gets a signed CertRep FAILURE (signed by the token's key).
+      const refused = await client.enroll({
+        subject: 'CN=intruder',
+        key: privateKey,
+        challenge: 'wrong',
+      });
+      assert.equal(refused.status, 'failed');
+    });
+
+    it('the CRL is signed by the token key and lists a revoked certificate', async () => {
+      const serial = openssl('x509', '-in', `leaf-${keyType}.pem`, '-noout', '-serial')
+        .trim()
+        .split('=')[1]!
+        .toLowerCase()
+        .replace(/^(00)+/, '');
+      const revoke = certpost(
+        ['certificates', 'revoke', serial, '--data', data, '--reason', 'keyCompromise'],
+        { CERTPOST_PKCS11_PIN: hsm.userPin },
+      );
+      assert.equal(revoke.code, 0, revoke.stderr);
+      const res = await fetch(`${server.url}/crl`);
+      assert.equal(res.status, 200);
+      writeFileSync(join(dir, `crl-${keyType}.der`), Buffer.from(await res.arrayBuffer()));
+      const text = run(
+        'openssl',
+        [
+          'crl',
+          '-inform',
+          'DER',
+          '-in',
+          `crl-${keyType}.der`,
+          '-CAfile',
+          join(data, 'ca', 'issuing.crt'),
+          '-noout',
+          '-text',
+        ],
+        { cwd: dir },
+      ).toString();
+      assert.match(text, new RegExp(`Serial Number: ${serial}`, 'i'));
+      const verdict = spawnSync(
+        'openssl',
+        [
+          'crl',
+          '-inform',
+          'DER',
+          '-in',
+          `crl-${keyType}.der`,
+          '-CAfile',
+          join(data, 'ca', 'issuing.crt'),
+          '-noout',
+        ],
+        { cwd: dir, encoding: 'utf8' },
+      );
+      assert.match(verdict.stderr + verdict.stdout, /verify OK/);
+    });
+
+    it('the CA keys cannot be extracted from the token', async () => {
+      for (const part of keyType === 'rsa' ? ['root', 'issuing'] : ['root', 'issuing', 'ra']) {
+        const ref = readFileSync(join(data, 'ca', `${part}.key-ref`), 'utf8').trim();
+        const { token, key } = await openKeyByUri(ref, { pin: hsm.userPin });
+        try {
+          const p = await token.protection(key);
+          assert.deepEqual(
+            [p.token, p.sensitive, p.extractable, p.neverExtractable],
+            [true, true, false, true],
+            part,
+          );
+        } finally {
+          await token.close();
+        }
+      }
+      assertNoPin(server.output(), server.stderr());
+    });
+
+    it('rollover makes the next issuing key in the token as well', () => {
+      const r = certpost(['ca', 'rollover', '--data', data, '--json'], {
+        CERTPOST_PKCS11_PIN: hsm.userPin,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const ref = readFileSync(join(data, 'ca', 'next', 'issuing.key-ref'), 'utf8').trim();
+      assert.match(parsePkcs11Uri(ref).object ?? '', new RegExp(`^${prefix}-issuing-\\d{14}$`));
+      assert.match(
+        openssl(
+          'verify',
+          '-CAfile',
+          join(data, 'ca', 'root.crt'),
+          join(data, 'ca', 'next', 'issuing.crt'),
+        ),
+        /OK/,
+      );
+      const activate = certpost(['ca', 'activate-next', '--data', data]);
+      assert.equal(activate.code, 0, activate.stderr);
+    });
+  });
+}
+
+describe('the token afterwards', () => {
+  it('holds every CA key, each with its implicit-rejection secret for the RSA ones', async () => {
+    const token = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+    try {
+      const keys = await token.listKeys();
+      const labels = keys.map((k) => k.objectLabel);
+      for (const l of ['e2e-rsa-root', 'e2e-rsa-issuing', 'e2e-ec-root', 'e2e-ec-ra'])
+        assert.ok(labels.includes(l), l);
+      assert.ok(!labels.some((l) => l.startsWith('e2e-rsa-x') || l.startsWith('e2e-ec-x')));
+      const secrets = hsm.pkcs11Tool(['--list-objects', '--type', 'secrkey']);
+      assert.equal(
+        secrets.match(/certpost implicit rejection/g)?.length,
+        keys.filter((k) => k.type === 'rsa').length,
+      );
+    } finally {
+      await token.close();
+    }
+  });
+});
