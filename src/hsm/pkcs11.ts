@@ -702,9 +702,21 @@ class Token implements Pkcs11Token {
 
   async protection(key: TokenKey): Promise<KeyProtection> {
     const p = pkcs11js();
-    const handle = handles.get(key);
-    if (!handle) throw new HsmError('ERR_HSM_INVALID_ARGUMENT', 'not a key of this token');
     return this.run(`reading the attributes of ${key.uri}`, (s) => {
+      // A copy of the key object (e.g. with another label) is found again by its id and label.
+      const handle =
+        handles.get(key) ??
+        findObjects(
+          this.api,
+          s,
+          [
+            { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+            { type: p.CKA_ID, value: Buffer.from(key.id) },
+            { type: p.CKA_LABEL, value: key.objectLabel },
+          ],
+          1,
+        )[0];
+      if (!handle) throw new HsmError('ERR_HSM_KEY_NOT_FOUND', key.uri);
       const [token, priv, sensitive, extractable, alwaysSensitive, neverExtractable] = attributes(
         this.api,
         s,

@@ -207,7 +207,9 @@ export async function createTokenAuthority(
   const token = await openTokenByUri(uri, { pin: o.pin });
   const made: TokenKey[] = [];
   try {
-    if (o.pin === undefined && uri.pinValue === undefined && uri.pinSource === undefined)
+    const pinGiven =
+      o.pin !== undefined || uri.pinValue !== undefined || uri.pinSource !== undefined;
+    if (!pinGiven && token.info.loginRequired)
       throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${token.info.label}"`);
     const spec: KeySpec =
       o.keyType === 'rsa'
