@@ -22,7 +22,9 @@ import { parsePkcs7Certificates } from '../pki/pkcs7.ts';
 import { isCA, sha1Thumbprint } from '../pki/x509.ts';
 import { fetchTransport, type ScepTransport } from '../scep/client.ts';
 import { encodePem } from '../pki/pem.ts';
+import { createSoftHsmToken } from '../testing/softhsm.ts';
 import { run, tempDir } from '../testing/tools.ts';
+import { openTpm } from '../device/tpm.ts';
 import { startServer, type RunningServer } from '../server/serve.ts';
 
 const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
@@ -79,6 +81,7 @@ function scepInstall(
     retryCount?: number;
     csp?: string;
     url?: string;
+    keyProtection?: number;
   },
 ): string {
   const node = `${o.csp ?? CCI}/${id}`;
@@ -96,7 +99,7 @@ function scepInstall(
       `3+${o.cn}.example.test;11+${o.cn}@example.test`,
       'chr',
     ),
-    cmd.add(`${install}/KeyProtection`, '3', 'int'),
+    cmd.add(`${install}/KeyProtection`, String(o.keyProtection ?? 3), 'int'),
     cmd.add(`${install}/RetryDelay`, '1', 'int'),
     cmd.add(`${install}/RetryCount`, String(o.retryCount ?? 3), 'int'),
     cmd.add(`${install}/KeyLength`, '2048', legacy ? 'chr' : 'int'),
@@ -490,5 +493,41 @@ describe("Microsoft's published example payloads (src/device/testdata/ms-example
       [],
     );
     await agent.close();
+  });
+});
+
+describe('a PKCS#11 token as the device TPM (SoftHSM2)', () => {
+  it('KeyProtection 1: the key is made in the token, never exportable; Delete destroys the token object', async () => {
+    const hsm = createSoftHsmToken('device-tpm');
+    const tpm = await openTpm({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+    try {
+      const agent = await DeviceAgent.open(tempDir(), { tpm, minuteMs: MINUTE });
+      await agent.handle(
+        serverMessage(scepInstall('tpm', { challenge: STATIC, cn: 'dev-tpm', keyProtection: 1 })),
+      );
+      await settle(agent);
+      const s = await status(agent, 'tpm');
+      assert.equal(s.status, SCEP_STATUS.ok);
+      const entry = agent.certificates.list('device', 'My')[0]!;
+      const key = agent.keys.find(entry.keyId!)!;
+      assert.equal(key.provider, 'tpm');
+      assert.equal(key.exportable, false);
+      assert.equal(key.pkcs8, undefined, 'no key material in the state');
+      assert.throws(() => agent.keys.exportKey(key.id), { code: 'ERR_DEVICE_NOT_EXPORTABLE' });
+      assert.match(
+        hsm.pkcs11Tool(['--list-objects', '--type', 'privkey']),
+        new RegExp(`certpost-device-${key.id}`),
+      );
+      await agent.handle(serverMessage(cmd.delete(`${CCI}/tpm`)));
+      assert.doesNotMatch(
+        hsm.pkcs11Tool(['--list-objects', '--type', 'privkey']),
+        /certpost-device-/,
+      );
+      // A PFX key cannot be imported into this TPM: KeyLocation 1 fails, 2 falls back to software.
+      await agent.close();
+    } finally {
+      await tpm.close();
+      hsm.remove();
+    }
   });
 });

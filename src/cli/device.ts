@@ -10,7 +10,8 @@
  * - `device run --state DIR` keeps the agent running its background work on schedule.
  * - `device show --state DIR [--json]` lists stores, keys and enrollments.
  *
- * Hello PINs come from `--pin-file` or `CERTPOST_HELLO_PIN`; RetryDelay minutes last
+ * Hello PINs come from `--pin-file` or `CERTPOST_HELLO_PIN`; a PKCS#11 token acts as the TPM
+ * with `--tpm-module` and `--tpm-token` (PIN: `--tpm-pin-file` or `CERTPOST_TPM_PIN`); RetryDelay minutes last
  * `CERTPOST_DEVICE_MINUTE_MS` ms (60000; tests shorten them).
  */
 import { readFile } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { Command } from 'commander';
 import { DeviceAgent, type DeviceOptions } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
 import type { PinSource } from '../device/keys.ts';
+import { openTpm } from '../device/tpm.ts';
 import { SCEP_STATUS } from '../device/state.ts';
 import { inspectCertificate } from '../pki/x509.ts';
 import { CliError, CONFIG_EXIT, EXIT } from './exit-codes.ts';
@@ -25,6 +27,9 @@ import { CliError, CONFIG_EXIT, EXIT } from './exit-codes.ts';
 interface AgentCliOptions {
   state: string;
   pinFile?: string;
+  tpmModule?: string;
+  tpmToken?: string;
+  tpmPinFile?: string;
 }
 
 function stateOption(cmd: Command): Command {
@@ -37,6 +42,16 @@ function stateOption(cmd: Command): Command {
     .option(
       '--pin-file <file>',
       'Windows Hello PIN, first line of a file (else CERTPOST_HELLO_PIN)',
+    )
+    .option(
+      '--tpm-module <path>',
+      'PKCS#11 module acting as the TPM (tpm2-pkcs11, SoftHSM2)',
+      process.env['CERTPOST_TPM_MODULE'],
+    )
+    .option('--tpm-token <label>', 'token label in that module', process.env['CERTPOST_TPM_TOKEN'])
+    .option(
+      '--tpm-pin-file <file>',
+      "the token's user PIN, first line of a file (else CERTPOST_TPM_PIN)",
     );
 }
 
@@ -54,18 +69,33 @@ function agentOptions(o: AgentCliOptions): DeviceOptions {
   return { pin: pinSource(o), minuteMs: minute };
 }
 
+async function openTpmOption(o: AgentCliOptions) {
+  if (!o.tpmModule && !o.tpmToken) return undefined;
+  if (!o.tpmModule || !o.tpmToken)
+    throw new CliError('--tpm-module and --tpm-token go together', EXIT.usage);
+  const pin = o.tpmPinFile
+    ? (await readFile(o.tpmPinFile, 'utf8')).replace(/\r?\n$/, '')
+    : process.env['CERTPOST_TPM_PIN'];
+  return openTpm({ module: o.tpmModule, token: o.tpmToken, ...(pin ? { pin } : {}) });
+}
+
 async function withAgent<T>(o: AgentCliOptions, f: (a: DeviceAgent) => Promise<T>): Promise<T> {
-  let agent: DeviceAgent;
+  const tpm = await openTpmOption(o);
   try {
-    agent = await DeviceAgent.open(o.state, agentOptions(o));
-  } catch (e) {
-    if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
-    throw e;
-  }
-  try {
-    return await f(agent);
+    let agent: DeviceAgent;
+    try {
+      agent = await DeviceAgent.open(o.state, { ...agentOptions(o), ...(tpm ? { tpm } : {}) });
+    } catch (e) {
+      if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+      throw e;
+    }
+    try {
+      return await f(agent);
+    } finally {
+      await agent.close();
+    }
   } finally {
-    await agent.close();
+    await tpm?.close();
   }
 }
 

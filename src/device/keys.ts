@@ -155,14 +155,26 @@ export class KeyVault {
       );
     const id = randomUUID();
     if (provider === 'tpm') {
-      const ext = await this.#o.tpm!.importKey(key, id);
-      this.#doomed.add(id);
-      return {
-        entry: this.#record({ id, provider, exportable: false, key: ext, tokenId: id }),
-        key: ext,
-      };
+      try {
+        const ext = await this.#o.tpm!.importKey(key, id);
+        this.#doomed.add(id);
+        return {
+          entry: this.#record({ id, provider, exportable: false, key: ext, tokenId: id }),
+          key: ext,
+        };
+      } catch (e) {
+        // KeyLocation 2 is "TPM, else software": a TPM that cannot take the key is "else".
+        if (location !== 2 || !(e instanceof DeviceError) || e.code !== 'ERR_DEVICE_NO_TPM')
+          throw e;
+      }
     }
-    return this.#storeSoftware(id, provider, key, o.exportable, o);
+    return this.#storeSoftware(
+      id,
+      provider === 'tpm' ? 'software' : provider,
+      key,
+      o.exportable,
+      o,
+    );
   }
 
   async #storeSoftware(
