@@ -9,11 +9,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { challengeHash } from '../ca/enrollment.ts';
+import { oneTimeChallenge } from '../server/testing.ts';
 import { DeviceAgent } from '../device/agent.ts';
 import { DEVICE_ERRORS } from '../device/errors.ts';
 import { SCEP_STATUS } from '../device/state.ts';
@@ -34,20 +33,6 @@ let server: RunningServer;
 let work = '';
 let caThumbprint = '';
 let caFile = '';
-
-async function oneTimeChallenge(profile: string): Promise<string> {
-  const secret = randomBytes(18).toString('base64url');
-  const now = new Date();
-  await server.context.store.createChallenge({
-    id: randomUUID(),
-    secretHash: challengeHash(secret),
-    profile,
-    subject: null,
-    createdAt: now,
-    expiresAt: new Date(now.getTime() + 600_000),
-  });
-  return secret;
-}
 
 before(async () => {
   work = tempDir();
@@ -217,7 +202,7 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
     await agent.handle(
       serverMessage(
         scepInstall('held', {
-          challenge: await oneTimeChallenge('manual'),
+          challenge: await oneTimeChallenge(server.context, 'manual'),
           cn: 'dev-held',
           retryCount: 30,
         }),
@@ -243,7 +228,7 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
     await agent.handle(
       serverMessage(
         scepInstall('stuck', {
-          challenge: await oneTimeChallenge('manual'),
+          challenge: await oneTimeChallenge(server.context, 'manual'),
           cn: 'dev-stuck',
           retryCount: 2,
         }),

@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { challengeHash } from '../ca/enrollment.ts';
+import { oneTimeChallenge } from './testing.ts';
 import { encodePem } from '../pki/pem.ts';
 import { parsePkcs7Certificates } from '../pki/pkcs7.ts';
 import { run, tempDir } from '../testing/tools.ts';
@@ -59,20 +58,6 @@ const openssl = (...args: string[]) => run('openssl', args).toString();
 const serialOf = (file: string) =>
   openssl('x509', '-in', file, '-noout', '-serial').trim().split('=')[1]!.toLowerCase();
 
-async function oneTimeChallenge(profile: string, subject: string | null = null): Promise<string> {
-  const secret = randomBytes(18).toString('base64url');
-  const now = new Date();
-  await server.context.store.createChallenge({
-    id: randomUUID(),
-    secretHash: challengeHash(secret),
-    profile,
-    subject,
-    createdAt: now,
-    expiresAt: new Date(now.getTime() + 600_000),
-  });
-  return secret;
-}
-
 before(async () => {
   work = tempDir();
   server = await startServer({
@@ -121,7 +106,7 @@ describe('SCEP with the real micromdm scepclient', () => {
   });
 
   it('accepts a one-time challenge once, and refuses it the second time', async () => {
-    const secret = await oneTimeChallenge('default');
+    const secret = await oneTimeChallenge(server.context, 'default');
     const first = await scepclient(join(work, 'otc-1'), { challenge: secret, cn: 'device-otc-1' });
     assert.equal(first.code, 0, first.out);
     const second = await scepclient(join(work, 'otc-2'), { challenge: secret, cn: 'device-otc-2' });
@@ -153,7 +138,7 @@ describe('SCEP with the real micromdm scepclient', () => {
     'holds a request for approval (PENDING), then issues it on the next poll once approved',
     { timeout: 90_000 },
     async () => {
-      const secret = await oneTimeChallenge('manual');
+      const secret = await oneTimeChallenge(server.context, 'manual');
       const dir = join(work, 'pending');
       const client = scepclient(dir, { challenge: secret, cn: 'device-pending' });
       let pending;
