@@ -56,32 +56,22 @@ function combine(parts: readonly CspHooks[]): CspHooks {
     }
     return undefined;
   };
+  const firstAsync = async <T>(
+    f: (h: CspHooks) => T | Promise<T | undefined> | undefined,
+  ): Promise<T | undefined> => {
+    for (const h of parts) {
+      const r = await f(h);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  };
   return {
     owns: (uri) => parts.some((h) => h.owns?.(uri) ?? false),
     list: (uri) => first((h) => h.list?.(uri)),
     read: (uri) => first((h) => h.read?.(uri)),
-    async beforeWrite(uri, value, command) {
-      for (const h of parts) {
-        const r = await h.beforeWrite?.(uri, value, command);
-        if (r !== undefined) return r;
-      }
-      return undefined;
-    },
-    async beforeDelete(uri) {
-      for (const h of parts) {
-        const r = await h.beforeDelete?.(uri);
-        if (r !== undefined) return r;
-      }
-      return undefined;
-    },
-    async exec(uri, data) {
-      for (const h of parts) {
-        if (!h.exec) continue;
-        const r = await h.exec(uri, data);
-        if (r !== undefined) return r;
-      }
-      return undefined;
-    },
+    beforeWrite: (uri, value, command) => firstAsync((h) => h.beforeWrite?.(uri, value, command)),
+    beforeDelete: (uri) => firstAsync((h) => h.beforeDelete?.(uri)),
+    exec: (uri, data) => firstAsync((h) => h.exec?.(uri, data)),
     async settle() {
       let failed: SettleFailure | undefined;
       for (const h of parts) {

@@ -27,7 +27,13 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { promisify } from 'node:util';
-import { signWith, decryptWith, type ExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
+import {
+  signWith,
+  decryptWith,
+  spkiOf,
+  type ExternalKey,
+  type PrivateKeyRef,
+} from '../pki/key-ref.ts';
 import { DeviceError } from './errors.ts';
 import type { DeviceStateData, HelloContainer, KeyEntry, KeyProviderName } from './state.ts';
 
@@ -214,15 +220,11 @@ export class KeyVault {
     tokenId?: string;
     container?: string;
   }): KeyEntry {
-    const pub =
-      (o.key as ExternalKey).kind === 'external'
-        ? (o.key as ExternalKey).publicKey
-        : createPublicKey(o.key as KeyObject);
     const entry: KeyEntry = {
       id: o.id,
       provider: o.provider,
       exportable: o.exportable,
-      spki: pub.export({ type: 'spki', format: 'der' }).toString('base64'),
+      spki: Buffer.from(spkiOf(o.key)).toString('base64'),
       ...(o.pkcs8 !== undefined ? { pkcs8: o.pkcs8 } : {}),
       ...(o.tokenId !== undefined ? { tokenId: o.tokenId } : {}),
       ...(o.container !== undefined ? { container: o.container } : {}),
@@ -241,7 +243,7 @@ export class KeyVault {
     if (!entry) throw new DeviceError('ERR_DEVICE_KEY_NOT_FOUND', `no key ${id}`);
     switch (entry.provider) {
       case 'software':
-        return createPrivateKey({ key: entry.pkcs8!, format: 'pem', passphrase: this.#o.secret });
+        return this.#softwareKey(entry);
       case 'hello':
         return this.#helloKey(entry, o.prompt);
       case 'tpm':
@@ -257,8 +259,12 @@ export class KeyVault {
     if (!entry) throw new DeviceError('ERR_DEVICE_KEY_NOT_FOUND', `no key ${id}`);
     if (entry.provider !== 'software' || !entry.exportable)
       throw new DeviceError('ERR_DEVICE_NOT_EXPORTABLE', 'the key is not exportable');
-    const key = createPrivateKey({ key: entry.pkcs8!, format: 'pem', passphrase: this.#o.secret });
-    return new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }));
+    return new Uint8Array(this.#softwareKey(entry).export({ type: 'pkcs8', format: 'der' }));
+  }
+
+  /** A software key's KeyObject, decrypted with the device secret. */
+  #softwareKey(entry: KeyEntry): KeyObject {
+    return createPrivateKey({ key: entry.pkcs8!, format: 'pem', passphrase: this.#o.secret });
   }
 
   /** Forgets a key; a token object is destroyed at the next {@link commit}. */

@@ -154,8 +154,10 @@ export async function respond(
         return code;
       }
       default: {
-        // A single command is its own group: deferred work settles after it, or undoes it.
-        const snapshot = inAtomic ? undefined : tree.snapshot();
+        // A single write is its own group: deferred work settles after it, or undoes it. (Only
+        // a write can leave work to settle; a Delete or Exec cannot.)
+        const deferrable = !inAtomic && (c.kind === 'Add' || c.kind === 'Replace');
+        const snapshot = deferrable ? tree.snapshot() : undefined;
         let { code } = await apply(c);
         if (snapshot && code < 300) {
           const failed = await tree.settle();

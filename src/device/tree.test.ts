@@ -4,18 +4,13 @@
  * OMA-DM rules of tree.ts one by one.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { DDF_ACCESS, parseDdf, type DdfNode, type DdfRoot } from '../omadm/ddf.ts';
+import { DDF_ACCESS, type DdfNode } from '../omadm/ddf.ts';
+import { deviceDdfRoots } from './agent.ts';
 import { ManagementTree, STATUS } from './tree.ts';
 
-const DDF_DIR = new URL('../omadm/ddf/', import.meta.url).pathname;
-const roots: DdfRoot[] = [
-  'RootCATrustedCertificates',
-  'ClientCertificateInstall',
-  'CertificateStore',
-  'DMClient',
-].flatMap((n) => parseDdf(readFileSync(`${DDF_DIR}${n}.xml`, 'utf8')));
+/** The device's DDFs: all four vendored files. */
+const roots = deviceDdfRoots();
 
 function* walk(
   uri: string,

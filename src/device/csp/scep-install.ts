@@ -48,6 +48,7 @@ import {
   fetchTransport,
   isScepClientError,
   type EnrollResult,
+  type ScepClientErrorCode,
   type ScepTransport,
 } from '../../scep/client.ts';
 import { DeviceError, errorCodeOf, type DeviceErrorCode } from '../errors.ts';
@@ -289,6 +290,14 @@ const FAIL_INFO_ERRORS: Readonly<Record<string, DeviceErrorCode>> = {
   badRequest: 'ERR_DEVICE_SCEP_REFUSED',
   badTime: 'ERR_DEVICE_SCEP_BAD_TIME',
   badCertId: 'ERR_DEVICE_SCEP_BAD_CERT_ID',
+};
+
+/** Failures of the exchange itself (scep/client.ts) → our error (and so the ErrorCode). */
+const CLIENT_ERRORS: Readonly<Record<ScepClientErrorCode, DeviceErrorCode>> = {
+  ERR_SCEP_CLIENT_CA_THUMBPRINT: 'ERR_DEVICE_SCEP_CA_MISMATCH',
+  ERR_SCEP_CLIENT_TRANSPORT: 'ERR_DEVICE_SCEP_UNREACHABLE',
+  ERR_SCEP_CLIENT_NO_RECIPIENT: 'ERR_DEVICE_SCEP_BAD_RESPONSE',
+  ERR_SCEP_CLIENT_BAD_RESPONSE: 'ERR_DEVICE_SCEP_BAD_RESPONSE',
 };
 
 export class ScepEnrollments {
@@ -572,16 +581,9 @@ export class ScepEnrollments {
   }
 
   #fail(e: ScepEnrollment, err: unknown): void {
-    const mapped =
-      err instanceof DeviceError
-        ? err
-        : isScepClientError(err, 'ERR_SCEP_CLIENT_CA_THUMBPRINT')
-          ? new DeviceError('ERR_DEVICE_SCEP_CA_MISMATCH', err.message)
-          : isScepClientError(err, 'ERR_SCEP_CLIENT_TRANSPORT')
-            ? new DeviceError('ERR_DEVICE_SCEP_UNREACHABLE', err.message)
-            : isScepClientError(err)
-              ? new DeviceError('ERR_DEVICE_SCEP_BAD_RESPONSE', err.message)
-              : err;
+    const mapped = isScepClientError(err)
+      ? new DeviceError(CLIENT_ERRORS[err.code], err.message, { cause: err })
+      : err;
     e.status = SCEP_STATUS.failed;
     e.errorCode = errorCodeOf(mapped);
     e.error = (mapped as Error).message ?? String(mapped);
