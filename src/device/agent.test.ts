@@ -317,6 +317,12 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
       DEVICE_ERRORS.ERR_DEVICE_PFX_PASSWORD.hresult | 0,
     );
     assert.equal(b.certificates.all().length, 0);
+    // The failing command is found by its URI also when the server wrote `./Vendor/…`.
+    const c = await device();
+    const node3 = pfxNode('./Vendor/MSFT', 'order3');
+    const [blob3, ...rest3] = pfxCommands(node3, { location: 3, password: 'wrong' }).toReversed();
+    const r3 = await send(c, cmd.atomic(blob3!, ...rest3));
+    assert.deepEqual(r3.statuses.slice(0, 3), ['Atomic=507', 'Add=500', 'Add=216']);
   });
 
   it('KeyLocation 2 without a TPM: a software key, not exportable; exportable true is refused (400)', async () => {

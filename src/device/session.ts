@@ -12,7 +12,7 @@
  * - A server message that carries only Statuses ends the session: there is nothing to answer.
  */
 import type { Command, Item, SyncMLMessage } from '../omadm/syncml.ts';
-import { STATUS, type ManagementTree, type StatusCode } from './tree.ts';
+import { normaliseUri, STATUS, type ManagementTree, type StatusCode } from './tree.ts';
 
 /** Status codes for Atomic outcomes (OMA DM 1.2 RepPro §10.2). */
 export const ATOMIC = { failed: 507, rolledBack: 216, notExecuted: 215 } as const;
@@ -197,7 +197,8 @@ export async function respond(
       // The deferred write fails now: its command gets the status, every other one 216.
       const k = childStart.findIndex((idx) => {
         const s = out[idx];
-        return s?.kind === 'Status' && s.targetRef?.includes(failed.uri);
+        // The server may have named it `./Vendor/…`; the CSP names it as normalised.
+        return s?.kind === 'Status' && s.targetRef?.some((t) => normaliseUri(t) === failed.uri);
       });
       failedAt = k >= 0 ? k : childStart.length - 1;
       const idx = childStart[failedAt]!;
