@@ -120,7 +120,17 @@ function scepUri(uri: string): ScepUri | undefined {
 }
 
 /** Leaf names of the two trees (the legacy one spells some differently, `HashAlgrithm` [sic]). */
-const LEAF: Readonly<Record<Csp, Readonly<Record<string, string>>>> = {
+const LEAF: Readonly<
+  Record<
+    Csp,
+    {
+      readonly hash: string;
+      readonly ca: string;
+      readonly units: string;
+      readonly thumbprint: string;
+    }
+  >
+> = {
   ClientCertificateInstall: {
     hash: 'HashAlgorithm',
     ca: 'CAThumbprint',
@@ -208,7 +218,7 @@ export function readParameters(
   const keyLength = Number(required('KeyLength'));
   if (![1024, 2048, 4096].includes(keyLength)) bad('KeyLength must be 1024, 2048 or 4096');
   if (keyProtection === 4 && keyLength !== 2048) bad('a Hello key is RSA 2048');
-  const hashAlgorithms = required(names.hash!)
+  const hashAlgorithms = required(names.hash)
     .split('+')
     .map((s) => s.trim().toUpperCase());
   for (const h of hashAlgorithms)
@@ -218,13 +228,13 @@ export function readParameters(
     bad('SHA-3 alone is not supported by SCEP (RFC 8894 §3.5.2)');
   if (keyProtection === 4 && !hashAlgorithms.includes('SHA-2'))
     bad('a Hello key signs with SHA-256');
-  const caThumbprint = required(names.ca!).replace(/[\s:]/g, '');
+  const caThumbprint = required(names.ca).replace(/[\s:]/g, '');
   if (!/^[0-9a-fA-F]{40}$/.test(caThumbprint)) bad('CAThumbprint is not a SHA-1 in hex');
   const san = get('SubjectAlternativeNames')?.trim() || undefined;
   if (san) sanExtension(san);
   const templateName = get('TemplateName')?.trim() || undefined;
   const validPeriod = get('ValidPeriod')?.trim() || undefined;
-  const validPeriodUnits = int(names.units!, 0);
+  const validPeriodUnits = int(names.units, 0);
   const promptText = get('CustomTextToShowInPrompt') || undefined;
   return {
     serverUrls,
