@@ -100,6 +100,58 @@ describe('certpost scep', () => {
     assert.notEqual(second.certificate.serialNumber, result.certificate.serialNumber);
   });
 
+  it('enrolls with an encrypted --key and its --key-password; renews onto a new key of the same kind', () => {
+    openssl(
+      'genpkey',
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-aes256',
+      '-pass',
+      'pass:key-pw',
+      '-out',
+      'own.key',
+    );
+    const r = certpost(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=own-key',
+      '--challenge',
+      'cli-secret',
+      '--key',
+      'own.key',
+      '--key-password',
+      'key-pw',
+      '--out-cert',
+      'own.pem',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const renewed = certpost(
+      'scep',
+      'renew',
+      url,
+      '--cert',
+      'own.pem',
+      '--key',
+      'own.key',
+      '--key-password',
+      'key-pw',
+      '--new-key',
+      '--out-key',
+      'own2.key',
+      '--out-cert',
+      'own2.pem',
+    );
+    assert.equal(renewed.code, 0, renewed.stderr);
+    const newPub = pubkey(['x509', '-in', 'own2.pem', '-noout', '-pubkey']);
+    assert.notEqual(newPub, pubkey(['x509', '-in', 'own.pem', '-noout', '-pubkey']));
+    assert.equal(newPub, pubkey(['pkey', '-in', 'own2.key', '-passin', 'pass:key-pw', '-pubout']));
+    assert.match(openssl('x509', '-in', 'own2.pem', '-noout', '-text'), /Public-Key: \(2048 bit\)/);
+  });
+
   it('enrolls an EC key', () => {
     const r = certpost(
       'scep',

@@ -238,7 +238,10 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       )
       .requiredOption('--out-cert <file>', 'where to write the certificate (PEM)')
       .option('--out-key <file>', 'where to write a generated key (PEM PKCS#8, mode 0600)')
-      .option('--key-password <password>', 'encrypt the written key (PBES2 AES-256)'),
+      .option(
+        '--key-password <password>',
+        'password of --key, or encryption of a generated key (PBES2 AES-256)',
+      ),
   ).action(async (url: string, o: EnrollCliOptions) => {
     const { delayMs, count } = retries(o);
     if (!o.key && !o.outKey)
@@ -246,7 +249,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         'a generated key must be kept: give --out-key (or bring one with --key)',
         EXIT.usage,
       );
-    const key = o.key ? await loadKey(o.key) : await newKey(o);
+    const key = o.key ? await loadKey(o.key, o.keyPassword) : await newKey(o);
     const request = {
       subject: o.subject,
       key,
@@ -293,8 +296,15 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         .certificates[0];
       if (!current) throw new CliError(`${o.cert} holds no certificate`, EXIT.input);
       const currentKey = await loadKey(o.key, o.keyPassword);
+      // A new key is of the current one's kind: same type and size, or same curve.
+      const info = publicKeyInfo(current.spki);
       const key = o.newKey
-        ? await newKey({ ...o, keyType: publicKeyInfo(current.spki).type === 'ec' ? 'ec' : 'rsa' })
+        ? await newKey({
+            ...o,
+            keyType: info.type === 'ec' ? 'ec' : 'rsa',
+            keySize: String(info.bits ?? 2048),
+            curve: info.curve ?? 'P-256',
+          })
         : currentKey;
       const request = {
         subject: current.subject.der,
