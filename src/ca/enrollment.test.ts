@@ -31,6 +31,7 @@ const profiles = new Map<string, IssuanceProfile>([
   ['default', DEFAULT_PROFILE],
   ['manual', { ...DEFAULT_PROFILE, name: 'manual', requireApproval: true }],
   ['fixed', { ...DEFAULT_PROFILE, name: 'fixed', allowRenewal: false }],
+  ['manual-2', { ...DEFAULT_PROFILE, name: 'manual-2', requireApproval: true }],
 ]);
 
 async function request(
@@ -175,6 +176,21 @@ describe('enrollment', () => {
     await svc.decide((other as { requestId: string }).requestId, 'rejected', 'admin:test');
     refused(await svc.poll('tx-rejected'), 'rejected');
     refused(await svc.poll('tx-unknown'), 'unknown-transaction');
+  });
+
+  it('an approved request that the profile no longer allows is refused on poll, not an error', async () => {
+    const held = await request('dev-changed', await oneTime('manual-2'), {
+      transactionId: 'tx-changed',
+    });
+    await svc.decide((held as { requestId: string }).requestId, 'approved', 'admin:test');
+    const allowed = profiles.get('manual-2')!;
+    profiles.set('manual-2', { ...allowed, allowedKeyTypes: ['rsa'] }); // the key is EC
+    try {
+      refused(await svc.poll('tx-changed'), 'key-not-allowed');
+    } finally {
+      profiles.set('manual-2', allowed);
+    }
+    issued(await svc.poll('tx-changed'));
   });
 
   it('revokes with a reason, audits it, and the CRL lists it', async () => {

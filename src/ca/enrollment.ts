@@ -207,19 +207,27 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       case 'approved': {
         const profile = config.profiles.get(r.profile);
         if (!profile) return refuse('unknown-profile');
+        // The profile may have changed since the request was held: an approved request is
+        // issued under the policy of now, and refused (FAILURE, not an error) when it fails it.
+        const csr = parseCsr(r.csr);
+        const verdict = evaluateRequest(csr, profile);
+        if (!verdict.ok)
+          return refused(`scep:${r.transactionId}`, r.subject, verdict.reason, verdict.message);
         // The certificate and the approved→issued move land in one short transaction, so two
         // concurrent polls cannot both issue (the loser's markIssued fails and rolls back).
-        const cert = await issueAndSave(parseCsr(r.csr), profile, r.id, (record) =>
+        const save = (record: NewCertificate) =>
           store.transaction(async (tx) => {
             await tx.insertCertificate(record);
             if (!(await tx.markIssued(r.id, record.serial)))
               throw new Error('request already issued');
-          }),
-        ).catch(async (e: unknown) => {
-          const again = await store.getRequest(r.id);
-          if (again?.status === 'issued') return undefined;
-          throw e;
-        });
+          });
+        const cert = await issueAndSave(csr, profile, r.id, save, verdict).catch(
+          async (e: unknown) => {
+            const again = await store.getRequest(r.id);
+            if (again?.status === 'issued') return undefined;
+            throw e;
+          },
+        );
         if (!cert) return fromHold((await store.getRequest(r.id))!);
         await audit(
           `scep:${r.transactionId}`,
