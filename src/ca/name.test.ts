@@ -5,7 +5,7 @@ import { Tag } from '../pki/der.ts';
 import { isPkiError } from '../pki/errors.ts';
 import { formatName, parseName, type Name } from '../pki/x509.ts';
 import { run } from '../testing/tools.ts';
-import { encodeName, parseRfc4514, parseX500 } from './name.ts';
+import { canonicalRfc4514, encodeName, parseRfc4514, parseX500 } from './name.ts';
 
 const name = (bytes: Uint8Array): Name => parseName(der.decode(bytes), 'name');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -32,6 +32,14 @@ function opensslSubject(subj: string, multivalue = false): Uint8Array {
   const info = der.seq(der.decode(new Uint8Array(csr)), 'csr')[0];
   return der.raw(der.seq(info, 'info')[1]!);
 }
+
+describe('canonicalRfc4514', () => {
+  it('gives the formatName form, whatever the spacing and attribute case', () => {
+    assert.equal(canonicalRfc4514('cn = device-42, O=Contoso'), 'CN=device-42,O=Contoso');
+    assert.equal(canonicalRfc4514('CN=a\\,b,O=x'), 'CN=a\\,b,O=x');
+    assert.throws(() => canonicalRfc4514('not a name'));
+  });
+});
 
 describe('parseRfc4514', () => {
   it('encodes the last RDN of the string first, and round-trips through formatName', () => {

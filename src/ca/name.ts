@@ -29,6 +29,7 @@
 import { decode, enc } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
 import { ATTRIBUTE_OIDS } from '../pki/oids.ts';
+import { formatName, parseName } from '../pki/x509.ts';
 
 /** One attribute to encode: `type` is a short name or a dotted OID. */
 export interface SubjectAttributeInput {
@@ -125,6 +126,15 @@ export function encodeName(rdns: readonly (readonly SubjectAttributeInput[])[]):
  */
 export function parseRfc4514(s: string): Uint8Array {
   return encodeRdns(tokenize(s).toReversed());
+}
+
+/**
+ * The canonical RFC 4514 form of a name string (what `formatName` gives for the encoded name):
+ * `cn = device-42, O=Contoso` → `CN=device-42,O=Contoso`. Names stored for comparison with
+ * `formatName(cert.subject)` (challenge subjects, subject filters) go through this.
+ */
+export function canonicalRfc4514(s: string): string {
+  return formatName(parseName(decode(parseRfc4514(s)), 'name'));
 }
 
 /**

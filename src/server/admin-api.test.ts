@@ -208,7 +208,7 @@ describe('operations', () => {
   it('creates a one-time challenge that an enrollment accepts once', async () => {
     const r = await call('POST', '/api/v1/challenges', {
       token,
-      payload: { profile: 'default', subject: 'CN=api-device', ttlSeconds: 600 },
+      payload: { profile: 'default', subject: 'cn = api-device', ttlSeconds: 600 }, // canonicalised
     });
     assert.equal(r.statusCode, 201, r.body);
     const c = json<{

@@ -13,6 +13,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { EnrollmentService } from '../ca/enrollment.ts';
 import { challengeHash } from '../ca/enrollment.ts';
 import { CRL_REASONS } from '../ca/crl.ts';
+import { canonicalRfc4514 } from '../ca/name.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
 import type {
   ApiTokenRecord,
@@ -72,6 +73,21 @@ export interface ChallengeCreated {
 /** Default lifetime of a one-time challenge. */
 export const CHALLENGE_TTL_MS = 60 * 60_000;
 
+/**
+ * A subject as the store compares it: the canonical RFC 4514 form that `formatName` gives an
+ * issued certificate's subject, so `CN=a, O=b` and `cn=a,O=b` name the same device.
+ */
+function subjectOf(s: string): string {
+  try {
+    return canonicalRfc4514(s);
+  } catch (e) {
+    throw new AdminError(
+      'ERR_ADMIN_INVALID',
+      `subject "${s}" is not an RFC 4514 name: ${(e as Error).message}`,
+    );
+  }
+}
+
 /** Creates a one-time SCEP challenge bound to a profile and, optionally, to an exact subject. */
 export async function createChallenge(
   deps: AdminDeps,
@@ -87,13 +103,14 @@ export async function createChallenge(
       'ERR_ADMIN_UNKNOWN_PROFILE',
       `no profile "${profile}" (have: ${[...deps.profiles.keys()].join(', ')})`,
     );
+  const subject = o.subject === undefined ? null : subjectOf(o.subject);
   const secret = randomBytes(24).toString('base64url');
   const now = nowOf(deps);
   const rec = {
     id: randomUUID(),
     secretHash: challengeHash(secret),
     profile,
-    subject: o.subject ?? null,
+    subject,
     createdAt: now,
     expiresAt: new Date(now.getTime() + ttl),
   };
@@ -182,7 +199,7 @@ export async function listCertificates(
     throw new AdminError('ERR_ADMIN_INVALID', 'limit must be a positive whole number');
   const list = await deps.store.listCertificates({
     limit,
-    ...(o.subject !== undefined ? { subject: o.subject } : {}),
+    ...(o.subject !== undefined ? { subject: subjectOf(o.subject) } : {}),
     ...(o.revoked !== undefined ? { revoked: o.revoked } : {}),
   });
   return {
