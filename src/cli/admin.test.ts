@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { parseRfc4514 } from '../ca/name.ts';
@@ -19,6 +19,16 @@ function certpost(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: ENV });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+it('a CA with a file missing is reported as damaged, not as "no CA"', () => {
+  const data = join(tempDir(), 'data');
+  assert.equal(certpost('ca', 'init', '--data', data).code, 0);
+  rmSync(join(data, 'ca', 'issuing.key'));
+  const r = certpost('challenge', 'create', '--data', data);
+  assert.notEqual(r.code, 0);
+  assert.doesNotMatch(r.stderr, /no CA in/);
+  assert.match(r.stderr, /issuing\.key/);
+});
 
 it('ca init, challenge create and requests, with clear errors', () => {
   const data = join(tempDir(), 'data');

@@ -79,7 +79,10 @@ async function withContext<T>(
       pkcs11Pin: await pkcs11Pin(o),
     });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    // Only "the CA directory is missing" (context.ts missingCa) means "no CA"; a missing file
+    // inside a CA is a damaged CA, reported as it is.
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT' && err.path === join(o.data, 'ca')) {
       throw new CliError(
         `no CA in ${join(o.data, 'ca')}: run "certpost ca init --data ${o.data}" or "certpost serve" first`,
         EXIT.input,
