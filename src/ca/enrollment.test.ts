@@ -193,6 +193,36 @@ describe('enrollment', () => {
     issued(await svc.poll('tx-changed'));
   });
 
+  it('the same PKCSReq arriving twice at once is held once; both copies are answered PENDING', async () => {
+    const held = createEnrollmentService({
+      issuing: ca.issuing,
+      profiles,
+      defaultProfile: 'manual',
+      staticChallenge: 'static-manual',
+      store,
+      revokeSupersededOnRenewal: true,
+    });
+    const csr = parseCsr(
+      await buildCsr({
+        subject: parseRfc4514('CN=dev-twice'),
+        key,
+        challengePassword: 'static-manual',
+      }),
+    );
+    const one = {
+      transactionId: 'tx-twice',
+      csr,
+      signer: ca.root.certificate,
+      renewalRequested: false,
+    };
+    const [a, b] = await Promise.all([
+      held.enroll({ ...one, peer: '192.0.2.1' }),
+      held.enroll({ ...one, peer: '192.0.2.2' }),
+    ]);
+    assert.equal(a.status, 'pending');
+    assert.deepEqual(b, a);
+  });
+
   it('revokes with a reason, audits it, and the CRL lists it', async () => {
     const cert = issued(await request('dev-revoke', 'static-secret'));
     const serial = Buffer.from(cert.serial).toString('hex');

@@ -294,15 +294,24 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
 
     if (profile.requireApproval && !old) {
       const id = randomUUID();
-      await store.createRequest({
-        id,
-        transactionId: input.transactionId,
-        subject,
-        profile: profile.name,
-        csr: input.csr.der,
-        signerCertificate: null,
-        createdAt: now(),
-      });
+      try {
+        await store.createRequest({
+          id,
+          transactionId: input.transactionId,
+          subject,
+          profile: profile.name,
+          csr: input.csr.der,
+          signerCertificate: null,
+          createdAt: now(),
+        });
+      } catch (e) {
+        // The same transaction arrived twice at once and the other copy was held first: this
+        // one is answered from that hold, as a re-sent request is (RFC 8894 §3.3.1).
+        if ((e as { code?: string }).code !== 'ERR_STORE_DUPLICATE_TRANSACTION') throw e;
+        const held = await store.getRequestByTransaction(input.transactionId);
+        if (!held) throw e;
+        return fromHold(held);
+      }
       await audit(actor, 'request.held', id, { subject, profile: profile.name });
       return { status: 'pending', requestId: id };
     }
