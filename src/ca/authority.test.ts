@@ -13,6 +13,7 @@ import {
   AUTHORITY_FILES,
   createAuthority,
   importAuthority,
+  keySpecOf,
   loadAuthority,
   saveAuthority,
   type CaMaterial,
@@ -68,6 +69,17 @@ function opensslVerify(ca: CaMaterial, cert: Certificate): void {
   ]).toString();
   assert.match(out, /c\.pem: OK/);
 }
+
+describe('keySpecOf', () => {
+  it('describes a key as it is, so a rollover keeps its size or curve', () => {
+    const rsa = (bits: number) => generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
+    const ec = (namedCurve: string) => generateKeyPairSync('ec', { namedCurve }).privateKey;
+    assert.deepEqual(keySpecOf(rsa(1536)), { type: 'rsa', bits: 1536 });
+    assert.deepEqual(keySpecOf(rsa(3072)), { type: 'rsa', bits: 3072 });
+    assert.deepEqual(keySpecOf(ec('P-384')), { type: 'ec', curve: 'P-384' });
+    assert.deepEqual(keySpecOf(ec('P-521')), { type: 'ec', curve: 'P-521' });
+  });
+});
 
 describe('createAuthority', () => {
   it('RSA: a root and an issuing CA with the SCEP key usages, and no RA', async () => {

@@ -124,21 +124,26 @@ export interface AuthorityKeys {
 
 /** What a key is, as generation needs it: the type and the size or curve. */
 export type AuthorityKeySpec =
-  | { readonly type: 'rsa'; readonly bits: 2048 | 3072 | 4096 }
-  | { readonly type: 'ec'; readonly curve: 'P-256' | 'P-384' };
+  { readonly type: 'rsa'; readonly bits: number } | { readonly type: 'ec'; readonly curve: string };
 
-/** The spec of an existing key, so that a rollover makes the next key alike. */
+/** OpenSSL's curve names → the NIST names key generation takes. */
+const NIST_CURVES: Readonly<Record<string, string>> = {
+  prime256v1: 'P-256',
+  secp384r1: 'P-384',
+  secp521r1: 'P-521',
+};
+
+/**
+ * The spec of an existing key, so that a rollover makes the next key alike: the same RSA size
+ * or the same curve, whatever they are (a token refuses what it cannot make).
+ */
 export function keySpecOf(key: PrivateKeyRef): AuthorityKeySpec {
   const pub = publicKeyOf(key);
-  if (pub.asymmetricKeyType === 'rsa') {
-    const bits = pub.asymmetricKeyDetails?.modulusLength;
-    return { type: 'rsa', bits: bits === 3072 || bits === 4096 ? bits : 2048 };
-  }
-  if (pub.asymmetricKeyType === 'ec')
-    return {
-      type: 'ec',
-      curve: pub.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256',
-    };
+  const d = pub.asymmetricKeyDetails;
+  if (pub.asymmetricKeyType === 'rsa' && d?.modulusLength)
+    return { type: 'rsa', bits: d.modulusLength };
+  if (pub.asymmetricKeyType === 'ec' && d?.namedCurve)
+    return { type: 'ec', curve: NIST_CURVES[d.namedCurve] ?? d.namedCurve };
   throw new PkiError('ERR_PKI_UNSUPPORTED', `a ${pub.asymmetricKeyType ?? 'unknown'} CA key`);
 }
 

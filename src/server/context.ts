@@ -135,7 +135,8 @@ export async function prepareNextAuthority(
         made.push({ token, key });
         return withPinSource(key, uri);
       };
-      const spec = keySpecOf(currentKey);
+      // The token checks the spec and refuses a size or curve it cannot make (ERR_HSM_UNSUPPORTED).
+      const spec = keySpecOf(currentKey) as KeySpec;
       const issuing = await gen(spec, `${base}-${stamp}`);
       keys =
         spec.type === 'rsa'
