@@ -120,6 +120,29 @@ for (const keyType of ['rsa', 'ec'] as const) {
       assert.equal(wrong.code, 4, wrong.stderr);
       assert.match(wrong.stderr, /^certpost: the token PIN is incorrect.*CKR_PIN_INCORRECT/);
       assert.doesNotMatch(wrong.stderr, /not-the-pin-4711/);
+      const inUri = certpost([
+        'ca',
+        'init',
+        '--data',
+        other,
+        '--pkcs11',
+        `${uriFor(`${prefix}-x`)}${uriFor(`${prefix}-x`).includes('?') ? '&' : '?'}pin-value=4711`,
+      ]);
+      assert.notEqual(inUri.code, 0);
+      assert.match(inUri.stderr, /no pin-value in the URI/);
+      const emptyFile = join(dir, 'empty-pin');
+      writeFileSync(emptyFile, '\n');
+      const empty = certpost([
+        'ca',
+        'init',
+        '--data',
+        other,
+        '--pkcs11',
+        uriFor(`${prefix}-x`),
+        '--pkcs11-pin-file',
+        emptyFile,
+      ]);
+      assert.equal(empty.code, 4, empty.stderr);
       // Serving the token CA without its PIN fails at start instead of serving another CA.
       const serve = spawnSync(
         process.execPath,

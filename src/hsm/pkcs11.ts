@@ -998,7 +998,10 @@ const CURVES_BY_NAME: Readonly<Record<string, number>> = {
 export async function readPinSource(source: string): Promise<string> {
   const path = source.startsWith('file:') ? fileURLToPath(source) : source;
   const content = await readFile(path, 'utf8');
-  return content.split(/\r?\n/)[0] ?? '';
+  const pin = content.split(/\r?\n/)[0] ?? '';
+  // An empty PIN would cost one of the token's few login attempts for nothing.
+  if (pin === '') throw new HsmError('ERR_HSM_PIN_REQUIRED', `the PIN file ${path} is empty`);
+  return pin;
 }
 
 export interface OpenByUriOptions {

@@ -205,11 +205,16 @@ export async function createTokenAuthority(
   const prefix = uri.object ?? 'certpost';
   if (uri.id !== undefined)
     throw new HsmError('ERR_HSM_INVALID_URI', 'name the key label prefix with object=, not id=');
+  // A URI is a command-line argument, visible to every user of the machine: no PIN in it.
+  if (uri.pinValue !== undefined)
+    throw new HsmError(
+      'ERR_HSM_INVALID_URI',
+      'no pin-value in the URI: give the PIN with --pkcs11-pin-file or CERTPOST_PKCS11_PIN',
+    );
   const token = await openTokenByUri(uri, { pin: o.pin });
   const made: TokenKey[] = [];
   try {
-    const pinGiven =
-      o.pin !== undefined || uri.pinValue !== undefined || uri.pinSource !== undefined;
+    const pinGiven = o.pin !== undefined || uri.pinSource !== undefined;
     if (!pinGiven && token.info.loginRequired)
       throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${token.info.label}"`);
     const spec: KeySpec =
