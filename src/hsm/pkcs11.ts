@@ -81,6 +81,8 @@ interface LoadedModule {
    * comparing with the PIN that did log in keeps a wrong PIN wrong.
    */
   readonly logins: Map<number, { pin: Buffer; users: number }>;
+  /** False when another loader had initialised the library: then we must not finalise it. */
+  readonly ownsInit: boolean;
 }
 const modules = new Map<string, LoadedModule>();
 
@@ -99,9 +101,11 @@ function acquireModule(path: string): LoadedModule {
       cause: e,
     });
   }
+  let ownsInit = true;
   try {
     api.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
   } catch (e) {
+    ownsInit = false;
     // Another loader in this process (graphene, a second addon instance) initialised it first.
     if (ckrOf(e) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
       api.close();
@@ -110,7 +114,7 @@ function acquireModule(path: string): LoadedModule {
       });
     }
   }
-  const m = { api, path, users: 1, logins: new Map() };
+  const m = { api, path, users: 1, logins: new Map(), ownsInit };
   modules.set(path, m);
   return m;
 }
@@ -118,10 +122,14 @@ function acquireModule(path: string): LoadedModule {
 function releaseModule(m: LoadedModule): void {
   if (--m.users > 0) return;
   modules.delete(m.path);
-  try {
-    m.api.C_Finalize();
-  } catch {
-    // Finalising a module that is going away anyway: nothing useful to report.
+  // Only the loader that initialised the library may finalise it (PKCS#11 §5.4): another one in
+  // this process would lose it under its feet.
+  if (m.ownsInit) {
+    try {
+      m.api.C_Finalize();
+    } catch {
+      // Finalising a module that is going away anyway: nothing useful to report.
+    }
   }
   m.api.close();
 }
