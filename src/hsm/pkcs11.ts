@@ -632,9 +632,24 @@ class Token implements Pkcs11Token {
       const pair = await this.api.C_GenerateKeyPairAsync(s, { mechanism }, pub, priv);
       return pair.privateKey;
     });
-    const key = await this.run(what, (s) => this.#keyFor(s, handle));
-    if (spec.type === 'rsa') await this.#irSecret(id, true);
-    return key;
+    try {
+      const key = await this.run(what, (s) => this.#keyFor(s, handle));
+      if (spec.type === 'rsa') await this.irSecretFor(id);
+      return key;
+    } catch (e) {
+      // No half-made key stays behind (it would block the label and never be used).
+      await this.run(`removing the half-made key "${label}"`, (s) => {
+        for (const h of findObjects(this.api, s, [{ type: p.CKA_ID, value: id }]))
+          this.api.C_DestroyObject(s, h);
+      }).catch((cleanup: unknown) => {
+        throw new HsmError(
+          'ERR_HSM_MODULE',
+          `${what} failed (${(e as Error).message}), and the half-made key could not be removed: delete "${label}" by hand`,
+          { cause: cleanup },
+        );
+      });
+      throw e;
+    }
   }
 
   async findKey(selector: KeySelector): Promise<TokenKey | undefined> {
@@ -706,6 +721,7 @@ class Token implements Pkcs11Token {
         : findObjects(this.api, s, [{ type: p.CKA_LABEL, value: key.objectLabel }]);
       for (const h of objects) this.api.C_DestroyObject(s, h);
     });
+    this.#irSecrets.delete(Buffer.from(key.id).toString('hex'));
   }
 
   async protection(key: TokenKey): Promise<KeyProtection> {
@@ -821,7 +837,7 @@ class Token implements Pkcs11Token {
    * (CKM_GENERIC_SECRET_KEY_GEN, 32 bytes; token, private, sensitive, non-extractable, sign
    * only). Made with the key, or on its first decryption for a key made by another tool.
    */
-  async #irSecret(id: Uint8Array, create: boolean): Promise<Handle | undefined> {
+  async #irSecret(id: Uint8Array): Promise<Handle> {
     const p = pkcs11js();
     const template = [
       { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
@@ -830,7 +846,7 @@ class Token implements Pkcs11Token {
     ];
     return this.run('finding or creating the implicit-rejection secret', async (s) => {
       const found = findObjects(this.api, s, template, 1)[0];
-      if (found || !create) return found;
+      if (found) return found;
       return this.api.C_GenerateKeyAsync(s, { mechanism: p.CKM_GENERIC_SECRET_KEY_GEN }, [
         ...template,
         { type: p.CKA_KEY_TYPE, value: p.CKK_GENERIC_SECRET },
@@ -855,7 +871,7 @@ class Token implements Pkcs11Token {
     const k = Buffer.from(id).toString('hex');
     let hit = this.#irSecrets.get(k);
     if (!hit) {
-      hit = this.#irSecret(id, true).then((h) => h!);
+      hit = this.#irSecret(id);
       hit.catch(() => this.#irSecrets.delete(k));
       this.#irSecrets.set(k, hit);
     }
