@@ -970,16 +970,17 @@ function makeKey(
     // The KDK input is the ciphertext as a k-octet string (left-padded like OpenSSL's).
     const padded = ciphertext.length < k ? Buffer.alloc(k) : Buffer.from(ciphertext);
     if (ciphertext.length < k) padded.set(ciphertext, k - ciphertext.length);
-    const kdk = await token.run(`implicit rejection for ${o.uri}`, async (s) => {
-      token.api.C_SignInit(s, { mechanism: p.CKM_SHA256_HMAC }, secret);
-      return token.api.C_SignAsync(s, padded, Buffer.alloc(32));
-    });
-    const synthetic = syntheticMessage(kdk, k);
-    // A ciphertext that is not k octets (RFC 8017 §7.2.2 step 1) is refused by length alone,
-    // which is public; tokens answer it with assorted errors (SoftHSM: CKR_ARGUMENTS_BAD for
-    // an empty one), so it is answered here, without asking the token.
-    if (ciphertext.length !== k) return synthetic;
+    // One session for both steps (a SCEP request is one decryption: one pool round-trip).
     return token.run(`decrypting with ${o.uri}`, async (s) => {
+      token.api.C_SignInit(s, { mechanism: p.CKM_SHA256_HMAC }, secret);
+      const synthetic = syntheticMessage(
+        await token.api.C_SignAsync(s, padded, Buffer.alloc(32)),
+        k,
+      );
+      // A ciphertext that is not k octets (RFC 8017 §7.2.2 step 1) is refused by length alone,
+      // which is public; tokens answer it with assorted errors (SoftHSM: CKR_ARGUMENTS_BAD for
+      // an empty one), so it is answered here, without asking the token.
+      if (ciphertext.length !== k) return synthetic;
       token.api.C_DecryptInit(s, { mechanism: p.CKM_RSA_PKCS }, handle);
       try {
         return new Uint8Array(
