@@ -5,17 +5,17 @@
  * at once), print text or, with `--json`, one document. The operations themselves are shared
  * with the admin HTTP API (server/admin-ops.ts); here is only the command line around them.
  */
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { isPkiError } from '../pki/errors.ts';
 import { formatName, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
-import { AUTHORITY_FILES, importAuthority } from '../ca/authority.ts';
+import { importAuthority } from '../ca/authority.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
   activateNextAuthority,
   createTokenAuthority,
+  hasAuthority,
   installAuthority,
   openContext,
   prepareNextAuthority,
@@ -120,16 +120,6 @@ async function caStateErrors<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** True when the data directory already holds a CA (its issuing certificate). */
-async function hasCa(o: DataOptions): Promise<boolean> {
-  try {
-    await access(join(o.data, 'ca', AUTHORITY_FILES.issuingCertificate));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Subject, SHA-1 and expiry of CA certificates, as `ca` commands print them, and where the key
  * of a token-held one is (its PKCS#11 URI; never a PIN).
@@ -192,7 +182,8 @@ Example:
     --pkcs11 'pkcs11:token=certpost;object=contoso?module-path=/usr/lib/softhsm/libsofthsm2.so'`,
     )
     .action(async (o: DataOptions & { keyType: 'rsa' | 'ec'; pkcs11?: string }) => {
-      if (await hasCa(o)) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+      if (await hasAuthority(join(o.data, 'ca')))
+        throw new CliError(`${o.data} already has a CA`, EXIT.usage);
       if (o.pkcs11 !== undefined) {
         await createTokenAuthority(o.data, {
           uri: o.pkcs11,
@@ -228,7 +219,8 @@ Example:
         process.env['CERTPOST_PASSWORD'],
       ),
   ).action(async (file: string, o: DataOptions & { password?: string }) => {
-    if (await hasCa(o)) throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+    if (await hasAuthority(join(o.data, 'ca')))
+      throw new CliError(`${o.data} already has a CA`, EXIT.usage);
     const material = await importAuthority(await readInput(file), o.password);
     await installAuthority(o.data, material);
     await withContext(o, async (ctx) => {

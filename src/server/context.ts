@@ -118,10 +118,9 @@ export async function prepareNextAuthority(
   const keyring = createKeyring({ pin: options.pkcs11Pin });
   const made: { token: Pkcs11Token; key: TokenKey }[] = [];
   try {
-    const current = await tryLoadAuthority(caDir, caDir, keyring);
-    if (!current)
-      throw Object.assign(new Error(`no CA in ${caDir}`), { code: 'ENOENT', path: caDir });
-    if (await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring))
+    const current = (await tryLoadAuthority(caDir, caDir, keyring)) ?? (await missingCa(caDir));
+    // Existence is enough here: loading the next CA would open its keys for nothing.
+    if (await hasAuthority(join(caDir, NEXT_DIR)))
       throw caState(`a next CA already exists in ${join(caDir, NEXT_DIR)}`);
     let keys: Omit<AuthorityKeys, 'root'> | undefined;
     const currentKey = current.issuing.key;
@@ -199,8 +198,7 @@ export async function createTokenAuthority(
   o: TokenAuthorityOptions,
 ): Promise<CaMaterial> {
   const caDir = join(dataDir, 'ca');
-  if (await exists(join(caDir, AUTHORITY_FILES.issuingCertificate)))
-    throw caState(`${dataDir} already has a CA`);
+  if (await hasAuthority(caDir)) throw caState(`${dataDir} already has a CA`);
   const uri = parsePkcs11Uri(o.uri);
   const prefix = uri.object ?? 'certpost';
   if (uri.id !== undefined)
@@ -264,7 +262,7 @@ async function exists(path: string): Promise<boolean> {
 export async function activateNextAuthority(dataDir: string): Promise<{ previous: string }> {
   const caDir = join(dataDir, 'ca');
   const nextDir = join(caDir, NEXT_DIR);
-  if (!(await exists(join(nextDir, AUTHORITY_FILES.issuingCertificate))))
+  if (!(await hasAuthority(nextDir)))
     throw caState(`no next CA in ${nextDir}: run "certpost ca rollover" first`);
   const staged = join(dataDir, 'ca.next');
   const previous = join(dataDir, `ca.previous-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -300,12 +298,17 @@ export async function installAuthority(dataDir: string, material: CaMaterial): P
  * Any other failure (a missing passphrase, a missing key file, a token that cannot be opened)
  * is thrown: it must never look like "no CA yet", or a new CA would replace this one.
  */
+/** True when `caDir` holds a CA (its issuing certificate): the one test of "is there a CA". */
+export function hasAuthority(caDir: string): Promise<boolean> {
+  return exists(join(caDir, AUTHORITY_FILES.issuingCertificate));
+}
+
 async function tryLoadAuthority(
   caDir: string,
   passphraseDir = caDir,
   keyring?: Pkcs11Keyring,
 ): Promise<CaMaterial | undefined> {
-  if (!(await exists(join(caDir, AUTHORITY_FILES.issuingCertificate)))) return undefined;
+  if (!(await hasAuthority(caDir))) return undefined;
   return loadAuthority(
     caDir,
     () => caPassphrase(passphraseDir, false),
