@@ -12,7 +12,7 @@ import { openSqliteStore } from '../store/sqlite.ts';
 import type { Store } from '../store/types.ts';
 import { createAuthority, type CaMaterial } from './authority.ts';
 import {
-  challengeHash,
+  secretHash,
   createEnrollmentService,
   type EnrollmentOutcome,
   type EnrollmentService,
@@ -60,7 +60,7 @@ async function oneTime(profile: string, subject: string | null = null): Promise<
   const now = new Date();
   await store.createChallenge({
     id: randomUUID(),
-    secretHash: challengeHash(secret),
+    secretHash: secretHash(secret),
     profile,
     subject,
     createdAt: now,

@@ -102,19 +102,16 @@ const CHALLENGE_FAILURES: ReadonlySet<RefusalCode> = new Set([
   'subject-mismatch',
 ]);
 
-const sha256hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+/** SHA-256 of a secret's UTF-8 bytes. */
+const digestOf = (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest();
 
-/** Constant-time equality of two secrets (compares their SHA-256 digests, so lengths leak nothing). */
-export function secretsEqual(a: string, b: string): boolean {
-  return timingSafeEqual(
-    createHash('sha256').update(a).digest(),
-    createHash('sha256').update(b).digest(),
-  );
-}
-
-/** Hash under which one-time challenges are stored and looked up. */
-export function challengeHash(secret: string): string {
-  return sha256hex(secret);
+/**
+ * Hash under which stored secrets (one-time challenges, admin API tokens) are kept and looked
+ * up: hex SHA-256. Comparing digests in constant time (timingSafeEqual) leaks nothing, not even
+ * the secret's length.
+ */
+export function secretHash(secret: string): string {
+  return digestOf(secret).toString('hex');
 }
 
 const refuse = (reason: RefusalCode, message?: string): EnrollmentOutcome => ({
@@ -141,6 +138,8 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
   const { store } = config;
   const now = config.now ?? (() => new Date());
   const limiter = config.limiter ?? new FailureLimiter();
+  const staticDigest =
+    config.staticChallenge !== undefined ? digestOf(config.staticChallenge) : undefined;
 
   /**
    * Issues a certificate and hands its record to `save` (an insert, or an insert inside a
@@ -354,11 +353,12 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     const secret = csr.challengePassword;
     if (secret === undefined || secret === '')
       return { status: 'refused', reason: 'challenge-missing' };
-    if (config.staticChallenge !== undefined && secretsEqual(secret, config.staticChallenge)) {
+    const digest = digestOf(secret); // once: for the static comparison and the look-up
+    if (staticDigest !== undefined && timingSafeEqual(digest, staticDigest)) {
       const p = config.profiles.get(config.defaultProfile);
       return p ? { profile: p } : { status: 'refused', reason: 'unknown-profile' };
     }
-    const rec = await store.consumeChallenge(challengeHash(secret), now());
+    const rec = await store.consumeChallenge(digest.toString('hex'), now());
     if (!rec) return { status: 'refused', reason: 'challenge-invalid' };
     if (rec.subject !== null && rec.subject !== subject)
       return { status: 'refused', reason: 'subject-mismatch' };

@@ -15,7 +15,8 @@ import { parseRfc4514 } from '../ca/name.ts';
 import { buildCsr, parseCsr } from '../pki/csr.ts';
 import { spawnServe } from '../testing/serve-process.ts';
 import { run, tempDir } from '../testing/tools.ts';
-import { apiTokenHash, createApiToken, revokeApiToken } from './admin-ops.ts';
+import { secretHash } from '../ca/enrollment.ts';
+import { createApiToken, revokeApiToken } from './admin-ops.ts';
 import { openContext, type ServerContext } from './context.ts';
 import { buildApp } from './serve.ts';
 
@@ -38,7 +39,7 @@ before(async () => {
   await ctx.store.createApiToken({
     id: randomUUID(),
     name: 'old',
-    secretHash: apiTokenHash(expiredToken),
+    secretHash: secretHash(expiredToken),
     role: 'admin',
     createdAt: new Date(Date.now() - 2 * 86_400_000),
     expiresAt: new Date(Date.now() - 86_400_000),
@@ -363,7 +364,7 @@ describe('operations', () => {
     const text = JSON.stringify(await ctx.store.listAudit({ limit: 1000 }));
     for (const secret of [token, revokedToken, expiredToken, c.challenge])
       assert.ok(!text.includes(secret), 'a secret is in the audit log');
-    assert.ok(!text.includes(apiTokenHash(token)), 'a token hash is in the audit log');
+    assert.ok(!text.includes(secretHash(token)), 'a token hash is in the audit log');
   });
 });
 
@@ -519,7 +520,7 @@ describe('a real server process and the api-token commands', () => {
         { ...list.tokens.find((x) => x.id === t.id), name: 'ci', status: 'active' },
       );
       const listed = certpost('api-token', 'list', '--data', data, '--json').stdout;
-      assert.ok(!listed.includes(t.token) && !listed.includes(apiTokenHash(t.token)));
+      assert.ok(!listed.includes(t.token) && !listed.includes(secretHash(t.token)));
       assert.equal(certpost('api-token', 'revoke', t.id, '--data', data).code, 0);
       assert.equal(certpost('api-token', 'revoke', t.id, '--data', data).code, 3);
       assert.equal((await send('/api/v1/audit')).status, 401, 'revoked while the server runs');

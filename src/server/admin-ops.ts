@@ -9,9 +9,8 @@
  * Secrets (challenge passwords, API tokens) are returned once, to the caller that created them,
  * and stored only as SHA-256 hashes; they never reach the audit log.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { EnrollmentService } from '../ca/enrollment.ts';
-import { challengeHash } from '../ca/enrollment.ts';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { secretHash, type EnrollmentService } from '../ca/enrollment.ts';
 import { CRL_REASONS } from '../ca/crl.ts';
 import { canonicalRfc4514 } from '../ca/name.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
@@ -108,7 +107,7 @@ export async function createChallenge(
   const now = nowOf(deps);
   const rec = {
     id: randomUUID(),
-    secretHash: challengeHash(secret),
+    secretHash: secretHash(secret),
     profile,
     subject,
     createdAt: now,
@@ -281,11 +280,6 @@ const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Default lifetime of an API token. */
 export const API_TOKEN_TTL_MS = 90 * 86_400_000;
 
-/** The hash an API token is stored and looked up under (SHA-256, lowercase hex). */
-export function apiTokenHash(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
 /**
  * The token record a presented bearer token stands for, when it is usable now; undefined for a
  * missing, malformed, unknown, expired or revoked token alike. The store is searched by the
@@ -297,7 +291,7 @@ export async function authenticateApiToken(
 ): Promise<ApiTokenRecord | undefined> {
   if (token === undefined || !token.startsWith(TOKEN_PREFIX) || token.length > 256)
     return undefined;
-  const rec = await deps.store.findApiToken(apiTokenHash(token), nowOf(deps));
+  const rec = await deps.store.findApiToken(secretHash(token), nowOf(deps));
   return rec?.role === 'admin' ? rec : undefined;
 }
 
@@ -337,7 +331,7 @@ export async function createApiToken(
     await deps.store.createApiToken({
       id,
       name,
-      secretHash: apiTokenHash(token),
+      secretHash: secretHash(token),
       role: 'admin',
       createdAt: now,
       expiresAt,

@@ -15,7 +15,7 @@ import { generateKeyPair, randomBytes, randomUUID, type KeyObject } from 'node:c
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { challengeHash } from '../ca/enrollment.ts';
+import { secretHash } from '../ca/enrollment.ts';
 import { bytesEqual } from '../pki/der.ts';
 import { sha1Thumbprint, type Certificate } from '../pki/x509.ts';
 import { createScepClient, fetchTransport, type EnrollResult } from '../scep/client.ts';
@@ -96,7 +96,7 @@ async function createManualChallenge(store: Store): Promise<string> {
   const now = new Date();
   await store.createChallenge({
     id: randomUUID(),
-    secretHash: challengeHash(secret),
+    secretHash: secretHash(secret),
     profile: 'manual',
     subject: null,
     createdAt: now,

@@ -5,7 +5,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { challengeHash } from '../ca/enrollment.ts';
+import { secretHash } from '../ca/enrollment.ts';
 import { parseRfc4514 } from '../ca/name.ts';
 import { buildCsr, parseCsr } from '../pki/csr.ts';
 import { extendedKeyUsage } from '../pki/x509.ts';
@@ -92,7 +92,7 @@ describe('issuance profiles', () => {
         const now = new Date();
         await ctx.store.createChallenge({
           id: randomUUID(),
-          secretHash: challengeHash(secret),
+          secretHash: secretHash(secret),
           profile: 'web',
           subject: null,
           createdAt: now,
