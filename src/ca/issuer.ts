@@ -7,8 +7,7 @@
  * issue again with a new serial. This keeps "0 duplicate serials under concurrency"
  * (design.md §5) a property of the store, checked in one place.
  *
- * Policy composition (challenge, approval, renewal, audit) wraps this function as middleware
- * of the shape {@link Issuer} (style.md principle 9).
+ * Policy (challenge, approval, renewal, audit) lives around it, in enrollment.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type { PrivateKeyRef } from '../pki/key-ref.ts';
@@ -42,9 +41,6 @@ export interface IssueRequest {
 export interface IssuingCa {
   readonly issuing: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
 }
-
-/** The middleware shape: each policy layer wraps the next (style.md principle 9). */
-export type Issuer = (request: IssueRequest, serial: Uint8Array) => Promise<Certificate>;
 
 /**
  * Issues a certificate for `request.csr` under `request.profile`, signed by `ca.issuing`.

@@ -146,11 +146,6 @@ export function checkCsrSignature(
     : { ok: false, reason: 'bad-signature' };
 }
 
-/** Convenience boolean form of {@link checkCsrSignature}. */
-export function verifyCsrSignature(csr: CertificationRequest): boolean {
-  return checkCsrSignature(csr).ok;
-}
-
 /**
  * Checks `csr` against `profile` and computes what to issue. Order of the checks (the first
  * failure is reported): signature → key → subject → SANs. Unknown requested extensions other

@@ -33,6 +33,7 @@ import {
   keyUsage as keyUsageExtension,
   subjectKeyIdentifier,
 } from '../ca/certificate.ts';
+import { randomSerial } from '../ca/issuer.ts';
 import { parseRfc4514 } from '../ca/name.ts';
 import type { EnvelopeCipher, SignedDataDigest } from '../pki/cms.ts';
 import { buildCsr } from '../pki/csr.ts';
@@ -418,8 +419,7 @@ export function createScepClient(
         : (await generateKeyPairAsync('rsa', { modulusLength: 2048 })).privateKey;
     const spki = spkiOf(signerKey);
     const name = parseRfc4514('CN=SCEP SIGNER');
-    const serial = new Uint8Array(randomBytes(16));
-    serial[0] = (serial[0]! & 0x7f) | 0x01;
+    const serial = randomSerial();
     const at = now();
     const der = await buildCertificate({
       subject: name,
