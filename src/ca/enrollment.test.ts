@@ -234,4 +234,15 @@ describe('enrollment', () => {
       (await store.listAudit({ action: 'certificate.revoked' })).some((a) => a.target === serial),
     );
   });
+
+  it('signs the CRL again only when the revocation list changed, even by a revocation elsewhere', async () => {
+    const first = await svc.currentCrl();
+    assert.deepEqual(await svc.currentCrl(), first, 'an unchanged list reuses the signed CRL');
+    const cert = issued(await request('dev-revoke-elsewhere', 'static-secret'));
+    // Revoked straight in the store, as another server process on the same database would.
+    await store.revokeCertificate(Buffer.from(cert.serial).toString('hex'), 1, new Date());
+    const next = await svc.currentCrl();
+    assert.notDeepEqual(next, first);
+    assert.ok(Buffer.from(next).includes(Buffer.from(cert.serial)));
+  });
 });

@@ -114,6 +114,9 @@ export function secretHash(secret: string): string {
   return digestOf(secret).toString('hex');
 }
 
+/** How long a signed CRL is served again while the revocation list has not changed. */
+const CRL_REUSE_MS = 60_000;
+
 const refuse = (reason: RefusalCode, message?: string): EnrollmentOutcome => ({
   status: 'refused',
   reason,
@@ -140,6 +143,8 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
   const limiter = config.limiter ?? new FailureLimiter();
   const staticDigest =
     config.staticChallenge !== undefined ? digestOf(config.staticChallenge) : undefined;
+  /** The last signed CRL, for the revocation list it was signed over (see currentCrl). */
+  let signedCrl: { list: string; until: number; der: Promise<Uint8Array> } | undefined;
 
   /**
    * Issues a certificate and hands its record to `save` (an insert, or an insert inside a
@@ -379,7 +384,13 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     async currentCrl() {
       const at = now();
       const revoked = await store.listRevoked(at);
-      return buildCrl({
+      // The list is read every time (another process may have revoked); the signature is
+      // reused while the list is unchanged, for a minute, so anonymous GET /crl and GetCRL
+      // cannot make the CA key sign at will.
+      const list = revoked.map((r) => `${r.serial}:${r.reason}`).join(',');
+      if (signedCrl && signedCrl.list === list && at.getTime() < signedCrl.until)
+        return signedCrl.der;
+      const der = buildCrl({
         issuer: config.issuing,
         thisUpdate: at,
         nextUpdate: new Date(at.getTime() + (config.crlValidityMs ?? 7 * 86_400_000)),
@@ -390,6 +401,11 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
           reason: r.reason,
         })),
       });
+      signedCrl = { list, until: at.getTime() + CRL_REUSE_MS, der };
+      der.catch(() => {
+        if (signedCrl?.der === der) signedCrl = undefined;
+      });
+      return der;
     },
     async decide(requestId, decision, by) {
       const ok = await store.decideRequest(requestId, decision, by, now());
