@@ -70,10 +70,11 @@ function opensslVerify(ca: CaMaterial, cert: Certificate): void {
   assert.match(out, /c\.pem: OK/);
 }
 
+const rsa = (bits: number) => generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
+const ec = (namedCurve: string) => generateKeyPairSync('ec', { namedCurve }).privateKey;
+
 describe('keySpecOf', () => {
   it('describes a key as it is, so a rollover keeps its size or curve', () => {
-    const rsa = (bits: number) => generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
-    const ec = (namedCurve: string) => generateKeyPairSync('ec', { namedCurve }).privateKey;
     assert.deepEqual(keySpecOf(rsa(1536)), { type: 'rsa', bits: 1536 });
     assert.deepEqual(keySpecOf(rsa(3072)), { type: 'rsa', bits: 3072 });
     assert.deepEqual(keySpecOf(ec('P-384')), { type: 'ec', curve: 'P-384' });

@@ -14,7 +14,7 @@
  * with `--tpm-module` and `--tpm-token` (PIN: `--tpm-pin-file` or `CERTPOST_TPM_PIN`); RetryDelay minutes last
  * `CERTPOST_DEVICE_MINUTE_MS` ms (60000; tests shorten them).
  */
-import { readFile } from 'node:fs/promises';
+import { readSecretFile } from './io.ts';
 import { Command } from 'commander';
 import { DeviceAgent, type DeviceOptions } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
@@ -57,7 +57,7 @@ function stateOption(cmd: Command): Command {
 
 function pinSource(o: AgentCliOptions): PinSource {
   return async () => {
-    if (o.pinFile) return (await readFile(o.pinFile, 'utf8')).replace(/\r?\n$/, '');
+    if (o.pinFile) return await readSecretFile(o.pinFile);
     return process.env['CERTPOST_HELLO_PIN'];
   };
 }
@@ -73,9 +73,7 @@ async function openTpmOption(o: AgentCliOptions) {
   if (!o.tpmModule && !o.tpmToken) return undefined;
   if (!o.tpmModule || !o.tpmToken)
     throw new CliError('--tpm-module and --tpm-token go together', EXIT.usage);
-  const pin = o.tpmPinFile
-    ? (await readFile(o.tpmPinFile, 'utf8')).replace(/\r?\n$/, '')
-    : process.env['CERTPOST_TPM_PIN'];
+  const pin = o.tpmPinFile ? await readSecretFile(o.tpmPinFile) : process.env['CERTPOST_TPM_PIN'];
   return openTpm({ module: o.tpmModule, token: o.tpmToken, ...(pin ? { pin } : {}) });
 }
 

@@ -45,3 +45,11 @@ export async function pkcs11Pin(o: { pkcs11PinFile?: string }): Promise<string |
   if (o.pkcs11PinFile !== undefined) return readPinSource(o.pkcs11PinFile);
   return process.env['CERTPOST_PKCS11_PIN'] || undefined;
 }
+
+/**
+ * A secret kept in a file (`--password-file`, `--pin-file` …): its content without the one
+ * line ending an editor adds. Never an argument: argv is visible to other users.
+ */
+export async function readSecretFile(path: string): Promise<string> {
+  return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
+}

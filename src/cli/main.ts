@@ -3,7 +3,6 @@
  * `--json` and then print exactly one JSON document on stdout. Errors are one line on stderr,
  * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
  */
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -12,7 +11,7 @@ import { isPkiError, PkiError } from '../pki/errors.ts';
 import { inspectContents } from '../pki/inspect.ts';
 import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
 import { CliError, CONFIG_EXIT, EXIT, HSM_EXIT, PKI_EXIT } from './exit-codes.ts';
-import { canPrompt, pkcs11Pin, promptSecret, readInput } from './io.ts';
+import { canPrompt, pkcs11Pin, promptSecret, readInput, readSecretFile } from './io.ts';
 import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
@@ -30,8 +29,7 @@ interface PasswordOptions {
 /** The password from --password, --password-file or CERTPOST_PASSWORD, else undefined. */
 async function givenPassword(o: PasswordOptions): Promise<string | undefined> {
   if (o.password !== undefined) return o.password;
-  if (o.passwordFile !== undefined)
-    return (await readFile(o.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+  if (o.passwordFile !== undefined) return await readSecretFile(o.passwordFile);
   return process.env['CERTPOST_PASSWORD'];
 }
 
@@ -166,7 +164,7 @@ function program(out: (s: string) => void): Command {
       let outPassword =
         o.outPassword ??
         (o.outPasswordFile
-          ? (await readFile(o.outPasswordFile, 'utf8')).replace(/\r?\n$/, '')
+          ? await readSecretFile(o.outPasswordFile)
           : process.env['CERTPOST_OUT_PASSWORD']);
       if (o.to === 'pfx' && outPassword === undefined) {
         if (!canPrompt())

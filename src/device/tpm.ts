@@ -9,6 +9,7 @@
  */
 import { isHsmError } from '../hsm/errors.ts';
 import { openToken, type Pkcs11Token } from '../hsm/pkcs11.ts';
+import { formatPkcs11Uri } from '../hsm/uri.ts';
 import { DeviceError } from './errors.ts';
 import type { KeySpec, TokenProvider } from './keys.ts';
 
@@ -31,7 +32,7 @@ export async function openTpm(o: TpmOptions): Promise<TokenProvider & { close():
     ...(o.pin !== undefined ? { pin: o.pin } : {}),
   });
   return {
-    label: `pkcs11:token=${encodeURIComponent(o.token)}`,
+    label: formatPkcs11Uri({ token: o.token }),
     async generate(spec: KeySpec, tokenId: string) {
       if (spec.type === 'rsa' && ![2048, 3072, 4096].includes(spec.bits))
         throw new DeviceError('ERR_DEVICE_BAD_PARAMETER', `the TPM makes no RSA-${spec.bits} keys`);
