@@ -238,6 +238,22 @@ describe('signing', () => {
       assert.ok(verify('sha256', msg, k.publicKey, sig));
   });
 
+  it('close waits for the operations running on it, then refuses new ones', async () => {
+    const second = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+    const k = await second.getKey({ label: 'rsa-2048' });
+    const running = Array.from({ length: 8 }, (_, i) => k.sign(Buffer.from(`m${i}`), 'sha256'));
+    const closed = second.close();
+    const settled = await Promise.allSettled(running);
+    await closed;
+    // Each sign either finished with a good signature or was refused as "closed": none crashed.
+    for (const [i, r] of settled.entries()) {
+      if (r.status === 'fulfilled')
+        assert.ok(verify('sha256', Buffer.from(`m${i}`), k.publicKey, r.value));
+      else assert.equal((r.reason as { code?: string }).code, 'ERR_HSM_SESSION');
+    }
+    await assert.rejects(k.sign(Buffer.from('late'), 'sha256'), { code: 'ERR_HSM_SESSION' });
+  });
+
   it('re-encodes r||s as DER ECDSA-Sig-Value', () => {
     const raw = Buffer.concat([
       Buffer.alloc(32, 0x80),

@@ -378,6 +378,8 @@ class Sessions {
   readonly #waiting: { resolve: (s: Handle) => void; reject: (e: unknown) => void }[] = [];
   #open = 0;
   #closed = false;
+  /** Resolves {@link close} once the last session in use has come back. */
+  #drained: (() => void) | undefined;
   #pinRejected: HsmError | undefined;
 
   constructor(m: LoadedModule, slot: Handle, pin: string | undefined, max: number) {
@@ -453,6 +455,7 @@ class Sessions {
       } catch {
         // The session is already gone (that is why it is dropped).
       }
+      if (this.#closed && this.#open === 0) this.#drained?.();
       const w = this.#waiting.shift();
       if (w) {
         this.#open++;
@@ -499,7 +502,12 @@ class Sessions {
     await this.run('logging in to the token', () => undefined);
   }
 
-  close(): void {
+  /**
+   * Closes the pool: waiters are refused, idle sessions closed, and the promise resolves when
+   * the sessions still running an operation have finished (the module may be unloaded then,
+   * not under a C_SignAsync running in the thread pool).
+   */
+  close(): Promise<void> {
     this.#closed = true;
     if (this.#loginRecorded) {
       const slotId = slotIdOf(this.#slot);
@@ -516,6 +524,10 @@ class Sessions {
         // Closing anyway.
       }
     }
+    if (this.#open === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drained = resolve;
+    });
   }
 }
 
@@ -768,7 +780,7 @@ class Token implements Pkcs11Token {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#sessions.close();
+    await this.#sessions.close();
     releaseModule(this.#m);
   }
 
