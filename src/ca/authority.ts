@@ -38,7 +38,7 @@ import {
   type ExternalKey,
   type PrivateKeyRef,
 } from '../pki/key-ref.ts';
-import { keyMatchesCertificate, parsePrivateKeyPem, publicKeyFromSpki } from '../pki/keys.ts';
+import { keyMatchesCertificate, parsePrivateKeyPem } from '../pki/keys.ts';
 import { ALG, type KeyUsageName } from '../pki/oids.ts';
 import { decodePem, encodePem } from '../pki/pem.ts';
 import { readPki } from '../pki/read.ts';
@@ -495,29 +495,24 @@ async function loadPair(
 ): Promise<CaKeyPair> {
   const certificate = certsOf(certPem)[0];
   if (!certificate) throw new PkiError('ERR_PKI_MALFORMED', `${what}: no certificate`);
-  let matches: boolean;
-  let ref: PrivateKeyRef;
+  let pair: { readonly key: PrivateKeyRef; readonly spki: Uint8Array };
   if ('pem' in key) {
-    const parsed = parsePrivateKeyPem(key.pem, await passphrase()); // wrong: ERR_PKI_BAD_PASSWORD
-    matches = keyMatchesCertificate(parsed, certificate);
-    ref = parsed.key;
+    pair = parsePrivateKeyPem(key.pem, await passphrase()); // wrong: ERR_PKI_BAD_PASSWORD
   } else {
     if (!options.openKey)
       throw new PkiError(
         'ERR_PKI_INVALID_ARGUMENT',
         `${what}: the key is held by a token (${key.ref}), and no way to open it was given`,
       );
-    ref = await options.openKey(key.ref, what);
-    const certKey = publicKeyFromSpki(certificate.spki);
-    const own = publicKeyOf(ref);
-    matches = certKey.asymmetricKeyType === own.asymmetricKeyType && certKey.equals(own);
+    const ref = await options.openKey(key.ref, what);
+    pair = { key: ref, spki: spkiOf(ref) };
   }
-  if (!matches)
+  if (!keyMatchesCertificate(pair, certificate))
     throw new PkiError(
       'ERR_PKI_INVALID_ARGUMENT',
       `${what}: the key does not match the certificate`,
     );
-  return { certificate, key: ref };
+  return { certificate, key: pair.key };
 }
 
 /**

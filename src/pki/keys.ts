@@ -7,6 +7,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import * as der from './der.ts';
 import { Tag } from './der.ts';
 import { PkiError } from './errors.ts';
+import { publicKeyOf, type PrivateKeyRef } from './key-ref.ts';
 import type { Certificate } from './x509.ts';
 import { publicKeyInfo, type PublicKeyInfo } from './x509.ts';
 
@@ -117,14 +118,18 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
 }
 
 /** True when the private key is the one whose public half the certificate carries. */
-export function keyMatchesCertificate(key: PrivateKey, cert: Certificate): boolean {
+/** Any private key (software or held by a token) with its SubjectPublicKeyInfo. */
+export function keyMatchesCertificate(
+  key: { readonly spki: Uint8Array; readonly key: PrivateKeyRef },
+  cert: Certificate,
+): boolean {
   if (Buffer.compare(key.spki, cert.spki) === 0) return true;
   try {
     // Same key, different encoding (compressed EC point, explicit parameters): compare keys.
     // Only keys of one type: KeyObject.equals across types leaves an error on OpenSSL's queue
     // (Node 24.21) that makes the next unrelated createPrivateKey in the process fail.
     const certKey = publicKeyFromSpki(cert.spki);
-    const ownKey = createPublicKey(key.key);
+    const ownKey = publicKeyOf(key.key);
     return certKey.asymmetricKeyType === ownKey.asymmetricKeyType && certKey.equals(ownKey);
   } catch {
     return false;
