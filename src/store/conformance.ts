@@ -11,6 +11,7 @@ import {
   type ApiTokenRecord,
   type AuditEntry,
   type ChallengeRecord,
+  type EnrollmentTokenRecord,
   type NewCertificate,
   type RequestRecord,
   type Store,
@@ -507,6 +508,167 @@ export function runStoreConformance(
       });
     });
 
+    describe('enrollment tokens', () => {
+      it('spends one use at a time until none is left, then finds nothing', async () => {
+        const t = enrollmentToken('e1', { usesLeft: 2 });
+        await store.createEnrollmentToken(t);
+        assert.deepEqual(await store.useEnrollmentToken(t.secretHash, at(1)), {
+          ...t,
+          usesLeft: 1,
+        });
+        assert.equal((await store.useEnrollmentToken(t.secretHash, at(2)))?.usesLeft, 0);
+        assert.equal(await store.useEnrollmentToken(t.secretHash, at(3)), undefined);
+        assert.equal(await store.useEnrollmentToken(sha256('unknown'), at(3)), undefined);
+      });
+
+      it('an expired token (expiresAt <= now) is not spent', async () => {
+        const t = enrollmentToken('e1', { expiresAt: at(1000) });
+        await store.createEnrollmentToken(t);
+        assert.equal(await store.useEnrollmentToken(t.secretHash, at(1000)), undefined);
+        assert.deepEqual(await store.listEnrollmentTokens(), [t], 'nothing changed');
+      });
+
+      it('n concurrent enrollments with an n-use token: exactly n succeed', async () => {
+        const t = enrollmentToken('e1', { usesLeft: 3 });
+        await store.createEnrollmentToken(t);
+        const got = await Promise.all(
+          Array.from({ length: 8 }, () => store.useEnrollmentToken(t.secretHash, at(1))),
+        );
+        assert.equal(got.filter(Boolean).length, 3);
+        assert.deepEqual(
+          got
+            .filter(Boolean)
+            .map((r) => r!.usesLeft)
+            .toSorted(),
+          [0, 1, 2],
+        );
+      });
+
+      it('revokes (no use left); unknown ids and duplicates are told', async () => {
+        const t = enrollmentToken('e1', { user: 'ann@example.com' });
+        await store.createEnrollmentToken(t);
+        await rejectsConflict(
+          store.createEnrollmentToken({ ...t, secretHash: sha256('other') }),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        await rejectsConflict(
+          store.createEnrollmentToken({ ...enrollmentToken('e2'), secretHash: t.secretHash }),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        assert.equal(await store.revokeEnrollmentToken('e1'), true);
+        assert.equal(await store.revokeEnrollmentToken('nope'), false);
+        assert.equal(await store.useEnrollmentToken(t.secretHash, at(1)), undefined);
+        assert.deepEqual(await store.listEnrollmentTokens(), [{ ...t, usesLeft: 0 }]);
+      });
+    });
+
+    describe('devices', () => {
+      it('creates, reads back, lists by enrolledAt then id; refuses a duplicate id', async () => {
+        const b = newDevice('b', { enrolledAt: at(5) });
+        const a = newDevice('a', { enrolledAt: at(5), user: 'ann@example.com' });
+        const c = newDevice('c', { enrolledAt: at(1) });
+        for (const d of [b, a, c]) await store.createDevice(d);
+        assert.deepEqual(await store.getDevice('a'), {
+          ...a,
+          lastSeenAt: null,
+          unenrolledAt: null,
+        });
+        assert.equal(await store.getDevice('zz'), undefined);
+        assert.deepEqual(ids(await store.listDevices()), ['c', 'a', 'b']);
+        assert.deepEqual(ids(await store.listDevices({ limit: 1 })), ['c']);
+        await rejectsConflict(store.createDevice(newDevice('a')), 'ERR_STORE_DUPLICATE_ID');
+      });
+
+      it('touch records the time and merges info; unknown devices are told', async () => {
+        await store.createDevice(newDevice('d1', { info: { Man: 'Contoso', Lang: 'en-US' } }));
+        assert.equal(await store.touchDevice('d1', at(10)), true);
+        assert.equal(await store.touchDevice('d1', at(20), { Lang: 'de-DE', Mod: 'X1' }), true);
+        const d = await store.getDevice('d1');
+        assert.deepEqual(d?.lastSeenAt, at(20));
+        assert.deepEqual(d?.info, { Man: 'Contoso', Lang: 'de-DE', Mod: 'X1' });
+        assert.equal(await store.touchDevice('nope', at(20)), false);
+        assert.equal(await store.touchDevice('nope', at(20), { a: 'b' }), false);
+      });
+
+      it('unenrolls once; the first time is kept', async () => {
+        await store.createDevice(newDevice('d1'));
+        assert.equal(await store.unenrollDevice('d1', at(10)), true);
+        assert.equal(await store.unenrollDevice('d1', at(20)), false);
+        assert.deepEqual((await store.getDevice('d1'))?.unenrolledAt, at(10));
+        assert.equal(await store.unenrollDevice('nope', at(20)), false);
+      });
+    });
+
+    describe('device commands', () => {
+      beforeEach(async () => {
+        await store.createDevice(newDevice('d1'));
+        await store.createDevice(newDevice('d2'));
+      });
+
+      it('keeps queue order; open commands stay open when sent, until completed', async () => {
+        await store.enqueueCommands([command('c1', 'd1'), command('c2', 'd1')]);
+        await store.enqueueCommands([command('c0', 'd1'), command('x1', 'd2')]);
+        assert.deepEqual(ids(await store.openCommands('d1')), ['c1', 'c2', 'c0']);
+        assert.deepEqual(ids(await store.openCommands('d1', 2)), ['c1', 'c2']);
+        await store.markCommandsSent('d1', ['c1', 'c2'], at(10));
+        await store.markCommandsSent('d1', ['c1'], at(20));
+        const open = await store.openCommands('d1');
+        assert.deepEqual(
+          open.map((c) => [c.id, c.sentCount, c.sentAt]),
+          [
+            ['c1', 2, at(20)],
+            ['c2', 1, at(10)],
+            ['c0', 0, null],
+          ],
+        );
+        assert.equal(
+          await store.completeCommand('d1', 'c1', { status: 200, results: '[]', at: at(30) }),
+          true,
+        );
+        assert.deepEqual(ids(await store.openCommands('d1')), ['c2', 'c0']);
+        const [done] = (await store.listCommands('d1')).filter((c) => c.id === 'c1');
+        assert.deepEqual(done, {
+          ...command('c1', 'd1'),
+          sentAt: at(20),
+          sentCount: 2,
+          status: 200,
+          results: '[]',
+          completedAt: at(30),
+        });
+        assert.deepEqual(ids(await store.listCommands('d1')), ['c0', 'c2', 'c1']);
+      });
+
+      it('a device never completes or marks another device`s command; a completed one stays', async () => {
+        await store.enqueueCommands([command('x1', 'd2')]);
+        await store.markCommandsSent('d1', ['x1'], at(1));
+        assert.equal(
+          await store.completeCommand('d1', 'x1', { status: 200, results: null, at: at(2) }),
+          false,
+        );
+        const [x1] = await store.openCommands('d2');
+        assert.equal(x1?.sentCount, 0);
+        assert.equal(
+          await store.completeCommand('d2', 'x1', { status: 404, results: null, at: at(3) }),
+          true,
+        );
+        assert.equal(
+          await store.completeCommand('d2', 'x1', { status: 200, results: null, at: at(4) }),
+          false,
+          'the first status is kept',
+        );
+        assert.equal((await store.listCommands('d2'))[0]?.status, 404);
+      });
+
+      it('a batch with a duplicate id queues nothing', async () => {
+        await store.enqueueCommands([command('c1', 'd1')]);
+        await rejectsConflict(
+          store.enqueueCommands([command('c2', 'd1'), command('c1', 'd1')]),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        assert.deepEqual(ids(await store.openCommands('d1')), ['c1']);
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write when f resolves, and returns its value', async () => {
         const value = await store.transaction(async (tx) => {
@@ -744,6 +906,40 @@ function apiToken(
     expiresAt: at(86_400_000),
     ...over,
   };
+}
+
+function enrollmentToken(
+  id: string,
+  over: Partial<EnrollmentTokenRecord> = {},
+): EnrollmentTokenRecord {
+  return {
+    id,
+    secretHash: sha256(`enrollment ${id}`),
+    user: null,
+    createdAt: at(0),
+    expiresAt: at(86_400_000),
+    usesLeft: 1,
+    ...over,
+  };
+}
+
+type NewDevice = Parameters<Store['createDevice']>[0];
+
+function newDevice(id: string, over: Partial<NewDevice> = {}): NewDevice {
+  return {
+    id,
+    hardwareId: `HW-${id}`,
+    name: `device ${id}`,
+    user: null,
+    certificateSerial: `5e${id.length}`,
+    enrolledAt: at(0),
+    info: {},
+    ...over,
+  };
+}
+
+function command(id: string, deviceId: string) {
+  return { id, deviceId, payload: `{"kind":"Get","id":"${id}"}`, origin: null, createdAt: at(0) };
 }
 
 type NewRequest = Parameters<Store['createRequest']>[0];

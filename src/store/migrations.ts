@@ -73,6 +73,43 @@ export interface ChallengeFailuresTable {
   at: number;
 }
 
+export interface EnrollmentTokensTable {
+  id: string;
+  secret_hash: string;
+  user_name: string | null;
+  created_at: number;
+  expires_at: number;
+  uses_left: number;
+}
+
+export interface DevicesTable {
+  id: string;
+  hardware_id: string;
+  name: string;
+  user_name: string | null;
+  certificate_serial: string;
+  enrolled_at: number;
+  last_seen_at: number | null;
+  unenrolled_at: number | null;
+  /** JSON text of a string → string map. */
+  info: string;
+}
+
+export interface DeviceCommandsTable {
+  /** Queue order; BIGSERIAL in PostgreSQL, which pg returns as a string. */
+  seq: ColumnType<number | string, never, never>;
+  id: string;
+  device_id: string;
+  payload: string;
+  origin: string | null;
+  created_at: number;
+  sent_at: number | null;
+  sent_count: ColumnType<number, number | undefined, number>;
+  status: number | null;
+  results: string | null;
+  completed_at: number | null;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -87,6 +124,9 @@ export interface Schema {
   audit: AuditTable;
   api_tokens: ApiTokensTable;
   challenge_failures: ChallengeFailuresTable;
+  enrollment_tokens: EnrollmentTokensTable;
+  devices: DevicesTable;
+  device_commands: DeviceCommandsTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

@@ -104,6 +104,9 @@ describe('postgres: schema', () => {
         'certificates',
         'challenge_failures',
         'challenges',
+        'device_commands',
+        'devices',
+        'enrollment_tokens',
         'requests',
         'schema_migrations',
       ]);

@@ -53,6 +53,10 @@ const CONSTRAINTS: Readonly<Record<string, StoreConflictError['code']>> = {
   api_tokens_pkey: 'ERR_STORE_DUPLICATE_ID',
   api_tokens_secret_hash_key: 'ERR_STORE_DUPLICATE_ID',
   api_tokens_name_key: 'ERR_STORE_DUPLICATE_NAME',
+  enrollment_tokens_pkey: 'ERR_STORE_DUPLICATE_ID',
+  enrollment_tokens_secret_hash_key: 'ERR_STORE_DUPLICATE_ID',
+  devices_pkey: 'ERR_STORE_DUPLICATE_ID',
+  device_commands_id_key: 'ERR_STORE_DUPLICATE_ID',
 };
 
 /** Maps unique_violation (SQLSTATE 23505) to the contract's codes by constraint name. */

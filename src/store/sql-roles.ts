@@ -1,11 +1,11 @@
 /**
  * The roles of `types.ts` (CertificateStore, ChallengeStore, RequestStore, AuditLog,
- * ApiTokenStore, transaction)
+ * ApiTokenStore, FailureStore, EnrollmentTokenStore, DeviceStore, DeviceCommandStore, transaction)
  * as Kysely queries over {@link Schema}, shared by the SQLite and PostgreSQL backends. Both run
  * the same statements; a backend supplies only what its database really does differently (see
  * {@link SqlDialect}) and its own connection setup and `close`.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Schema } from './migrations.ts';
 import type {
   ApiTokenRecord,
@@ -13,6 +13,9 @@ import type {
   AuditEntry,
   CertificateRecord,
   ChallengeRecord,
+  DeviceCommandRecord,
+  DeviceRecord,
+  EnrollmentTokenRecord,
   RequestRecord,
   RequestStatus,
   RevocationReason,
@@ -102,6 +105,59 @@ function request(r: Schema['requests']): RequestRecord {
     certificateSerial: r.certificate_serial,
   };
 }
+
+function enrollmentToken(r: Schema['enrollment_tokens']): EnrollmentTokenRecord {
+  return {
+    id: r.id,
+    secretHash: r.secret_hash,
+    user: r.user_name,
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    usesLeft: r.uses_left,
+  };
+}
+
+function device(r: Schema['devices']): DeviceRecord {
+  return {
+    id: r.id,
+    hardwareId: r.hardware_id,
+    name: r.name,
+    user: r.user_name,
+    certificateSerial: r.certificate_serial,
+    enrolledAt: date(r.enrolled_at),
+    lastSeenAt: date(r.last_seen_at),
+    unenrolledAt: date(r.unenrolled_at),
+    info: JSON.parse(r.info) as Record<string, string>,
+  };
+}
+
+function deviceCommand(r: Omit<Selectable<Schema['device_commands']>, 'seq'>): DeviceCommandRecord {
+  return {
+    id: r.id,
+    deviceId: r.device_id,
+    payload: r.payload,
+    origin: r.origin,
+    createdAt: date(r.created_at),
+    sentAt: date(r.sent_at),
+    sentCount: r.sent_count,
+    status: r.status,
+    results: r.results,
+    completedAt: date(r.completed_at),
+  };
+}
+
+const COMMAND_COLUMNS = [
+  'id',
+  'device_id',
+  'payload',
+  'origin',
+  'created_at',
+  'sent_at',
+  'sent_count',
+  'status',
+  'results',
+  'completed_at',
+] as const;
 
 function apiToken(r: Schema['api_tokens']): ApiTokenRecord {
   return {
@@ -416,6 +472,202 @@ export function sqlRoles(
         .where('at', '<', before.getTime())
         .executeTakeFirst();
       return Number(r.numDeletedRows);
+    },
+
+    async createEnrollmentToken(t) {
+      try {
+        await db
+          .insertInto('enrollment_tokens')
+          .values({
+            id: t.id,
+            secret_hash: t.secretHash,
+            user_name: t.user,
+            created_at: t.createdAt.getTime(),
+            expires_at: t.expiresAt.getTime(),
+            uses_left: t.usesLeft,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `enrollment token ${t.id}`);
+      }
+    },
+
+    async useEnrollmentToken(secretHash, now) {
+      // One statement: the check and the decrement are atomic (see consumeChallenge).
+      const r = await db
+        .updateTable('enrollment_tokens')
+        .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
+        .where('secret_hash', '=', secretHash)
+        .where('uses_left', '>', 0)
+        .where('expires_at', '>', now.getTime())
+        .returningAll()
+        .executeTakeFirst();
+      return r && enrollmentToken(r);
+    },
+
+    async listEnrollmentTokens() {
+      const rows = await db
+        .selectFrom('enrollment_tokens')
+        .selectAll()
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .execute();
+      return rows.map(enrollmentToken);
+    },
+
+    async revokeEnrollmentToken(id) {
+      const r = await db
+        .updateTable('enrollment_tokens')
+        .set({ uses_left: 0 })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async createDevice(d) {
+      try {
+        await db
+          .insertInto('devices')
+          .values({
+            id: d.id,
+            hardware_id: d.hardwareId,
+            name: d.name,
+            user_name: d.user,
+            certificate_serial: d.certificateSerial,
+            enrolled_at: d.enrolledAt.getTime(),
+            last_seen_at: null,
+            unenrolled_at: null,
+            info: JSON.stringify(d.info),
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `device ${d.id}`);
+      }
+    },
+
+    async getDevice(id) {
+      const r = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+      return r && device(r);
+    },
+
+    async listDevices(query = {}) {
+      const rows = await db
+        .selectFrom('devices')
+        .selectAll()
+        .orderBy('enrolled_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limitOf(query.limit))
+        .execute();
+      return rows.map(device);
+    },
+
+    async touchDevice(id, at, info) {
+      if (info === undefined || Object.keys(info).length === 0) {
+        const r = await db
+          .updateTable('devices')
+          .set({ last_seen_at: at.getTime() })
+          .where('id', '=', id)
+          .executeTakeFirst();
+        return r.numUpdatedRows > 0n;
+      }
+      const current = await db
+        .selectFrom('devices')
+        .select('info')
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!current) return false;
+      // Read, merge, write: two sessions of one device at the same instant could each keep only
+      // their own keys; a device runs one session at a time, so the next one repairs it.
+      const merged = { ...(JSON.parse(current.info) as Record<string, string>), ...info };
+      await db
+        .updateTable('devices')
+        .set({ last_seen_at: at.getTime(), info: JSON.stringify(merged) })
+        .where('id', '=', id)
+        .execute();
+      return true;
+    },
+
+    async unenrollDevice(id, at) {
+      const r = await db
+        .updateTable('devices')
+        .set({ unenrolled_at: at.getTime() })
+        .where('id', '=', id)
+        .where('unenrolled_at', 'is', null)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async enqueueCommands(commands) {
+      if (commands.length === 0) return;
+      try {
+        await db
+          .insertInto('device_commands')
+          .values(
+            commands.map((c) => ({
+              id: c.id,
+              device_id: c.deviceId,
+              payload: c.payload,
+              origin: c.origin,
+              created_at: c.createdAt.getTime(),
+              sent_at: null,
+              status: null,
+              results: null,
+              completed_at: null,
+            })),
+          )
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `commands for ${commands[0]!.deviceId}`);
+      }
+    },
+
+    async openCommands(deviceId, limit) {
+      const rows = await db
+        .selectFrom('device_commands')
+        .select(COMMAND_COLUMNS)
+        .where('device_id', '=', deviceId)
+        .where('completed_at', 'is', null)
+        .orderBy('seq', 'asc')
+        .limit(limitOf(limit))
+        .execute();
+      return rows.map(deviceCommand);
+    },
+
+    async markCommandsSent(deviceId, ids, at) {
+      if (ids.length === 0) return;
+      await db
+        .updateTable('device_commands')
+        .set((eb) => ({ sent_at: at.getTime(), sent_count: eb('sent_count', '+', 1) }))
+        .where('device_id', '=', deviceId)
+        .where('id', 'in', ids)
+        .where('completed_at', 'is', null)
+        .execute();
+    },
+
+    async completeCommand(deviceId, id, outcome) {
+      const r = await db
+        .updateTable('device_commands')
+        .set({
+          status: outcome.status,
+          results: outcome.results,
+          completed_at: outcome.at.getTime(),
+        })
+        .where('device_id', '=', deviceId)
+        .where('id', '=', id)
+        .where('completed_at', 'is', null)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async listCommands(deviceId, query = {}) {
+      const rows = await db
+        .selectFrom('device_commands')
+        .select(COMMAND_COLUMNS)
+        .where('device_id', '=', deviceId)
+        .orderBy('seq', 'desc')
+        .limit(limitOf(query.limit))
+        .execute();
+      return rows.map(deviceCommand);
     },
   };
 }

@@ -170,6 +170,9 @@ describe('migrations', () => {
         'certificates',
         'challenge_failures',
         'challenges',
+        'device_commands',
+        'devices',
+        'enrollment_tokens',
         'requests',
         'schema_migrations',
       ]);

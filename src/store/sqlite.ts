@@ -101,7 +101,11 @@ function conflict(e: unknown, what: string): unknown {
             column === 'challenges.secret_hash' ||
             column === 'requests.id' ||
             column === 'api_tokens.id' ||
-            column === 'api_tokens.secret_hash'
+            column === 'api_tokens.secret_hash' ||
+            column === 'enrollment_tokens.id' ||
+            column === 'enrollment_tokens.secret_hash' ||
+            column === 'devices.id' ||
+            column === 'device_commands.id'
           ? 'ERR_STORE_DUPLICATE_ID'
           : column === 'api_tokens.name'
             ? 'ERR_STORE_DUPLICATE_NAME'

@@ -219,6 +219,126 @@ export interface ApiTokenStore {
   listApiTokens(): Promise<ApiTokenRecord[]>;
 }
 
+/**
+ * A token a device enrolls with (MS-MDE2 on-premise: the WS-Security password of GetPolicies and
+ * RequestSecurityToken). Only the SHA-256 of the token is stored.
+ */
+export interface EnrollmentTokenRecord {
+  readonly id: string;
+  /** SHA-256 of the token, lowercase hex: unique across the store. */
+  readonly secretHash: string;
+  /** The user (UPN) devices enrolled with it belong to; null: device enrollment, no user. */
+  readonly user: string | null;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  /** How many more enrollments it allows. */
+  readonly usesLeft: number;
+}
+
+export interface EnrollmentTokenStore {
+  /** Stores a new token. A duplicate id or secretHash throws `ERR_STORE_DUPLICATE_ID`. */
+  createEnrollmentToken(t: EnrollmentTokenRecord): Promise<void>;
+  /**
+   * Spends one use atomically: when a token with this hash has `usesLeft > 0` and
+   * `expiresAt > now`, decrements `usesLeft` and returns the token as it is afterwards.
+   * Otherwise returns undefined and changes nothing. Under concurrency a token with n uses
+   * serves exactly n callers.
+   */
+  useEnrollmentToken(secretHash: string, now: Date): Promise<EnrollmentTokenRecord | undefined>;
+  /** Every token, by `createdAt` then id. */
+  listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]>;
+  /** Sets `usesLeft` to 0; false when no token has this id. */
+  revokeEnrollmentToken(id: string): Promise<boolean>;
+}
+
+/** A Windows device enrolled in MDM (MS-MDE2). */
+export interface DeviceRecord {
+  /** The server's id for the device: the MDM client certificate's CN and the SyncML target. */
+  readonly id: string;
+  /** What the device calls itself (MS-MDE2 AdditionalContext DeviceID, ./DevInfo/DevId). */
+  readonly hardwareId: string;
+  readonly name: string;
+  /** The enrolling user (UPN); null for a device enrollment. */
+  readonly user: string | null;
+  /** Serial of the current MDM client certificate (canonical hex). */
+  readonly certificateSerial: string;
+  readonly enrolledAt: Date;
+  readonly lastSeenAt: Date | null;
+  readonly unenrolledAt: Date | null;
+  /** What the device reported about itself (DevInfo, DevDetail, enrollment context): text only. */
+  readonly info: Readonly<Record<string, string>>;
+}
+
+export interface DeviceStore {
+  /** Stores a newly enrolled device. A duplicate id throws `ERR_STORE_DUPLICATE_ID`. */
+  createDevice(d: Omit<DeviceRecord, 'lastSeenAt' | 'unenrolledAt'>): Promise<void>;
+  getDevice(id: string): Promise<DeviceRecord | undefined>;
+  /** Devices by `enrolledAt` then id, at most `limit` (default 100). */
+  listDevices(query?: { readonly limit?: number }): Promise<DeviceRecord[]>;
+  /**
+   * Records a session: `lastSeenAt = at`, and `info` merged with these values (a key given
+   * replaces the stored one). False when no device has this id.
+   */
+  touchDevice(id: string, at: Date, info?: Readonly<Record<string, string>>): Promise<boolean>;
+  /** Marks the device unenrolled at `at` (the first time is kept); false when unknown or already. */
+  unenrollDevice(id: string, at: Date): Promise<boolean>;
+}
+
+/**
+ * One OMA-DM command queued for a device. It stays open until the device's Status for it
+ * arrives; an open command already sent is sent again in the device's next session (MS-MDM
+ * sessions can end without an answer: the device lost power, the network dropped).
+ */
+export interface DeviceCommandRecord {
+  /** Unique across the store; also the CmdID it is sent with (MS-MDM allows any string). */
+  readonly id: string;
+  readonly deviceId: string;
+  /** The command, serialised by the server (the store does not read it). */
+  readonly payload: string;
+  /** What queued it (`profile:<id>`, `admin:<name>`, …); null when nothing in particular. */
+  readonly origin: string | null;
+  readonly createdAt: Date;
+  /** When it was last sent, and how many times. */
+  readonly sentAt: Date | null;
+  readonly sentCount: number;
+  /** The device's status code, once answered. */
+  readonly status: number | null;
+  /** What came back with the status (Results items, child statuses): serialised by the server. */
+  readonly results: string | null;
+  readonly completedAt: Date | null;
+}
+
+export interface DeviceCommandStore {
+  /**
+   * Queues commands for a device, in the given order (they are sent in queue order). A duplicate
+   * id throws `ERR_STORE_DUPLICATE_ID` and queues none of them.
+   */
+  enqueueCommands(
+    commands: readonly Pick<
+      DeviceCommandRecord,
+      'id' | 'deviceId' | 'payload' | 'origin' | 'createdAt'
+    >[],
+  ): Promise<void>;
+  /** The device's open (not completed) commands in queue order, at most `limit` (default 100). */
+  openCommands(deviceId: string, limit?: number): Promise<DeviceCommandRecord[]>;
+  /** Marks these of the device's open commands sent at `at` (sentCount + 1); others are ignored. */
+  markCommandsSent(deviceId: string, ids: readonly string[], at: Date): Promise<void>;
+  /**
+   * Completes one of the device's open commands with its status. False (and nothing changes)
+   * when the device has no open command with this id: another device's command is never touched.
+   */
+  completeCommand(
+    deviceId: string,
+    id: string,
+    outcome: { readonly status: number; readonly results: string | null; readonly at: Date },
+  ): Promise<boolean>;
+  /** The device's commands, newest first, at most `limit` (default 100). */
+  listCommands(
+    deviceId: string,
+    query?: { readonly limit?: number },
+  ): Promise<DeviceCommandRecord[]>;
+}
+
 /** Everything a backend provides, plus its lifecycle. */
 /**
  * Failed challenge attempts per client (issue 3: failures rate-limited), kept in the store so
@@ -234,7 +354,16 @@ export interface FailureStore {
 }
 
 export interface Store
-  extends CertificateStore, ChallengeStore, RequestStore, AuditLog, ApiTokenStore, FailureStore {
+  extends
+    CertificateStore,
+    ChallengeStore,
+    RequestStore,
+    AuditLog,
+    ApiTokenStore,
+    FailureStore,
+    EnrollmentTokenStore,
+    DeviceStore,
+    DeviceCommandStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**
