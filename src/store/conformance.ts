@@ -612,9 +612,9 @@ export function runStoreConformance(
         assert.deepEqual(ids(await store.openCommands('d1', 2)), ['c1', 'c2']);
         await store.markCommandsSent('d1', ['c1', 'c2'], at(10));
         await store.markCommandsSent('d1', ['c1'], at(20));
-        const open = await store.openCommands('d1');
+        const queued = await store.openCommands('d1');
         assert.deepEqual(
-          open.map((c) => [c.id, c.sentCount, c.sentAt]),
+          queued.map((c) => [c.id, c.sentCount, c.sentAt]),
           [
             ['c1', 2, at(20)],
             ['c2', 1, at(10)],
