@@ -610,15 +610,15 @@ export function runStoreConformance(
         await store.enqueueCommands([command('c0', 'd1'), command('x1', 'd2')]);
         assert.deepEqual(ids(await store.openCommands('d1')), ['c1', 'c2', 'c0']);
         assert.deepEqual(ids(await store.openCommands('d1', 2)), ['c1', 'c2']);
-        await store.markCommandsSent('d1', ['c1', 'c2'], at(10));
-        await store.markCommandsSent('d1', ['c1'], at(20));
+        await store.markCommandsSent('d1', ['c1', 'c2'], { at: at(10), session: '1' });
+        await store.markCommandsSent('d1', ['c1'], { at: at(20), session: '2' });
         const queued = await store.openCommands('d1');
         assert.deepEqual(
-          queued.map((c) => [c.id, c.sentCount, c.sentAt]),
+          queued.map((c) => [c.id, c.sentCount, c.sentAt, c.sentSession]),
           [
-            ['c1', 2, at(20)],
-            ['c2', 1, at(10)],
-            ['c0', 0, null],
+            ['c1', 2, at(20), '2'],
+            ['c2', 1, at(10), '1'],
+            ['c0', 0, null, null],
           ],
         );
         assert.equal(
@@ -630,6 +630,7 @@ export function runStoreConformance(
         assert.deepEqual(done, {
           ...command('c1', 'd1'),
           sentAt: at(20),
+          sentSession: '2',
           sentCount: 2,
           status: 200,
           results: '[]',
@@ -640,7 +641,7 @@ export function runStoreConformance(
 
       it('a device never completes or marks another device`s command; a completed one stays', async () => {
         await store.enqueueCommands([command('x1', 'd2')]);
-        await store.markCommandsSent('d1', ['x1'], at(1));
+        await store.markCommandsSent('d1', ['x1'], { at: at(1), session: '1' });
         assert.equal(
           await store.completeCommand('d1', 'x1', { status: 200, results: null, at: at(2) }),
           false,

@@ -104,6 +104,7 @@ export interface DeviceCommandsTable {
   origin: string | null;
   created_at: number;
   sent_at: number | null;
+  sent_session: string | null;
   sent_count: ColumnType<number, number | undefined, number>;
   status: number | null;
   results: string | null;

@@ -139,6 +139,7 @@ function deviceCommand(r: Omit<Selectable<Schema['device_commands']>, 'seq'>): D
     origin: r.origin,
     createdAt: date(r.created_at),
     sentAt: date(r.sent_at),
+    sentSession: r.sent_session,
     sentCount: r.sent_count,
     status: r.status,
     results: r.results,
@@ -153,6 +154,7 @@ const COMMAND_COLUMNS = [
   'origin',
   'created_at',
   'sent_at',
+  'sent_session',
   'sent_count',
   'status',
   'results',
@@ -610,6 +612,7 @@ export function sqlRoles(
               origin: c.origin,
               created_at: c.createdAt.getTime(),
               sent_at: null,
+              sent_session: null,
               status: null,
               results: null,
               completed_at: null,
@@ -633,11 +636,15 @@ export function sqlRoles(
       return rows.map(deviceCommand);
     },
 
-    async markCommandsSent(deviceId, ids, at) {
+    async markCommandsSent(deviceId, ids, sent) {
       if (ids.length === 0) return;
       await db
         .updateTable('device_commands')
-        .set((eb) => ({ sent_at: at.getTime(), sent_count: eb('sent_count', '+', 1) }))
+        .set((eb) => ({
+          sent_at: sent.at.getTime(),
+          sent_session: sent.session,
+          sent_count: eb('sent_count', '+', 1),
+        }))
         .where('device_id', '=', deviceId)
         .where('id', 'in', ids)
         .where('completed_at', 'is', null)

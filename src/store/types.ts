@@ -298,8 +298,9 @@ export interface DeviceCommandRecord {
   /** What queued it (`profile:<id>`, `admin:<name>`, …); null when nothing in particular. */
   readonly origin: string | null;
   readonly createdAt: Date;
-  /** When it was last sent, and how many times. */
+  /** When it was last sent, in which session (the device's SessionID), and how many times. */
   readonly sentAt: Date | null;
+  readonly sentSession: string | null;
   readonly sentCount: number;
   /** The device's status code, once answered. */
   readonly status: number | null;
@@ -321,8 +322,15 @@ export interface DeviceCommandStore {
   ): Promise<void>;
   /** The device's open (not completed) commands in queue order, at most `limit` (default 100). */
   openCommands(deviceId: string, limit?: number): Promise<DeviceCommandRecord[]>;
-  /** Marks these of the device's open commands sent at `at` (sentCount + 1); others are ignored. */
-  markCommandsSent(deviceId: string, ids: readonly string[], at: Date): Promise<void>;
+  /**
+   * Marks these of the device's open commands sent at `at` in `session` (sentCount + 1); ids of
+   * other devices' or completed commands are ignored.
+   */
+  markCommandsSent(
+    deviceId: string,
+    ids: readonly string[],
+    sent: { readonly at: Date; readonly session: string },
+  ): Promise<void>;
   /**
    * Completes one of the device's open commands with its status. False (and nothing changes)
    * when the device has no open command with this id: another device's command is never touched.

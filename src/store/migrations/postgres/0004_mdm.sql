@@ -36,6 +36,7 @@ CREATE TABLE device_commands (
   origin TEXT,
   created_at BIGINT NOT NULL,
   sent_at BIGINT,
+  sent_session TEXT,
   sent_count INTEGER NOT NULL DEFAULT 0,
   status INTEGER,
   results TEXT,

@@ -33,6 +33,7 @@ CREATE TABLE device_commands (
   origin TEXT,
   created_at INTEGER NOT NULL,
   sent_at INTEGER,
+  sent_session TEXT,
   sent_count INTEGER NOT NULL DEFAULT 0,
   status INTEGER,
   results TEXT,

@@ -1,0 +1,114 @@
+/**
+ * The OMA-DM management service (MS-MDM): answers an authenticated device's SyncML messages from
+ * its durable command queue and records what the device answered. Authentication happens before
+ * (mdm-http.ts): every call here is already bound to one device id, and only that device's
+ * queue is ever read or changed — a Status naming another device's command matches nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { answerDevice, type CommandOutcome } from '../omadm/server-session.ts';
+import { buildSyncML, parseSyncML, SyncMLError, type Command } from '../omadm/syncml.ts';
+import type {
+  AuditLog,
+  DeviceCommandRecord,
+  DeviceCommandStore,
+  DeviceStore,
+} from '../store/types.ts';
+
+export type MdmStore = DeviceStore & DeviceCommandStore & AuditLog;
+
+export interface MdmConfig {
+  readonly store: MdmStore;
+  readonly now?: () => Date;
+  /** Cap on one server message (default 512 KiB). */
+  readonly maxMessageBytes?: number;
+  /** How many open commands one session step looks at (default 200). */
+  readonly window?: number;
+}
+
+export type SessionAnswer =
+  | { readonly status: 200; readonly body: string; readonly ended: boolean }
+  /** Not even a SyncML header could be read: HTTP 400 with the reason. */
+  | { readonly status: 400; readonly message: string }
+  /** The device is unknown or unenrolled. */
+  | { readonly status: 403; readonly message: string };
+
+/** What the store keeps in a command's `results`: the device's answer beyond its status code. */
+export interface StoredResults {
+  readonly items: CommandOutcome['results'];
+  readonly children: CommandOutcome['children'];
+}
+
+export interface MdmService {
+  /** Answers one SyncML message of `deviceId`'s session. */
+  session(deviceId: string, body: string): Promise<SessionAnswer>;
+  /** Queues commands for a device (sent in this order); returns their ids. */
+  enqueue(deviceId: string, commands: readonly Command[], origin: string | null): Promise<string[]>;
+  /** A device's commands, newest first, with their outcome. */
+  commands(deviceId: string, limit?: number): Promise<DeviceCommandRecord[]>;
+}
+
+export function createMdmService(config: MdmConfig): MdmService {
+  const { store } = config;
+  const now = config.now ?? (() => new Date());
+  const window = config.window ?? 200;
+
+  return {
+    async session(deviceId, body) {
+      let message;
+      try {
+        message = parseSyncML(body);
+      } catch (e) {
+        if (e instanceof SyncMLError) return { status: 400, message: e.message };
+        throw e;
+      }
+      const device = await store.getDevice(deviceId);
+      if (!device || device.unenrolledAt)
+        return { status: 403, message: 'this device is not enrolled' };
+      const at = now();
+      const open = await store.openCommands(deviceId, window);
+      const step = answerDevice({
+        message,
+        queue: open.map((c) => ({
+          id: c.id,
+          command: JSON.parse(c.payload) as Command,
+          sentSession: c.sentSession,
+        })),
+        ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
+      });
+      for (const o of step.outcomes) {
+        const results: StoredResults = { items: o.results, children: o.children };
+        await store.completeCommand(deviceId, o.id, {
+          status: o.status,
+          results: JSON.stringify(results),
+          at,
+        });
+      }
+      await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
+      await store.touchDevice(deviceId, at, reportedInfo(step.reported));
+      return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
+    },
+
+    async enqueue(deviceId, commands, origin) {
+      const createdAt = now();
+      const rows = commands.map((c) => ({
+        id: randomUUID(),
+        deviceId,
+        payload: JSON.stringify(c),
+        origin,
+        createdAt,
+      }));
+      await store.enqueueCommands(rows);
+      return rows.map((r) => r.id);
+    },
+
+    commands: (deviceId, limit) =>
+      store.listCommands(deviceId, limit === undefined ? {} : { limit }),
+  };
+}
+
+/** `./DevInfo/Man` → `DevInfo/Man`: what the device reported, keyed without the `./`. */
+function reportedInfo(reported: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(reported).map(([uri, value]) => [uri.replace(/^\.\//, ''), value]),
+  );
+}
