@@ -135,6 +135,16 @@ export interface EnrollmentService {
   decide(requestId: string, decision: 'approved' | 'rejected', by: string): Promise<boolean>;
   /** Revokes a certificate (RFC 5280 §5.3.1 reason). False when unknown or already revoked. */
   revoke(serial: string, reason: RevocationReason, by: string): Promise<boolean>;
+  /**
+   * Issues at once under `profile` for a caller that has authenticated the requester itself
+   * (MDM enrollment by token): no challenge, no approval hold. The CSR is still checked against
+   * the profile (signature, key, names); a refusal is returned, audited, and stores nothing.
+   */
+  issueAuthenticated(
+    csr: CertificationRequest,
+    profile: IssuanceProfile,
+    actor: string,
+  ): Promise<Extract<EnrollmentOutcome, { status: 'issued' | 'refused' }>>;
 }
 
 export function createEnrollmentService(config: EnrollmentConfig): EnrollmentService {
@@ -417,6 +427,27 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       const ok = await store.revokeCertificate(s, reason, now());
       if (ok) await audit(by, 'certificate.revoked', s, { reason });
       return ok;
+    },
+    async issueAuthenticated(csr, profile, actor) {
+      const subject = formatName(csr.subject);
+      const verdict = evaluateRequest(csr, profile);
+      if (!verdict.ok)
+        return (await refused(actor, subject, verdict.reason, verdict.message)) as Extract<
+          EnrollmentOutcome,
+          { status: 'refused' }
+        >;
+      const cert = await issueAndSave(
+        csr,
+        profile,
+        null,
+        (r) => store.insertCertificate(r),
+        verdict,
+      );
+      await audit(actor, 'certificate.issued', Buffer.from(cert.serial).toString('hex'), {
+        subject: formatName(cert.subject),
+        profile: profile.name,
+      });
+      return { status: 'issued', certificate: cert, renewal: false };
     },
   };
 }

@@ -239,9 +239,19 @@ function program(out: (s: string) => void): Command {
       '--pkcs11-pin-file <file>',
       'user PIN of the PKCS#11 token holding the CA keys (first line of the file; or CERTPOST_PKCS11_PIN)',
     )
+    .option(
+      '--tls',
+      'serve HTTPS with a certificate of this CA (DATA/tls), asking clients for certificates: MDM devices authenticate with theirs',
+      process.env['CERTPOST_TLS'] === '1',
+    )
+    .option(
+      '--client-cert-header <name>',
+      'behind a TLS-terminating reverse proxy: the header it forwards the client certificate in (URL-encoded PEM); only set it when the proxy overwrites that header',
+      process.env['CERTPOST_CLIENT_CERT_HEADER'],
+    )
     .addHelpText(
       'after',
-      '\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset),\nor held by a PKCS#11 token ("certpost ca init --pkcs11 URI"): the token is opened with the PIN from\n--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the pin-source of the URI recorded in DATA/ca.',
+      '\nWindows MDM: enrollment at /EnrollmentServer/*, management at /ManagementServer/MDM.svc.\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset),\nor held by a PKCS#11 token ("certpost ca init --pkcs11 URI"): the token is opened with the PIN from\n--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the pin-source of the URI recorded in DATA/ca.',
     )
     .action(
       async (o: {
@@ -253,6 +263,8 @@ function program(out: (s: string) => void): Command {
         workers: string;
         publicUrl?: string;
         pkcs11PinFile?: string;
+        tls: boolean;
+        clientCertHeader?: string;
       }) => {
         const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
         if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -267,6 +279,8 @@ function program(out: (s: string) => void): Command {
           publicUrl: o.publicUrl,
           workers,
           pkcs11Pin: await pkcs11Pin(o),
+          tls: o.tls,
+          clientCertificateHeader: o.clientCertHeader,
         });
       },
     );

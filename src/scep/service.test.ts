@@ -20,7 +20,7 @@ let ca: CaMaterial;
 let service: ScepService;
 const calls: string[] = [];
 
-const stub: EnrollmentService = {
+const stub: Pick<EnrollmentService, 'enroll' | 'poll' | 'findCertificate' | 'currentCrl'> = {
   enroll: async (input) => {
     calls.push(`enroll ${input.transactionId}`);
     return { status: 'refused', reason: 'challenge-invalid', message: 'stub' };
@@ -31,8 +31,6 @@ const stub: EnrollmentService = {
   },
   findCertificate: async () => undefined,
   currentCrl: async () => new Uint8Array(0),
-  decide: async () => false,
-  revoke: async () => false,
 };
 
 /** A self-signed SCEP signer certificate for `key` (as clients make for a first enrollment). */

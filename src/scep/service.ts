@@ -75,7 +75,11 @@ export interface ScepServiceOptions {
   readonly responder: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
   /** Certificates GetCACert returns after the responder (the issuing CA, its root). */
   readonly chain: readonly Certificate[];
-  readonly enrollment: EnrollmentService;
+  /** What SCEP asks of the CA: enroll, CertPoll, GetCert, GetCRL. */
+  readonly enrollment: Pick<
+    EnrollmentService,
+    'enroll' | 'poll' | 'findCertificate' | 'currentCrl'
+  >;
   readonly capabilities?: readonly string[];
   /** Where refusals and crypto failures are reported (never secrets). */
   readonly log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;

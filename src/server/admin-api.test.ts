@@ -29,7 +29,7 @@ let expiredToken = '';
 
 before(async () => {
   ctx = await openContext({ dataDir: join(tempDir(), 'data'), createCa: true, keyType: 'ec' });
-  app = buildApp(ctx, 'silent');
+  app = buildApp(ctx, { logLevel: 'silent' });
   await app.ready();
   token = (await createApiToken(ctx, 'test', { name: 'tester' })).token;
   const gone = await createApiToken(ctx, 'test', { name: 'gone' });

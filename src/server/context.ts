@@ -11,6 +11,7 @@
  * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
  * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
+import { createMdmService, type MdmService } from './mdm.ts';
 import { randomBytes } from 'node:crypto';
 import { access, copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -74,6 +75,8 @@ export interface ServerContext {
   readonly profiles: ReadonlyMap<string, IssuanceProfile>;
   readonly enrollment: EnrollmentService;
   readonly scep: ScepService;
+  /** OMA-DM management sessions over the device command queue. */
+  readonly mdm: MdmService;
   close(): Promise<void>;
 }
 
@@ -409,7 +412,8 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       await store.close();
       await keyring.close();
     };
-    return { store, ca, nextCa, profiles, enrollment, scep, close };
+    const mdm = createMdmService({ store, ...(o.now ? { now: o.now } : {}) });
+    return { store, ca, nextCa, profiles, enrollment, scep, mdm, close };
   } catch (e) {
     await store.close();
     await keyring.close();

@@ -5,11 +5,14 @@
  * for), and on SIGINT/SIGTERM stops accepting, finishes in-flight requests, and closes the store.
  */
 import cluster from 'node:cluster';
+import { hostname } from 'node:os';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
 import { registerAdminApi } from './admin-api.ts';
+import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
+import { serverTls, type TlsMaterial } from './tls.ts';
 
 export interface ServeOptions {
   readonly dataDir: string;
@@ -21,6 +24,19 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** User PIN of the PKCS#11 token holding the CA keys, if they are in one. */
   readonly pkcs11Pin?: string | undefined;
+  /**
+   * Serve HTTPS with a certificate of our CA (tls.ts), asking clients for a certificate: the
+   * MDM endpoint authenticates devices by it. Windows requires HTTPS for MDM.
+   */
+  readonly tls?: boolean | undefined;
+  /** Header a trusted reverse proxy forwards the client certificate in (URL-encoded PEM). */
+  readonly clientCertificateHeader?: string | undefined;
+}
+
+export interface AppOptions {
+  readonly logLevel?: string | undefined;
+  readonly https?: TlsMaterial | undefined;
+  readonly clientCertificateHeader?: string | undefined;
 }
 
 /** Parses `host:port` (IPv6 as `[::1]:port`). */
@@ -38,13 +54,23 @@ export interface RunningServer {
 }
 
 /** Builds the app around an opened context (tests use this with `app.inject`). */
-export function buildApp(context: ServerContext, logLevel = 'info'): FastifyInstance {
+export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyInstance {
   // Per-request lines are off: at hundreds of enrollments per second they would be most of the
   // server's I/O. Errors are still logged.
-  const app = Fastify({
-    logger: { level: logLevel },
+  const common = {
+    logger: { level: o.logLevel ?? 'info' },
     logController: new LogController({ disableRequestLogging: true }),
-  });
+  };
+  const app = (
+    o.https
+      ? // A client certificate is asked for, never required: SCEP, enrollment and the portal
+        // serve clients without one; the MDM endpoint refuses a request that has none.
+        Fastify({
+          ...common,
+          https: { ...o.https, requestCert: true, rejectUnauthorized: false },
+        })
+      : Fastify(common)
+  ) as FastifyInstance;
   app.get('/healthz', async () => ({ status: 'ok', version: pkg.version }));
   app.get('/crl', async (_req, reply) =>
     reply
@@ -53,6 +79,10 @@ export function buildApp(context: ServerContext, logLevel = 'info'): FastifyInst
   );
   registerScep(app, context.scep);
   registerAdminApi(app, context);
+  registerMdm(app, context.mdm, {
+    store: context.store,
+    clientCertificateHeader: o.clientCertificateHeader?.toLowerCase(),
+  });
   app.addHook('onClose', async () => context.close());
   return app;
 }
@@ -67,7 +97,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     staticChallenge: o.staticChallenge,
     publicUrl:
       o.publicUrl ??
-      (port !== 0 ? `http://${host.includes(':') ? `[${host}]` : host}:${port}` : undefined),
+      (port !== 0
+        ? `${o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
+        : undefined),
     createCa: true,
     pkcs11Pin: o.pkcs11Pin,
     // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
@@ -77,10 +109,31 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         ? logTo.app.log[level](fields, msg)
         : lifecycle(msg, { level: level === 'warn' ? 40 : 30, ...fields }),
   });
-  const app = buildApp(context, o.logLevel);
+  const https = o.tls
+    ? await serverTls({
+        dataDir: o.dataDir,
+        issuing: context.ca.issuing,
+        names: tlsNames(host, o.publicUrl),
+        store: context.store,
+      })
+    : undefined;
+  const app = buildApp(context, {
+    logLevel: o.logLevel,
+    https,
+    clientCertificateHeader: o.clientCertificateHeader,
+  });
   logTo.app = app;
   const address = await app.listen({ host, port });
   return { app, url: address, context };
+}
+
+/** Names the TLS certificate must carry: the listen host (or this machine's), the public URL's. */
+function tlsNames(host: string, publicUrl: string | undefined): string[] {
+  const names = new Set<string>();
+  if (publicUrl) names.add(new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''));
+  if (host === '0.0.0.0' || host === '::') names.add(hostname()).add('localhost');
+  else names.add(host);
+  return [...names];
 }
 
 /**
@@ -108,14 +161,25 @@ export async function serve(o: ServeOptions & { readonly workers?: number }): Pr
     createCa: true,
     pkcs11Pin: o.pkcs11Pin,
   });
-  await first.close();
+  try {
+    // Made once here, so the workers read it rather than race to issue it.
+    if (o.tls)
+      await serverTls({
+        dataDir: o.dataDir,
+        issuing: first.ca.issuing,
+        names: tlsNames(parseListen(o.listen).host, o.publicUrl),
+        store: first.store,
+      });
+  } finally {
+    await first.close();
+  }
   let stopping = false;
   const url = await new Promise<string>((resolve) => {
     let ready = 0;
     cluster.on('listening', (_w, address) => {
       if (++ready === workers)
         resolve(
-          `http://${address.address?.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
+          `${o.tls ? 'https' : 'http'}://${address.address?.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
         );
     });
     for (let i = 0; i < workers; i++) cluster.fork();
