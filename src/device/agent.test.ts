@@ -494,3 +494,39 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
     assert.equal(a.store.data.keys.length, 0);
   });
 });
+
+describe('device agent: DevInfo and DevDetail', () => {
+  it('answers DevInfo and DevDetail Gets, renames itself by DeviceName, refuses other writes', async () => {
+    const agent = await DeviceAgent.open(join(tempDir(), 'info'), { name: 'kiosk-1' });
+    try {
+      const reply = summarise(
+        await agent.handle(
+          serverMessage(
+            cmd.get('./DevInfo/DevId') +
+              cmd.get('./DevInfo/DmV') +
+              cmd.get('./DevDetail/Ext/Microsoft/DeviceName') +
+              cmd.replace('./DevDetail/Ext/Microsoft/DeviceName', 'kiosk-7') +
+              cmd.replace('./DevInfo/Man', 'someone') +
+              cmd.get('./DevDetail/Ext/Microsoft/DeviceName') +
+              cmd.get('./DevDetail/NoSuchNode'),
+          ),
+        ),
+      );
+      assert.deepEqual(reply.statuses, [
+        'Get=200',
+        'Get=200',
+        'Get=200',
+        'Replace=200',
+        'Replace=405',
+        'Get=200',
+        'Get=404',
+      ]);
+      assert.equal(reply.results.get('./DevInfo/DevId'), agent.id);
+      assert.match(reply.results.get('./DevInfo/DmV') ?? '', /^\d+\.\d+\.\d+/);
+      assert.equal(reply.results.get('./DevDetail/Ext/Microsoft/DeviceName'), 'kiosk-7');
+      assert.equal(agent.store.data.device.name, 'kiosk-7');
+    } finally {
+      await agent.close();
+    }
+  });
+});

@@ -11,6 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parseDdf, type DdfRoot } from '../omadm/ddf.ts';
 import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
 import { certificateStoreHooks } from './csp/certificate-stores.ts';
+import { deviceInfoHooks } from './csp/device-info.ts';
 import { pfxInstallHooks } from './csp/pfx-install.ts';
 import { ScepEnrollments, type ScepTransport } from './csp/scep-install.ts';
 import { KeyVault, type PinSource, type TokenProvider } from './keys.ts';
@@ -19,15 +20,21 @@ import { openDeviceStore, type DeviceStateData, type DeviceStore } from './state
 import { CertificateStores } from './stores.ts';
 import { ManagementTree, type CspHooks, type SettleFailure } from './tree.ts';
 
-const DDF_DIR = new URL('../omadm/ddf/', import.meta.url);
+/** Vendored Microsoft DDFs (omadm/ddf/README.md), and our own for DevInfo/DevDetail. */
+const DDF_DIRS = [
+  new URL('../omadm/ddf/', import.meta.url),
+  new URL('../omadm/ddf-std/', import.meta.url),
+];
 
 let ddfRoots: DdfRoot[] | undefined;
-/** Every DDF the device implements (vendored Microsoft files, omadm/ddf/README.md). */
+/** Every DDF the device implements. */
 export function deviceDdfRoots(): readonly DdfRoot[] {
-  ddfRoots ??= readdirSync(DDF_DIR)
-    .filter((f) => f.endsWith('.xml'))
-    .toSorted()
-    .flatMap((f) => parseDdf(readFileSync(new URL(f, DDF_DIR), 'utf8')));
+  ddfRoots ??= DDF_DIRS.flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.xml'))
+      .toSorted()
+      .flatMap((f) => parseDdf(readFileSync(new URL(f, dir), 'utf8'))),
+  );
   return ddfRoots;
 }
 
@@ -116,12 +123,13 @@ export class DeviceAgent {
       tree,
       keys: this.keys,
       stores: this.certificates,
-      save: () => this.#save(),
+      save: () => this.save(),
       now: o.now ?? (() => new Date()),
       minuteMs: o.minuteMs ?? 60_000,
       ...(o.scepTransport ? { transport: o.scepTransport } : {}),
     });
     const hooks = combine([
+      deviceInfoHooks(state),
       certificateStoreHooks(this.certificates),
       pfxInstallHooks({ state, tree, keys: this.keys, stores: this.certificates }),
       this.scep.hooks(),
@@ -153,7 +161,8 @@ export class DeviceAgent {
     return this.store.data.device.id;
   }
 
-  async #save(): Promise<void> {
+  /** Saves the state (atomically) and commits key changes. */
+  async save(): Promise<void> {
     this.store.data.tree = this.tree.data();
     await this.store.save();
     await this.keys.commit();
@@ -171,7 +180,7 @@ export class DeviceAgent {
     const msgId = session.id === msg.header.sessionId ? session.msgId + 1 : 1;
     const reply = await respond(this.tree, msg, { msgId: String(msgId) });
     this.store.data.session = { id: msg.header.sessionId, msgId };
-    await this.#save();
+    await this.save();
     return buildSyncML(reply);
   }
 

@@ -41,6 +41,29 @@ export const DEVICE_ERRORS = {
   /** The server answered, but not with a CertRep we can verify and open. */
   ERR_DEVICE_SCEP_BAD_RESPONSE: { hresult: 0x80090005, name: 'NTE_BAD_DATA' },
   /** The enrollment was interrupted (agent killed) in a step that cannot be resumed. */
+  /** The MDM server could not be reached or answered with an HTTP error. */
+  ERR_DEVICE_MDM_UNREACHABLE: { hresult: 0x80072efd, name: 'ERROR_INTERNET_CANNOT_CONNECT' },
+  /** The device is not enrolled in MDM (no management server to talk to). */
+  ERR_DEVICE_NOT_ENROLLED: { hresult: 0x80180001, name: 'MENROLL_E_DEVICE_MESSAGE_FORMAT_ERROR' },
+  /** The MDM server's answer is not what the protocol allows (s:messageformat). */
+  ERR_DEVICE_MDM_PROTOCOL: { hresult: 0x80180001, name: 'MENROLL_E_DEVICE_MESSAGE_FORMAT_ERROR' },
+  /** Enrollment refused the credentials (s:authentication), or the server refuses the device. */
+  ERR_DEVICE_ENROLL_AUTHENTICATION: {
+    hresult: 0x80180002,
+    name: 'MENROLL_E_DEVICE_AUTHENTICATION_ERROR',
+  },
+  /** Enrollment refused: not allowed to enroll (s:authorization). */
+  ERR_DEVICE_ENROLL_AUTHORIZATION: {
+    hresult: 0x80180003,
+    name: 'MENROLL_E_DEVICE_AUTHORIZATION_ERROR',
+  },
+  /** Enrollment refused the certificate request (s:certificaterequest). */
+  ERR_DEVICE_ENROLL_CERTIFICATE_REQUEST: {
+    hresult: 0x80180004,
+    name: 'MENROLL_E_DEVICE_CERTIFCATEREQUEST_ERROR',
+  },
+  /** The enrollment server failed (s:enrollmentserver, s:internalservicefault). */
+  ERR_DEVICE_ENROLL_SERVER: { hresult: 0x80180006, name: 'MENROLL_E_DEVICE_INTERNALSERVICE_ERROR' },
   ERR_DEVICE_INTERRUPTED: { hresult: 0x800704d3, name: 'ERROR_REQUEST_ABORTED' },
 } as const satisfies Record<string, { hresult: number; name: string }>;
 

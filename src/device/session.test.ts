@@ -185,3 +185,17 @@ describe('device session', () => {
     assert.equal(needsReply(server([{ kind: 'Get', cmdId: '2', items: [{ target: CA }] }])), true);
   });
 });
+
+describe('device session: packages over several messages', () => {
+  it('answers a server message without Final with its Statuses and Alert 1222', async () => {
+    const tree = new ManagementTree(roots, {}, { values: {}, created: [] });
+    const msg = { ...server([{ kind: 'Get', cmdId: '2', items: [{ target: CA }] }]), final: false };
+    assert.equal(needsReply(msg), true);
+    const reply = await respond(tree, msg, { msgId: '2' });
+    assert.deepEqual(
+      reply.body.map((c) => (c.kind === 'Alert' ? `Alert ${c.data}` : c.kind)),
+      ['Status', 'Status', 'Results', 'Alert 1222'],
+    );
+    assert.equal(needsReply({ ...server([]), final: false }), true, 'even with only Statuses');
+  });
+});

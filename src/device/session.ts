@@ -10,6 +10,8 @@
  *   nested Atomic gets 500.
  * - An element SyncBody does not allow gets 400.
  * - A server message that carries only Statuses ends the session: there is nothing to answer.
+ * - A server message without `<Final/>` is one message of a longer package: the reply asks for
+ *   the next one with Alert 1222 (OMA-DM RepPro 1.2 §8.1), even when there is nothing else to say.
  */
 import type { Command, Item, SyncMLMessage } from '../omadm/syncml.ts';
 import { normaliseUri, STATUS, type ManagementTree, type StatusCode } from './tree.ts';
@@ -22,9 +24,9 @@ export interface ReplyOptions {
   readonly msgId: string;
 }
 
-/** True when the server message needs an answer (it carries more than Statuses). */
+/** True when the server message needs an answer: it carries more than Statuses, or more follows. */
 export function needsReply(msg: SyncMLMessage): boolean {
-  return msg.body.some((c) => c.kind !== 'Status');
+  return !msg.final || msg.body.some((c) => c.kind !== 'Status');
 }
 
 type Out = Command;
@@ -222,6 +224,7 @@ export async function respond(
   }
 
   for (const c of msg.body) await run(c, false);
+  if (!msg.final) out.push({ kind: 'Alert', cmdId: cmdId(), data: '1222', items: [] });
   return {
     header: {
       sessionId: msg.header.sessionId,

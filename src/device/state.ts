@@ -132,9 +132,27 @@ export interface PfxInstall {
   thumbprint?: string;
 }
 
+/** What the device keeps about its MDM enrollment (state.json `mdm`). */
+export interface MdmEnrollmentState {
+  /** The management URL (provisioning document, w7 APPLICATION ADDR). */
+  readonly serverUrl: string;
+  readonly providerId: string;
+  /** The id the server gave the device (its MDM certificate's CN). */
+  readonly serverDeviceId: string;
+  /** SHA-1 of the MDM client certificate in the device My store. */
+  readonly certificateThumbprint: string;
+  readonly enrolledAt: string;
+  /** Minutes between scheduled sessions (DMClient Poll). */
+  readonly pollMinutes: number;
+  /** Sessions opened so far: the next SessionID is this + 1. */
+  sessions: number;
+  lastSessionAt?: string;
+}
+
 export interface DeviceStateData {
   readonly version: 1;
-  readonly device: { readonly id: string; readonly name: string; readonly createdAt: string };
+  /** Who the device is; `name` changes by DevDetail/Ext/Microsoft/DeviceName. */
+  readonly device: { readonly id: string; name: string; readonly createdAt: string };
   /** The last server session and the device's MsgID in it (each side counts from 1). */
   session: { id: string; msgId: number };
   tree: TreeData;
@@ -143,6 +161,8 @@ export interface DeviceStateData {
   hello: HelloContainer[];
   scep: ScepEnrollment[];
   pfx: PfxInstall[];
+  /** The MDM enrollment, once enrolled (MS-MDE2). */
+  mdm?: MdmEnrollmentState;
 }
 
 export function emptyState(name?: string): DeviceStateData {

@@ -1,0 +1,206 @@
+/**
+ * The device's OMA-DM client (MS-MDM §3.1; omadm-reference.md §1.5): opens a session with the
+ * management server it enrolled with and runs it to its end.
+ *
+ * 1. Package 1: Alert 1201 (client-initiated; 1200 when answering a push), Alert 1224 with the
+ *    login status, a Replace of ./DevInfo, Final.
+ * 2. Each server message is applied to the management tree (agent.handle) and answered, until
+ *    the server sends a message carrying only Statuses (the session is over).
+ *
+ * Every message goes over HTTPS, authenticated by the MDM client certificate in the device's My
+ * store (a software key: Node's TLS cannot sign with a token key), trusting the roots of the
+ * device Root store, where the provisioning document put the server's root.
+ */
+import { request as httpsRequest } from 'node:https';
+import { isExternalKey } from '../pki/key-ref.ts';
+import { encodePem } from '../pki/pem.ts';
+import { ALERT } from '../omadm/server-session.ts';
+import {
+  buildSyncML,
+  parseSyncML,
+  SYNCML_CONTENT_TYPE,
+  SyncMLError,
+  type SyncMLMessage,
+} from '../omadm/syncml.ts';
+import type { DeviceAgent } from './agent.ts';
+import { devInfo } from './csp/device-info.ts';
+import { DeviceError } from './errors.ts';
+import type { MdmEnrollmentState } from './state.ts';
+
+/** The TLS credentials of one session. */
+export interface MdmTls {
+  /** PEM PKCS#8: Node's TLS takes keys as PEM (in memory only, never written). */
+  readonly key: string;
+  /** PEM client certificate. */
+  readonly cert: string;
+  /** PEM roots the server's certificate must chain to. */
+  readonly ca: readonly string[];
+}
+
+/** Posts one SyncML message and returns the server's reply body. */
+export type MdmTransport = (url: string, body: string, tls: MdmTls) => Promise<string>;
+
+/** The largest reply the device reads (MS-MDM messages stay near 512 KiB). */
+const MAX_REPLY = 4 * 1024 * 1024;
+/** A session that does not end after this many server messages is broken: stop. */
+const MAX_MESSAGES = 1000;
+
+/** HTTPS POST with the SyncML content type (MS-MDM §2.1). */
+export const httpsTransport: MdmTransport = (url, body, tls) =>
+  new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: 'POST',
+        key: tls.key,
+        cert: tls.cert,
+        ca: [...tls.ca],
+        headers: {
+          'content-type': SYNCML_CONTENT_TYPE,
+          accept: SYNCML_CONTENT_TYPE,
+          'user-agent': 'certpost OMA DM client',
+        },
+        timeout: 60_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_REPLY) req.destroy(new Error('the reply is too large'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 200) resolve(text);
+          else
+            reject(
+              new DeviceError(
+                res.statusCode === 401 || res.statusCode === 403
+                  ? 'ERR_DEVICE_ENROLL_AUTHENTICATION'
+                  : 'ERR_DEVICE_MDM_UNREACHABLE',
+                `the MDM server answered HTTP ${res.statusCode}: ${text.trim().slice(0, 200)}`,
+              ),
+            );
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('the MDM server did not answer in time')));
+    req.on('error', (e) =>
+      reject(
+        e instanceof DeviceError
+          ? e
+          : new DeviceError('ERR_DEVICE_MDM_UNREACHABLE', `cannot reach ${url}: ${e.message}`, {
+              cause: e,
+            }),
+      ),
+    );
+    req.end(body);
+  });
+
+export interface SessionReport {
+  readonly sessionId: string;
+  /** Server messages received (the last one ended the session). */
+  readonly messages: number;
+  /** Server commands applied, by kind. */
+  readonly commands: Readonly<Record<string, number>>;
+}
+
+/** The client certificate and key, and the roots to trust, from the device's own stores. */
+export async function sessionTls(agent: DeviceAgent, mdm: MdmEnrollmentState): Promise<MdmTls> {
+  const entry = agent.certificates
+    .all()
+    .find((c) => c.thumbprint === mdm.certificateThumbprint && c.store === 'My');
+  if (!entry?.keyId)
+    throw new DeviceError(
+      'ERR_DEVICE_NOT_ENROLLED',
+      'the MDM client certificate or its key is gone from the My store',
+    );
+  const key = await agent.keys.open(entry.keyId);
+  if (isExternalKey(key))
+    throw new DeviceError('ERR_DEVICE_BAD_PARAMETER', 'the MDM client key must be a software key');
+  const ca = agent.certificates
+    .list('device', 'Root')
+    .map((c) => encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')));
+  const pem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
+  return { key: pem, cert: encodePem('CERTIFICATE', Buffer.from(entry.der, 'base64')), ca };
+}
+
+/**
+ * Runs one management session with the enrolled server: package 1, then every server message
+ * applied and answered until the server has nothing more. `alert` is 1200 when the session
+ * answers a server notification (push), else 1201.
+ */
+export async function runSession(
+  agent: DeviceAgent,
+  transport: MdmTransport = httpsTransport,
+  o: { readonly alert?: '1200' | '1201'; readonly loginStatus?: 'user' | 'others' | 'none' } = {},
+): Promise<SessionReport> {
+  const mdm = agent.store.data.mdm;
+  if (!mdm) throw new DeviceError('ERR_DEVICE_NOT_ENROLLED', 'this device is not enrolled in MDM');
+  const tls = await sessionTls(agent, mdm);
+  mdm.sessions += 1;
+  const sessionId = String(mdm.sessions);
+  agent.store.data.session = { id: sessionId, msgId: 1 };
+  mdm.lastSessionAt = new Date().toISOString();
+  await agent.save();
+
+  const first: SyncMLMessage = {
+    header: { sessionId, msgId: '1', target: mdm.serverUrl, source: agent.id },
+    body: [
+      { kind: 'Alert', cmdId: '1', data: o.alert ?? ALERT.clientInitiated, items: [] },
+      {
+        kind: 'Alert',
+        cmdId: '2',
+        data: ALERT.clientEvent,
+        items: [{ meta: { type: 'com.microsoft/MDM/LoginStatus' }, data: o.loginStatus ?? 'none' }],
+      },
+      {
+        kind: 'Replace',
+        cmdId: '3',
+        items: Object.entries(devInfo(() => agent.store.data)).map(([source, data]) => ({
+          source,
+          data,
+        })),
+      },
+    ],
+    final: true,
+  };
+  let outgoing: string | undefined = buildSyncML(first);
+  const commands: Record<string, number> = {};
+  let messages = 0;
+  while (outgoing !== undefined) {
+    if (++messages > MAX_MESSAGES)
+      throw new DeviceError(
+        'ERR_DEVICE_MDM_PROTOCOL',
+        `the session did not end after ${MAX_MESSAGES} messages`,
+      );
+    const reply = await transport(mdm.serverUrl, outgoing, tls);
+    let msg: SyncMLMessage;
+    try {
+      msg = parseSyncML(reply);
+    } catch (e) {
+      if (e instanceof SyncMLError)
+        throw new DeviceError('ERR_DEVICE_MDM_PROTOCOL', `the server's message: ${e.message}`, {
+          cause: e,
+        });
+      throw e;
+    }
+    if (msg.header.sessionId !== sessionId)
+      throw new DeviceError(
+        'ERR_DEVICE_MDM_PROTOCOL',
+        `the server answered session ${msg.header.sessionId}, not ${sessionId}`,
+      );
+    const headerStatus = msg.body.find((c) => c.kind === 'Status' && c.cmdRef === '0');
+    if (headerStatus?.kind === 'Status' && Number(headerStatus.data) >= 300)
+      throw new DeviceError(
+        'ERR_DEVICE_ENROLL_AUTHENTICATION',
+        `the server refused the session (SyncHdr status ${headerStatus.data})`,
+      );
+    for (const c of msg.body)
+      if (c.kind !== 'Status') commands[c.kind] = (commands[c.kind] ?? 0) + 1;
+    outgoing = await agent.handle(reply);
+  }
+  return { sessionId, messages, commands };
+}
