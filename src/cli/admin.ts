@@ -25,14 +25,14 @@ import { builtinProfiles } from '../server/profiles.ts';
 import { pkcs11Pin, readInput } from './io.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
-interface DataOptions {
+export interface DataOptions {
   data: string;
   database?: string;
   json?: boolean;
   pkcs11PinFile?: string;
 }
 
-function dataOptions(cmd: Command): Command {
+export function dataOptions(cmd: Command): Command {
   return cmd
     .option('--data <dir>', 'data directory', process.env['CERTPOST_DATA'] ?? './data')
     .option(
@@ -56,7 +56,7 @@ const ADMIN_EXIT: Readonly<Record<ops.AdminErrorCode, number>> = {
 };
 
 /** Runs an admin operation, turning its failures into a {@link CliError} with the right exit code. */
-async function op<T>(f: () => Promise<T>): Promise<T> {
+export async function op<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
@@ -65,7 +65,7 @@ async function op<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function withContext<T>(
+export async function withContext<T>(
   o: DataOptions,
   f: (ctx: ServerContext) => Promise<T>,
   createCa = false,

@@ -16,6 +16,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiTokenRecord, RequestStatus } from '../store/types.ts';
 import * as ops from './admin-ops.ts';
+import * as mdm from './mdm-admin.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
 
@@ -85,7 +86,7 @@ function badRequest(e: FastifyError): { error: 'bad-request'; message: string } 
 /** Registers the admin API on `app` (one call in the composition root, serve.ts). */
 export function registerAdminApi(
   app: FastifyInstance,
-  deps: ops.AdminDeps,
+  deps: ops.AdminDeps & mdm.MdmAdminDeps,
   prefix = ADMIN_API_PREFIX,
 ): void {
   /** The token each authenticated request came with. */
@@ -190,6 +191,76 @@ export function registerAdminApi(
         },
         handler: async (req) =>
           ops.revokeCertificate(deps, actor(req), req.params.serial, req.body.reason),
+      });
+
+      api.route<{ Body: { user?: string; uses?: number; ttlSeconds?: number } }>({
+        method: 'POST',
+        url: '/enrollment-tokens',
+        preValidation: emptyBodyIsObject,
+        schema: {
+          body: strictObject({
+            user: TEXT,
+            uses: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+            ttlSeconds: { type: 'integer', minimum: 1, maximum: 366 * 86_400 },
+          }),
+        },
+        handler: async (req, reply) => {
+          const { user, uses, ttlSeconds } = req.body;
+          const created = await mdm.createEnrollmentToken(deps, actor(req), {
+            ...(user !== undefined ? { user } : {}),
+            ...(uses !== undefined ? { uses } : {}),
+            ...(ttlSeconds !== undefined ? { ttlMs: ttlSeconds * 1000 } : {}),
+          });
+          return reply.code(201).send(created);
+        },
+      });
+
+      api.get('/enrollment-tokens', async () => mdm.listEnrollmentTokens(deps));
+
+      api.route<{ Params: { id: string } }>({
+        method: 'POST',
+        url: '/enrollment-tokens/:id/revoke',
+        preValidation: emptyBodyIsObject,
+        schema: { params: strictObject({ id: TEXT }, ['id']), body: strictObject({}) },
+        handler: async (req) => mdm.revokeEnrollmentToken(deps, actor(req), req.params.id),
+      });
+
+      api.route<{ Querystring: { limit?: number } }>({
+        method: 'GET',
+        url: '/devices',
+        schema: { querystring: strictObject({ limit: LIMIT }) },
+        handler: async (req) =>
+          mdm.listDevices(deps, req.query.limit !== undefined ? { limit: req.query.limit } : {}),
+      });
+
+      api.route<{ Params: { id: string }; Querystring: { limit?: number } }>({
+        method: 'GET',
+        url: '/devices/:id',
+        schema: {
+          params: strictObject({ id: TEXT }, ['id']),
+          querystring: strictObject({ limit: LIMIT }),
+        },
+        handler: async (req) =>
+          mdm.showDevice(
+            deps,
+            req.params.id,
+            req.query.limit !== undefined ? { limit: req.query.limit } : {},
+          ),
+      });
+
+      api.route<{ Params: { id: string }; Body: { payload: string } }>({
+        method: 'POST',
+        url: '/devices/:id/commands',
+        schema: {
+          params: strictObject({ id: TEXT }, ['id']),
+          body: strictObject({ payload: { type: 'string', minLength: 1, maxLength: 512 * 1024 } }, [
+            'payload',
+          ]),
+        },
+        handler: async (req, reply) =>
+          reply
+            .code(201)
+            .send(await mdm.runCommand(deps, actor(req), req.params.id, req.body.payload)),
       });
 
       api.route<{ Querystring: { limit?: number; action?: string } }>({
