@@ -512,12 +512,18 @@ export function runStoreConformance(
       it('spends one use at a time until none is left, then finds nothing', async () => {
         const t = enrollmentToken('e1', { usesLeft: 2 });
         await store.createEnrollmentToken(t);
+        assert.deepEqual(
+          await store.findEnrollmentToken(t.secretHash, at(1)),
+          t,
+          'finding spends nothing',
+        );
         assert.deepEqual(await store.useEnrollmentToken(t.secretHash, at(1)), {
           ...t,
           usesLeft: 1,
         });
         assert.equal((await store.useEnrollmentToken(t.secretHash, at(2)))?.usesLeft, 0);
         assert.equal(await store.useEnrollmentToken(t.secretHash, at(3)), undefined);
+        assert.equal(await store.findEnrollmentToken(t.secretHash, at(3)), undefined, 'used up');
         assert.equal(await store.useEnrollmentToken(sha256('unknown'), at(3)), undefined);
       });
 
@@ -525,6 +531,7 @@ export function runStoreConformance(
         const t = enrollmentToken('e1', { expiresAt: at(1000) });
         await store.createEnrollmentToken(t);
         assert.equal(await store.useEnrollmentToken(t.secretHash, at(1000)), undefined);
+        assert.equal(await store.findEnrollmentToken(t.secretHash, at(1000)), undefined);
         assert.deepEqual(await store.listEnrollmentTokens(), [t], 'nothing changed');
       });
 

@@ -507,6 +507,17 @@ export function sqlRoles(
       return r && enrollmentToken(r);
     },
 
+    async findEnrollmentToken(secretHash, now) {
+      const r = await db
+        .selectFrom('enrollment_tokens')
+        .selectAll()
+        .where('secret_hash', '=', secretHash)
+        .where('uses_left', '>', 0)
+        .where('expires_at', '>', now.getTime())
+        .executeTakeFirst();
+      return r && enrollmentToken(r);
+    },
+
     async listEnrollmentTokens() {
       const rows = await db
         .selectFrom('enrollment_tokens')

@@ -245,6 +245,11 @@ export interface EnrollmentTokenStore {
    * serves exactly n callers.
    */
   useEnrollmentToken(secretHash: string, now: Date): Promise<EnrollmentTokenRecord | undefined>;
+  /**
+   * The token with this hash when it could be spent at `now` (`usesLeft > 0`, `expiresAt > now`),
+   * without spending it (MS-XCEP GetPolicies checks the credentials; only enrollment spends).
+   */
+  findEnrollmentToken(secretHash: string, now: Date): Promise<EnrollmentTokenRecord | undefined>;
   /** Every token, by `createdAt` then id. */
   listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]>;
   /** Sets `usesLeft` to 0; false when no token has this id. */
