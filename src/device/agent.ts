@@ -15,6 +15,7 @@ import { deviceInfoHooks } from './csp/device-info.ts';
 import { pfxInstallHooks } from './csp/pfx-install.ts';
 import { ScepEnrollments, type ScepTransport } from './csp/scep-install.ts';
 import { KeyVault, type PinSource, type TokenProvider } from './keys.ts';
+import { runSession, type MdmTransport, type SessionReport } from './mdm-client.ts';
 import { needsReply, respond } from './session.ts';
 import { openDeviceStore, type DeviceStateData, type DeviceStore } from './state.ts';
 import { CertificateStores } from './stores.ts';
@@ -49,6 +50,8 @@ export interface DeviceOptions {
   readonly minuteMs?: number;
   /** How SCEP requests to a ServerURL travel (default: HTTP with fetch). */
   readonly scepTransport?: (url: string) => ScepTransport;
+  /** How OMA-DM session messages travel (default: HTTPS with the MDM client certificate). */
+  readonly mdmTransport?: MdmTransport;
   /** Name for a new device. */
   readonly name?: string;
   readonly lockWaitMs?: number;
@@ -102,6 +105,7 @@ function combine(parts: readonly CspHooks[]): CspHooks {
 type CspSnapshot = Pick<DeviceStateData, 'certificates' | 'keys' | 'scep'>;
 
 export class DeviceAgent {
+  readonly #o: DeviceOptions;
   readonly store: DeviceStore;
   readonly keys: KeyVault;
   readonly certificates: CertificateStores;
@@ -109,6 +113,7 @@ export class DeviceAgent {
   readonly tree: ManagementTree;
 
   private constructor(store: DeviceStore, o: DeviceOptions) {
+    this.#o = o;
     this.store = store;
     const state = () => store.data;
     this.keys = new KeyVault(state, {
@@ -184,14 +189,40 @@ export class DeviceAgent {
     return buildSyncML(reply);
   }
 
-  /** Runs the background work that is due now (SCEP requests and polls). */
-  runDue(): Promise<void> {
-    return this.scep.runDue();
+  /**
+   * Runs the background work that is due now: SCEP requests and polls, then the scheduled MDM
+   * session when the poll interval has passed (DMClient Poll) or when SCEP work finished, so
+   * the server learns the outcome at once rather than at the next poll.
+   */
+  async runDue(): Promise<void> {
+    const before = this.store.data.scep.filter((e) => e.nextAttemptAt !== undefined).length;
+    await this.scep.runDue();
+    const after = this.store.data.scep.filter((e) => e.nextAttemptAt !== undefined).length;
+    const due = this.#mdmDueAt();
+    if (due && (due <= this.#now() || after < before)) await this.sync();
   }
 
   /** When background work is next due, if any. */
   nextDueAt(): Date | undefined {
-    return this.scep.nextDueAt();
+    const times = [this.scep.nextDueAt(), this.#mdmDueAt()].filter((d) => d !== undefined);
+    return times.length ? new Date(Math.min(...times.map((d) => d.getTime()))) : undefined;
+  }
+
+  /** Runs one OMA-DM session with the server the device enrolled with (MS-MDM). */
+  sync(o: { alert?: '1200' | '1201' } = {}): Promise<SessionReport> {
+    return runSession(this, this.#o.mdmTransport, o);
+  }
+
+  #now(): Date {
+    return (this.#o.now ?? (() => new Date()))();
+  }
+
+  /** The next scheduled MDM session, when enrolled. */
+  #mdmDueAt(): Date | undefined {
+    const mdm = this.store.data.mdm;
+    if (!mdm) return undefined;
+    if (!mdm.lastSessionAt) return this.#now();
+    return new Date(Date.parse(mdm.lastSessionAt) + mdm.pollMinutes * (this.#o.minuteMs ?? 60_000));
   }
 
   async close(): Promise<void> {

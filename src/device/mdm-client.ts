@@ -134,7 +134,7 @@ export async function sessionTls(agent: DeviceAgent, mdm: MdmEnrollmentState): P
  */
 export async function runSession(
   agent: DeviceAgent,
-  transport: MdmTransport = httpsTransport,
+  transport: MdmTransport | undefined,
   o: { readonly alert?: '1200' | '1201'; readonly loginStatus?: 'user' | 'others' | 'none' } = {},
 ): Promise<SessionReport> {
   const mdm = agent.store.data.mdm;
@@ -176,7 +176,7 @@ export async function runSession(
         'ERR_DEVICE_MDM_PROTOCOL',
         `the session did not end after ${MAX_MESSAGES} messages`,
       );
-    const reply = await transport(mdm.serverUrl, outgoing, tls);
+    const reply = await (transport ?? httpsTransport)(mdm.serverUrl, outgoing, tls);
     let msg: SyncMLMessage;
     try {
       msg = parseSyncML(reply);
