@@ -1,7 +1,8 @@
 /**
  * The device agent through SyncML, as a server drives it: certificate stores
- * (RootCATrustedCertificates, CertificateStore), PFX installs with each KeyLocation and both
- * password encryption types, Hello PINs, Atomic rollback, and the state surviving a restart.
+ * (RootCATrustedCertificates, CertificateStore), PFX installs with each KeyLocation (1 and 2
+ * into a SoftHSM2 token acting as the TPM) and both password encryption types, Hello PINs,
+ * Atomic rollback, and the state surviving a restart.
  * Certificates and PFX files are made by openssl, so what we accept is what the world writes.
  */
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { buildEnvelopedData } from '../pki/cms.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { run, tempDir } from '../testing/tools.ts';
 import { DeviceAgent } from './agent.ts';
-import { DEVICE_ERRORS } from './errors.ts';
+import { DEVICE_ERRORS, type DeviceErrorCode } from './errors.ts';
 import { thumbprintOf } from './stores.ts';
 import { cmd, serverMessage, summarise } from './testing.ts';
 
@@ -59,50 +60,63 @@ before(() => {
     '-addext',
     'keyUsage=critical,keyCertSign,cRLSign',
   );
+  root = made(join(work, 'root.pem'));
+  ({ cert: leaf, b64: pfxB64 } = issuePfx('leaf', ['-newkey', 'rsa:2048'], 'alice@example.test'));
+});
+
+/**
+ * A PFX made by openssl: a new key (`newkey`: openssl req's key options), its certificate for
+ * `/CN=<cn>` issued by the test root, and the root; files `<name>.{key,pem,pfx}` in `work`.
+ */
+function issuePfx(
+  name: string,
+  newkey: readonly string[],
+  cn: string,
+): { cert: Made; b64: string } {
   openssl(
     'req',
-    '-newkey',
-    'rsa:2048',
+    ...newkey,
     '-nodes',
     '-keyout',
-    'leaf.key',
+    `${name}.key`,
     '-out',
-    'leaf.csr',
+    `${name}.csr`,
     '-subj',
-    '/CN=alice@example.test',
+    `/CN=${cn}`,
   );
   openssl(
     'x509',
     '-req',
     '-in',
-    'leaf.csr',
+    `${name}.csr`,
     '-CA',
     'root.pem',
     '-CAkey',
     'root.key',
     '-out',
-    'leaf.pem',
+    `${name}.pem`,
     '-days',
     '10',
   );
-  root = made(join(work, 'root.pem'));
-  leaf = made(join(work, 'leaf.pem'));
   openssl(
     'pkcs12',
     '-export',
     '-inkey',
-    'leaf.key',
+    `${name}.key`,
     '-in',
-    'leaf.pem',
+    `${name}.pem`,
     '-certfile',
     'root.pem',
     '-out',
-    'leaf.pfx',
+    `${name}.pfx`,
     '-passout',
     `pass:${PFX_PASSWORD}`,
   );
-  pfxB64 = readFileSync(join(work, 'leaf.pfx')).toString('base64');
-});
+  return {
+    cert: made(join(work, `${name}.pem`)),
+    b64: readFileSync(join(work, `${name}.pfx`)).toString('base64'),
+  };
+}
 
 const agents: DeviceAgent[] = [];
 after(async () => {
@@ -233,6 +247,8 @@ function pfxCommands(
     password?: string;
     type?: number;
     container?: string;
+    /** The PFX, base64 (default: the RSA leaf's). */
+    blob?: string;
   },
 ) {
   return [
@@ -247,8 +263,24 @@ function pfxCommands(
     ...(o.exportable !== undefined
       ? [cmd.add(`${node}/PFXKeyExportable`, String(o.exportable), 'bool')]
       : []),
-    cmd.add(`${node}/PFXCertBlob`, pfxB64, 'chr'),
+    cmd.add(`${node}/PFXCertBlob`, o.blob ?? pfxB64, 'chr'),
   ];
+}
+
+/**
+ * Sends a PFX install outside an Atomic and checks that it fails: the blob's Add gets
+ * `status`, and the node's Status the HRESULT of `code`.
+ */
+async function assertInstallFails(
+  a: DeviceAgent,
+  node: string,
+  o: Parameters<typeof pfxCommands>[1],
+  status: 'Add=400' | 'Add=500',
+  code: DeviceErrorCode,
+): Promise<void> {
+  const r = await send(a, ...pfxCommands(node, o), cmd.get(`${node}/Status`));
+  assert.equal(r.statuses.at(-2), status, node);
+  assert.equal(Number(r.results.get(`${node}/Status`)), DEVICE_ERRORS[code].hresult | 0, node);
 }
 
 describe('ClientCertificateInstall/PFXCertInstall', () => {
@@ -332,31 +364,23 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
     const key = a.keys.find(a.certificates.list('device', 'My')[0]!.keyId!)!;
     assert.equal(key.exportable, false);
     assert.throws(() => a.keys.exportKey(key.id), { code: 'ERR_DEVICE_NOT_EXPORTABLE' });
-    const b = await device();
-    const bad = await send(
-      b,
-      ...pfxCommands(pfxNode(DEV, 'p2x'), { location: 2, exportable: true }),
-      cmd.get(`${pfxNode(DEV, 'p2x')}/Status`),
-    );
-    assert.equal(bad.statuses.at(-2), 'Add=400');
-    assert.equal(
-      Number(bad.results.get(`${pfxNode(DEV, 'p2x')}/Status`)),
-      DEVICE_ERRORS.ERR_DEVICE_BAD_PARAMETER.hresult | 0,
+    await assertInstallFails(
+      await device(),
+      pfxNode(DEV, 'p2x'),
+      { location: 2, exportable: true },
+      'Add=400',
+      'ERR_DEVICE_BAD_PARAMETER',
     );
   });
 
   it('KeyLocation 1 (TPM or fail) on a device without a TPM fails and installs nothing', async () => {
     const a = await device();
-    const node = pfxNode(DEV, 'p1');
-    const r = await send(
+    await assertInstallFails(
       a,
-      ...pfxCommands(node, { location: 1, exportable: false }),
-      cmd.get(`${node}/Status`),
-    );
-    assert.equal(r.statuses.at(-2), 'Add=500');
-    assert.equal(
-      Number(r.results.get(`${node}/Status`)),
-      DEVICE_ERRORS.ERR_DEVICE_NO_TPM.hresult | 0,
+      pfxNode(DEV, 'p1'),
+      { location: 1, exportable: false },
+      'Add=500',
+      'ERR_DEVICE_NO_TPM',
     );
     assert.equal(a.certificates.all().length, 0);
     assert.equal(a.store.data.keys.length, 0);
@@ -364,16 +388,12 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
 
   it('a wrong password fails with ERROR_INVALID_PASSWORD and changes nothing', async () => {
     const a = await device();
-    const node = pfxNode(USER, 'wrong');
-    const r = await send(
+    await assertInstallFails(
       a,
-      ...pfxCommands(node, { location: 3, password: 'nope' }),
-      cmd.get(`${node}/Status`),
-    );
-    assert.equal(r.statuses.at(-2), 'Add=500');
-    assert.equal(
-      Number(r.results.get(`${node}/Status`)),
-      DEVICE_ERRORS.ERR_DEVICE_PFX_PASSWORD.hresult | 0,
+      pfxNode(USER, 'wrong'),
+      { location: 3, password: 'nope' },
+      'Add=500',
+      'ERR_DEVICE_PFX_PASSWORD',
     );
     assert.equal(a.certificates.all().length, 0);
   });
