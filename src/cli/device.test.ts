@@ -508,7 +508,6 @@ describe('a PKCS#11 token as the device TPM (SoftHSM2)', () => {
         hsm.pkcs11Tool(['--list-objects', '--type', 'privkey']),
         /certpost-device-/,
       );
-      // A PFX key cannot be imported into this TPM: KeyLocation 1 fails, 2 falls back to software.
       await agent.close();
     } finally {
       await tpm.close();

@@ -1,20 +1,24 @@
 /**
  * The device agent through SyncML, as a server drives it: certificate stores
- * (RootCATrustedCertificates, CertificateStore), PFX installs with each KeyLocation and both
- * password encryption types, Hello PINs, Atomic rollback, and the state surviving a restart.
+ * (RootCATrustedCertificates, CertificateStore), PFX installs with each KeyLocation (1 and 2
+ * into a SoftHSM2 token acting as the TPM) and both password encryption types, Hello PINs,
+ * Atomic rollback, and the state surviving a restart.
  * Certificates and PFX files are made by openssl, so what we accept is what the world writes.
  */
 import assert from 'node:assert/strict';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, verify, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildEnvelopedData } from '../pki/cms.ts';
+import { signWith } from '../pki/key-ref.ts';
 import { parseCertificate } from '../pki/x509.ts';
+import { createSoftHsmToken, type SoftHsmToken } from '../testing/softhsm.ts';
 import { run, tempDir } from '../testing/tools.ts';
 import { DeviceAgent } from './agent.ts';
-import { DEVICE_ERRORS } from './errors.ts';
+import { DEVICE_ERRORS, type DeviceErrorCode } from './errors.ts';
 import { thumbprintOf } from './stores.ts';
+import { openTpm } from './tpm.ts';
 import { cmd, serverMessage, summarise } from './testing.ts';
 
 const DEV = './Device/Vendor/MSFT';
@@ -59,50 +63,63 @@ before(() => {
     '-addext',
     'keyUsage=critical,keyCertSign,cRLSign',
   );
+  root = made(join(work, 'root.pem'));
+  ({ cert: leaf, b64: pfxB64 } = issuePfx('leaf', ['-newkey', 'rsa:2048'], 'alice@example.test'));
+});
+
+/**
+ * A PFX made by openssl: a new key (`newkey`: openssl req's key options), its certificate for
+ * `/CN=<cn>` issued by the test root, and the root; files `<name>.{key,pem,pfx}` in `work`.
+ */
+function issuePfx(
+  name: string,
+  newkey: readonly string[],
+  cn: string,
+): { cert: Made; b64: string } {
   openssl(
     'req',
-    '-newkey',
-    'rsa:2048',
+    ...newkey,
     '-nodes',
     '-keyout',
-    'leaf.key',
+    `${name}.key`,
     '-out',
-    'leaf.csr',
+    `${name}.csr`,
     '-subj',
-    '/CN=alice@example.test',
+    `/CN=${cn}`,
   );
   openssl(
     'x509',
     '-req',
     '-in',
-    'leaf.csr',
+    `${name}.csr`,
     '-CA',
     'root.pem',
     '-CAkey',
     'root.key',
     '-out',
-    'leaf.pem',
+    `${name}.pem`,
     '-days',
     '10',
   );
-  root = made(join(work, 'root.pem'));
-  leaf = made(join(work, 'leaf.pem'));
   openssl(
     'pkcs12',
     '-export',
     '-inkey',
-    'leaf.key',
+    `${name}.key`,
     '-in',
-    'leaf.pem',
+    `${name}.pem`,
     '-certfile',
     'root.pem',
     '-out',
-    'leaf.pfx',
+    `${name}.pfx`,
     '-passout',
     `pass:${PFX_PASSWORD}`,
   );
-  pfxB64 = readFileSync(join(work, 'leaf.pfx')).toString('base64');
-});
+  return {
+    cert: made(join(work, `${name}.pem`)),
+    b64: readFileSync(join(work, `${name}.pfx`)).toString('base64'),
+  };
+}
 
 const agents: DeviceAgent[] = [];
 after(async () => {
@@ -233,6 +250,8 @@ function pfxCommands(
     password?: string;
     type?: number;
     container?: string;
+    /** The PFX, base64 (default: the RSA leaf's). */
+    blob?: string;
   },
 ) {
   return [
@@ -247,8 +266,24 @@ function pfxCommands(
     ...(o.exportable !== undefined
       ? [cmd.add(`${node}/PFXKeyExportable`, String(o.exportable), 'bool')]
       : []),
-    cmd.add(`${node}/PFXCertBlob`, pfxB64, 'chr'),
+    cmd.add(`${node}/PFXCertBlob`, o.blob ?? pfxB64, 'chr'),
   ];
+}
+
+/**
+ * Sends a PFX install outside an Atomic and checks that it fails: the blob's Add gets
+ * `status`, and the node's Status the HRESULT of `code`.
+ */
+async function assertInstallFails(
+  a: DeviceAgent,
+  node: string,
+  o: Parameters<typeof pfxCommands>[1],
+  status: 'Add=400' | 'Add=500',
+  code: DeviceErrorCode,
+): Promise<void> {
+  const r = await send(a, ...pfxCommands(node, o), cmd.get(`${node}/Status`));
+  assert.equal(r.statuses.at(-2), status, node);
+  assert.equal(Number(r.results.get(`${node}/Status`)), DEVICE_ERRORS[code].hresult | 0, node);
 }
 
 describe('ClientCertificateInstall/PFXCertInstall', () => {
@@ -332,31 +367,23 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
     const key = a.keys.find(a.certificates.list('device', 'My')[0]!.keyId!)!;
     assert.equal(key.exportable, false);
     assert.throws(() => a.keys.exportKey(key.id), { code: 'ERR_DEVICE_NOT_EXPORTABLE' });
-    const b = await device();
-    const bad = await send(
-      b,
-      ...pfxCommands(pfxNode(DEV, 'p2x'), { location: 2, exportable: true }),
-      cmd.get(`${pfxNode(DEV, 'p2x')}/Status`),
-    );
-    assert.equal(bad.statuses.at(-2), 'Add=400');
-    assert.equal(
-      Number(bad.results.get(`${pfxNode(DEV, 'p2x')}/Status`)),
-      DEVICE_ERRORS.ERR_DEVICE_BAD_PARAMETER.hresult | 0,
+    await assertInstallFails(
+      await device(),
+      pfxNode(DEV, 'p2x'),
+      { location: 2, exportable: true },
+      'Add=400',
+      'ERR_DEVICE_BAD_PARAMETER',
     );
   });
 
   it('KeyLocation 1 (TPM or fail) on a device without a TPM fails and installs nothing', async () => {
     const a = await device();
-    const node = pfxNode(DEV, 'p1');
-    const r = await send(
+    await assertInstallFails(
       a,
-      ...pfxCommands(node, { location: 1, exportable: false }),
-      cmd.get(`${node}/Status`),
-    );
-    assert.equal(r.statuses.at(-2), 'Add=500');
-    assert.equal(
-      Number(r.results.get(`${node}/Status`)),
-      DEVICE_ERRORS.ERR_DEVICE_NO_TPM.hresult | 0,
+      pfxNode(DEV, 'p1'),
+      { location: 1, exportable: false },
+      'Add=500',
+      'ERR_DEVICE_NO_TPM',
     );
     assert.equal(a.certificates.all().length, 0);
     assert.equal(a.store.data.keys.length, 0);
@@ -364,16 +391,12 @@ describe('ClientCertificateInstall/PFXCertInstall', () => {
 
   it('a wrong password fails with ERROR_INVALID_PASSWORD and changes nothing', async () => {
     const a = await device();
-    const node = pfxNode(USER, 'wrong');
-    const r = await send(
+    await assertInstallFails(
       a,
-      ...pfxCommands(node, { location: 3, password: 'nope' }),
-      cmd.get(`${node}/Status`),
-    );
-    assert.equal(r.statuses.at(-2), 'Add=500');
-    assert.equal(
-      Number(r.results.get(`${node}/Status`)),
-      DEVICE_ERRORS.ERR_DEVICE_PFX_PASSWORD.hresult | 0,
+      pfxNode(USER, 'wrong'),
+      { location: 3, password: 'nope' },
+      'Add=500',
+      'ERR_DEVICE_PFX_PASSWORD',
     );
     assert.equal(a.certificates.all().length, 0);
   });
@@ -528,5 +551,139 @@ describe('device agent: DevInfo and DevDetail', () => {
     } finally {
       await agent.close();
     }
+  });
+});
+
+/** openssl req's options for a new EC key on `curve`. */
+const ecKeyOn = (curve: string) => ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${curve}`];
+
+describe('PFXCertInstall into a PKCS#11 token as the device TPM (SoftHSM2)', () => {
+  let hsm: SoftHsmToken;
+  let tpm: Awaited<ReturnType<typeof openTpm>>;
+  let ec: { cert: Made; b64: string };
+  let p521: { cert: Made; b64: string };
+  const data = Buffer.from('signed by the device TPM');
+
+  before(async () => {
+    hsm = createSoftHsmToken('device-tpm');
+    tpm = await openTpm({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+    ec = issuePfx('ec-leaf', ecKeyOn('P-256'), 'bob@example.test');
+    p521 = issuePfx('p521-leaf', ecKeyOn('P-521'), 'carol@example.test');
+  });
+
+  after(async () => {
+    await tpm?.close();
+    hsm?.remove();
+  });
+
+  /** CKA_LABELs of the token's objects of a type, as OpenSC's pkcs11-tool lists them. */
+  const inToken = (type: 'privkey' | 'pubkey' | 'secrkey') =>
+    [...hsm.pkcs11Tool(['--list-objects', '--type', type]).matchAll(/label:\s+(\S.*)$/gm)].map(
+      (m) => m[1]!.trim(),
+    );
+
+  /** The installed certificate's key: in the token, not exportable, signing for the certificate. */
+  async function assertTokenKey(a: DeviceAgent, scope: 'device' | 'user', cert: Made) {
+    const entry = a.certificates.list(scope, 'My').find((c) => c.thumbprint === cert.hash)!;
+    const record = a.keys.find(entry.keyId!)!;
+    assert.equal(record.provider, 'tpm');
+    assert.equal(record.exportable, false);
+    assert.equal(record.pkcs8, undefined, 'no key material in the state');
+    assert.throws(() => a.keys.exportKey(record.id), { code: 'ERR_DEVICE_NOT_EXPORTABLE' });
+    const label = `certpost-device-${record.tokenId!}`;
+    assert.ok(inToken('privkey').includes(label), `${label} is a private key in the token`);
+    assert.ok(inToken('pubkey').includes(label), `${label} has its public key in the token`);
+    const sig = await signWith(await a.keys.open(record.id), data, 'sha256');
+    assert.ok(verify('sha256', data, new X509Certificate(cert.der).publicKey, sig));
+    return label;
+  }
+
+  it('KeyLocation 1: the PFX key goes into the token, signs there; Delete destroys it', async () => {
+    const a = await device({ tpm });
+    const node = pfxNode(DEV, 'tpm1');
+    const r = await send(
+      a,
+      cmd.atomic(...pfxCommands(node, { location: 1 })),
+      cmd.get(`${node}/Status`),
+    );
+    assert.equal(r.statuses[0], 'Atomic=200');
+    assert.equal(r.results.get(`${node}/Status`), '0');
+    const label = await assertTokenKey(a, 'device', leaf);
+    assert.ok(inToken('secrkey').includes('certpost implicit rejection'), 'RSA: its IR secret');
+    assert.doesNotMatch(readFileSync(join(a.store.dir, 'state.json'), 'utf8'), /PRIVATE KEY/);
+
+    const d = await send(a, cmd.delete(node), cmd.get(`${node}/Thumbprint`));
+    assert.deepEqual(d.statuses, ['Delete=200', 'Get=404']);
+    assert.equal(a.store.data.keys.length, 0);
+    assert.ok(!inToken('privkey').includes(label), 'the private key is destroyed');
+    assert.ok(!inToken('pubkey').includes(label), 'so is its public key');
+    assert.deepEqual(inToken('secrkey'), [], 'and its implicit-rejection secret');
+  });
+
+  it('KeyLocation 2 with a TPM: the key goes into the token too (an EC P-256 PFX)', async () => {
+    const a = await device({ tpm });
+    const node = pfxNode(USER, 'tpm2');
+    const r = await send(
+      a,
+      cmd.atomic(...pfxCommands(node, { location: 2, blob: ec.b64 })),
+      cmd.get(`${node}/Thumbprint`),
+    );
+    assert.equal(r.statuses[0], 'Atomic=200');
+    assert.equal(r.results.get(`${node}/Thumbprint`), ec.cert.hash);
+    const label = await assertTokenKey(a, 'user', ec.cert);
+    await send(a, cmd.delete(node));
+    assert.ok(!inToken('privkey').includes(label));
+  });
+
+  it('PFXKeyExportable true with KeyLocation 1 or 2 is refused (400, E_INVALIDARG), as the DDF says', async () => {
+    const a = await device({ tpm });
+    for (const location of [1, 2])
+      await assertInstallFails(
+        a,
+        pfxNode(DEV, `exportable${location}`),
+        { location, exportable: true },
+        'Add=400',
+        'ERR_DEVICE_BAD_PARAMETER',
+      );
+    assert.equal(a.certificates.all().length, 0);
+    assert.deepEqual(inToken('privkey'), []);
+  });
+
+  it('a key the TPM cannot hold (EC P-521): KeyLocation 1 fails with NTE_NOT_SUPPORTED, 2 falls back to software', async () => {
+    const a = await device({ tpm });
+    await assertInstallFails(
+      a,
+      pfxNode(DEV, 'p521-1'),
+      { location: 1, blob: p521.b64 },
+      'Add=500',
+      'ERR_DEVICE_TPM_UNSUPPORTED',
+    );
+    assert.equal(a.certificates.all().length, 0);
+
+    const r2 = await send(
+      a,
+      cmd.atomic(...pfxCommands(pfxNode(DEV, 'p521-2'), { location: 2, blob: p521.b64 })),
+    );
+    assert.equal(r2.statuses[0], 'Atomic=200');
+    const record = a.keys.find(a.certificates.list('device', 'My')[0]!.keyId!)!;
+    assert.equal(record.provider, 'software');
+    assert.equal(record.exportable, false);
+    assert.deepEqual(inToken('privkey'), []);
+  });
+
+  it('an Atomic rolled back after the import leaves no key in the token', async () => {
+    const a = await device({ tpm });
+    const r = await send(
+      a,
+      cmd.atomic(
+        ...pfxCommands(pfxNode(DEV, 'kept'), { location: 1 }),
+        ...pfxCommands(pfxNode(DEV, 'broken'), { location: 1, password: 'wrong' }),
+      ),
+    );
+    assert.equal(r.statuses[0], 'Atomic=507');
+    assert.equal(a.certificates.all().length, 0);
+    assert.equal(a.store.data.keys.length, 0);
+    assert.deepEqual(inToken('privkey'), []);
+    assert.deepEqual(inToken('pubkey'), []);
   });
 });

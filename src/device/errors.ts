@@ -14,6 +14,8 @@ export const DEVICE_ERRORS = {
   ERR_DEVICE_BAD_PARAMETER: { hresult: 0x80070057, name: 'E_INVALIDARG' },
   /** KeyLocation/KeyProtection 1 (TPM or fail) on a device without a TPM. */
   ERR_DEVICE_NO_TPM: { hresult: 0x80090030, name: 'NTE_DEVICE_NOT_READY' },
+  /** The TPM cannot hold this key: a type or curve it does not take, or no key import at all. */
+  ERR_DEVICE_TPM_UNSUPPORTED: { hresult: 0x80090029, name: 'NTE_NOT_SUPPORTED' },
   /** A Hello key was used and no PIN could be asked for. */
   ERR_DEVICE_PIN_REQUIRED: { hresult: 0x800704c7, name: 'ERROR_CANCELLED' },
   ERR_DEVICE_PIN_INCORRECT: { hresult: 0x8010006b, name: 'SCARD_W_WRONG_CHV' },

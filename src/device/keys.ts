@@ -34,7 +34,7 @@ import {
   type ExternalKey,
   type PrivateKeyRef,
 } from '../pki/key-ref.ts';
-import { DeviceError } from './errors.ts';
+import { DeviceError, isDeviceError } from './errors.ts';
 import type { DeviceStateData, HelloContainer, KeyEntry, KeyProviderName } from './state.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -59,7 +59,10 @@ export interface TokenProvider {
   /** `pkcs11:token=…` for messages. */
   readonly label: string;
   generate(spec: KeySpec, tokenId: string): Promise<ExternalKey>;
-  /** Imports a software key as sensitive, not extractable. */
+  /**
+   * Imports a software key as sensitive, not extractable. A key the token cannot hold (its
+   * type or curve, or a token that imports no private keys) is `ERR_DEVICE_TPM_UNSUPPORTED`.
+   */
   importKey(key: KeyObject, tokenId: string): Promise<ExternalKey>;
   open(tokenId: string): Promise<ExternalKey>;
   destroy(tokenId: string): Promise<void>;
@@ -145,33 +148,48 @@ export class KeyVault {
   }
 
   /**
-   * Imports a key (from a PFX) into the provider for `location`. `exportable` is allowed only
-   * for software keys (PFXKeyExportable: "true only with KeyLocation 3").
+   * The provider an import to `location` resolves to, after the checks that need no work
+   * (ClientCertificateInstall DDF, PFXCertInstall): `exportable` (PFXKeyExportable true) only
+   * with KeyLocation 3, whose DependsOn allows no other; a TPM for 1; a ContainerName for 4.
+   */
+  importProviderFor(
+    location: KeyLocation,
+    o: { exportable: boolean; container?: string | undefined },
+  ): KeyProviderName {
+    if (o.exportable && location !== 3)
+      throw new DeviceError(
+        'ERR_DEVICE_BAD_PARAMETER',
+        'PFXKeyExportable true is allowed only with KeyLocation 3 (software)',
+      );
+    return this.providerFor(location, o.container);
+  }
+
+  /**
+   * Imports a key (from a PFX) into the provider for `location`, checked as
+   * {@link importProviderFor}. KeyLocation 1 and 2 put it in the TPM as sensitive and not
+   * extractable (TokenProvider.importKey). The DDF's 2 is "Install to TPM if present. If not
+   * present, fallback to software"; a TPM that cannot hold this key (a type or curve it does not
+   * take, or a token that imports no private keys: `ERR_DEVICE_TPM_UNSUPPORTED`) counts as not
+   * present for it, and the key goes to software, not exportable. For 1 that is a failure, as is
+   * any other TPM error for either.
    */
   async importKey(
     key: KeyObject,
     location: KeyLocation,
     o: { exportable: boolean; container?: string },
   ): Promise<StoredKey> {
-    const provider = this.providerFor(location, o.container);
-    if (o.exportable && provider !== 'software')
-      throw new DeviceError(
-        'ERR_DEVICE_BAD_PARAMETER',
-        'only a software key (KeyLocation 3) can be exportable',
-      );
+    const provider = this.importProviderFor(location, o);
     const id = randomUUID();
     if (provider === 'tpm') {
       try {
         const ext = await this.#o.tpm!.importKey(key, id);
-        this.#doomed.add(id);
+        this.#doomed.add(id); // destroyed at commit unless a saved record names it
         return {
           entry: this.#record({ id, provider, exportable: false, key: ext, tokenId: id }),
           key: ext,
         };
       } catch (e) {
-        // KeyLocation 2 is "TPM, else software": a TPM that cannot take the key is "else".
-        if (location !== 2 || !(e instanceof DeviceError) || e.code !== 'ERR_DEVICE_NO_TPM')
-          throw e;
+        if (location !== 2 || !isDeviceError(e) || e.code !== 'ERR_DEVICE_TPM_UNSUPPORTED') throw e;
       }
     }
     return this.#storeSoftware(

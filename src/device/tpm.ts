@@ -1,11 +1,10 @@
 /**
  * The device's "TPM": a PKCS#11 token (tpm2-pkcs11 on a TPM or swtpm, SoftHSM2 in tests)
- * behind keys.ts's {@link TokenProvider}. Keys are generated inside it, sensitive and never
- * extractable (hsm/pkcs11.ts), labelled `certpost-device-<record id>` with the record id as
- * CKA_ID, so a state record always finds its object and an object left by a crash is known.
- *
- * Importing a PFX key into the token is not supported yet: KeyLocation 1 then fails with
- * NTE_DEVICE_NOT_READY and KeyLocation 2 falls back to software (keys.ts).
+ * behind keys.ts's {@link TokenProvider}. Keys are generated inside it (SCEP) or imported into
+ * it (a PFX's key: C_CreateObject, hsm/pkcs11.ts `importKey`), sensitive and never extractable,
+ * labelled `certpost-device-<record id>` with the record id as CKA_ID, so a state record always
+ * finds its object and an object left by a crash is known. A key the token cannot hold is
+ * `ERR_DEVICE_TPM_UNSUPPORTED` (NTE_NOT_SUPPORTED); keys.ts decides what KeyLocation makes of it.
  */
 import { isHsmError } from '../hsm/errors.ts';
 import { openToken, type Pkcs11Token } from '../hsm/pkcs11.ts';
@@ -23,6 +22,8 @@ export interface TpmOptions {
 }
 
 const idOf = (tokenId: string) => Buffer.from(tokenId.replace(/-/g, ''), 'hex');
+/** The CKA_LABEL and CKA_ID of a record's key. */
+const objectOf = (tokenId: string) => ({ label: `certpost-device-${tokenId}`, id: idOf(tokenId) });
 
 /** Opens the token; `close` it when the agent stops. */
 export async function openTpm(o: TpmOptions): Promise<TokenProvider & { close(): Promise<void> }> {
@@ -40,11 +41,20 @@ export async function openTpm(o: TpmOptions): Promise<TokenProvider & { close():
         spec.type === 'rsa'
           ? { type: 'rsa', bits: spec.bits as 2048 | 3072 | 4096 }
           : { type: 'ec', curve: spec.curve },
-        { label: `certpost-device-${tokenId}`, id: idOf(tokenId) },
+        objectOf(tokenId),
       );
     },
-    importKey() {
-      throw new DeviceError('ERR_DEVICE_NO_TPM', 'this TPM cannot import keys');
+    async importKey(key, tokenId) {
+      try {
+        return await token.importKey(key, objectOf(tokenId));
+      } catch (e) {
+        if (!isHsmError(e, 'ERR_HSM_UNSUPPORTED')) throw e;
+        throw new DeviceError(
+          'ERR_DEVICE_TPM_UNSUPPORTED',
+          `the TPM cannot hold this key: ${e.message}`,
+          { cause: e },
+        );
+      }
     },
     open: (tokenId) => token.getKey({ id: idOf(tokenId) }),
     async destroy(tokenId) {

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import {
   constants,
   createPublicKey,
+  generateKeyPairSync,
+  privateDecrypt,
   publicEncrypt,
   randomBytes,
   verify,
@@ -18,8 +20,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type * as Pkcs11js from 'pkcs11js';
 import { isHsmError } from './errors.ts';
+import { syntheticMessage } from './implicit-rejection.ts';
 import {
   ecdsaRawToDer,
+  IMPLICIT_REJECTION_LABEL,
   listTokens,
   openKeyByUri,
   openToken,
@@ -101,6 +105,95 @@ describe('tokens', () => {
   });
 });
 
+/**
+ * A second, independent PKCS#11 client in this process (same module, same login state), for
+ * what the token API does not offer: reading attributes, wrapping, raw HMAC.
+ */
+interface RawSession {
+  readonly p: typeof Pkcs11js;
+  readonly api: Pkcs11js.PKCS11;
+  readonly s: Buffer;
+  /** The objects matching `template`. */
+  find(template: Pkcs11js.Template): Buffer[];
+}
+
+function withRawSession<T>(f: (raw: RawSession) => T): T {
+  const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11js;
+  const api = new p.PKCS11();
+  api.load(hsm.module);
+  try {
+    api.C_Initialize();
+  } catch (e) {
+    assert.match((e as Error).message, /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+  }
+  const slot = api
+    .C_GetSlotList(true)
+    .find((x) => api.C_GetTokenInfo(x).label.trim() === hsm.label)!;
+  const s = api.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+  try {
+    try {
+      api.C_Login(s, p.CKU_USER, hsm.userPin);
+    } catch (e) {
+      assert.match((e as Error).message, /CKR_USER_ALREADY_LOGGED_IN/);
+    }
+    const find = (template: Pkcs11js.Template) => {
+      api.C_FindObjectsInit(s, template);
+      try {
+        return api.C_FindObjects(s, 64);
+      } finally {
+        api.C_FindObjectsFinal(s);
+      }
+    };
+    return f({ p, api, s, find });
+  } finally {
+    api.C_CloseSession(s);
+  }
+}
+
+/**
+ * The private key labelled `label` gives none of its secret components
+ * (CKR_ATTRIBUTE_SENSITIVE, base §5.7 C_GetAttributeValue) and cannot be wrapped out under a
+ * key of our own (CKR_KEY_UNEXTRACTABLE, base §5.14 C_WrapKey).
+ */
+function assertUnreadable({ p, api, s, find }: RawSession, label: string): void {
+  const [h] = find([
+    { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+    { type: p.CKA_LABEL, value: label },
+  ]);
+  assert.ok(h, label);
+  const isRsa = ulongOf(api.C_GetAttributeValue(s, h, [{ type: p.CKA_KEY_TYPE }])) === p.CKK_RSA;
+  const secrets = isRsa
+    ? [
+        p.CKA_PRIVATE_EXPONENT,
+        p.CKA_PRIME_1,
+        p.CKA_PRIME_2,
+        p.CKA_EXPONENT_1,
+        p.CKA_EXPONENT_2,
+        p.CKA_COEFFICIENT,
+      ]
+    : [p.CKA_VALUE];
+  for (const type of secrets)
+    assert.throws(
+      () => api.C_GetAttributeValue(s, h, [{ type }]),
+      /CKR_ATTRIBUTE_SENSITIVE/,
+      `${label}: attribute 0x${type.toString(16)}`,
+    );
+  const kek = api.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
+    { type: p.CKA_TOKEN, value: false },
+    { type: p.CKA_VALUE_LEN, value: 32 },
+    { type: p.CKA_WRAP, value: true },
+  ]);
+  assert.throws(
+    () => api.C_WrapKey(s, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, kek, h, Buffer.alloc(8192)),
+    /CKR_KEY_UNEXTRACTABLE/,
+  );
+}
+
+const ulongOf = (attrs: Pkcs11js.Template) => {
+  const v = attrs[0]!.value as Buffer;
+  return v.length >= 8 ? Number(v.readBigUInt64LE(0)) : v.readUInt32LE(0);
+};
+
 describe('keys', () => {
   it('are generated inside the token: sensitive, never extractable, private', async () => {
     for (const k of keys.values()) {
@@ -120,52 +213,9 @@ describe('keys', () => {
   });
 
   it('cannot be read out: CKA_PRIVATE_EXPONENT, CKA_VALUE and C_WrapKey all fail', () => {
-    // A second, independent PKCS#11 client in this process (same module, same login state).
-    const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11js;
-    const api = new p.PKCS11();
-    api.load(hsm.module);
-    try {
-      api.C_Initialize();
-    } catch (e) {
-      assert.match((e as Error).message, /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
-    }
-    const slot = api
-      .C_GetSlotList(true)
-      .find((s) => api.C_GetTokenInfo(s).label.trim() === hsm.label)!;
-    const s = api.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
-    try {
-      try {
-        api.C_Login(s, p.CKU_USER, hsm.userPin);
-      } catch (e) {
-        assert.match((e as Error).message, /CKR_USER_ALREADY_LOGGED_IN/);
-      }
-      for (const label of ['rsa-2048', 'ec-p256']) {
-        api.C_FindObjectsInit(s, [
-          { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
-          { type: p.CKA_LABEL, value: label },
-        ]);
-        const [h] = api.C_FindObjects(s, 1);
-        api.C_FindObjectsFinal(s);
-        assert.ok(h);
-        const secret = label.startsWith('rsa') ? p.CKA_PRIVATE_EXPONENT : p.CKA_VALUE;
-        assert.throws(
-          () => api.C_GetAttributeValue(s, h, [{ type: secret }]),
-          /CKR_ATTRIBUTE_SENSITIVE/,
-        );
-        // Nor wrapped out under a key of our own (PKCS#11 v2.40 §5.14 C_WrapKey).
-        const kek = api.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
-          { type: p.CKA_TOKEN, value: false },
-          { type: p.CKA_VALUE_LEN, value: 32 },
-          { type: p.CKA_WRAP, value: true },
-        ]);
-        assert.throws(
-          () => api.C_WrapKey(s, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, kek, h, Buffer.alloc(8192)),
-          /CKR_KEY_UNEXTRACTABLE/,
-        );
-      }
-    } finally {
-      api.C_CloseSession(s);
-    }
+    withRawSession((raw) => {
+      for (const label of ['rsa-2048', 'ec-p256']) assertUnreadable(raw, label);
+    });
   });
 
   it('are found by label, by id, and by URI; listed; deleted with their public key', async () => {
@@ -344,5 +394,151 @@ describe('decryption (RSAES-PKCS1-v1_5 with implicit rejection)', () => {
       secret,
     );
     await token.deleteKey({ label: 'from-opensc' });
+  });
+});
+
+describe('imported keys (C_CreateObject of a software key)', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ec384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const imported = new Map<string, TokenKey>();
+  const data = Buffer.from('signed by a key that came from a PFX');
+
+  before(async () => {
+    imported.set('imported-rsa', await token.importKey(rsa.privateKey, { label: 'imported-rsa' }));
+    imported.set(
+      'imported-p256',
+      await token.importKey(ec256.privateKey, { label: 'imported-p256' }),
+    );
+    imported.set(
+      'imported-p384',
+      await token.importKey(ec384.privateKey, { label: 'imported-p384' }),
+    );
+  });
+
+  it('sign in the token: Node verifies with the original public key', async () => {
+    for (const [label, original] of [
+      ['imported-rsa', rsa.publicKey],
+      ['imported-p256', ec256.publicKey],
+      ['imported-p384', ec384.publicKey],
+    ] as const) {
+      const k = imported.get(label)!;
+      assert.ok(k.publicKey.equals(original), `${label}: the token's public key is the original`);
+      for (const hash of ['sha256', 'sha384'] as const)
+        assert.ok(verify(hash, data, original, await k.sign(data, hash)), `${label} ${hash}`);
+    }
+  });
+
+  it('are sensitive and not extractable, and say they have been outside the token', async () => {
+    for (const k of imported.values())
+      assert.deepEqual(await token.protection(k), {
+        token: true,
+        private: true,
+        sensitive: true,
+        extractable: false,
+        alwaysSensitive: false,
+        neverExtractable: false,
+      });
+    withRawSession((raw) => {
+      for (const label of imported.keys()) assertUnreadable(raw, label);
+    });
+  });
+
+  it('RSA: decrypts PKCS#1 v1.5; a bad ciphertext gets an implicit-rejection message, not an error', async () => {
+    const k = imported.get('imported-rsa')!;
+    const secret = randomBytes(32);
+    const good = publicEncrypt(
+      { key: rsa.publicKey, padding: constants.RSA_PKCS1_PADDING },
+      secret,
+    );
+    assert.deepEqual(Buffer.from(await k.decrypt!(good)), secret);
+    // The synthetic message of implicit-rejection.ts: its KDK is HMAC-SHA256 of the ciphertext
+    // under this key's secret, computed in the token.
+    const ours = (c: Buffer) =>
+      withRawSession(({ p, api, s, find }) => {
+        const [irSecret] = find([
+          { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+          { type: p.CKA_ID, value: Buffer.from(k.id) },
+          { type: p.CKA_LABEL, value: IMPLICIT_REJECTION_LABEL },
+        ]);
+        assert.ok(irSecret, 'the imported key has its implicit-rejection secret');
+        api.C_SignInit(s, { mechanism: p.CKM_SHA256_HMAC }, irSecret);
+        return Buffer.from(syntheticMessage(api.C_Sign(s, c, Buffer.alloc(32)), 256));
+      });
+    // Decrypts to a type-1 block, a bad padding. A token on OpenSSL 3.2+ (or one with its
+    // implicit rejection backported, as Debian's SoftHSM here) answers with OpenSSL's synthetic
+    // message, keyed by the private exponent, which Node computes from the original key; a
+    // token that reports the padding as an error gets ours.
+    const bad = publicEncrypt(
+      { key: rsa.publicKey, padding: constants.RSA_NO_PADDING },
+      Buffer.concat([Buffer.from([0, 1]), randomBytes(254)]),
+    );
+    const answer = Buffer.from(await k.decrypt!(bad));
+    const openssl = privateDecrypt(
+      { key: rsa.privateKey, padding: constants.RSA_PKCS1_PADDING },
+      bad,
+    );
+    assert.ok(answer.equals(openssl) || answer.equals(ours(bad)), 'an implicit-rejection message');
+    // Not below the modulus: every token refuses it with an error, and the caller gets ours.
+    const tooBig = Buffer.alloc(256, 0xff);
+    assert.deepEqual(Buffer.from(await k.decrypt!(tooBig)), ours(tooBig));
+    assert.equal(imported.get('imported-p256')!.decrypt, undefined);
+  });
+
+  it('are found, listed and deleted exactly like generated keys', async () => {
+    for (const k of imported.values()) {
+      assert.equal((await token.getKey({ label: k.objectLabel })).uri, k.uri);
+      assert.equal((await token.getKey({ id: k.id })).objectLabel, k.objectLabel);
+    }
+    const listed = (await token.listKeys()).map((x) => x.objectLabel);
+    for (const label of imported.keys()) assert.ok(listed.includes(label), label);
+    await assert.rejects(token.importKey(rsa.privateKey, { label: 'imported-rsa' }), (e) =>
+      isHsmError(e, 'ERR_HSM_KEY_EXISTS'),
+    );
+
+    for (const k of imported.values()) {
+      await token.deleteKey({ label: k.objectLabel });
+      assert.equal(await token.findKey({ id: k.id }), undefined);
+      const left = withRawSession(({ p, find }) =>
+        find([{ type: p.CKA_ID, value: Buffer.from(k.id) }]),
+      );
+      assert.equal(left.length, 0, `${k.objectLabel}: private, public key and secret are gone`);
+    }
+    imported.clear();
+  });
+
+  it('refuses other keys with a typed error before touching the token', async () => {
+    const cases = [
+      [generateKeyPairSync('ed25519').privateKey, 'ERR_HSM_UNSUPPORTED'],
+      [generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey, 'ERR_HSM_UNSUPPORTED'],
+      [generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).privateKey, 'ERR_HSM_UNSUPPORTED'],
+      [rsa.publicKey, 'ERR_HSM_INVALID_ARGUMENT'],
+    ] as const;
+    for (const [k, code] of cases)
+      await assert.rejects(token.importKey(k, { label: 'refused' }), (e) => isHsmError(e, code));
+    assert.doesNotMatch(hsm.pkcs11Tool(['--list-objects']), /refused/);
+  });
+
+  it('leaves nothing behind when a step fails midway', async () => {
+    // SoftHSM does not fail the second C_CreateObject by itself, so this test makes it fail as
+    // a full token would (CKR_DEVICE_MEMORY), after the private key object was created.
+    const api = (token as unknown as { api: Pkcs11js.PKCS11 }).api;
+    const original = api.C_CreateObject;
+    let calls = 0;
+    api.C_CreateObject = function (this: Pkcs11js.PKCS11, s, template) {
+      if (++calls === 2) throw new Error('CKR_DEVICE_MEMORY:49');
+      return original.call(this, s, template);
+    };
+    const id = randomBytes(8);
+    try {
+      await assert.rejects(token.importKey(rsa.privateKey, { label: 'half-made', id }), (e) =>
+        isHsmError(e, 'ERR_HSM_TOKEN_FULL'),
+      );
+    } finally {
+      api.C_CreateObject = original;
+    }
+    assert.equal(calls, 2);
+    assert.equal(withRawSession(({ p, find }) => find([{ type: p.CKA_ID, value: id }])).length, 0);
+    assert.doesNotMatch(hsm.pkcs11Tool(['--list-objects']), /half-made/);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Keys in a PKCS#11 token (an HSM, SoftHSM2, a smart card, tpm2-pkcs11), used as
- * {@link ExternalKey}s: the token generates, signs and unwraps; the private key never leaves it.
+ * {@link ExternalKey}s: the token generates (or takes in), signs and decrypts; the private key
+ * never leaves it.
  *
  * Through pkcs11js (PeculiarVentures, an N-API addon: one build loads in every Node version with
  * N-API 8). Spec references are to PKCS#11 v2.40 (OASIS, "Cryptographic Token Interface Base
@@ -15,7 +16,8 @@
  *   `…Async` calls, which run in the thread pool, off the event loop. Login state is per
  *   application and token (base §5.5), so one `C_Login` covers every session; a rejected PIN is
  *   never tried again (tokens lock after a few wrong PINs).
- * - Keys: generated with CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true and CKA_EXTRACTABLE false
+ * - Keys: generated in the token, or imported into it from software (C_CreateObject, see
+ *   `importKey`), with CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true and CKA_EXTRACTABLE false
  *   (base §4.9 "Private key objects"), with a CKA_LABEL and a CKA_ID shared by the pair.
  * - Signing (mechanisms §2.1.9, §2.3.6): RSA with CKM_SHA*_RSA_PKCS (CKM_RSA_PKCS over a
  *   DigestInfo when the token lacks those); EC with CKM_ECDSA over a digest computed here, the
@@ -269,6 +271,19 @@ export interface Pkcs11Token {
   /** Generates a key pair inside the token. `id` defaults to 16 random bytes. */
   generateKey(
     spec: KeySpec,
+    options: { readonly label: string; readonly id?: Uint8Array },
+  ): Promise<TokenKey>;
+  /**
+   * Imports a software private key, laid out as {@link generateKey} lays out a pair (the
+   * CKO_PRIVATE_KEY sensitive and not extractable, its CKO_PUBLIC_KEY, one CKA_LABEL and CKA_ID,
+   * for RSA the implicit-rejection secret), so every other method treats it as a generated key.
+   * RSA (two primes) and EC on P-256/P-384; another key, or a token that takes no private key
+   * objects, is `ERR_HSM_UNSUPPORTED`; a public key `ERR_HSM_INVALID_ARGUMENT`; a label or id
+   * in use `ERR_HSM_KEY_EXISTS`. A failure midway leaves nothing of the key in the token. Its
+   * CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE read false (base §4.9): it has been outside.
+   */
+  importKey(
+    key: KeyObject,
     options: { readonly label: string; readonly id?: Uint8Array },
   ): Promise<TokenKey>;
   /** The key matching `selector`, or undefined. Several matches are `ERR_HSM_INVALID_ARGUMENT`. */
@@ -591,77 +606,142 @@ class Token implements Pkcs11Token {
     options: { readonly label: string; readonly id?: Uint8Array },
   ): Promise<TokenKey> {
     const p = pkcs11js();
-    const label = options.label;
-    if (!label) throw new HsmError('ERR_HSM_INVALID_ARGUMENT', 'a key needs a label');
+    const label = checkLabel(options.label);
     const id = Buffer.from(options.id ?? randomBytes(16));
     const what = `generating ${spec.type === 'rsa' ? `RSA-${spec.bits}` : spec.curve} key "${label}" in token "${this.info.label}"`;
     if (spec.type === 'rsa' && ![2048, 3072, 4096].includes(spec.bits))
       throw new HsmError('ERR_HSM_UNSUPPORTED', `RSA-${spec.bits as number}`);
     if (spec.type === 'ec' && !CURVE_OIDS[spec.curve])
       throw new HsmError('ERR_HSM_UNSUPPORTED', `curve ${spec.curve as string}`);
-    const handle = await this.run(what, async (s) => {
-      const clash =
-        findObjects(this.api, s, [{ type: p.CKA_LABEL, value: label }], 1).length +
-        findObjects(this.api, s, [{ type: p.CKA_ID, value: id }], 1).length;
-      if (clash) throw new HsmError('ERR_HSM_KEY_EXISTS', `"${label}" in "${this.info.label}"`);
-      const common = [
-        { type: p.CKA_TOKEN, value: true },
-        { type: p.CKA_LABEL, value: label },
-        { type: p.CKA_ID, value: id },
-      ];
-      const pub: Pkcs11js.Template = [
-        ...common,
-        { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
-        { type: p.CKA_PRIVATE, value: false },
-        { type: p.CKA_VERIFY, value: true },
-      ];
-      const priv: Pkcs11js.Template = [
-        ...common,
-        { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
-        { type: p.CKA_PRIVATE, value: true },
-        { type: p.CKA_SENSITIVE, value: true },
-        { type: p.CKA_EXTRACTABLE, value: false },
-        { type: p.CKA_SIGN, value: true },
-      ];
+    const handle = await this.#newObjects(what, label, id, async (s) => {
+      const { pub, priv } = pairTemplates(spec.type, label, id);
       let mechanism: number;
       if (spec.type === 'rsa') {
         mechanism = p.CKM_RSA_PKCS_KEY_PAIR_GEN;
         pub.push(
-          { type: p.CKA_KEY_TYPE, value: p.CKK_RSA },
           { type: p.CKA_MODULUS_BITS, value: spec.bits },
           { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
-          { type: p.CKA_ENCRYPT, value: true },
         );
-        priv.push({ type: p.CKA_KEY_TYPE, value: p.CKK_RSA }, { type: p.CKA_DECRYPT, value: true });
       } else {
         mechanism = p.CKM_EC_KEY_PAIR_GEN;
-        pub.push(
-          { type: p.CKA_KEY_TYPE, value: p.CKK_EC },
-          { type: p.CKA_EC_PARAMS, value: Buffer.from(der.enc.oid(CURVE_OIDS[spec.curve])) },
-        );
-        priv.push({ type: p.CKA_KEY_TYPE, value: p.CKK_EC });
+        pub.push({
+          type: p.CKA_EC_PARAMS,
+          value: Buffer.from(der.enc.oid(CURVE_OIDS[spec.curve])),
+        });
       }
       const pair = await this.api.C_GenerateKeyPairAsync(s, { mechanism }, pub, priv);
       return pair.privateKey;
     });
+    return this.#completePair(what, label, id, spec.type, handle);
+  }
+
+  /**
+   * By C_CreateObject (base §5.7) of the CKO_PRIVATE_KEY with the key's components, then of its
+   * CKO_PUBLIC_KEY.
+   *
+   * Why not C_UnwrapKey of a wrapped PKCS#8 (base §5.14): the key is in this process already,
+   * in the clear (it came out of a PFX decrypted here), and so is the token's library. Wrapping
+   * it first needs either a wrapping key whose value this process knows, or a token key that
+   * C_Encrypts the plaintext (the workaround for HSMs that refuse plaintext private keys);
+   * either way the same plaintext crosses the same in-process PKCS#11 boundary, so wrapping
+   * hides it from no one who could read a template. It would only get past a token whose policy
+   * refuses plaintext private keys (FIPS-mode HSMs), at the cost of unwrapping into a
+   * CKO_PRIVATE_KEY (with CKM_AES_KEY_WRAP_PAD, say), which fewer tokens offer. Such a
+   * token, like one that takes no private keys at all (tpm2-pkcs11's C_CreateObject makes
+   * public keys, certificates and data objects; its keys are imported with `tpm2_ptool
+   * import`), answers `ERR_HSM_UNSUPPORTED` here.
+   *
+   * The components are views into one DER export, handed to the token and zeroed as soon as
+   * it has them (before the key is read back); no message names them. pkcs11js copies a
+   * template into native memory for the call only.
+   */
+  async importKey(
+    key: KeyObject,
+    options: { readonly label: string; readonly id?: Uint8Array },
+  ): Promise<TokenKey> {
+    const label = checkLabel(options.label);
+    const id = Buffer.from(options.id ?? randomBytes(16));
+    const material = keyMaterial(key);
+    const what = `importing ${material.describe} key "${label}" into token "${this.info.label}"`;
+    let handle: Handle;
     try {
-      const key = await this.run(what, (s) => this.#keyFor(s, handle));
-      if (spec.type === 'rsa') await this.irSecretFor(id);
-      return key;
-    } catch (e) {
-      // No half-made key stays behind (it would block the label and never be used).
-      await this.run(`removing the half-made key "${label}"`, (s) => {
-        for (const h of findObjects(this.api, s, [{ type: p.CKA_ID, value: id }]))
-          this.api.C_DestroyObject(s, h);
-      }).catch((cleanup: unknown) => {
-        throw new HsmError(
-          'ERR_HSM_MODULE',
-          `${what} failed (${(e as Error).message}), and the half-made key could not be removed: delete "${label}" by hand`,
-          { cause: cleanup },
-        );
+      handle = await this.#newObjects(what, label, id, (s) => {
+        const { pub, priv } = pairTemplates(material.type, label, id);
+        // The private key first: a token that refuses it (the likely failure) leaves nothing.
+        const privateKey = this.api.C_CreateObject(s, [...priv, ...material.priv]);
+        this.api.C_CreateObject(s, [...pub, ...material.pub]);
+        return privateKey;
       });
+    } finally {
+      material.wipe();
+    }
+    return this.#completePair(what, label, id, material.type, handle);
+  }
+
+  /**
+   * Runs `create` on a session once neither `label` nor `id` names an object of the token
+   * (`ERR_HSM_KEY_EXISTS` otherwise); whatever it created is removed when it fails midway.
+   */
+  async #newObjects(
+    what: string,
+    label: string,
+    id: Buffer,
+    create: (s: Handle) => Handle | Promise<Handle>,
+  ): Promise<Handle> {
+    const p = pkcs11js();
+    let checked = false;
+    try {
+      return await this.run(what, (s) => {
+        const clash =
+          findObjects(this.api, s, [{ type: p.CKA_LABEL, value: label }], 1).length +
+          findObjects(this.api, s, [{ type: p.CKA_ID, value: id }], 1).length;
+        if (clash) throw new HsmError('ERR_HSM_KEY_EXISTS', `"${label}" in "${this.info.label}"`);
+        checked = true;
+        return create(s);
+      });
+    } catch (e) {
+      if (checked) await this.#removeHalfMade(what, label, id, e);
       throw e;
     }
+  }
+
+  /**
+   * The {@link TokenKey} for a new private key, and for RSA its implicit-rejection secret (made
+   * now, so the first decryption does not write to the token). On failure the pair goes.
+   */
+  async #completePair(
+    what: string,
+    label: string,
+    id: Buffer,
+    type: 'rsa' | 'ec',
+    handle: Handle,
+  ): Promise<TokenKey> {
+    try {
+      const key = await this.run(what, (s) => this.#keyFor(s, handle));
+      if (type === 'rsa') await this.irSecretFor(id);
+      return key;
+    } catch (e) {
+      await this.#removeHalfMade(what, label, id, e);
+      throw e;
+    }
+  }
+
+  /**
+   * Destroys every object with CKA_ID `id` (checked free before the key was made, so all are
+   * the half-made key's): a half-made key would block its label and never be used.
+   */
+  async #removeHalfMade(what: string, label: string, id: Buffer, e: unknown): Promise<void> {
+    const p = pkcs11js();
+    await this.run(`removing the half-made key "${label}"`, (s) => {
+      for (const h of findObjects(this.api, s, [{ type: p.CKA_ID, value: id }]))
+        this.api.C_DestroyObject(s, h);
+    }).catch((cleanup: unknown) => {
+      throw new HsmError(
+        'ERR_HSM_MODULE',
+        `${what} failed (${(e as Error).message}), and the half-made key could not be removed: delete "${label}" by hand`,
+        { cause: cleanup },
+      );
+    });
   }
 
   async findKey(selector: KeySelector): Promise<TokenKey | undefined> {
@@ -890,6 +970,166 @@ class Token implements Pkcs11Token {
     return hit;
   }
   readonly #irSecrets = new Map<string, Promise<Handle>>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// How a key pair is laid out in the token, generated or imported
+
+function checkLabel(label: string): string {
+  if (!label) throw new HsmError('ERR_HSM_INVALID_ARGUMENT', 'a key needs a label');
+  return label;
+}
+
+/**
+ * The attributes both objects of every pair we make carry (base §4.8, §4.9): token objects
+ * with one CKA_LABEL and CKA_ID; the private key private, sensitive, never extractable, for
+ * signing (and RSA decryption); the public key public, for verifying (and RSA encryption).
+ * The caller adds the generation parameters or the key's components.
+ */
+function pairTemplates(
+  type: 'rsa' | 'ec',
+  label: string,
+  id: Buffer,
+): { pub: Pkcs11js.Template; priv: Pkcs11js.Template } {
+  const p = pkcs11js();
+  const rsa = type === 'rsa';
+  const common = [
+    { type: p.CKA_TOKEN, value: true },
+    { type: p.CKA_LABEL, value: label },
+    { type: p.CKA_ID, value: id },
+    { type: p.CKA_KEY_TYPE, value: rsa ? p.CKK_RSA : p.CKK_EC },
+  ];
+  return {
+    pub: [
+      ...common,
+      { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
+      { type: p.CKA_PRIVATE, value: false },
+      { type: p.CKA_VERIFY, value: true },
+      ...(rsa ? [{ type: p.CKA_ENCRYPT, value: true }] : []),
+    ],
+    priv: [
+      ...common,
+      { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+      { type: p.CKA_PRIVATE, value: true },
+      { type: p.CKA_SENSITIVE, value: true },
+      { type: p.CKA_EXTRACTABLE, value: false },
+      { type: p.CKA_SIGN, value: true },
+      ...(rsa ? [{ type: p.CKA_DECRYPT, value: true }] : []),
+    ],
+  };
+}
+
+/** Node's names of the curves we import keys on. */
+const IMPORT_CURVES: Readonly<Record<string, 'P-256' | 'P-384'>> = {
+  prime256v1: 'P-256',
+  secp384r1: 'P-384',
+};
+
+/** A software key's components as PKCS#11 attributes; {@link KeyMaterial.wipe} zeroes them. */
+interface KeyMaterial {
+  readonly type: 'rsa' | 'ec';
+  /** `RSA-2048`, `P-256`: for messages. */
+  readonly describe: string;
+  /** The private key object's components. */
+  readonly priv: Pkcs11js.Template;
+  /** The public key object's. */
+  readonly pub: Pkcs11js.Template;
+  wipe(): void;
+}
+
+/**
+ * A DER INTEGER as a PKCS#11 "Big integer" (unsigned, most significant byte first): a view
+ * into the export, without the sign octet DER puts before a high bit.
+ */
+function bigInteger(n: der.Asn1): Buffer {
+  const v = der.value(n);
+  const skip = v.length > 1 && v[0] === 0 ? 1 : 0;
+  return Buffer.from(v.buffer, v.byteOffset + skip, v.byteLength - skip);
+}
+
+/**
+ * The components of an RSA key (RFC 8017 §A.1.2 RSAPrivateKey, two primes) or of an EC key on
+ * P-256/P-384 (RFC 5915 ECPrivateKey, the point from its SPKI), as the attributes of
+ * mechanisms §2.1.3 (RSA private key objects) and §2.3.4 (EC private key objects). They are
+ * views into one DER export, so one `fill(0)` wipes them all.
+ */
+function keyMaterial(key: KeyObject): KeyMaterial {
+  const p = pkcs11js();
+  if (key.type !== 'private')
+    throw new HsmError(
+      'ERR_HSM_INVALID_ARGUMENT',
+      `a ${key.type} key cannot be imported as private`,
+    );
+  const kind = key.asymmetricKeyType;
+  if (kind === 'rsa') {
+    const exported = key.export({ type: 'pkcs1', format: 'der' });
+    try {
+      const fields = der.seq(der.decode(exported), 'RSAPrivateKey');
+      // Version 1 is multi-prime (RFC 8017 §A.1.2), which CKO_PRIVATE_KEY cannot hold.
+      if (fields.length !== 9 || der.smallInt(fields[0]!) !== 0)
+        throw new HsmError('ERR_HSM_UNSUPPORTED', 'a multi-prime RSA key');
+      const [n, e, d, p1, p2, e1, e2, coefficient] = fields.slice(1).map(bigInteger);
+      return {
+        type: 'rsa',
+        describe: `RSA-${key.asymmetricKeyDetails?.modulusLength ?? '?'}`,
+        priv: [
+          { type: p.CKA_MODULUS, value: n! },
+          { type: p.CKA_PUBLIC_EXPONENT, value: e! },
+          { type: p.CKA_PRIVATE_EXPONENT, value: d! },
+          { type: p.CKA_PRIME_1, value: p1! },
+          { type: p.CKA_PRIME_2, value: p2! },
+          { type: p.CKA_EXPONENT_1, value: e1! },
+          { type: p.CKA_EXPONENT_2, value: e2! },
+          { type: p.CKA_COEFFICIENT, value: coefficient! },
+        ],
+        pub: [
+          { type: p.CKA_MODULUS, value: n! },
+          { type: p.CKA_PUBLIC_EXPONENT, value: e! },
+        ],
+        wipe: () => exported.fill(0),
+      };
+    } catch (err) {
+      exported.fill(0);
+      throw err;
+    }
+  }
+  const curve =
+    kind === 'ec' ? IMPORT_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''] : undefined;
+  if (!curve)
+    throw new HsmError(
+      'ERR_HSM_UNSUPPORTED',
+      kind === 'ec'
+        ? `an EC key on ${key.asymmetricKeyDetails?.namedCurve ?? 'an unnamed curve'} (P-256 and P-384 are imported)`
+        : `a ${kind ?? 'key'} key (RSA and EC keys are imported)`,
+    );
+  const spki = der.seq(
+    der.decode(createPublicKey(key).export({ type: 'spki', format: 'der' })),
+    'SubjectPublicKeyInfo',
+  );
+  const point = der.bitString(spki[1]!).bytes;
+  const params = Buffer.from(der.enc.oid(CURVE_OIDS[curve]));
+  const exported = key.export({ type: 'sec1', format: 'der' });
+  try {
+    const fields = der.seq(der.decode(exported), 'ECPrivateKey');
+    const d = der.value(der.expect(fields[1], der.Tag.OCTET_STRING, 'ECPrivateKey.privateKey'));
+    return {
+      type: 'ec',
+      describe: curve,
+      priv: [
+        { type: p.CKA_EC_PARAMS, value: params },
+        { type: p.CKA_VALUE, value: Buffer.from(d.buffer, d.byteOffset, d.byteLength) },
+      ],
+      pub: [
+        { type: p.CKA_EC_PARAMS, value: params },
+        // The DER OCTET STRING around the uncompressed point (mechanisms §2.3.3).
+        { type: p.CKA_EC_POINT, value: Buffer.from(der.enc.octets(point)) },
+      ],
+      wipe: () => exported.fill(0),
+    };
+  } catch (err) {
+    exported.fill(0);
+    throw err;
+  }
 }
 
 /** The private key handle behind each {@link TokenKey} we made. */

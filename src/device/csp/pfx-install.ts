@@ -7,8 +7,10 @@
  * `ContainerName` (required for 4), `PFXCertPassword`, `PFXCertPasswordEncryptionType` (0
  * clear; 1 a CMS EnvelopedData, base64, encrypted to the device's MDM client certificate; 2
  * encrypted to a certificate of the store named by `PFXCertPasswordEncryptionStore`) and
- * `PFXKeyExportable` (true is allowed only with KeyLocation 3; when absent, a software key is
- * exportable and any other is not). Adding `PFXCertBlob` installs; replacing it reinstalls.
+ * `PFXKeyExportable` (true is allowed only with KeyLocation 3, the DDF's DependsOn; when absent,
+ * the DDF's default true with KeyLocation 3 and false with any other). Adding `PFXCertBlob`
+ * installs; replacing it reinstalls. With KeyLocation 1 and 2 the key goes into the TPM
+ * (keys.ts says when 2 falls back to software).
  *
  * What is installed: the certificate that has the PFX's key goes to My (scope of the URI) with
  * the key; other CA certificates of the PFX go to CA; a root in the PFX is never trusted
@@ -115,12 +117,7 @@ export function pfxInstallHooks(ctx: PfxContext): CspHooks {
     const container = param(p.base, 'ContainerName');
     const exportableParam = param(p.base, 'PFXKeyExportable');
     const exportable = exportableParam === undefined ? location === 3 : exportableParam === 'true';
-    if (exportable && location !== 3)
-      throw new DeviceError(
-        'ERR_DEVICE_BAD_PARAMETER',
-        'PFXKeyExportable true is allowed only with KeyLocation 3 (software)',
-      );
-    ctx.keys.providerFor(location, container); // TPM present, container named: before any work
+    ctx.keys.importProviderFor(location, { exportable, container }); // before any work
     let contents;
     try {
       contents = await parsePkcs12(
