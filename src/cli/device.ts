@@ -197,6 +197,30 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
 
   stateOption(
     device
+      .command('sync')
+      .description('run one OMA-DM session with the MDM server this device enrolled with, now')
+      .option('--json', 'print one JSON document'),
+  ).action(async (o: AgentCliOptions & { json?: boolean }) => {
+    await withAgent(o, async (agent) => {
+      let report;
+      try {
+        report = await agent.sync();
+      } catch (e) {
+        if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+        throw e;
+      }
+      if (o.json) return out(`${JSON.stringify(report, null, 2)}\n`);
+      const applied = Object.entries(report.commands)
+        .map(([kind, n]) => `${n} ${kind}`)
+        .join(', ');
+      out(
+        `session ${report.sessionId}: ${report.messages} server message(s)${applied ? `, applied ${applied}` : ', nothing to do'}\n`,
+      );
+    });
+  });
+
+  stateOption(
+    device
       .command('show')
       .description('list the certificate stores, keys and enrollments')
       .option('--json', 'print one JSON document'),

@@ -73,6 +73,13 @@ export const CONFIG_EXIT: Readonly<Record<string, number>> = {
   ERR_SYNCML_MALFORMED: EXIT.input,
   ERR_SYNCML_FORBIDDEN_DOCTYPE: EXIT.input,
   ERR_SYNCML_LIMIT: EXIT.limit,
+  ERR_DEVICE_NOT_ENROLLED: EXIT.input,
+  ERR_DEVICE_MDM_UNREACHABLE: EXIT.network,
+  ERR_DEVICE_MDM_PROTOCOL: EXIT.network,
+  ERR_DEVICE_ENROLL_AUTHENTICATION: EXIT.refused,
+  ERR_DEVICE_ENROLL_AUTHORIZATION: EXIT.refused,
+  ERR_DEVICE_ENROLL_CERTIFICATE_REQUEST: EXIT.refused,
+  ERR_DEVICE_ENROLL_SERVER: EXIT.network,
 };
 
 /** A failure the user can fix, with its exit code. Printed as one line. */
