@@ -12,6 +12,7 @@ import {
   type AuditEntry,
   type ChallengeRecord,
   type EnrollmentTokenRecord,
+  type MdmProfileKind,
   type NewCertificate,
   type RequestRecord,
   type Store,
@@ -674,6 +675,95 @@ export function runStoreConformance(
           'ERR_STORE_DUPLICATE_ID',
         );
         assert.deepEqual(ids(await store.openCommands('d1')), ['c1']);
+      });
+    });
+
+    describe('MDM profiles, assignments and deliveries', () => {
+      const profile = (id: string, name: string, kind: MdmProfileKind = 'trusted') => ({
+        id,
+        name,
+        kind,
+        settings: `{"n":"${name}"}`,
+        createdAt: at(0),
+        updatedAt: at(0),
+      });
+
+      it('creates, finds by id and name, lists by name, updates settings; duplicates are told', async () => {
+        await store.createMdmProfile(profile('p2', 'wifi', 'scep'));
+        await store.createMdmProfile(profile('p1', 'roots'));
+        assert.deepEqual(await store.getMdmProfile('p2'), profile('p2', 'wifi', 'scep'));
+        assert.deepEqual(await store.getMdmProfileByName('roots'), profile('p1', 'roots'));
+        assert.equal(await store.getMdmProfile('zz'), undefined);
+        assert.deepEqual(ids(await store.listMdmProfiles()), ['p1', 'p2']);
+        assert.equal(await store.updateMdmProfile('p1', '{"x":1}', at(5)), true);
+        assert.deepEqual(await store.getMdmProfile('p1'), {
+          ...profile('p1', 'roots'),
+          settings: '{"x":1}',
+          updatedAt: at(5),
+        });
+        assert.equal(await store.updateMdmProfile('zz', '{}', at(5)), false);
+        await rejectsConflict(
+          store.createMdmProfile(profile('p1', 'other')),
+          'ERR_STORE_DUPLICATE_ID',
+        );
+        await rejectsConflict(
+          store.createMdmProfile(profile('p3', 'wifi')),
+          'ERR_STORE_DUPLICATE_NAME',
+        );
+      });
+
+      it('assigns to a device, a user or all; profilesForDevice finds each once', async () => {
+        await store.createDevice(newDevice('d1', { user: 'ann@example.com' }));
+        await store.createDevice(newDevice('d2'));
+        for (const [id, name] of [
+          ['p1', 'a-roots'],
+          ['p2', 'b-wifi'],
+          ['p3', 'c-vpn'],
+          ['p4', 'd-unused'],
+        ] as const)
+          await store.createMdmProfile(profile(id, name));
+        const assign = (profileId: string, targetKind: 'device' | 'user' | 'all', target: string) =>
+          store.assignMdmProfile({ profileId, targetKind, target, createdAt: at(1) });
+        assert.equal(await assign('p1', 'all', ''), true);
+        assert.equal(await assign('p2', 'user', 'ann@example.com'), true);
+        assert.equal(await assign('p2', 'device', 'd1'), true);
+        assert.equal(await assign('p3', 'device', 'd2'), true);
+        assert.equal(await assign('p3', 'device', 'd2'), false, 'already assigned');
+        assert.deepEqual(ids(await store.profilesForDevice('d1', 'Ann@Example.com')), ['p1', 'p2']);
+        assert.deepEqual(ids(await store.profilesForDevice('d2', null)), ['p1', 'p3']);
+        assert.equal((await store.listAssignments('p2')).length, 2);
+        assert.equal((await store.listAssignments()).length, 4);
+        assert.equal(
+          await store.unassignMdmProfile({ profileId: 'p2', targetKind: 'device', target: 'd1' }),
+          true,
+        );
+        assert.equal(
+          await store.unassignMdmProfile({ profileId: 'p2', targetKind: 'device', target: 'd1' }),
+          false,
+        );
+        assert.deepEqual(ids(await store.profilesForDevice('d1', 'ann@example.com')), ['p1', 'p2']);
+        assert.deepEqual(ids(await store.profilesForDevice('d1', null)), ['p1']);
+      });
+
+      it('puts deliveries (insert, then replace) per device and profile', async () => {
+        await store.createDevice(newDevice('d1'));
+        await store.createMdmProfile(profile('p1', 'roots'));
+        await store.createMdmProfile(profile('p2', 'wifi'));
+        const d = {
+          deviceId: 'd1',
+          profileId: 'p2',
+          state: 'queued' as const,
+          detail: '{"install":"c1"}',
+          updatedAt: at(1),
+        };
+        await store.putDelivery(d);
+        await store.putDelivery({ ...d, profileId: 'p1' });
+        await store.putDelivery({ ...d, state: 'installed', detail: '{}', updatedAt: at(2) });
+        assert.deepEqual(await store.listDeliveries('d1'), [
+          { ...d, profileId: 'p1' },
+          { ...d, state: 'installed', detail: '{}', updatedAt: at(2) },
+        ]);
+        assert.deepEqual(await store.listDeliveries('d2'), []);
       });
     });
 

@@ -111,6 +111,30 @@ export interface DeviceCommandsTable {
   completed_at: number | null;
 }
 
+export interface MdmProfilesTable {
+  id: string;
+  name: string;
+  kind: string;
+  settings: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MdmAssignmentsTable {
+  profile_id: string;
+  target_kind: string;
+  target: string;
+  created_at: number;
+}
+
+export interface DeviceProfilesTable {
+  device_id: string;
+  profile_id: string;
+  state: string;
+  detail: string;
+  updated_at: number;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -128,6 +152,9 @@ export interface Schema {
   enrollment_tokens: EnrollmentTokensTable;
   devices: DevicesTable;
   device_commands: DeviceCommandsTable;
+  mdm_profiles: MdmProfilesTable;
+  mdm_assignments: MdmAssignmentsTable;
+  device_profiles: DeviceProfilesTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

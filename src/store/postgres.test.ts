@@ -105,8 +105,11 @@ describe('postgres: schema', () => {
         'challenge_failures',
         'challenges',
         'device_commands',
+        'device_profiles',
         'devices',
         'enrollment_tokens',
+        'mdm_assignments',
+        'mdm_profiles',
         'requests',
         'schema_migrations',
       ]);

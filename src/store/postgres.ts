@@ -57,6 +57,8 @@ const CONSTRAINTS: Readonly<Record<string, StoreConflictError['code']>> = {
   enrollment_tokens_secret_hash_key: 'ERR_STORE_DUPLICATE_ID',
   devices_pkey: 'ERR_STORE_DUPLICATE_ID',
   device_commands_id_key: 'ERR_STORE_DUPLICATE_ID',
+  mdm_profiles_pkey: 'ERR_STORE_DUPLICATE_ID',
+  mdm_profiles_name_key: 'ERR_STORE_DUPLICATE_NAME',
 };
 
 /** Maps unique_violation (SQLSTATE 23505) to the contract's codes by constraint name. */

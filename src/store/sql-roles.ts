@@ -15,6 +15,11 @@ import type {
   ChallengeRecord,
   DeviceCommandRecord,
   DeviceRecord,
+  AssignmentRecord,
+  DeliveryRecord,
+  DeliveryState,
+  MdmProfileKind,
+  MdmProfileRecord,
   EnrollmentTokenRecord,
   RequestRecord,
   RequestStatus,
@@ -144,6 +149,36 @@ function deviceCommand(r: Omit<Selectable<Schema['device_commands']>, 'seq'>): D
     status: r.status,
     results: r.results,
     completedAt: date(r.completed_at),
+  };
+}
+
+function mdmProfile(r: Schema['mdm_profiles']): MdmProfileRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind as MdmProfileKind,
+    settings: r.settings,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+  };
+}
+
+function assignment(r: Schema['mdm_assignments']): AssignmentRecord {
+  return {
+    profileId: r.profile_id,
+    targetKind: r.target_kind as AssignmentRecord['targetKind'],
+    target: r.target,
+    createdAt: date(r.created_at),
+  };
+}
+
+function delivery(r: Schema['device_profiles']): DeliveryRecord {
+  return {
+    deviceId: r.device_id,
+    profileId: r.profile_id,
+    state: r.state as DeliveryState,
+    detail: r.detail,
+    updatedAt: date(r.updated_at),
   };
 }
 
@@ -686,6 +721,151 @@ export function sqlRoles(
         .limit(limitOf(query.limit))
         .execute();
       return rows.map(deviceCommand);
+    },
+
+    async createMdmProfile(p) {
+      try {
+        await db
+          .insertInto('mdm_profiles')
+          .values({
+            id: p.id,
+            name: p.name,
+            kind: p.kind,
+            settings: p.settings,
+            created_at: p.createdAt.getTime(),
+            updated_at: p.updatedAt.getTime(),
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `MDM profile ${p.id} ("${p.name}")`);
+      }
+    },
+
+    async getMdmProfile(id) {
+      const r = await db
+        .selectFrom('mdm_profiles')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return r && mdmProfile(r);
+    },
+
+    async getMdmProfileByName(name) {
+      const r = await db
+        .selectFrom('mdm_profiles')
+        .selectAll()
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return r && mdmProfile(r);
+    },
+
+    async listMdmProfiles() {
+      const rows = await db.selectFrom('mdm_profiles').selectAll().orderBy('name', 'asc').execute();
+      return rows.map(mdmProfile);
+    },
+
+    async updateMdmProfile(id, settings, at) {
+      const r = await db
+        .updateTable('mdm_profiles')
+        .set({ settings, updated_at: at.getTime() })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async assignMdmProfile(a) {
+      const r = await db
+        .insertInto('mdm_assignments')
+        .values({
+          profile_id: a.profileId,
+          target_kind: a.targetKind,
+          target: a.target,
+          created_at: a.createdAt.getTime(),
+        })
+        .onConflict((oc) => oc.columns(['profile_id', 'target_kind', 'target']).doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
+    },
+
+    async unassignMdmProfile(a) {
+      const r = await db
+        .deleteFrom('mdm_assignments')
+        .where('profile_id', '=', a.profileId)
+        .where('target_kind', '=', a.targetKind)
+        .where('target', '=', a.target)
+        .executeTakeFirst();
+      return r.numDeletedRows > 0n;
+    },
+
+    async listAssignments(profileId) {
+      let q = db.selectFrom('mdm_assignments').selectAll();
+      if (profileId !== undefined) q = q.where('profile_id', '=', profileId);
+      const rows = await q
+        .orderBy('profile_id', 'asc')
+        .orderBy('target_kind', 'asc')
+        .orderBy('target', 'asc')
+        .execute();
+      return rows.map(assignment);
+    },
+
+    async profilesForDevice(deviceId, user) {
+      const rows = await db
+        .selectFrom('mdm_profiles')
+        .selectAll()
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('mdm_assignments')
+              .select('mdm_assignments.profile_id')
+              .whereRef('mdm_assignments.profile_id', '=', 'mdm_profiles.id')
+              .where((w) =>
+                w.or([
+                  w.and([w('target_kind', '=', 'device'), w('target', '=', deviceId)]),
+                  w('target_kind', '=', 'all'),
+                  ...(user === null
+                    ? []
+                    : [
+                        w.and([
+                          w('target_kind', '=', 'user'),
+                          w('target', '=', user.toLowerCase()),
+                        ]),
+                      ]),
+                ]),
+              ),
+          ),
+        )
+        .orderBy('name', 'asc')
+        .execute();
+      return rows.map(mdmProfile);
+    },
+
+    async listDeliveries(deviceId) {
+      const rows = await db
+        .selectFrom('device_profiles')
+        .selectAll()
+        .where('device_id', '=', deviceId)
+        .orderBy('profile_id', 'asc')
+        .execute();
+      return rows.map(delivery);
+    },
+
+    async putDelivery(d) {
+      const values = {
+        device_id: d.deviceId,
+        profile_id: d.profileId,
+        state: d.state,
+        detail: d.detail,
+        updated_at: d.updatedAt.getTime(),
+      };
+      await db
+        .insertInto('device_profiles')
+        .values(values)
+        .onConflict((oc) =>
+          oc
+            .columns(['device_id', 'profile_id'])
+            .doUpdateSet({ state: d.state, detail: d.detail, updated_at: values.updated_at }),
+        )
+        .execute();
     },
   };
 }

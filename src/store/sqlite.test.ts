@@ -171,8 +171,11 @@ describe('migrations', () => {
         'challenge_failures',
         'challenges',
         'device_commands',
+        'device_profiles',
         'devices',
         'enrollment_tokens',
+        'mdm_assignments',
+        'mdm_profiles',
         'requests',
         'schema_migrations',
       ]);

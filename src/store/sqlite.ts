@@ -105,9 +105,10 @@ function conflict(e: unknown, what: string): unknown {
             column === 'enrollment_tokens.id' ||
             column === 'enrollment_tokens.secret_hash' ||
             column === 'devices.id' ||
-            column === 'device_commands.id'
+            column === 'device_commands.id' ||
+            column === 'mdm_profiles.id'
           ? 'ERR_STORE_DUPLICATE_ID'
-          : column === 'api_tokens.name'
+          : column === 'api_tokens.name' || column === 'mdm_profiles.name'
             ? 'ERR_STORE_DUPLICATE_NAME'
             : undefined;
   if (!code) return e;

@@ -352,6 +352,68 @@ export interface DeviceCommandStore {
   ): Promise<DeviceCommandRecord[]>;
 }
 
+export type MdmProfileKind = 'trusted' | 'scep' | 'pfx';
+
+/** A certificate profile an administrator assigns to devices (what to deliver over MDM). */
+export interface MdmProfileRecord {
+  readonly id: string;
+  /** Unique among profiles. */
+  readonly name: string;
+  readonly kind: MdmProfileKind;
+  /** The kind's settings, serialised by the server (the store does not read them). */
+  readonly settings: string;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** Who a profile is assigned to: one device, every device of a user (UPN), or every device. */
+export interface AssignmentRecord {
+  readonly profileId: string;
+  readonly targetKind: 'device' | 'user' | 'all';
+  /** Device id, UPN (lowercase), or '' for all. */
+  readonly target: string;
+  readonly createdAt: Date;
+}
+
+export type DeliveryState =
+  'queued' | 'installing' | 'installed' | 'failed' | 'removing' | 'removed';
+
+/** Where one profile stands on one device. */
+export interface DeliveryRecord {
+  readonly deviceId: string;
+  readonly profileId: string;
+  readonly state: DeliveryState;
+  /** What the server tracks for it (command ids, thumbprint, attempt), serialised by the server. */
+  readonly detail: string;
+  readonly updatedAt: Date;
+}
+
+export interface MdmProfileStore {
+  /** A duplicate id throws `ERR_STORE_DUPLICATE_ID`, a duplicate name `ERR_STORE_DUPLICATE_NAME`. */
+  createMdmProfile(p: MdmProfileRecord): Promise<void>;
+  getMdmProfile(id: string): Promise<MdmProfileRecord | undefined>;
+  getMdmProfileByName(name: string): Promise<MdmProfileRecord | undefined>;
+  /** Every profile, by name. */
+  listMdmProfiles(): Promise<MdmProfileRecord[]>;
+  /** Replaces a profile's settings; false when no profile has this id. */
+  updateMdmProfile(id: string, settings: string, at: Date): Promise<boolean>;
+  /** Adds an assignment; false (and nothing changes) when it exists already. */
+  assignMdmProfile(a: AssignmentRecord): Promise<boolean>;
+  /** Removes an assignment; false when there was none. */
+  unassignMdmProfile(a: Omit<AssignmentRecord, 'createdAt'>): Promise<boolean>;
+  /** Assignments, of one profile or all, by profile then target kind then target. */
+  listAssignments(profileId?: string): Promise<AssignmentRecord[]>;
+  /**
+   * The profiles assigned to this device: to it by id, to its user (UPN, compared lowercase)
+   * when it has one, or to all devices. Each profile once, by name.
+   */
+  profilesForDevice(deviceId: string, user: string | null): Promise<MdmProfileRecord[]>;
+  /** The device's deliveries, by profile id. */
+  listDeliveries(deviceId: string): Promise<DeliveryRecord[]>;
+  /** Inserts or replaces the delivery of (deviceId, profileId). */
+  putDelivery(d: DeliveryRecord): Promise<void>;
+}
+
 /** Everything a backend provides, plus its lifecycle. */
 /**
  * Failed challenge attempts per client (issue 3: failures rate-limited), kept in the store so
@@ -376,7 +438,8 @@ export interface Store
     FailureStore,
     EnrollmentTokenStore,
     DeviceStore,
-    DeviceCommandStore {
+    DeviceCommandStore,
+    MdmProfileStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**

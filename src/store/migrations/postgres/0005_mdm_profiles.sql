@@ -1,0 +1,32 @@
+-- certpost schema 0005 (PostgreSQL): MDM certificate profiles, their assignments, and what each
+-- device has received. Keep in step with sqlite/0005_mdm_profiles.sql. Constraint names are
+-- mapped to StoreConflictError codes in postgres.ts.
+
+CREATE TABLE mdm_profiles (
+  id TEXT COLLATE "C" NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('trusted', 'scep', 'pfx')),
+  settings TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  CONSTRAINT mdm_profiles_pkey PRIMARY KEY (id),
+  CONSTRAINT mdm_profiles_name_key UNIQUE (name)
+);
+
+CREATE TABLE mdm_assignments (
+  profile_id TEXT COLLATE "C" NOT NULL REFERENCES mdm_profiles (id),
+  target_kind TEXT NOT NULL CHECK (target_kind IN ('device', 'user', 'all')),
+  target TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  CONSTRAINT mdm_assignments_pkey PRIMARY KEY (profile_id, target_kind, target)
+);
+
+CREATE TABLE device_profiles (
+  device_id TEXT COLLATE "C" NOT NULL REFERENCES devices (id),
+  profile_id TEXT COLLATE "C" NOT NULL REFERENCES mdm_profiles (id),
+  state TEXT NOT NULL CHECK (state IN ('queued', 'installing', 'installed', 'failed', 'removing', 'removed')),
+  detail TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  CONSTRAINT device_profiles_pkey PRIMARY KEY (device_id, profile_id)
+);
+CREATE INDEX device_profiles_profile_idx ON device_profiles (profile_id, state);
