@@ -138,6 +138,15 @@ export function canonicalRfc4514(s: string): string {
 }
 
 /**
+ * The canonical RFC 4514 form of a Windows/X.500 string ({@link parseX500} order): what
+ * `formatName` gives for the name a Windows SCEP client encodes from its SubjectName.
+ * @example canonicalFromX500('CN=device,O=Contoso') // 'O=Contoso,CN=device'
+ */
+export function canonicalFromX500(s: string): string {
+  return formatName(parseName(decode(parseX500(s)), 'name'));
+}
+
+/**
  * Parses a Windows/X.500 `CertStrToName` string (first RDN in the string = first RDN encoded)
  * into a DER Name. The empty string is the empty Name.
  * @example parseX500('CN=device,OU=IT,O="Contoso, Inc."') // CN encoded first

@@ -3,8 +3,11 @@
  * enrolled devices, and a device's command queue. The operations are server/mdm-admin.ts's,
  * shared with the admin API; here is only the command line around them.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { readPki } from '../pki/read.ts';
 import * as mdm from '../server/mdm-admin.ts';
+import * as profiles from '../server/mdm-profiles.ts';
+import { CliError, EXIT } from './exit-codes.ts';
 import { dataOptions, op, parseDuration, withContext, type DataOptions } from './admin.ts';
 import { readInput } from './io.ts';
 
@@ -120,4 +123,144 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
         out(o.json ? json(r) : `${r.commands.join('\n')}\n`);
       });
     });
+
+  const profile = group
+    .command('profile')
+    .description('certificate profiles: trusted certificates, SCEP enrollments');
+  dataOptions(
+    profile
+      .command('create')
+      .description('create a profile (assign it with "certpost mdm assign")')
+      .argument('<name>')
+      .addOption(
+        new Option('--kind <kind>', 'what it delivers')
+          .choices(['trusted', 'scep'])
+          .makeOptionMandatory(),
+      )
+      .option('--cert <file>', 'trusted: the certificate (DER, PEM, .p7b with one certificate)')
+      .option(
+        '--store <store>',
+        'trusted: Root, CA, TrustedPublisher, TrustedPeople or UntrustedCertificates',
+      )
+      .option('--scope <scope>', 'device or user', 'device')
+      .option(
+        '--settings <file>',
+        'the settings as a JSON file (scep: subject, subjectAltNames, ekus, keyProtection, …)',
+      ),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  certpost mdm profile create corp-root --kind trusted --cert root.cer --store Root
+  certpost mdm profile create wifi --kind scep --settings wifi.json
+    wifi.json: {"subject": "CN={{DeviceName}},O=Contoso",
+                "subjectAltNames": [{"type": "upn", "value": "{{UserPrincipalName}}"}],
+                "ekus": ["1.3.6.1.5.5.7.3.2"], "keyProtection": 2, "retryDelay": 5, "retryCount": 3}
+Template variables: {{DeviceId}} {{DeviceName}} {{HardwareId}} {{UserPrincipalName}} {{EmailAddress}}`,
+    )
+    .action(
+      async (
+        name: string,
+        o: DataOptions & {
+          kind: 'trusted' | 'scep';
+          cert?: string;
+          store?: string;
+          scope: string;
+          settings?: string;
+        },
+      ) => {
+        let settings: Record<string, unknown> = {};
+        if (o.settings !== undefined) {
+          try {
+            settings = JSON.parse(
+              Buffer.from(await readInput(o.settings)).toString('utf8'),
+            ) as Record<string, unknown>;
+          } catch (e) {
+            throw new CliError(`--settings: ${(e as Error).message}`, EXIT.input);
+          }
+        }
+        if (o.kind === 'trusted') {
+          if (o.cert === undefined)
+            throw new CliError('a trusted profile needs --cert', EXIT.usage);
+          const certs = (await readPki(await readInput(o.cert))).certificates;
+          if (certs.length !== 1)
+            throw new CliError(
+              `--cert must hold one certificate, it holds ${certs.length}`,
+              EXIT.input,
+            );
+          settings = {
+            ...settings,
+            certificate: Buffer.from(certs[0]!.der).toString('base64'),
+            ...(o.store !== undefined ? { store: o.store } : {}),
+          };
+        }
+        settings = { scope: o.scope, ...settings };
+        await withContext(o, async (ctx) => {
+          const r = await op(() =>
+            profiles.createProfile(ctx, 'cli', { name, kind: o.kind, settings }),
+          );
+          out(o.json ? json(r) : `${r.id}  ${r.name}  ${r.kind}\n`);
+        });
+      },
+    );
+  dataOptions(profile.command('list').description('every profile with its assignments')).action(
+    async (o: DataOptions) => {
+      await withContext(o, async (ctx) => {
+        const r = await profiles.listProfiles(ctx);
+        out(
+          o.json
+            ? json(r)
+            : r.profiles
+                .map(
+                  (p) =>
+                    `${p.name}  ${p.kind}  ${p.assignments.map((a) => (a.kind === 'all' ? 'all' : `${a.kind}:${a.target}`)).join(', ') || '(not assigned)'}\n`,
+                )
+                .join(''),
+        );
+      });
+    },
+  );
+
+  for (const verb of ['assign', 'unassign'] as const) {
+    dataOptions(
+      group
+        .command(verb)
+        .description(
+          verb === 'assign'
+            ? 'assign a profile: devices get it in their next session'
+            : 'unassign a profile: devices remove it in their next session',
+        )
+        .argument('<profile>', 'profile name')
+        .option('--device <id>', 'one device')
+        .option('--user <upn>', 'every device of this user')
+        .option('--all', 'every device'),
+    ).action(
+      async (name: string, o: DataOptions & { device?: string; user?: string; all?: boolean }) => {
+        const given = [o.device !== undefined, o.user !== undefined, o.all === true].filter(
+          Boolean,
+        ).length;
+        if (given !== 1)
+          throw new CliError('give exactly one of --device, --user, --all', EXIT.usage);
+        const target: profiles.AssignTarget =
+          o.device !== undefined
+            ? { kind: 'device', id: o.device }
+            : o.user !== undefined
+              ? { kind: 'user', upn: o.user }
+              : { kind: 'all' };
+        await withContext(o, async (ctx) => {
+          const run = (): Promise<{ profile: string; target: string }> =>
+            verb === 'assign'
+              ? profiles.assignProfile(ctx, 'cli', name, target)
+              : profiles.unassignProfile(ctx, 'cli', name, target);
+          const r = await op(run);
+          out(
+            o.json
+              ? json(r)
+              : `${verb}ed ${r.profile} ${verb === 'assign' ? 'to' : 'from'} ${r.target}\n`,
+          );
+        });
+      },
+    );
+  }
 }

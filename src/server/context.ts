@@ -11,6 +11,9 @@
  * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
  * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
+import { sha1Thumbprint } from '../pki/x509.ts';
+import { createChallenge } from './admin-ops.ts';
+import { createProfileEngine } from './mdm-profiles.ts';
 import { createMdmService, type MdmService } from './mdm.ts';
 import { randomBytes } from 'node:crypto';
 import { access, copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
@@ -77,6 +80,11 @@ export interface ServerContext {
   readonly scep: ScepService;
   /** OMA-DM management sessions over the device command queue. */
   readonly mdm: MdmService;
+  /**
+   * The URL devices reach the server at (SCEP URLs in profiles, enrollment). Known at open when
+   * configured, else set by the server once it listens (a port chosen by the system).
+   */
+  readonly urls: { public: string | undefined };
   close(): Promise<void>;
 }
 
@@ -412,8 +420,33 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       await store.close();
       await keyring.close();
     };
-    const mdm = createMdmService({ store, ...(o.now ? { now: o.now } : {}) });
-    return { store, ca, nextCa, profiles, enrollment, scep, mdm, close };
+    const urls = { public: o.publicUrl };
+    const publicUrl = () => {
+      if (!urls.public) throw new Error('the server does not know its public URL (--public-url)');
+      return urls.public.replace(/\/+$/, '');
+    };
+    const engine = createProfileEngine({
+      store,
+      mdm: { enqueue: (...args) => mdm.enqueue(...args) },
+      get scepUrl() {
+        return `${publicUrl()}/scep`;
+      },
+      caThumbprint: sha1Thumbprint(ca.issuing.certificate).toUpperCase(),
+      mintChallenge: async (profile, subject, ttlMs) =>
+        (await createChallenge({ store, profiles, enrollment }, 'mdm', { profile, subject, ttlMs }))
+          .challenge,
+      revokeByThumbprint: async (sha1, actor) => {
+        const cert = await store.getCertificateBySha1(sha1.toLowerCase());
+        if (cert) await enrollment.revoke(cert.serial, 5, actor); // cessationOfOperation
+      },
+      ...(o.now ? { now: o.now } : {}),
+    });
+    const mdm: MdmService = createMdmService({
+      store,
+      profiles: engine,
+      ...(o.now ? { now: o.now } : {}),
+    });
+    return { store, ca, nextCa, profiles, enrollment, scep, mdm, urls, close };
   } catch (e) {
     await store.close();
     await keyring.close();

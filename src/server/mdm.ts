@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { answerDevice, type CommandOutcome } from '../omadm/server-session.ts';
+import type { ProfileEngine } from './mdm-profiles.ts';
 import { buildSyncML, parseSyncML, SyncMLError, type Command } from '../omadm/syncml.ts';
 import type {
   AuditLog,
@@ -23,6 +24,8 @@ export interface MdmConfig {
   readonly maxMessageBytes?: number;
   /** How many open commands one session step looks at (default 200). */
   readonly window?: number;
+  /** Certificate profiles: reconciled at each session's start, fed the command outcomes. */
+  readonly profiles?: ProfileEngine;
 }
 
 export type SessionAnswer =
@@ -65,6 +68,8 @@ export function createMdmService(config: MdmConfig): MdmService {
       if (!device || device.unenrolledAt)
         return { status: 403, message: 'this device is not enrolled' };
       const at = now();
+      // The first message of a session: queue what the device's profiles need now.
+      if (message.header.msgId === '1') await config.profiles?.reconcile(device);
       const open = await store.openCommands(deviceId, window);
       const step = answerDevice({
         message,
@@ -83,6 +88,7 @@ export function createMdmService(config: MdmConfig): MdmService {
           at,
         });
       }
+      await config.profiles?.recordOutcomes(device, step.outcomes);
       await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
       await store.touchDevice(deviceId, at, reportedInfo(step.reported));
       return { status: 200, body: buildSyncML(step.reply), ended: step.ended };

@@ -124,6 +124,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   });
   logTo.app = app;
   const address = await app.listen({ host, port });
+  // A port the system chose is known only now: devices are told this URL.
+  context.urls.public ??= address;
   return { app, url: address, context };
 }
 

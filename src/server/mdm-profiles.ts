@@ -1,0 +1,662 @@
+/**
+ * MDM certificate profiles (issue 5): what an administrator assigns, turned into OMA-DM commands
+ * for each device, and followed until the device has it — or has it no more.
+ *
+ * Kinds:
+ * - `trusted`: a root or CA certificate into RootCATrustedCertificates (Root, CA,
+ *   TrustedPublisher, TrustedPeople, UntrustedCertificates; device or user scope).
+ * - `scep`: a client certificate enrolled by the device from our SCEP endpoint
+ *   (ClientCertificateInstall/SCEP), with a one-time challenge minted per device and attempt and
+ *   bound to the subject the device will ask for, so it cannot be used for anything else.
+ *
+ * The engine is driven by sessions (mdm.ts): at the start of each session it reconciles the
+ * device (queues installs of newly assigned profiles, removals of unassigned ones, and status
+ * Gets of enrollments still running), and after each device message it reads the outcomes of
+ * its commands. Deliveries live in the store, so a restart loses nothing; a command the device
+ * never answered is sent again by the queue.
+ */
+import { randomUUID } from 'node:crypto';
+import { canonicalFromX500, parseX500 } from '../ca/name.ts';
+import type { IssuanceProfile } from '../ca/profile.ts';
+import {
+  addTrustedCertificate,
+  deleteScep,
+  deleteTrustedCertificate,
+  scepInstall,
+  scepStatus,
+  type CspScope,
+  type TrustedStore,
+} from '../omadm/csp-commands.ts';
+import type { CommandOutcome } from '../omadm/server-session.ts';
+import type { Command } from '../omadm/syncml.ts';
+import { parseCertificate } from '../pki/x509.ts';
+import type {
+  AuditLog,
+  DeliveryState,
+  DeviceRecord,
+  DeviceStore,
+  MdmProfileKind,
+  MdmProfileRecord,
+  MdmProfileStore,
+} from '../store/types.ts';
+import { AdminError } from './admin-ops.ts';
+import type { MdmService } from './mdm.ts';
+
+const TRUSTED_STORES: readonly TrustedStore[] = [
+  'Root',
+  'CA',
+  'TrustedPublisher',
+  'TrustedPeople',
+  'UntrustedCertificates',
+];
+const SCOPES: readonly CspScope[] = ['device', 'user'];
+
+export interface TrustedSettings {
+  readonly scope: CspScope;
+  readonly store: TrustedStore;
+  /** The certificate, base64 DER. */
+  readonly certificate: string;
+}
+
+/** A SAN the device asks for: type and a template value. */
+export interface SanTemplate {
+  readonly type: 'dns' | 'email' | 'upn' | 'uri';
+  readonly value: string;
+}
+
+export interface ScepSettings {
+  readonly scope: CspScope;
+  /** X.500 subject template (Windows order), e.g. `CN={{DeviceName}},O=Contoso`. */
+  readonly subject: string;
+  readonly subjectAltNames: readonly SanTemplate[];
+  readonly ekus: readonly string[];
+  /** CERT_*_KEY_USAGE bits (0x80 digitalSignature, 0x20 keyEncipherment). */
+  readonly keyUsage: number;
+  readonly keyProtection: 1 | 2 | 3 | 4;
+  readonly keyLength: 2048 | 4096;
+  readonly hashAlgorithm: 'SHA-1' | 'SHA-2';
+  /** Minutes between PENDING polls and how many (Windows clamps 1–30). */
+  readonly retryDelay: number;
+  readonly retryCount: number;
+  /** The CA issuance profile the challenge is bound to. */
+  readonly issuanceProfile: string;
+  /** How long a minted challenge lives (minutes). */
+  readonly challengeTtlMinutes: number;
+  /** Revoke the issued certificate when the profile is removed from the device. */
+  readonly revokeOnRemoval: boolean;
+}
+
+export type ProfileSettings =
+  ({ readonly kind: 'trusted' } & TrustedSettings) | ({ readonly kind: 'scep' } & ScepSettings);
+
+/** Template variables a subject or SAN may use, and where each comes from. */
+const VARIABLES: Readonly<Record<string, (d: DeviceRecord) => string | null>> = {
+  DeviceId: (d) => d.id,
+  DeviceName: (d) => d.name,
+  HardwareId: (d) => d.hardwareId,
+  UserPrincipalName: (d) => d.user,
+  EmailAddress: (d) => d.user,
+};
+
+const TEMPLATE = /\{\{\s*([A-Za-z]+)\s*\}\}/g;
+
+function templateVariables(t: string): string[] {
+  return [...t.matchAll(TEMPLATE)].map((m) => m[1]!);
+}
+
+/** RFC 4514 §2.4 escaping of a value put into a DN. */
+function escapeDn(v: string): string {
+  return v.replace(/[,+"\\<>;=]/g, (c) => `\\${c}`).replace(/^[ #]|[ ]$/g, (c) => `\\${c}`);
+}
+
+/** Fills a template for a device; throws when a variable has no value (no user, say). */
+export function renderTemplate(t: string, device: DeviceRecord, dn: boolean): string {
+  return t.replace(TEMPLATE, (_m, name: string) => {
+    const value = VARIABLES[name]?.(device);
+    if (value === null || value === undefined)
+      throw new Error(`the device has no value for {{${name}}}`);
+    return dn ? escapeDn(value) : value;
+  });
+}
+
+// --- settings ---------------------------------------------------------------------------------
+
+const invalid = (message: string) => new AdminError('ERR_ADMIN_INVALID', message);
+
+function field<T>(o: Record<string, unknown>, name: string, fallback?: T): T {
+  const v = o[name];
+  if (v === undefined) {
+    if (fallback === undefined) throw invalid(`${name} is required`);
+    return fallback;
+  }
+  return v as T;
+}
+
+function oneOf<T extends string | number>(name: string, v: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) throw invalid(`${name} must be one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function integer(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw invalid(`${name} must be a whole number from ${min} to ${max}`);
+  return v;
+}
+
+function checkTemplate(name: string, t: unknown): string {
+  if (typeof t !== 'string' || t.trim() === '') throw invalid(`${name} must be a non-empty text`);
+  const unknown = templateVariables(t).filter((v) => !(v in VARIABLES));
+  if (unknown.length)
+    throw invalid(
+      `${name} uses {{${unknown[0]}}}; known: ${Object.keys(VARIABLES)
+        .map((k) => `{{${k}}}`)
+        .join(', ')}`,
+    );
+  return t;
+}
+
+/**
+ * Validates a profile's settings as given by an administrator (JSON); returns them complete,
+ * defaults filled. Everything a device would refuse is refused here, with the field named.
+ */
+export function validateSettings(
+  kind: MdmProfileKind,
+  input: unknown,
+  issuanceProfiles: ReadonlyMap<string, IssuanceProfile>,
+): ProfileSettings {
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw invalid('settings must be a JSON object');
+  const o = input as Record<string, unknown>;
+  const allowed =
+    kind === 'trusted'
+      ? ['scope', 'store', 'certificate']
+      : [
+          'scope',
+          'subject',
+          'subjectAltNames',
+          'ekus',
+          'keyUsage',
+          'keyProtection',
+          'keyLength',
+          'hashAlgorithm',
+          'retryDelay',
+          'retryCount',
+          'issuanceProfile',
+          'challengeTtlMinutes',
+          'revokeOnRemoval',
+        ];
+  const extra = Object.keys(o).find((k) => !allowed.includes(k));
+  if (extra) throw invalid(`unknown setting "${extra}" for a ${kind} profile`);
+  const scope = oneOf('scope', field(o, 'scope', 'device'), SCOPES);
+  switch (kind) {
+    case 'trusted': {
+      const store = oneOf('store', field(o, 'store'), TRUSTED_STORES);
+      if (scope === 'user' && store === 'Root')
+        throw invalid('there is no user Root store: use scope device, or the CA store');
+      const b64 = field<string>(o, 'certificate');
+      try {
+        parseCertificate(new Uint8Array(Buffer.from(b64, 'base64')));
+      } catch (e) {
+        throw invalid(`certificate is not a base64 DER certificate: ${(e as Error).message}`);
+      }
+      return { kind, scope, store, certificate: b64 };
+    }
+    case 'scep': {
+      const subject = checkTemplate('subject', field(o, 'subject'));
+      try {
+        parseX500(subject.replace(TEMPLATE, 'x'));
+      } catch (e) {
+        throw invalid(`subject is not an X.500 name: ${(e as Error).message}`);
+      }
+      const sans = field<unknown[]>(o, 'subjectAltNames', []);
+      if (!Array.isArray(sans)) throw invalid('subjectAltNames must be a list');
+      const subjectAltNames = sans.map((s, i) => {
+        const e = s as Record<string, unknown>;
+        return {
+          type: oneOf(`subjectAltNames[${i}].type`, e['type'], [
+            'dns',
+            'email',
+            'upn',
+            'uri',
+          ] as const),
+          value: checkTemplate(`subjectAltNames[${i}].value`, e['value']),
+        };
+      });
+      const ekus = field<unknown[]>(o, 'ekus', ['1.3.6.1.5.5.7.3.2']);
+      if (
+        !Array.isArray(ekus) ||
+        ekus.length === 0 ||
+        !ekus.every((x) => typeof x === 'string' && /^\d+(\.\d+)+$/.test(x))
+      )
+        throw invalid('ekus must be a non-empty list of OIDs');
+      const keyUsage = integer('keyUsage', field(o, 'keyUsage', 0xa0), 1, 0xff);
+      if ((keyUsage & 0xa0) === 0)
+        throw invalid('keyUsage must include digitalSignature (0x80) or keyEncipherment (0x20)');
+      const issuanceProfile = field<string>(o, 'issuanceProfile', 'default');
+      if (!issuanceProfiles.has(issuanceProfile))
+        throw new AdminError(
+          'ERR_ADMIN_UNKNOWN_PROFILE',
+          `no issuance profile "${issuanceProfile}"`,
+        );
+      const revokeOnRemoval = field<unknown>(o, 'revokeOnRemoval', true);
+      if (typeof revokeOnRemoval !== 'boolean')
+        throw invalid('revokeOnRemoval must be true or false');
+      return {
+        kind,
+        scope,
+        subject,
+        subjectAltNames,
+        ekus: ekus as string[],
+        keyUsage,
+        keyProtection: oneOf('keyProtection', field(o, 'keyProtection', 3), [1, 2, 3, 4] as const),
+        keyLength: oneOf('keyLength', field(o, 'keyLength', 2048), [2048, 4096] as const),
+        hashAlgorithm: oneOf('hashAlgorithm', field(o, 'hashAlgorithm', 'SHA-2'), [
+          'SHA-1',
+          'SHA-2',
+        ] as const),
+        retryDelay: integer('retryDelay', field(o, 'retryDelay', 5), 1, 30),
+        retryCount: integer('retryCount', field(o, 'retryCount', 3), 0, 30),
+        issuanceProfile,
+        challengeTtlMinutes: integer(
+          'challengeTtlMinutes',
+          field(o, 'challengeTtlMinutes', 60 * 24),
+          5,
+          60 * 24 * 30,
+        ),
+        revokeOnRemoval,
+      };
+    }
+    default:
+      throw invalid(`profiles of kind ${kind} are not supported yet`);
+  }
+}
+
+// --- administration ---------------------------------------------------------------------------
+
+export interface ProfileAdminDeps {
+  readonly store: MdmProfileStore & DeviceStore & AuditLog;
+  readonly profiles: ReadonlyMap<string, IssuanceProfile>;
+  readonly now?: () => Date;
+}
+
+export interface ProfileRow {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: MdmProfileKind;
+  readonly settings: ProfileSettings;
+  readonly assignments: readonly { readonly kind: string; readonly target: string }[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export async function createProfile(
+  deps: ProfileAdminDeps,
+  actor: string,
+  o: { readonly name: string; readonly kind: MdmProfileKind; readonly settings: unknown },
+): Promise<ProfileRow> {
+  if (!NAME.test(o.name))
+    throw invalid(
+      'a profile name is 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    );
+  const settings = validateSettings(o.kind, o.settings, deps.profiles);
+  const at = deps.now?.() ?? new Date();
+  const rec: MdmProfileRecord = {
+    id: randomUUID(),
+    name: o.name,
+    kind: o.kind,
+    settings: JSON.stringify(settings),
+    createdAt: at,
+    updatedAt: at,
+  };
+  try {
+    await deps.store.createMdmProfile(rec);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_STORE_DUPLICATE_NAME')
+      throw new AdminError('ERR_ADMIN_CONFLICT', `a profile named "${o.name}" exists`);
+    throw e;
+  }
+  await deps.store.appendAudit({
+    at,
+    actor,
+    action: 'mdm-profile.created',
+    target: rec.id,
+    details: { name: rec.name, kind: rec.kind },
+  });
+  return row(rec, []);
+}
+
+function row(
+  p: MdmProfileRecord,
+  assignments: readonly { targetKind: string; target: string }[],
+): ProfileRow {
+  return {
+    id: p.id,
+    name: p.name,
+    kind: p.kind,
+    settings: JSON.parse(p.settings) as ProfileSettings,
+    assignments: assignments.map((a) => ({ kind: a.targetKind, target: a.target })),
+    createdAt: p.createdAt.toISOString(),
+    updatedAt: p.updatedAt.toISOString(),
+  };
+}
+
+export async function listProfiles(deps: ProfileAdminDeps): Promise<{ profiles: ProfileRow[] }> {
+  const [profiles, assignments] = await Promise.all([
+    deps.store.listMdmProfiles(),
+    deps.store.listAssignments(),
+  ]);
+  return {
+    profiles: profiles.map((p) =>
+      row(
+        p,
+        assignments.filter((a) => a.profileId === p.id),
+      ),
+    ),
+  };
+}
+
+async function profileNamed(deps: ProfileAdminDeps, name: string): Promise<MdmProfileRecord> {
+  const p = (await deps.store.getMdmProfileByName(name)) ?? (await deps.store.getMdmProfile(name));
+  if (!p) throw new AdminError('ERR_ADMIN_NOT_FOUND', `no MDM profile "${name}"`);
+  return p;
+}
+
+export type AssignTarget =
+  | { readonly kind: 'device'; readonly id: string }
+  | { readonly kind: 'user'; readonly upn: string }
+  | { readonly kind: 'all' };
+
+function targetOf(t: AssignTarget): { targetKind: 'device' | 'user' | 'all'; target: string } {
+  switch (t.kind) {
+    case 'device':
+      return { targetKind: 'device', target: t.id };
+    case 'user':
+      if (!/^[^\s@]+@[^\s@]+$/.test(t.upn)) throw invalid(`"${t.upn}" is not a UPN (name@domain)`);
+      return { targetKind: 'user', target: t.upn.toLowerCase() };
+    case 'all':
+      return { targetKind: 'all', target: '' };
+  }
+}
+
+/** Assigns a profile; devices get it in their next session. */
+export async function assignProfile(
+  deps: ProfileAdminDeps,
+  actor: string,
+  name: string,
+  target: AssignTarget,
+): Promise<{ profile: string; target: string; assigned: boolean }> {
+  const p = await profileNamed(deps, name);
+  const t = targetOf(target);
+  if (t.targetKind === 'device' && !(await deps.store.getDevice(t.target)))
+    throw new AdminError('ERR_ADMIN_NOT_FOUND', `no device ${t.target}`);
+  const at = deps.now?.() ?? new Date();
+  const assigned = await deps.store.assignMdmProfile({ profileId: p.id, ...t, createdAt: at });
+  if (assigned)
+    await deps.store.appendAudit({
+      at,
+      actor,
+      action: 'mdm-profile.assigned',
+      target: p.id,
+      details: { name: p.name, to: t },
+    });
+  return { profile: p.name, target: `${t.targetKind}:${t.target}`, assigned };
+}
+
+/** Unassigns a profile; devices that no longer have it assigned remove it in their next session. */
+export async function unassignProfile(
+  deps: ProfileAdminDeps,
+  actor: string,
+  name: string,
+  target: AssignTarget,
+): Promise<{ profile: string; target: string; unassigned: true }> {
+  const p = await profileNamed(deps, name);
+  const t = targetOf(target);
+  if (!(await deps.store.unassignMdmProfile({ profileId: p.id, ...t })))
+    throw new AdminError(
+      'ERR_ADMIN_NOT_FOUND',
+      `profile "${p.name}" is not assigned to ${t.targetKind} ${t.target}`,
+    );
+  await deps.store.appendAudit({
+    at: deps.now?.() ?? new Date(),
+    actor,
+    action: 'mdm-profile.unassigned',
+    target: p.id,
+    details: { name: p.name, from: t },
+  });
+  return { profile: p.name, target: `${t.targetKind}:${t.target}`, unassigned: true };
+}
+
+// --- the engine -------------------------------------------------------------------------------
+
+/** What a delivery remembers (`detail`). */
+/** The detail without the named command references (answered, or to be replaced). */
+function without(d: Detail, ...keys: ('install' | 'status' | 'remove')[]): Detail {
+  const copy = { ...d };
+  for (const k of keys) delete copy[k];
+  return copy;
+}
+
+interface Detail {
+  /** The command that installs, the one reading the outcome, the one removing. */
+  install?: string;
+  status?: string;
+  remove?: string;
+  /** SCEP: the enrollment's outcome. */
+  thumbprint?: string;
+  error?: string;
+  attempts: number;
+}
+
+export interface ProfileEngineConfig {
+  readonly store: MdmProfileStore & DeviceStore & AuditLog;
+  readonly mdm: Pick<MdmService, 'enqueue'>;
+  /** Our SCEP endpoint as devices reach it. */
+  readonly scepUrl: string;
+  /** SHA-1 (hex) of the CA certificate devices must find at GetCACert. */
+  readonly caThumbprint: string;
+  /** Mints a one-time challenge bound to an issuance profile and an exact subject (RFC 4514). */
+  readonly mintChallenge: (
+    issuanceProfile: string,
+    subject: string,
+    ttlMs: number,
+  ) => Promise<string>;
+  /** Revokes a certificate this CA issued, found by SHA-1, when a profile is removed. */
+  readonly revokeByThumbprint: (sha1: string, actor: string) => Promise<void>;
+  readonly now?: () => Date;
+}
+
+export interface ProfileEngine {
+  /** Queues what the device needs now. Called at the start of each of its sessions. */
+  reconcile(device: DeviceRecord): Promise<void>;
+  /** Reads the outcomes of the device's commands into its deliveries. */
+  recordOutcomes(device: DeviceRecord, outcomes: readonly CommandOutcome[]): Promise<void>;
+}
+
+export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine {
+  const { store } = config;
+  const now = config.now ?? (() => new Date());
+
+  async function put(
+    device: DeviceRecord,
+    profileId: string,
+    state: DeliveryState,
+    detail: Detail,
+  ) {
+    await store.putDelivery({
+      deviceId: device.id,
+      profileId,
+      state,
+      detail: JSON.stringify(detail),
+      updatedAt: now(),
+    });
+  }
+
+  async function queue(device: DeviceRecord, p: MdmProfileRecord, commands: Command[]) {
+    return config.mdm.enqueue(device.id, commands, `profile:${p.name}`);
+  }
+
+  async function install(
+    device: DeviceRecord,
+    p: MdmProfileRecord,
+    attempts: number,
+  ): Promise<void> {
+    const s = JSON.parse(p.settings) as ProfileSettings;
+    if (s.kind === 'trusted') {
+      const [id] = await queue(device, p, [
+        addTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64')),
+      ]);
+      return put(device, p.id, 'installing', { install: id!, attempts });
+    }
+    let subject: string;
+    let sans: string;
+    try {
+      subject = renderTemplate(s.subject, device, true);
+      sans = s.subjectAltNames
+        .map((n) => `${SAN_IDS[n.type]}+${renderTemplate(n.value, device, false)}`)
+        .join(';');
+    } catch (e) {
+      return put(device, p.id, 'failed', { error: (e as Error).message, attempts });
+    }
+    const challenge = await config.mintChallenge(
+      s.issuanceProfile,
+      canonicalFromX500(subject),
+      s.challengeTtlMinutes * 60_000,
+    );
+    const [id, status] = await queue(device, p, [
+      scepInstall({
+        scope: s.scope,
+        id: p.id,
+        serverUrls: [config.scepUrl],
+        challenge,
+        subjectName: subject,
+        ...(sans ? { subjectAlternativeNames: sans } : {}),
+        ekus: s.ekus,
+        keyUsage: s.keyUsage,
+        keyProtection: s.keyProtection,
+        keyLength: s.keyLength,
+        hashAlgorithm: s.hashAlgorithm,
+        caThumbprint: config.caThumbprint,
+        retryDelay: s.retryDelay,
+        retryCount: s.retryCount,
+      }),
+      scepStatus(s.scope, p.id),
+    ]);
+    return put(device, p.id, 'installing', { install: id!, status: status!, attempts });
+  }
+
+  async function remove(device: DeviceRecord, p: MdmProfileRecord, d: Detail): Promise<void> {
+    const s = JSON.parse(p.settings) as ProfileSettings;
+    const command =
+      s.kind === 'trusted'
+        ? deleteTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64'))
+        : deleteScep(s.scope, p.id);
+    const [id] = await queue(device, p, [command]);
+    if (s.kind === 'scep' && s.revokeOnRemoval && d.thumbprint)
+      await config.revokeByThumbprint(d.thumbprint, `profile:${p.name}`);
+    return put(device, p.id, 'removing', { ...d, remove: id! });
+  }
+
+  return {
+    async reconcile(device) {
+      const [assigned, deliveries] = await Promise.all([
+        store.profilesForDevice(device.id, device.user),
+        store.listDeliveries(device.id),
+      ]);
+      const byProfile = new Map(deliveries.map((d) => [d.profileId, d]));
+      for (const p of assigned) {
+        const d = byProfile.get(p.id);
+        const detail = d ? (JSON.parse(d.detail) as Detail) : { attempts: 0 };
+        if (!d || d.state === 'removed') await install(device, p, detail.attempts + 1);
+        else if (d.state === 'installing' && p.kind === 'scep' && !detail.status) {
+          // The enrollment runs on the device after the session: ask again for its outcome.
+          const [status] = await queue(device, p, [scepStatus(scopeOf(p), p.id)]);
+          await put(device, p.id, 'installing', { ...detail, status: status! });
+        }
+      }
+      const wanted = new Set(assigned.map((p) => p.id));
+      for (const d of deliveries) {
+        if (wanted.has(d.profileId) || d.state === 'removing' || d.state === 'removed') continue;
+        const p = await store.getMdmProfile(d.profileId);
+        if (p) await remove(device, p, JSON.parse(d.detail) as Detail);
+      }
+    },
+
+    async recordOutcomes(device, outcomes) {
+      if (outcomes.length === 0) return;
+      // One message may answer several commands of one delivery (a SCEP install and its
+      // status Get): each outcome reads the detail as the previous one left it.
+      const details = new Map(
+        (await store.listDeliveries(device.id)).map((d) => [
+          d.profileId,
+          JSON.parse(d.detail) as Detail,
+        ]),
+      );
+      const set = async (profileId: string, state: DeliveryState, detail: Detail) => {
+        details.set(profileId, detail);
+        await put(device, profileId, state, detail);
+      };
+      for (const o of outcomes) {
+        for (const [profileId, detail] of details) {
+          if (o.id === detail.install) {
+            // 418 on a re-delivered Add: the device has it already.
+            const ok = o.status === 200 || o.status === 418;
+            const kind = (await store.getMdmProfile(profileId))?.kind;
+            await set(
+              profileId,
+              !ok ? 'failed' : kind === 'trusted' ? 'installed' : 'installing',
+              ok
+                ? without(detail, 'install')
+                : {
+                    ...without(detail, 'install', 'status'),
+                    error: `the device answered ${o.status}`,
+                  },
+            );
+          } else if (o.id === detail.status) {
+            await set(profileId, ...scepOutcome(detail, o));
+          } else if (o.id === detail.remove) {
+            const gone = o.status === 200 || o.status === 404;
+            await set(
+              profileId,
+              gone ? 'removed' : 'failed',
+              gone
+                ? { attempts: detail.attempts }
+                : { ...detail, error: `removal answered ${o.status}` },
+            );
+          }
+        }
+      }
+    },
+  };
+}
+
+/** Windows alt-name ids for SubjectAlternativeNames (CERT_ALT_NAME_*). */
+const SAN_IDS: Readonly<Record<SanTemplate['type'], number>> = {
+  email: 2,
+  dns: 3,
+  uri: 7,
+  upn: 11,
+};
+
+function scopeOf(p: MdmProfileRecord): CspScope {
+  return (JSON.parse(p.settings) as ProfileSettings).scope;
+}
+
+/** The delivery after a Get of Status, ErrorCode and CertThumbprint (1 ok, 2 pending, 16 failed, 32 running). */
+function scepOutcome(detail: Detail, o: CommandOutcome): [DeliveryState, Detail] {
+  const value = (leaf: string) => o.results.find((i) => i.source?.endsWith(`/${leaf}`))?.data;
+  const status = value('Status');
+  const rest = without(detail, 'status');
+  if (o.status !== 200 || status === undefined) return ['installing', rest];
+  if (status === '1') {
+    const thumbprint = value('CertThumbprint');
+    return ['installed', { ...rest, ...(thumbprint ? { thumbprint } : {}) }];
+  }
+  if (status === '16')
+    return [
+      'failed',
+      { ...rest, error: `SCEP enrollment failed (ErrorCode ${value('ErrorCode') ?? '?'})` },
+    ];
+  return ['installing', rest];
+}
