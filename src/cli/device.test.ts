@@ -7,8 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,11 +14,22 @@ import { oneTimeChallenge } from '../server/testing.ts';
 import { DeviceAgent } from '../device/agent.ts';
 import { DEVICE_ERRORS } from '../device/errors.ts';
 import { SCEP_STATUS } from '../device/state.ts';
-import { cmd, serverMessage, summarise } from '../device/testing.ts';
+import {
+  CCI_SCEP as CCI,
+  cmd,
+  recordingScepTransport,
+  scepInstall,
+  scepStatus,
+  serverMessage,
+  settle,
+  summarise,
+  type ScepInstallOptions,
+} from '../device/testing.ts';
 import { parsePkcs7Certificates } from '../pki/pkcs7.ts';
 import { isCA, sha1Thumbprint } from '../pki/x509.ts';
-import { fetchTransport, type ScepTransport } from '../scep/client.ts';
+import type { ScepTransportRequest } from '../scep/client.ts';
 import { encodePem } from '../pki/pem.ts';
+import { startHttpRelay } from '../testing/http-relay.ts';
 import { createSoftHsmToken } from '../testing/softhsm.ts';
 import { run, tempDir } from '../testing/tools.ts';
 import { openTpm } from '../device/tpm.ts';
@@ -54,102 +63,31 @@ after(async () => {
   await server.app.close();
 });
 
-const CCI = './Device/Vendor/MSFT/ClientCertificateInstall/SCEP';
-
-/** The Atomic a server sends for a SCEP profile: parameters, then Exec Enroll last. */
-function scepInstall(
+/** A SCEP profile for our server (its URL and CA thumbprint unless given). */
+const install = (
   id: string,
-  o: {
-    challenge: string;
-    cn: string;
-    thumbprint?: string;
-    retryCount?: number;
-    csp?: string;
-    url?: string;
-    keyProtection?: number;
-  },
-): string {
-  const node = `${o.csp ?? CCI}/${id}`;
-  const install = `${node}/Install`;
-  const legacy = o.csp !== undefined;
-  return cmd.atomic(
-    ...(legacy ? [] : [cmd.add(node)]),
-    cmd.add(`${install}/ServerURL`, o.url ?? `${server.url}/scep`, 'chr'),
-    cmd.add(`${install}/Challenge`, o.challenge, 'chr'),
-    cmd.add(`${install}/EKUMapping`, '1.3.6.1.5.5.7.3.2', 'chr'),
-    cmd.add(`${install}/KeyUsage`, '160', 'int'),
-    cmd.add(`${install}/SubjectName`, `CN=${o.cn},O=certpost tests`, 'chr'),
-    cmd.add(
-      `${install}/SubjectAlternativeNames`,
-      `3+${o.cn}.example.test;11+${o.cn}@example.test`,
-      'chr',
-    ),
-    cmd.add(`${install}/KeyProtection`, String(o.keyProtection ?? 3), 'int'),
-    cmd.add(`${install}/RetryDelay`, '1', 'int'),
-    cmd.add(`${install}/RetryCount`, String(o.retryCount ?? 3), 'int'),
-    cmd.add(`${install}/KeyLength`, '2048', legacy ? 'chr' : 'int'),
-    cmd.add(`${install}/${legacy ? 'HashAlgrithm' : 'HashAlgorithm'}`, 'SHA-1+SHA-2', 'chr'),
-    cmd.add(
-      `${install}/${legacy ? 'CAThumbPrint' : 'CAThumbprint'}`,
-      o.thumbprint ?? caThumbprint,
-      'chr',
-    ),
-    cmd.exec(`${install}/Enroll`),
-  );
-}
+  o: Omit<ScepInstallOptions, 'url' | 'thumbprint'> & { url?: string; thumbprint?: string },
+) => scepInstall(id, { url: `${server.url}/scep`, thumbprint: caThumbprint, ...o });
 
-/** A device whose SCEP transport records the operations it sends. */
+/** A device whose SCEP transport records the requests it sends. */
 async function device() {
-  const operations: string[] = [];
+  const requests: ScepTransportRequest[] = [];
   const agent = await DeviceAgent.open(tempDir(), {
     minuteMs: MINUTE,
-    scepTransport: (url): ScepTransport => {
-      const t = fetchTransport(url);
-      return (req) => {
-        operations.push(req.operation);
-        return t(req);
-      };
-    },
+    scepTransport: recordingScepTransport(requests),
   });
-  return { agent, operations };
-}
-
-async function status(agent: DeviceAgent, id: string, csp = CCI) {
-  const node = `${csp}/${id}`;
-  const thumb = csp === CCI ? 'CertThumbprint' : 'CertThumbPrint';
-  const r = summarise(
-    await agent.handle(
-      serverMessage(
-        cmd.get(`${node}/Status`) + cmd.get(`${node}/ErrorCode`) + cmd.get(`${node}/${thumb}`),
-      ),
-    ),
-  );
-  return {
-    status: Number(r.results.get(`${node}/Status`)),
-    errorCode: Number(r.results.get(`${node}/ErrorCode`)),
-    thumbprint: r.results.get(`${node}/${thumb}`) ?? '',
-  };
-}
-
-/** Runs background work until the enrollment leaves `pending`/`unknown`, or the deadline. */
-async function settle(agent: DeviceAgent, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    await agent.runDue();
-    if (!agent.nextDueAt()) return;
-    await new Promise((r) => setTimeout(r, MINUTE / 2));
-  }
+  return { agent, requests };
 }
 
 const hr = (code: keyof typeof DEVICE_ERRORS) => DEVICE_ERRORS[code].hresult | 0;
 
 describe('SCEP through ClientCertificateInstall against our server', () => {
   it('enrolls: Status 1, the certificate in My with its key, the challenge cleared after Exec', async () => {
-    const { agent, operations } = await device();
+    const { agent, requests } = await device();
     const r = summarise(
       await agent.handle(
         serverMessage(
-          scepInstall('wifi', { challenge: STATIC, cn: 'dev-ok' }) +
+          install('wifi', { challenge: STATIC, cn: 'dev-ok' }) +
             cmd.get(`${CCI}/wifi/Install/Challenge`) +
             cmd.get(`${CCI}/wifi/Status`),
         ),
@@ -158,15 +96,18 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
     assert.equal(r.statuses[0], 'Atomic=200');
     assert.deepEqual(r.statuses.slice(-2), ['Get=404', 'Get=200']);
     assert.equal(r.results.get(`${CCI}/wifi/Status`), String(SCEP_STATUS.unknown));
-    await settle(agent);
-    const s = await status(agent, 'wifi');
+    await settle(agent, MINUTE);
+    const s = await scepStatus(agent, 'wifi');
     assert.equal(s.status, SCEP_STATUS.ok);
     assert.equal(s.errorCode, 0);
     const mine = agent.certificates.list('device', 'My');
     assert.equal(mine.length, 1);
     assert.equal(s.thumbprint, mine[0]!.thumbprint);
     assert.equal(agent.keys.find(mine[0]!.keyId!)?.provider, 'software');
-    assert.deepEqual(operations, ['GetCACaps', 'GetCACert', 'PKIOperation']);
+    assert.deepEqual(
+      requests.map((q) => q.operation),
+      ['GetCACaps', 'GetCACert', 'PKIOperation'],
+    );
     const pem = join(work, 'dev-ok.pem');
     writeFileSync(pem, encodePem('CERTIFICATE', Buffer.from(mine[0]!.der, 'base64')));
     assert.match(run('openssl', ['verify', '-CAfile', caFile, pem]).toString(), /OK/);
@@ -185,10 +126,10 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
   it('a wrong challenge: Status 16 with E_ACCESSDENIED, nothing installed, no key left', async () => {
     const { agent } = await device();
     await agent.handle(
-      serverMessage(scepInstall('bad', { challenge: 'not-the-secret', cn: 'dev-bad' })),
+      serverMessage(install('bad', { challenge: 'not-the-secret', cn: 'dev-bad' })),
     );
-    await settle(agent);
-    const s = await status(agent, 'bad');
+    await settle(agent, MINUTE);
+    const s = await scepStatus(agent, 'bad');
     assert.equal(s.status, SCEP_STATUS.failed);
     assert.equal(s.errorCode, hr('ERR_DEVICE_SCEP_REFUSED'));
     assert.equal(s.thumbprint, '');
@@ -198,10 +139,10 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
   });
 
   it('PENDING (Status 2), then approved within RetryCount: the next poll installs it', async () => {
-    const { agent, operations } = await device();
+    const { agent, requests } = await device();
     await agent.handle(
       serverMessage(
-        scepInstall('held', {
+        install('held', {
           challenge: await oneTimeChallenge(server.context, 'manual'),
           cn: 'dev-held',
           retryCount: 30,
@@ -209,37 +150,40 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
       ),
     );
     await agent.runDue();
-    assert.equal((await status(agent, 'held')).status, SCEP_STATUS.pending);
+    assert.equal((await scepStatus(agent, 'held')).status, SCEP_STATUS.pending);
     const pending = (await server.context.store.listRequests('pending')).find((q) =>
       q.subject.includes('dev-held'),
     )!;
     assert.ok(pending);
     assert.equal(await server.context.enrollment.decide(pending.id, 'approved', 'test'), true);
-    await settle(agent);
-    const s = await status(agent, 'held');
+    await settle(agent, MINUTE);
+    const s = await scepStatus(agent, 'held');
     assert.equal(s.status, SCEP_STATUS.ok);
     assert.ok(s.thumbprint);
-    assert.ok(operations.filter((o) => o === 'PKIOperation').length >= 2, 'at least one CertPoll');
+    assert.ok(
+      requests.filter((q) => q.operation === 'PKIOperation').length >= 2,
+      'at least one CertPoll',
+    );
     await agent.close();
   });
 
   it('PENDING past RetryCount: Status 16 with ERROR_TIMEOUT after exactly RetryCount polls', async () => {
-    const { agent, operations } = await device();
+    const { agent, requests } = await device();
     await agent.handle(
       serverMessage(
-        scepInstall('stuck', {
+        install('stuck', {
           challenge: await oneTimeChallenge(server.context, 'manual'),
           cn: 'dev-stuck',
           retryCount: 2,
         }),
       ),
     );
-    await settle(agent);
-    const s = await status(agent, 'stuck');
+    await settle(agent, MINUTE);
+    const s = await scepStatus(agent, 'stuck');
     assert.equal(s.status, SCEP_STATUS.failed);
     assert.equal(s.errorCode, hr('ERR_DEVICE_SCEP_PENDING_TIMEOUT'));
     assert.equal(
-      operations.filter((o) => o === 'PKIOperation').length,
+      requests.filter((q) => q.operation === 'PKIOperation').length,
       3,
       'the request and two polls',
     );
@@ -247,17 +191,17 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
   });
 
   it('a CA whose thumbprint is not CAThumbprint is refused before the request is sent', async () => {
-    const { agent, operations } = await device();
+    const { agent, requests } = await device();
     await agent.handle(
       serverMessage(
-        scepInstall('mitm', { challenge: STATIC, cn: 'dev-mitm', thumbprint: '00'.repeat(20) }),
+        install('mitm', { challenge: STATIC, cn: 'dev-mitm', thumbprint: '00'.repeat(20) }),
       ),
     );
-    await settle(agent);
-    const s = await status(agent, 'mitm');
+    await settle(agent, MINUTE);
+    const s = await scepStatus(agent, 'mitm');
     assert.equal(s.status, SCEP_STATUS.failed);
     assert.equal(s.errorCode, hr('ERR_DEVICE_SCEP_CA_MISMATCH'));
-    assert.ok(!operations.includes('PKIOperation'));
+    assert.ok(!requests.some((q) => q.operation === 'PKIOperation'));
     await agent.close();
   });
 
@@ -284,12 +228,12 @@ describe('SCEP through ClientCertificateInstall against our server', () => {
     const csp = './Device/Vendor/MSFT/CertificateStore/MY/SCEP';
     const r = summarise(
       await agent.handle(
-        serverMessage(scepInstall('old', { challenge: STATIC, cn: 'dev-legacy', csp })),
+        serverMessage(install('old', { challenge: STATIC, cn: 'dev-legacy', csp })),
       ),
     );
     assert.equal(r.statuses[0], 'Atomic=200');
-    await settle(agent);
-    const s = await status(agent, 'old', csp);
+    await settle(agent, MINUTE);
+    const s = await scepStatus(agent, 'old', csp);
     assert.equal(s.status, SCEP_STATUS.ok);
     const listed = summarise(
       await agent.handle(serverMessage(cmd.get('./Device/Vendor/MSFT/CertificateStore/MY/User'))),
@@ -321,42 +265,12 @@ function cli(args: string[], input: string, o: { onStdout?: (child: ChildProcess
   );
 }
 
-/**
- * A SCEP URL in front of our server that holds every PKIOperation for `delayMs`: it opens a
- * wide, known window in which the agent is mid-enrollment (key made and saved, request sent,
- * no answer yet).
- */
-async function slowScep(delayMs: number): Promise<{ url: string; close: () => Promise<void> }> {
-  const proxy = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      if (req.url?.includes('PKIOperation')) await new Promise((r) => setTimeout(r, delayMs));
-      const upstream = await fetch(`${server.url}${req.url}`, {
-        method: req.method!,
-        ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),
-        headers: { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' },
-      });
-      res.writeHead(upstream.status, {
-        'content-type': upstream.headers.get('content-type') ?? '',
-      });
-      res.end(Buffer.from(await upstream.arrayBuffer()));
-    });
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  const { port } = proxy.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((r) => proxy.close(() => r())),
-  };
-}
-
 describe('certpost device exec (the stable interface)', () => {
   it('applies a message, answers it, enrolls in the background; a later exec reads the result', async () => {
     const dir = tempDir();
     const first = await cli(
       ['exec', '--state', dir],
-      serverMessage(scepInstall('cli', { challenge: STATIC, cn: 'dev-cli' })),
+      serverMessage(install('cli', { challenge: STATIC, cn: 'dev-cli' })),
     );
     assert.equal(first.code, 0, first.err);
     assert.deepEqual(summarise(first.out).statuses[0], 'Atomic=200');
@@ -398,7 +312,11 @@ describe('certpost device exec (the stable interface)', () => {
     'kill -9 in the middle of an enrollment: the state stays consistent and `device run` finishes it',
     { timeout: 120_000 },
     async () => {
-      const slow = await slowScep(1500);
+      // Every PKIOperation is held 1.5 s: a wide, known window in which the agent is
+      // mid-enrollment (key made and saved, request sent, no answer yet).
+      const slow = await startHttpRelay(server.url, {
+        holdMs: (_method, url) => (url.includes('PKIOperation') ? 1500 : 0),
+      });
       try {
         for (const waitMs of [0, 400, 900]) {
           const dir = tempDir();
@@ -407,7 +325,7 @@ describe('certpost device exec (the stable interface)', () => {
           const killed = await cli(
             ['exec', '--state', dir],
             serverMessage(
-              scepInstall('k9', {
+              install('k9', {
                 challenge: STATIC,
                 cn: `dev-kill-${waitMs}`,
                 url: `${slow.url}/scep`,
@@ -488,10 +406,10 @@ describe('a PKCS#11 token as the device TPM (SoftHSM2)', () => {
     try {
       const agent = await DeviceAgent.open(tempDir(), { tpm, minuteMs: MINUTE });
       await agent.handle(
-        serverMessage(scepInstall('tpm', { challenge: STATIC, cn: 'dev-tpm', keyProtection: 1 })),
+        serverMessage(install('tpm', { challenge: STATIC, cn: 'dev-tpm', keyProtection: 1 })),
       );
-      await settle(agent);
-      const s = await status(agent, 'tpm');
+      await settle(agent, MINUTE);
+      const s = await scepStatus(agent, 'tpm');
       assert.equal(s.status, SCEP_STATUS.ok);
       const entry = agent.certificates.list('device', 'My')[0]!;
       const key = agent.keys.find(entry.keyId!)!;

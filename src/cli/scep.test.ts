@@ -262,5 +262,20 @@ describe('certpost scep', () => {
       2,
       'a generated key must be kept',
     );
+    const des = certpost(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=x',
+      '--cipher',
+      'des',
+      '--out-key',
+      'x.key',
+      '--out-cert',
+      'x.pem',
+    );
+    assert.equal(des.code, 2, 'single DES is not offered');
+    assert.match(des.stderr, /Allowed choices are aes, 3des/);
   });
 });

@@ -2,11 +2,13 @@
  * `certpost scep …`: enroll a host outside MDM (like certmonger or sscep) with any SCEP server,
  * ours or another: `scep caps`, `scep enroll`, `scep renew`. A PENDING answer is polled every
  * --retry-delay up to --retry-count times (as Windows' RetryDelay/RetryCount), with progress
- * on stderr. Keys are written only when generated here, mode 0600, optionally encrypted.
+ * on stderr. --cipher overrides the content cipher GetCACaps would pick. Keys are written only
+ * when generated here, mode 0600, optionally encrypted.
  */
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
+import type { EnvelopeCipher } from '../pki/cms.ts';
 import { exportPkcs8 } from '../pki/keys.ts';
 import { encodePem } from '../pki/pem.ts';
 import { readPki } from '../pki/read.ts';
@@ -18,6 +20,7 @@ import {
   type EnrollOptions,
   type EnrollResult,
   type ScepClient,
+  type ScepClientOptions,
 } from '../scep/client.ts';
 import { writeAtomicFile } from '../util/atomic-file.ts';
 import { parseDuration } from './admin.ts';
@@ -25,6 +28,15 @@ import { CliError, EXIT } from './exit-codes.ts';
 import { readInput } from './io.ts';
 
 const generate = promisify(generateKeyPair);
+
+/**
+ * `--cipher` values: the GetCACaps keywords' ciphers (RFC 8894 §3.5.2: `AES` is AES-128-CBC,
+ * `DES3` is 3DES). Single DES is not offered.
+ */
+const CIPHERS = {
+  aes: 'aes-128-cbc',
+  '3des': 'des-ede3-cbc',
+} as const satisfies Record<string, EnvelopeCipher>;
 
 interface EnrollCliOptions {
   subject: string;
@@ -39,6 +51,7 @@ interface EnrollCliOptions {
   caThumbprint?: string;
   retryDelay: string;
   retryCount: string;
+  cipher?: keyof typeof CIPHERS;
   json?: boolean;
 }
 
@@ -141,6 +154,7 @@ async function finish(
  */
 async function enrollAndWrite(
   url: string,
+  clientOptions: ScepClientOptions,
   request: EnrollOptions & { readonly key: KeyObject },
   r: { delayMs: number; count: number },
   o: {
@@ -151,15 +165,22 @@ async function enrollAndWrite(
   },
   out: (s: string) => void,
 ): Promise<void> {
-  const client = createScepClient(fetchTransport(url));
+  const client = createScepClient(fetchTransport(url), clientOptions);
   const result = await transportErrors(async () =>
     waitForIssue(client, await client.enroll(request), request, r.delayMs, r.count),
   );
   await finish(result, request.key, o, out);
 }
 
-function retryOptions(cmd: Command): Command {
+/** The options `scep enroll` and `scep renew` share. */
+function requestOptions(cmd: Command): Command {
   return cmd
+    .addOption(
+      new Option(
+        '--cipher <cipher>',
+        'content cipher of the requests, used even if the server does not advertise it: aes (AES-128-CBC) or 3des (default: AES if the server advertises AES or SCEPStandard, else 3DES; never single DES)',
+      ).choices(Object.keys(CIPHERS)),
+    )
     .option('--retry-delay <duration>', 'wait between polls while the request is pending', '60s')
     .option('--retry-count <n>', 'polls before giving up (0: do not wait)', '30')
     .option(
@@ -167,6 +188,10 @@ function retryOptions(cmd: Command): Command {
       "refuse the server unless a certificate of its CA chain has this SHA-1 (Windows' CAThumbprint)",
     )
     .option('--json', 'print one JSON document');
+}
+
+function clientOptionsOf(o: { cipher?: keyof typeof CIPHERS | undefined }): ScepClientOptions {
+  return o.cipher ? { cipher: CIPHERS[o.cipher] } : {};
 }
 
 function retries(o: { retryDelay: string; retryCount: string }): {
@@ -213,7 +238,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       );
     });
 
-  retryOptions(
+  requestOptions(
     scep
       .command('enroll')
       .description(
@@ -258,6 +283,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
     };
     await enrollAndWrite(
       url,
+      clientOptionsOf(o),
       request,
       { delayMs, count },
       {
@@ -270,7 +296,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
     );
   });
 
-  retryOptions(
+  requestOptions(
     scep
       .command('renew')
       .description(
@@ -315,6 +341,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       };
       await enrollAndWrite(
         url,
+        clientOptionsOf(o),
         request,
         { delayMs, count },
         {

@@ -1,8 +1,11 @@
 /**
  * Helpers for tests that talk to a device as an MDM server would: build a server message
- * around command XML, and read the statuses and results of the reply.
+ * around command XML, read the statuses and results of the reply, and drive a SCEP profile
+ * (the Install Atomic, the background work, the outcome nodes) against any SCEP server.
  */
 import { parseSyncML, type Command } from '../omadm/syncml.ts';
+import { fetchTransport, type ScepTransport, type ScepTransportRequest } from '../scep/client.ts';
+import type { DeviceAgent } from './agent.ts';
 
 let session = 0;
 
@@ -55,4 +58,94 @@ export function summarise(reply: string | undefined): ReplySummary {
   };
   walk(m.body);
   return { statuses, results };
+}
+
+/** The ClientCertificateInstall SCEP branch of the device tree. */
+export const CCI_SCEP = './Device/Vendor/MSFT/ClientCertificateInstall/SCEP';
+
+export interface ScepInstallOptions {
+  /** ServerURL. */
+  readonly url: string;
+  readonly challenge: string;
+  /** CN of SubjectName (`CN=<cn>,O=certpost tests`) and the base of its SANs. */
+  readonly cn: string;
+  /** CAThumbprint: SHA-1 hex of a certificate of the CA chain. */
+  readonly thumbprint: string;
+  /** Default 3. */
+  readonly retryCount?: number;
+  /** The SCEP branch; default {@link CCI_SCEP}. Another one gets the legacy leaf names. */
+  readonly csp?: string;
+  /** Default 3 (software). */
+  readonly keyProtection?: number;
+}
+
+/** The Atomic a server sends for a SCEP profile: parameters, then Exec Enroll last. */
+export function scepInstall(uniqueId: string, o: ScepInstallOptions): string {
+  const node = `${o.csp ?? CCI_SCEP}/${uniqueId}`;
+  const install = `${node}/Install`;
+  const legacy = o.csp !== undefined;
+  return cmd.atomic(
+    ...(legacy ? [] : [cmd.add(node)]),
+    cmd.add(`${install}/ServerURL`, o.url, 'chr'),
+    cmd.add(`${install}/Challenge`, o.challenge, 'chr'),
+    cmd.add(`${install}/EKUMapping`, '1.3.6.1.5.5.7.3.2', 'chr'),
+    cmd.add(`${install}/KeyUsage`, '160', 'int'),
+    cmd.add(`${install}/SubjectName`, `CN=${o.cn},O=certpost tests`, 'chr'),
+    cmd.add(
+      `${install}/SubjectAlternativeNames`,
+      `3+${o.cn}.example.test;11+${o.cn}@example.test`,
+      'chr',
+    ),
+    cmd.add(`${install}/KeyProtection`, String(o.keyProtection ?? 3), 'int'),
+    cmd.add(`${install}/RetryDelay`, '1', 'int'),
+    cmd.add(`${install}/RetryCount`, String(o.retryCount ?? 3), 'int'),
+    cmd.add(`${install}/KeyLength`, '2048', legacy ? 'chr' : 'int'),
+    cmd.add(`${install}/${legacy ? 'HashAlgrithm' : 'HashAlgorithm'}`, 'SHA-1+SHA-2', 'chr'),
+    cmd.add(`${install}/${legacy ? 'CAThumbPrint' : 'CAThumbprint'}`, o.thumbprint, 'chr'),
+    cmd.exec(`${install}/Enroll`),
+  );
+}
+
+/** Status, ErrorCode and CertThumbprint of a SCEP enrollment, read by Get as a server would. */
+export async function scepStatus(agent: DeviceAgent, uniqueId: string, csp = CCI_SCEP) {
+  const node = `${csp}/${uniqueId}`;
+  const thumb = csp === CCI_SCEP ? 'CertThumbprint' : 'CertThumbPrint';
+  const r = summarise(
+    await agent.handle(
+      serverMessage(
+        cmd.get(`${node}/Status`) + cmd.get(`${node}/ErrorCode`) + cmd.get(`${node}/${thumb}`),
+      ),
+    ),
+  );
+  return {
+    status: Number(r.results.get(`${node}/Status`)),
+    errorCode: Number(r.results.get(`${node}/ErrorCode`)),
+    thumbprint: r.results.get(`${node}/${thumb}`) ?? '',
+  };
+}
+
+/**
+ * Runs the agent's background work until nothing is due (every enrollment left
+ * pending/unknown), or `ms` has passed; `minuteMs` is the agent's shortened minute.
+ */
+export async function settle(agent: DeviceAgent, minuteMs: number, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    await agent.runDue();
+    if (!agent.nextDueAt()) return;
+    await new Promise((r) => setTimeout(r, minuteMs / 2));
+  }
+}
+
+/** A `scepTransport` for DeviceAgent.open that pushes every request onto `requests`, then fetches. */
+export function recordingScepTransport(
+  requests: ScepTransportRequest[],
+): (url: string) => ScepTransport {
+  return (url) => {
+    const t = fetchTransport(url);
+    return (req) => {
+      requests.push(req);
+      return t(req);
+    };
+  };
 }

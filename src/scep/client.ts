@@ -5,10 +5,11 @@
  *
  * Contract:
  * - GetCACaps and GetCACert are asked once per client and cached (a failed call is retried on
- *   the next use). Algorithms follow GetCACaps (§3.5.2): AES-128-CBC when `AES` or
- *   `SCEPStandard` is advertised, else 3DES (never single DES); SHA-256 when `SHA-256` or
- *   `SCEPStandard`, else SHA-512, else SHA-1. PKIOperation is POSTed when `POSTPKIOperation`
- *   or `SCEPStandard` is advertised, else sent by GET with the base64 message (§4.3).
+ *   the next use). Unless the caller chose them ({@link ScepClientOptions}), algorithms follow
+ *   GetCACaps (§3.5.2): AES-128-CBC when `AES` or `SCEPStandard` is advertised, else 3DES
+ *   (single DES is never sent); SHA-256 when `SHA-256` or `SCEPStandard`, else SHA-512, else
+ *   SHA-1. PKIOperation is POSTed when `POSTPKIOperation` or `SCEPStandard` is advertised,
+ *   else sent by GET with the base64 message (§4.3).
  * - The recipient of our envelopes is the CA/RA certificate with keyEncipherment, else the
  *   first RSA one (§2.2). An expected CA thumbprint (Windows `CAThumbprint`: SHA-1 of any
  *   certificate of the chain) is checked before any PKIOperation is sent.
@@ -233,7 +234,12 @@ export interface ScepClient {
 }
 
 export interface ScepClientOptions {
-  /** Content cipher; default by GetCACaps (AES-128-CBC, else 3DES). */
+  /**
+   * Content cipher of every request envelope, sent whether or not GetCACaps advertises it;
+   * default by GetCACaps (AES-128-CBC, else 3DES). Single DES cannot be chosen (RFC 8894
+   * §3.5.2). The CA's reply comes in the cipher the CA picks; any of DES, 3DES and AES-CBC
+   * opens.
+   */
   readonly cipher?: EnvelopeCipher;
   /** Signature digest; default by GetCACaps (SHA-256, else SHA-512, else SHA-1). */
   readonly digest?: SignedDataDigest;

@@ -7,10 +7,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { atProcessEnd, freePort } from './tools.ts';
 
 export interface PostgresServer {
   /** `postgres://postgres@127.0.0.1:PORT/DB`: a fresh, empty database made for this call. */
@@ -43,19 +43,6 @@ function binDir(): string {
   return dir;
 }
 
-/** A port free on 127.0.0.1 now: bind port 0, read it, release it. */
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** initdb refuses root: as root, run the server tools as the `postgres` user. */
 function asServerUser(command: string, args: readonly string[]): void {
   const [file, argv] =
@@ -79,23 +66,6 @@ function uidGidOf(user: string): [number, number] {
   return [Number(out), Number(gid)];
 }
 
-const running = new Set<() => void>();
-let hooked = false;
-
-/** Stops every server still running when the process ends, however it ends short of SIGKILL. */
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', () => {
-    for (const stop of running) stop();
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const)
-    process.once(signal, () => {
-      for (const stop of running) stop();
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-    });
-}
-
 /** Starts a PostgreSQL server for this test process and makes one database on it. */
 export async function startPostgres(): Promise<PostgresServer> {
   const bin = binDir();
@@ -109,7 +79,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   const stopNow = (): void => {
     if (stopped) return;
     stopped = true;
-    running.delete(stopNow);
+    forget();
     try {
       asServerUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-s']);
     } catch {
@@ -117,8 +87,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  running.add(stopNow);
-  hookExit();
+  const forget = atProcessEnd(stopNow);
   try {
     asServerUser(join(bin, 'initdb'), [
       '-D',

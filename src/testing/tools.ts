@@ -1,12 +1,15 @@
 /**
- * Test kit: temporary directories and the real external tools (openssl, certtool, pk12util,
- * keytool, python3-cryptography) that cross-check our formats. A missing tool is a test
- * failure naming the Debian package to install, never a silent skip: `.ci/run` installs them.
+ * Test kit: temporary directories, free loopback ports, cleanup when the test process ends,
+ * and the real external tools (openssl, certtool, pk12util, keytool, python3-cryptography,
+ * micromdm's scepserver and what runs it) that tests cross-check against. A missing tool is a
+ * test failure naming the Debian package to install, never a silent skip: `.ci/run` installs
+ * them.
  */
 import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 /** Debian package that provides each external tool the tests use. */
 export const TOOL_PACKAGES = {
@@ -16,6 +19,11 @@ export const TOOL_PACKAGES = {
   certutil: 'libnss3-tools',
   keytool: 'default-jre-headless',
   '/usr/bin/python3': 'python3-cryptography',
+  scepserver: 'scep',
+  socat: 'socat',
+  unshare: 'util-linux',
+  ip: 'iproute2',
+  ss: 'iproute2',
 } as const;
 export type Tool = keyof typeof TOOL_PACKAGES;
 
@@ -29,6 +37,69 @@ export function tempDir(prefix = 'certpost-test-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(d);
   return d;
+}
+
+const cleanups = new Set<() => void>();
+let hooked = false;
+
+/**
+ * Runs `cleanup` (synchronous: kill a server, remove its files) when the test process ends,
+ * however it ends short of SIGKILL: normal exit, an uncaught error, SIGINT or SIGTERM. Returns
+ * the function that unregisters it, for a server stopped in time.
+ */
+export function atProcessEnd(cleanup: () => void): () => void {
+  if (!hooked) {
+    hooked = true;
+    const all = () => {
+      for (const c of cleanups) c();
+    };
+    process.on('exit', all);
+    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+      process.once(signal, () => {
+        all();
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      });
+  }
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+
+/** A port free on 127.0.0.1 now: bind port 0, read it, release it. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Throws, naming the Debian packages, unless every tool is an executable on PATH: for tools
+ * started asynchronously or from a shell, where a missing one would otherwise show up as a
+ * bare ENOENT or "command not found".
+ */
+export function requireTools(...tools: readonly Tool[]): void {
+  const path = (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '');
+  const missing = tools.filter((t) =>
+    t.startsWith('/') ? !executable(t) : !path.some((d) => executable(join(d, t))),
+  );
+  if (missing.length > 0)
+    throw new Error(
+      `${missing.join(', ')} not installed: apt-get install ${[...new Set(missing.map((t) => TOOL_PACKAGES[t]))].join(' ')} (.ci/run does this)`,
+    );
 }
 
 /**
