@@ -11,7 +11,6 @@
  * store (a software key: Node's TLS cannot sign with a token key), trusting the roots of the
  * device Root store, where the provisioning document put the server's root.
  */
-import { request as httpsRequest } from 'node:https';
 import { isExternalKey } from '../pki/key-ref.ts';
 import { encodePem } from '../pki/pem.ts';
 import { ALERT } from '../omadm/server-session.ts';
@@ -25,6 +24,7 @@ import {
 import type { DeviceAgent } from './agent.ts';
 import { devInfo } from './csp/device-info.ts';
 import { DeviceError } from './errors.ts';
+import { httpRequestBytes } from './http.ts';
 import type { MdmEnrollmentState } from './state.ts';
 
 /** The TLS credentials of one session. */
@@ -46,58 +46,28 @@ const MAX_REPLY = 4 * 1024 * 1024;
 const MAX_MESSAGES = 1000;
 
 /** HTTPS POST with the SyncML content type (MS-MDM §2.1). */
-export const httpsTransport: MdmTransport = (url, body, tls) =>
-  new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      {
-        method: 'POST',
-        key: tls.key,
-        cert: tls.cert,
-        ca: [...tls.ca],
-        headers: {
-          'content-type': SYNCML_CONTENT_TYPE,
-          accept: SYNCML_CONTENT_TYPE,
-          'user-agent': 'certpost OMA DM client',
-        },
-        timeout: 60_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_REPLY) req.destroy(new Error('the reply is too large'));
-          else chunks.push(c);
-        });
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode === 200) resolve(text);
-          else
-            reject(
-              new DeviceError(
-                res.statusCode === 401 || res.statusCode === 403
-                  ? 'ERR_DEVICE_ENROLL_AUTHENTICATION'
-                  : 'ERR_DEVICE_MDM_UNREACHABLE',
-                `the MDM server answered HTTP ${res.statusCode}: ${text.trim().slice(0, 200)}`,
-              ),
-            );
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('the MDM server did not answer in time')));
-    req.on('error', (e) =>
-      reject(
-        e instanceof DeviceError
-          ? e
-          : new DeviceError('ERR_DEVICE_MDM_UNREACHABLE', `cannot reach ${url}: ${e.message}`, {
-              cause: e,
-            }),
-      ),
-    );
-    req.end(body);
+export const httpsTransport: MdmTransport = async (url, body, tls) => {
+  const res = await httpRequestBytes(url, {
+    method: 'POST',
+    body,
+    headers: {
+      'content-type': SYNCML_CONTENT_TYPE,
+      accept: SYNCML_CONTENT_TYPE,
+      'user-agent': 'certpost OMA DM client',
+    },
+    ca: tls.ca,
+    clientCertificate: { cert: tls.cert, key: tls.key },
+    maxBytes: MAX_REPLY,
   });
+  const text = res.body.toString('utf8');
+  if (res.status === 200) return text;
+  throw new DeviceError(
+    res.status === 401 || res.status === 403
+      ? 'ERR_DEVICE_ENROLL_AUTHENTICATION'
+      : 'ERR_DEVICE_MDM_UNREACHABLE',
+    `the MDM server answered HTTP ${res.status}: ${text.trim().slice(0, 200)}`,
+  );
+};
 
 export interface SessionReport {
   readonly sessionId: string;

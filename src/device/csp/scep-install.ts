@@ -32,6 +32,8 @@
  * Microsoft request attribute; RFC 8894 servers decide validity), AttestPrivateKey,
  * AADKeyIdentifierList, CustomTextToShowInPrompt (given to the PIN prompt).
  */
+import { encodePem } from '../../pki/pem.ts';
+import { deviceFetch } from '../http.ts';
 import {
   extKeyUsage,
   keyUsage,
@@ -463,8 +465,13 @@ export class ScepEnrollments {
   }
 
   #client(url: string, p: ScepParameters) {
+    // HTTPS trusts the device Root store (where enrollment put the MDM server's root).
+    const roots = () =>
+      this.#ctx.stores
+        .list('device', 'Root')
+        .map((c) => encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')));
     const transport =
-      this.#ctx.transport?.(url) ?? fetchTransport(url, undefined, { timeoutMs: 30_000 });
+      this.#ctx.transport?.(url) ?? fetchTransport(url, deviceFetch(roots), { timeoutMs: 30_000 });
     return createScepClient(transport, { digest: digestFor(p), now: this.#ctx.now });
   }
 

@@ -1,0 +1,102 @@
+/**
+ * The device's one HTTP(S) client, for every server it talks to (MDM enrollment, management
+ * sessions, SCEP): Node's http/https with the trust a Windows device has — the certificates of
+ * its Root store (where enrollment puts the MDM server's root) besides the public roots Node
+ * ships — an optional client certificate, a time limit and a cap on the reply's size.
+ */
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { DeviceError } from './errors.ts';
+
+export interface HttpOptions {
+  readonly method: 'GET' | 'POST';
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string | Uint8Array;
+  /** Extra PEM roots trusted for HTTPS (the device Root store), besides Node's public roots. */
+  readonly ca?: readonly string[];
+  /** TLS client certificate (PEM) and its key (PEM). */
+  readonly clientCertificate?: { readonly cert: string; readonly key: string };
+  readonly timeoutMs?: number;
+  readonly maxBytes?: number;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/**
+ * Sends one request. A network failure, a timeout or an oversized reply is a DeviceError
+ * `ERR_DEVICE_MDM_UNREACHABLE` naming the URL; any HTTP status is returned as it is.
+ */
+export function httpRequestBytes(url: string, o: HttpOptions): Promise<HttpResponse> {
+  const maxBytes = o.maxBytes ?? 4 * 1024 * 1024;
+  const https = url.startsWith('https:');
+  return new Promise((resolve, reject) => {
+    const fail = (e: Error) =>
+      reject(
+        e instanceof DeviceError
+          ? e
+          : new DeviceError('ERR_DEVICE_MDM_UNREACHABLE', `cannot reach ${url}: ${e.message}`, {
+              cause: e,
+            }),
+      );
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: o.method,
+        headers: { ...o.headers },
+        timeout: o.timeoutMs ?? 60_000,
+        ...(https && o.ca?.length ? { ca: [...rootCertificates, ...o.ca] } : {}),
+        ...(https && o.clientCertificate
+          ? { cert: o.clientCertificate.cert, key: o.clientCertificate.key }
+          : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) req.destroy(new Error(`the reply is larger than ${maxBytes} bytes`));
+          else chunks.push(c);
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        res.on('error', fail);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer in time')));
+    req.on('error', fail);
+    req.end(o.body === undefined ? undefined : Buffer.from(o.body));
+  });
+}
+
+/**
+ * A `fetch` for clients written against it (the SCEP client's fetchTransport), over
+ * {@link httpRequestBytes} with the device's trust: `ca()` is read at each request, so a root
+ * installed meanwhile is trusted at once.
+ */
+export function deviceFetch(ca: () => readonly string[]): typeof globalThis.fetch {
+  return async (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const headers = Object.fromEntries(new Headers(init?.headers).entries());
+    const body = init?.body;
+    const res = await httpRequestBytes(url, {
+      method: init?.method === 'POST' ? 'POST' : 'GET',
+      headers,
+      ...(body instanceof Uint8Array || typeof body === 'string' ? { body } : {}),
+      ca: ca(),
+    });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(res.headers))
+      if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
+    return new Response(new Uint8Array(res.body), { status: res.status, headers: out });
+  };
+}
