@@ -9,7 +9,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseDdf, type DdfRoot } from '../omadm/ddf.ts';
-import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
+import { buildSyncML, parseSyncML, type SyncMLMessage } from '../omadm/syncml.ts';
 import { certificateStoreHooks } from './csp/certificate-stores.ts';
 import { deviceInfoHooks } from './csp/device-info.ts';
 import { pfxInstallHooks } from './csp/pfx-install.ts';
@@ -179,14 +179,19 @@ export class DeviceAgent {
    * that does not parse, before anything changes.
    */
   async handle(xml: string | Uint8Array): Promise<string | undefined> {
-    const msg = parseSyncML(xml);
+    const reply = await this.handleMessage(parseSyncML(xml));
+    return reply && buildSyncML(reply);
+  }
+
+  /** {@link handle} on a parsed message (the session client's path). */
+  async handleMessage(msg: SyncMLMessage): Promise<SyncMLMessage | undefined> {
     if (!needsReply(msg)) return undefined;
     const session = this.store.data.session;
     const msgId = session.id === msg.header.sessionId ? session.msgId + 1 : 1;
     const reply = await respond(this.tree, msg, { msgId: String(msgId) });
     this.store.data.session = { id: msg.header.sessionId, msgId };
     await this.save();
-    return buildSyncML(reply);
+    return reply;
   }
 
   /**

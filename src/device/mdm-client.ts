@@ -13,6 +13,7 @@
  */
 import { isExternalKey } from '../pki/key-ref.ts';
 import { encodePem } from '../pki/pem.ts';
+import { md5Cred } from '../omadm/auth.ts';
 import { ALERT } from '../omadm/server-session.ts';
 import {
   buildSyncML,
@@ -137,7 +138,7 @@ export async function runSession(
     ],
     final: true,
   };
-  let outgoing: string | undefined = buildSyncML(first);
+  let outgoing: SyncMLMessage | undefined = first;
   const commands: Record<string, number> = {};
   let messages = 0;
   while (outgoing !== undefined) {
@@ -146,7 +147,39 @@ export async function runSession(
         'ERR_DEVICE_MDM_PROTOCOL',
         `the session did not end after ${MAX_MESSAGES} messages`,
       );
-    const reply = await (transport ?? httpsTransport)(mdm.serverUrl, outgoing, tls);
+    const msg = await exchange(agent, mdm, outgoing, transport, tls, sessionId);
+    for (const c of msg.body)
+      if (c.kind !== 'Status') commands[c.kind] = (commands[c.kind] ?? 0) + 1;
+    outgoing = await agent.handleMessage(msg);
+  }
+  return { sessionId, messages, commands };
+}
+
+/**
+ * Sends one message and reads the answer. With digest credentials the message carries a `Cred`
+ * for the current nonce; a NextNonce in the answer replaces it. A 401/407 with a Chal (a nonce
+ * out of step: a lost answer, a restored state) is retried once with the nonce it names.
+ */
+async function exchange(
+  agent: DeviceAgent,
+  mdm: MdmEnrollmentState,
+  message: SyncMLMessage,
+  transport: MdmTransport | undefined,
+  tls: MdmTls,
+  sessionId: string,
+): Promise<SyncMLMessage> {
+  for (let attempt = 0; ; attempt++) {
+    const auth = mdm.auth;
+    const signed = auth
+      ? {
+          ...message,
+          header: {
+            ...message.header,
+            cred: md5Cred(auth.username, auth.password, Buffer.from(auth.nonce, 'base64')),
+          },
+        }
+      : message;
+    const reply = await (transport ?? httpsTransport)(mdm.serverUrl, buildSyncML(signed), tls);
     let msg: SyncMLMessage;
     try {
       msg = parseSyncML(reply);
@@ -162,15 +195,19 @@ export async function runSession(
         'ERR_DEVICE_MDM_PROTOCOL',
         `the server answered session ${msg.header.sessionId}, not ${sessionId}`,
       );
-    const headerStatus = msg.body.find((c) => c.kind === 'Status' && c.cmdRef === '0');
-    if (headerStatus?.kind === 'Status' && Number(headerStatus.data) >= 300)
+    const header = msg.body.find((c) => c.kind === 'Status' && c.cmdRef === '0');
+    const code = header?.kind === 'Status' ? Number(header.data) : 200;
+    const nextNonce = header?.kind === 'Status' ? header.chal?.meta.nextNonce : undefined;
+    if (auth && nextNonce) {
+      auth.nonce = nextNonce;
+      await agent.save();
+    }
+    if ((code === 401 || code === 407) && auth && nextNonce && attempt === 0) continue;
+    if (code >= 300)
       throw new DeviceError(
         'ERR_DEVICE_ENROLL_AUTHENTICATION',
-        `the server refused the session (SyncHdr status ${headerStatus.data})`,
+        `the server refused the session (SyncHdr status ${code})`,
       );
-    for (const c of msg.body)
-      if (c.kind !== 'Status') commands[c.kind] = (commands[c.kind] ?? 0) + 1;
-    outgoing = await agent.handle(reply);
+    return msg;
   }
-  return { sessionId, messages, commands };
 }

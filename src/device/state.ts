@@ -144,6 +144,11 @@ export interface MdmEnrollmentState {
   readonly enrolledAt: string;
   /** Minutes between scheduled sessions (DMClient Poll). */
   readonly pollMinutes: number;
+  /**
+   * OMA DM MD5 digest credentials from the provisioning document (APPAUTH, AAUTHLEVEL CLIENT),
+   * and the nonce to digest next (the server moves it on with every message).
+   */
+  auth?: { readonly username: string; readonly password: string; nonce: string };
   /** Sessions opened so far: the next SessionID is this + 1. */
   sessions: number;
   lastSessionAt?: string;

@@ -16,7 +16,7 @@
  *   again; one sent in an earlier session and never answered is (the device lost it).
  * - The session ends when the reply carries nothing but Statuses: `ended`.
  */
-import type { Command, Item, SyncMLMessage } from './syncml.ts';
+import type { Command, Item, Meta, SyncMLMessage } from './syncml.ts';
 import { buildSyncML } from './syncml.ts';
 
 /** OMA-DM alert codes (MS-MDM §2.2.7.2). */
@@ -58,6 +58,8 @@ export interface SessionStepInput {
   readonly queue: readonly QueuedCommand[];
   /** Cap on the reply's size in bytes (MS-MDM: keep messages modest; Mattrax uses 512 KiB). */
   readonly maxMessageBytes?: number;
+  /** A Chal for the SyncHdr Status (the next digest nonce, omadm/auth.ts). */
+  readonly headerChallenge?: { readonly meta: Meta };
 }
 
 export interface SessionStep {
@@ -96,7 +98,8 @@ export function answerDevice(input: SessionStepInput): SessionStep {
       : {}),
     data: String(code),
   });
-  body.push(status('0', 'SyncHdr', 200));
+  const header = status('0', 'SyncHdr', 200);
+  body.push(input.headerChallenge ? { ...header, chal: input.headerChallenge } : header);
 
   const reported: Record<string, string> = {};
   const alerts: { code: string; items: readonly Item[] }[] = [];

@@ -89,14 +89,19 @@ export function registerMdm(
       (_req, body, done) => done(null, body),
     );
     scope.post(MDM_PATH, async (req, reply) => {
+      // A certificate, when presented, must be a valid MDM certificate; without one the device
+      // authenticates inside SyncML (MD5 digest), which the service checks.
       const der = clientCertificateOf(req, auth.clientCertificateHeader);
-      if (!der)
-        return reply.code(401).type('text/plain').send('a client certificate is required\n');
-      const who = await deviceOfCertificate(der, auth);
-      if ('refused' in who) return reply.code(403).type('text/plain').send(`${who.refused}\n`);
+      let certificateDevice: string | undefined;
+      if (der) {
+        const who = await deviceOfCertificate(der, auth);
+        if ('refused' in who) return reply.code(403).type('text/plain').send(`${who.refused}\n`);
+        certificateDevice = who.deviceId;
+      }
+      const body = typeof req.body === 'string' ? req.body : '';
       const answer = await service.session(
-        who.deviceId,
-        typeof req.body === 'string' ? req.body : '',
+        body,
+        certificateDevice === undefined ? {} : { certificateDevice },
       );
       if (answer.status !== 200)
         return reply.code(answer.status).type('text/plain').send(`${answer.message}\n`);

@@ -7,7 +7,15 @@
 import { randomUUID } from 'node:crypto';
 import { answerDevice, type CommandOutcome } from '../omadm/server-session.ts';
 import type { ProfileEngine } from './mdm-profiles.ts';
-import { buildSyncML, parseSyncML, SyncMLError, type Command } from '../omadm/syncml.ts';
+import { md5Challenge, newNonce, verifyMd5Cred } from '../omadm/auth.ts';
+import {
+  buildSyncML,
+  parseSyncML,
+  SyncMLError,
+  type Command,
+  type Meta,
+  type SyncMLMessage,
+} from '../omadm/syncml.ts';
 import type {
   AuditLog,
   DeviceCommandRecord,
@@ -41,9 +49,20 @@ export interface StoredResults {
   readonly children: CommandOutcome['children'];
 }
 
+/** How the transport identified the device, if it did. */
+export interface SessionIdentity {
+  /** The device whose MDM client certificate the TLS connection (or a trusted proxy) presented. */
+  readonly certificateDevice?: string;
+}
+
 export interface MdmService {
-  /** Answers one SyncML message of `deviceId`'s session. */
-  session(deviceId: string, body: string): Promise<SessionAnswer>;
+  /**
+   * Answers one SyncML message. The device is the one its TLS client certificate names, or else
+   * the one its SyncHdr Source names, authenticated by OMA DM MD5 digest (omadm/auth.ts): a
+   * message without valid credentials gets only a SyncHdr Status 407 (none sent) or 401 (wrong)
+   * with a Chal carrying the nonce to use, and changes nothing.
+   */
+  session(body: string, identity?: SessionIdentity): Promise<SessionAnswer>;
   /** Queues commands for a device (sent in this order); returns their ids. */
   enqueue(deviceId: string, commands: readonly Command[], origin: string | null): Promise<string[]>;
   /** A device's commands, newest first, with their outcome. */
@@ -56,7 +75,7 @@ export function createMdmService(config: MdmConfig): MdmService {
   const window = config.window ?? 200;
 
   return {
-    async session(deviceId, body) {
+    async session(body, identity = {}) {
       let message;
       try {
         message = parseSyncML(body);
@@ -64,9 +83,31 @@ export function createMdmService(config: MdmConfig): MdmService {
         if (e instanceof SyncMLError) return { status: 400, message: e.message };
         throw e;
       }
-      const device = await store.getDevice(deviceId);
-      if (!device || device.unenrolledAt)
-        return { status: 403, message: 'this device is not enrolled' };
+      let device;
+      let challenge: { meta: Meta } | undefined;
+      if (identity.certificateDevice !== undefined) {
+        device = await store.getDevice(identity.certificateDevice);
+        if (!device || device.unenrolledAt)
+          return { status: 403, message: 'this device is not enrolled' };
+      } else {
+        device = await store.getDeviceByHardwareId(message.header.source);
+        const auth = device?.auth;
+        const refuse = (code: 401 | 407, nonce: string) => ({
+          status: 200 as const,
+          body: buildSyncML(unauthenticated(message, code, nonce)),
+          ended: true,
+        });
+        // Unknown devices are challenged like known ones: the answer tells nothing.
+        if (!device || !auth) return refuse(message.header.cred ? 401 : 407, newNonce());
+        if (!verifyMd5Cred(message.header.cred, auth.hash, auth.nonce))
+          return refuse(message.header.cred ? 401 : 407, auth.nonce);
+        // The nonce moves on with every message: a copy of this one will not pass again.
+        const next = newNonce();
+        if (!(await store.rotateDeviceNonce(device.id, auth.nonce, next)))
+          return refuse(401, (await store.getDevice(device.id))?.auth?.nonce ?? next);
+        challenge = md5Challenge(next);
+      }
+      const deviceId = device.id;
       const at = now();
       // The first message of a session: queue what the device's profiles need now.
       if (message.header.msgId === '1') await config.profiles?.reconcile(device);
@@ -79,6 +120,7 @@ export function createMdmService(config: MdmConfig): MdmService {
           sentSession: c.sentSession,
         })),
         ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
+        ...(challenge ? { headerChallenge: challenge } : {}),
       });
       for (const o of step.outcomes) {
         const results: StoredResults = { items: o.results, children: o.children };
@@ -109,6 +151,30 @@ export function createMdmService(config: MdmConfig): MdmService {
 
     commands: (deviceId, limit) =>
       store.listCommands(deviceId, limit === undefined ? {} : { limit }),
+  };
+}
+
+/** A reply that only refuses the message: SyncHdr Status 401/407 with the nonce to digest. */
+function unauthenticated(msg: SyncMLMessage, code: 401 | 407, nonce: string): SyncMLMessage {
+  return {
+    header: {
+      sessionId: msg.header.sessionId,
+      msgId: msg.header.msgId,
+      target: msg.header.source,
+      source: msg.header.target,
+    },
+    body: [
+      {
+        kind: 'Status',
+        cmdId: '1',
+        msgRef: msg.header.msgId,
+        cmdRef: '0',
+        cmd: 'SyncHdr',
+        chal: md5Challenge(nonce),
+        data: String(code),
+      },
+    ],
+    final: true,
   };
 }
 

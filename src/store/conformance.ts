@@ -598,6 +598,21 @@ export function runStoreConformance(
         assert.equal(await store.touchDevice('nope', at(20), { a: 'b' }), false);
       });
 
+      it('finds the enrolled device of a hardware id, the latest first; rotates its nonce compare-and-set', async () => {
+        const auth = { hash: 'aGFzaA==', nonce: 'bjE=' };
+        await store.createDevice(newDevice('old', { hardwareId: 'HW', enrolledAt: at(1), auth }));
+        await store.createDevice(newDevice('new', { hardwareId: 'HW', enrolledAt: at(2), auth }));
+        await store.createDevice(newDevice('gone', { hardwareId: 'HW', enrolledAt: at(3) }));
+        await store.unenrollDevice('gone', at(4));
+        assert.equal((await store.getDeviceByHardwareId('HW'))?.id, 'new');
+        assert.equal(await store.getDeviceByHardwareId('nope'), undefined);
+        assert.deepEqual((await store.getDevice('new'))?.auth, auth);
+        assert.equal(await store.rotateDeviceNonce('new', 'bjE=', 'bjI='), true);
+        assert.equal(await store.rotateDeviceNonce('new', 'bjE=', 'bjM='), false, 'stale nonce');
+        assert.deepEqual((await store.getDevice('new'))?.auth, { ...auth, nonce: 'bjI=' });
+        assert.equal((await store.getDevice('gone'))?.auth, null);
+      });
+
       it('unenrolls once; the first time is kept', async () => {
         await store.createDevice(newDevice('d1'));
         assert.equal(await store.unenrollDevice('d1', at(10)), true);
@@ -1032,6 +1047,7 @@ function newDevice(id: string, over: Partial<NewDevice> = {}): NewDevice {
     certificateSerial: `5e${id.length}`,
     enrolledAt: at(0),
     info: {},
+    auth: null,
     ...over,
   };
 }

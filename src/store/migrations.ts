@@ -91,6 +91,8 @@ export interface DevicesTable {
   enrolled_at: number;
   last_seen_at: number | null;
   unenrolled_at: number | null;
+  auth_hash: string | null;
+  auth_nonce: string | null;
   /** JSON text of a string → string map. */
   info: string;
 }

@@ -133,6 +133,10 @@ function device(r: Schema['devices']): DeviceRecord {
     lastSeenAt: date(r.last_seen_at),
     unenrolledAt: date(r.unenrolled_at),
     info: JSON.parse(r.info) as Record<string, string>,
+    auth:
+      r.auth_hash !== null && r.auth_nonce !== null
+        ? { hash: r.auth_hash, nonce: r.auth_nonce }
+        : null,
   };
 }
 
@@ -585,6 +589,8 @@ export function sqlRoles(
             enrolled_at: d.enrolledAt.getTime(),
             last_seen_at: null,
             unenrolled_at: null,
+            auth_hash: d.auth?.hash ?? null,
+            auth_nonce: d.auth?.nonce ?? null,
             info: JSON.stringify(d.info),
           })
           .execute();
@@ -596,6 +602,28 @@ export function sqlRoles(
     async getDevice(id) {
       const r = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
       return r && device(r);
+    },
+
+    async getDeviceByHardwareId(hardwareId) {
+      const r = await db
+        .selectFrom('devices')
+        .selectAll()
+        .where('hardware_id', '=', hardwareId)
+        .where('unenrolled_at', 'is', null)
+        .orderBy('enrolled_at', 'desc')
+        .orderBy('id', 'asc')
+        .executeTakeFirst();
+      return r && device(r);
+    },
+
+    async rotateDeviceNonce(id, expected, next) {
+      const r = await db
+        .updateTable('devices')
+        .set({ auth_nonce: next })
+        .where('id', '=', id)
+        .where('auth_nonce', '=', expected)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
     },
 
     async listDevices(query = {}) {

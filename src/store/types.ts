@@ -272,12 +272,24 @@ export interface DeviceRecord {
   readonly unenrolledAt: Date | null;
   /** What the device reported about itself (DevInfo, DevDetail, enrollment context): text only. */
   readonly info: Readonly<Record<string, string>>;
+  /**
+   * OMA DM MD5 digest credentials (omadm/auth.ts): B64(MD5(user:password)) and the nonce the
+   * device must digest next; null for a device that authenticates by its certificate only.
+   */
+  readonly auth: { readonly hash: string; readonly nonce: string } | null;
 }
 
 export interface DeviceStore {
   /** Stores a newly enrolled device. A duplicate id throws `ERR_STORE_DUPLICATE_ID`. */
   createDevice(d: Omit<DeviceRecord, 'lastSeenAt' | 'unenrolledAt'>): Promise<void>;
   getDevice(id: string): Promise<DeviceRecord | undefined>;
+  /** The enrolled (not unenrolled) device with this hardware id, the latest enrolled first. */
+  getDeviceByHardwareId(hardwareId: string): Promise<DeviceRecord | undefined>;
+  /**
+   * Replaces the device's digest nonce when it is still `expected` (compare and set: of two
+   * messages digested with one nonce, only one moves it on). False otherwise.
+   */
+  rotateDeviceNonce(id: string, expected: string, next: string): Promise<boolean>;
   /** Devices by `enrolledAt` then id, at most `limit` (default 100). */
   listDevices(query?: { readonly limit?: number }): Promise<DeviceRecord[]>;
   /**

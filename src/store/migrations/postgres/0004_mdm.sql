@@ -22,11 +22,14 @@ CREATE TABLE devices (
   enrolled_at BIGINT NOT NULL,
   last_seen_at BIGINT,
   unenrolled_at BIGINT,
+  auth_hash TEXT,
+  auth_nonce TEXT,
   info TEXT NOT NULL,
   CONSTRAINT devices_pkey PRIMARY KEY (id)
 );
 CREATE INDEX devices_enrolled_idx ON devices (enrolled_at, id);
 CREATE INDEX devices_certificate_idx ON devices (certificate_serial);
+CREATE INDEX devices_hardware_idx ON devices (hardware_id, enrolled_at);
 
 CREATE TABLE device_commands (
   seq BIGSERIAL NOT NULL,

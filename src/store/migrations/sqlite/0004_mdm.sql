@@ -20,10 +20,13 @@ CREATE TABLE devices (
   enrolled_at INTEGER NOT NULL,
   last_seen_at INTEGER,
   unenrolled_at INTEGER,
+  auth_hash TEXT,
+  auth_nonce TEXT,
   info TEXT NOT NULL
 ) STRICT;
 CREATE INDEX devices_enrolled_idx ON devices (enrolled_at, id);
 CREATE INDEX devices_certificate_idx ON devices (certificate_serial);
+CREATE INDEX devices_hardware_idx ON devices (hardware_id, enrolled_at);
 
 CREATE TABLE device_commands (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
