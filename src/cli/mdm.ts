@@ -124,13 +124,13 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
       });
     });
 
-  const profile = group
+  const profile = root
     .command('profile')
-    .description('certificate profiles: trusted certificates, SCEP enrollments');
+    .description('MDM certificate profiles: trusted certificates, SCEP enrollments, assignments');
   dataOptions(
     profile
       .command('create')
-      .description('create a profile (assign it with "certpost mdm assign")')
+      .description('create a profile (then: certpost profile assign NAME --all)')
       .argument('<name>')
       .addOption(
         new Option('--kind <kind>', 'what it delivers')
@@ -152,8 +152,8 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
       'after',
       `
 Examples:
-  certpost mdm profile create corp-root --kind trusted --cert root.cer --store Root
-  certpost mdm profile create wifi --kind scep --settings wifi.json
+  certpost profile create corp-root --kind trusted --cert root.cer --store Root
+  certpost profile create wifi --kind scep --settings wifi.json
     wifi.json: {"subject": "CN={{DeviceName}},O=Contoso",
                 "subjectAltNames": [{"type": "upn", "value": "{{UserPrincipalName}}"}],
                 "ekus": ["1.3.6.1.5.5.7.3.2"], "keyProtection": 2, "retryDelay": 5, "retryCount": 3}
@@ -224,7 +224,7 @@ Template variables: {{DeviceId}} {{DeviceName}} {{HardwareId}} {{UserPrincipalNa
 
   for (const verb of ['assign', 'unassign'] as const) {
     dataOptions(
-      group
+      profile
         .command(verb)
         .description(
           verb === 'assign'
@@ -263,4 +263,31 @@ Template variables: {{DeviceId}} {{DeviceName}} {{HardwareId}} {{UserPrincipalNa
       },
     );
   }
+
+  dataOptions(
+    profile
+      .command('apply-defaults')
+      .description(
+        "create the default profiles — this CA's root into the device Root store, and a SCEP device certificate — and assign both to all devices",
+      ),
+  )
+    .addHelpText(
+      'after',
+      '\nIdempotent: existing default profiles and assignments are kept. The SCEP profile asks for\nCN={{DeviceName}} with the DNS name {{HardwareId}}.device, clientAuth, a software key.',
+    )
+    .action(async (o: DataOptions) => {
+      // Like serve, a fresh data directory gets its development CA here.
+      await withContext(
+        o,
+        async (ctx) => {
+          const r = await op(() => profiles.applyDefaults(ctx, 'cli'));
+          out(
+            o.json
+              ? json(r)
+              : r.profiles.map((p) => `${p.name}  ${p.kind}  assigned to all\n`).join(''),
+          );
+        },
+        true,
+      ); // like serve, a fresh data directory gets its development CA here
+    });
 }

@@ -428,6 +428,50 @@ export async function unassignProfile(
   return { profile: p.name, target: `${t.targetKind}:${t.target}`, unassigned: true };
 }
 
+/** Names of the profiles {@link applyDefaults} makes. */
+export const DEFAULT_PROFILES = { root: 'default-root', scep: 'default-scep' } as const;
+
+/**
+ * The defaults a fresh server offers (`certpost profile apply-defaults`): this CA's root into
+ * every device's Root store, and a SCEP device certificate from this server, both assigned to
+ * all devices. Idempotent.
+ */
+export async function applyDefaults(
+  deps: ProfileAdminDeps & {
+    readonly ca: { readonly root: { readonly certificate: { readonly der: Uint8Array } } };
+  },
+  actor: string,
+): Promise<{ profiles: ProfileRow[] }> {
+  const wanted: { name: string; kind: MdmProfileKind; settings: unknown }[] = [
+    {
+      name: DEFAULT_PROFILES.root,
+      kind: 'trusted',
+      settings: {
+        scope: 'device',
+        store: 'Root',
+        certificate: Buffer.from(deps.ca.root.certificate.der).toString('base64'),
+      },
+    },
+    {
+      name: DEFAULT_PROFILES.scep,
+      kind: 'scep',
+      settings: {
+        scope: 'device',
+        subject: 'CN={{DeviceName}}',
+        subjectAltNames: [{ type: 'dns', value: '{{HardwareId}}.device' }],
+        ekus: ['1.3.6.1.5.5.7.3.2'],
+        keyProtection: 3,
+      },
+    },
+  ];
+  for (const w of wanted) {
+    if (!(await deps.store.getMdmProfileByName(w.name))) await createProfile(deps, actor, w);
+    await assignProfile(deps, actor, w.name, { kind: 'all' });
+  }
+  const all = await listProfiles(deps);
+  return { profiles: all.profiles.filter((p) => wanted.some((w) => w.name === p.name)) };
+}
+
 // --- the engine -------------------------------------------------------------------------------
 
 /** What a delivery remembers (`detail`). */
