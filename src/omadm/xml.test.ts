@@ -7,6 +7,7 @@ import {
   el,
   guardXml,
   isNil,
+  quote,
   readXml,
   resolveQName,
   writeXml,
@@ -107,5 +108,12 @@ describe('XML writer', () => {
     assert.equal(v.text, 'a<b & "c"');
     assert.equal(attribute(v, 'k'), 'x"y<z&');
     assert.deepEqual(child(r, '', 'e')?.children, []);
+  });
+});
+
+describe('quote', () => {
+  it('escapes control characters and cuts long input for error messages', () => {
+    assert.equal(quote('a\nb"c'), '"a\\nb\\"c"');
+    assert.equal(quote('x'.repeat(500)), `"${'x'.repeat(200)}…"`);
   });
 });

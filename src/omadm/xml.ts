@@ -210,6 +210,14 @@ export function resolveQName(
   return ns === undefined ? undefined : { ns, name };
 }
 
+/**
+ * A value from the input, quoted for an error message: JSON-escaped (no raw newlines or control
+ * characters reach a log) and cut to 200 characters.
+ */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing. Elements are built as fast-xml-parser's ordered nodes; text and attribute values are
 // escaped by its builder.
