@@ -16,6 +16,7 @@
  * (or HTTP 400 when not even a header could be read), never a crash.
  */
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import { guardXml } from './xml.ts';
 
 export const SYNCML_NS = 'SYNCML:SYNCML1.2';
 export const METINF_NS = 'syncml:metinf';
@@ -144,26 +145,6 @@ const ITEM_COMMANDS: ReadonlySet<string> = new Set([
   'Exec',
   'Copy',
 ]);
-
-/** Depth of element nesting, by a linear scan that skips comments, CDATA and PIs. */
-function nestingDepth(xml: string, max: number): number {
-  let depth = 0;
-  let deepest = 0;
-  for (let i = xml.indexOf('<'); i >= 0; i = xml.indexOf('<', i + 1)) {
-    if (xml.startsWith('<!--', i)) i = Math.max(i, xml.indexOf('-->', i));
-    else if (xml.startsWith('<![CDATA[', i)) i = Math.max(i, xml.indexOf(']]>', i));
-    else if (xml[i + 1] === '?' || xml[i + 1] === '!') continue;
-    else if (xml[i + 1] === '/') depth--;
-    else {
-      const end = xml.indexOf('>', i);
-      if (end < 0) break;
-      if (xml[end - 1] !== '/') depth++;
-      if (depth > deepest && (deepest = depth) > max) return deepest;
-    }
-    if (i < 0) break;
-  }
-  return deepest;
-}
 
 const name = (n: Node) => Object.keys(n).find((k) => k !== ':@')!;
 const kids = (n: Node): Node[] => (n[name(n)] as Node[] | undefined) ?? [];
@@ -301,20 +282,18 @@ export function parseSyncML(
   input: string | Uint8Array,
   limits: { maxBytes?: number; maxDepth?: number } = {},
 ): SyncMLMessage {
-  const maxBytes = limits.maxBytes ?? LIMITS.maxBytes;
-  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength;
-  if (size > maxBytes)
-    throw new SyncMLError('ERR_SYNCML_LIMIT', `message of ${size} bytes exceeds ${maxBytes}`);
-  const xml =
-    typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: false }).decode(input);
-  if (/<!DOCTYPE|<!ENTITY/i.test(xml))
-    throw new SyncMLError(
-      'ERR_SYNCML_FORBIDDEN_DOCTYPE',
-      'DOCTYPE and entity declarations are not accepted',
-    );
-  const maxDepth = limits.maxDepth ?? LIMITS.maxDepth;
-  if (nestingDepth(xml, maxDepth) > maxDepth)
-    throw new SyncMLError('ERR_SYNCML_LIMIT', `elements nested deeper than ${maxDepth}`);
+  const xml = guardXml(
+    input,
+    {
+      maxBytes: limits.maxBytes ?? LIMITS.maxBytes,
+      maxDepth: limits.maxDepth ?? LIMITS.maxDepth,
+    },
+    (kind, message) =>
+      new SyncMLError(
+        kind === 'limit' ? 'ERR_SYNCML_LIMIT' : 'ERR_SYNCML_FORBIDDEN_DOCTYPE',
+        message,
+      ),
+  );
   let doc: Node[];
   try {
     doc = parser.parse(xml, true) as Node[];

@@ -1,0 +1,119 @@
+/** The shared XML layer: the hostile-input guard, namespace resolution, and the writer. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  attribute,
+  child,
+  el,
+  guardXml,
+  isNil,
+  quote,
+  readXml,
+  resolveQName,
+  writeXml,
+  XSI_NS,
+  type XmlGuardFailure,
+} from './xml.ts';
+
+class Refused extends Error {
+  readonly kind: XmlGuardFailure | 'malformed';
+  constructor(kind: XmlGuardFailure | 'malformed', message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+const LIMITS = { maxBytes: 4096, maxDepth: 8 };
+const guard = (xml: string | Uint8Array) =>
+  guardXml(xml, LIMITS, (kind, message) => new Refused(kind, message));
+const read = (xml: string) => readXml(guard(xml), (message) => new Refused('malformed', message));
+
+function refuses(xml: string, kind: Refused['kind']): void {
+  assert.throws(
+    () => read(xml),
+    (e) => e instanceof Refused && e.kind === kind,
+  );
+}
+
+describe('XML guard', () => {
+  it('decodes bytes as UTF-8 and passes ordinary documents through', () => {
+    assert.equal(guard(new TextEncoder().encode('<a>é</a>')), '<a>é</a>');
+  });
+
+  it('refuses DOCTYPE and ENTITY declarations, oversize and overdeep input', () => {
+    refuses('<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>', 'doctype');
+    refuses('<!doctype a><a/>', 'doctype');
+    refuses(`<a>${'x'.repeat(LIMITS.maxBytes)}</a>`, 'limit');
+    refuses(`${'<a>'.repeat(9)}${'</a>'.repeat(9)}`, 'limit');
+    // self-closing and sibling elements do not add depth
+    assert.doesNotThrow(() => read(`${'<a>'.repeat(8)}<b/><b/>${'</a>'.repeat(8)}`));
+  });
+});
+
+describe('XML reader', () => {
+  it('resolves element and attribute names against the declarations in scope', () => {
+    const root = read(
+      '<s:E xmlns:s="urn:s" xmlns="urn:d"><s:H a="1" s:b="2"/><x xmlns="">t</x><y/></s:E>',
+    );
+    assert.deepEqual([root.ns, root.name], ['urn:s', 'E']);
+    const h = child(root, 'urn:s', 'H')!;
+    assert.equal(attribute(h, 'a'), '1');
+    assert.equal(attribute(h, 'b', 'urn:s'), '2');
+    assert.equal(attribute(h, 'b'), undefined);
+    assert.equal(child(root, '', 'x')?.text, 't');
+    assert.ok(child(root, 'urn:d', 'y'));
+  });
+
+  it('matches by namespace, not by prefix', () => {
+    const a = read('<p:r xmlns:p="urn:x"><p:c/></p:r>');
+    const b = read('<q:r xmlns:q="urn:x"><c xmlns="urn:x"/></q:r>');
+    assert.ok(child(a, 'urn:x', 'c'));
+    assert.ok(child(b, 'urn:x', 'c'));
+  });
+
+  it('keeps character data as written and decodes entities and character references', () => {
+    const r = read('<r> a &amp;amp; &#x41;&#66; <![CDATA[<c>]]></r>');
+    assert.equal(r.text, ' a &amp; AB <c>');
+  });
+
+  it('reads xsi:nil and resolves QName content in its scope', () => {
+    const r = read(`<r xmlns:i="${XSI_NS}" xmlns:s="urn:s"><v i:nil="true"/><q>s:Sender</q></r>`);
+    assert.equal(isNil(child(r, '', 'v')!), true);
+    assert.deepEqual(resolveQName(child(r, '', 'q')!, ' s:Sender '), {
+      ns: 'urn:s',
+      name: 'Sender',
+    });
+    assert.equal(resolveQName(r, 'zz:Sender'), undefined);
+  });
+
+  it('refuses XML that is not well-formed, several roots and unbound prefixes', () => {
+    refuses('<a><b></a></b>', 'malformed');
+    refuses('<a/><b/>', 'malformed');
+    refuses('<x:a/>', 'malformed');
+    refuses('<a x:y="1"/>', 'malformed');
+    refuses('', 'malformed');
+  });
+});
+
+describe('XML writer', () => {
+  it('escapes text and attributes and reads back what it wrote', () => {
+    const xml = writeXml(
+      [el('r', [el('v', 'a<b & "c"', { k: `x"y<z&`, skipped: undefined }), el('e')])],
+      true,
+    );
+    assert.ok(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?><r>'));
+    assert.ok(!xml.includes('skipped'));
+    const r = read(xml);
+    const v = child(r, '', 'v')!;
+    assert.equal(v.text, 'a<b & "c"');
+    assert.equal(attribute(v, 'k'), 'x"y<z&');
+    assert.deepEqual(child(r, '', 'e')?.children, []);
+  });
+});
+
+describe('quote', () => {
+  it('escapes control characters and cuts long input for error messages', () => {
+    assert.equal(quote('a\nb"c'), '"a\\nb\\"c"');
+    assert.equal(quote('x'.repeat(500)), `"${'x'.repeat(200)}…"`);
+  });
+});

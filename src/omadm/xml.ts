@@ -1,0 +1,259 @@
+/**
+ * The XML underneath omadm's protocols (SyncML DM, the MS-MDE2 SOAP messages, the
+ * wap-provisioningdoc): one guard for hostile input, a namespace-aware reader, and a writer.
+ * XML itself is fast-xml-parser's; this file adds what the protocols need on top of it.
+ *
+ * Input from the network is hostile. {@link guardXml} runs before any parser sees the text: it
+ * caps the size, refuses a DOCTYPE or ENTITY declaration outright (the door to XXE and entity
+ * expansion; none of these protocols uses a DTD) and caps the element nesting depth, so that
+ * neither the parser nor the recursive readers built on it can be driven deep.
+ *
+ * {@link readXml} resolves namespaces (Namespaces in XML 1.0 §5), so callers match elements by
+ * namespace name and local name, never by prefix: Windows writes `wsse:`, a WCF server `o:`, and
+ * both mean the same element.
+ */
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+
+export interface XmlLimits {
+  /** Largest accepted input, in bytes of UTF-8. */
+  readonly maxBytes: number;
+  /** Deepest accepted element nesting. */
+  readonly maxDepth: number;
+}
+
+/** Why {@link guardXml} refused an input. */
+export type XmlGuardFailure = 'limit' | 'doctype';
+
+/** Depth of element nesting, by a linear scan that skips comments, CDATA and PIs. */
+function nestingDepth(xml: string, max: number): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = xml.indexOf('<'); i >= 0; i = xml.indexOf('<', i + 1)) {
+    if (xml.startsWith('<!--', i)) i = Math.max(i, xml.indexOf('-->', i));
+    else if (xml.startsWith('<![CDATA[', i)) i = Math.max(i, xml.indexOf(']]>', i));
+    else if (xml[i + 1] === '?' || xml[i + 1] === '!') continue;
+    else if (xml[i + 1] === '/') depth--;
+    else {
+      const end = xml.indexOf('>', i);
+      if (end < 0) break;
+      if (xml[end - 1] !== '/') depth++;
+      if (depth > deepest && (deepest = depth) > max) return deepest;
+    }
+    if (i < 0) break;
+  }
+  return deepest;
+}
+
+/**
+ * Checks untrusted XML before it is parsed and returns it as text (bytes are decoded as UTF-8).
+ * Refusals are reported through `fail`, so that each protocol throws its own typed error: size or
+ * depth over `limits` is `'limit'`, a DOCTYPE or ENTITY declaration anywhere is `'doctype'`.
+ */
+export function guardXml(
+  input: string | Uint8Array,
+  limits: XmlLimits,
+  fail: (kind: XmlGuardFailure, message: string) => Error,
+): string {
+  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength;
+  if (size > limits.maxBytes)
+    throw fail('limit', `message of ${size} bytes exceeds ${limits.maxBytes}`);
+  const xml =
+    typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: false }).decode(input);
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml))
+    throw fail('doctype', 'DOCTYPE and entity declarations are not accepted');
+  if (nestingDepth(xml, limits.maxDepth) > limits.maxDepth)
+    throw fail('limit', `elements nested deeper than ${limits.maxDepth}`);
+  return xml;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading, namespace-aware.
+
+const XML_NS = 'http://www.w3.org/XML/1998/namespace';
+const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
+export const XSI_NS = 'http://www.w3.org/2001/XMLSchema-instance';
+
+/** An attribute, its name resolved: `ns` is '' for an unprefixed attribute. */
+export interface XmlAttribute {
+  readonly ns: string;
+  readonly name: string;
+  readonly value: string;
+}
+
+/** An element with its name resolved against the namespace declarations in scope. */
+export interface XmlElement {
+  /** Namespace name; '' when the element is in no namespace. */
+  readonly ns: string;
+  readonly name: string;
+  readonly attributes: readonly XmlAttribute[];
+  readonly children: readonly XmlElement[];
+  /** The element's own character data (text and CDATA), entities decoded, whitespace kept. */
+  readonly text: string;
+  /** Prefix → namespace name in scope here ('' is the default namespace); resolves QName values. */
+  readonly scope: ReadonlyMap<string, string>;
+}
+
+type Node = Record<string, unknown>;
+const READ_OPTIONS = {
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  cdataPropName: '#cdata',
+  processEntities: true,
+  // Also decodes numeric character references (&#x41;), which XML requires.
+  htmlEntities: true,
+} as const;
+const reader = new XMLParser(READ_OPTIONS);
+
+const tagOf = (n: Node) => Object.keys(n).find((k) => k !== ':@')!;
+
+function split(qname: string): [prefix: string, local: string] {
+  const colon = qname.indexOf(':');
+  return colon < 0 ? ['', qname] : [qname.slice(0, colon), qname.slice(colon + 1)];
+}
+
+function toElement(n: Node, parentScope: ReadonlyMap<string, string>, fail: Fail): XmlElement {
+  const tag = tagOf(n);
+  const attrs = (n[':@'] as Record<string, string> | undefined) ?? {};
+  let scope = parentScope;
+  for (const [key, value] of Object.entries(attrs)) {
+    const attr = key.slice(2);
+    if (attr === 'xmlns' || attr.startsWith('xmlns:')) {
+      if (scope === parentScope) scope = new Map(parentScope);
+      (scope as Map<string, string>).set(attr === 'xmlns' ? '' : attr.slice(6), value);
+    }
+  }
+  const resolve = (prefix: string, what: string): string => {
+    const ns = scope.get(prefix);
+    if (ns === undefined) throw fail(`unbound namespace prefix "${prefix}" on ${what}`);
+    return ns;
+  };
+  const [prefix, name] = split(tag);
+  const attributes: XmlAttribute[] = [];
+  for (const [key, value] of Object.entries(attrs)) {
+    const [p, local] = split(key.slice(2));
+    if (p === 'xmlns' || (p === '' && local === 'xmlns')) continue;
+    attributes.push({
+      ns: p === '' ? '' : resolve(p, `attribute ${key.slice(2)}`),
+      name: local,
+      value,
+    });
+  }
+  const children: XmlElement[] = [];
+  let text = '';
+  for (const c of (n[tag] as Node[] | undefined) ?? []) {
+    if ('#text' in c) text += String(c['#text']);
+    else if ('#cdata' in c) text += (c['#cdata'] as Node[]).map((t) => String(t['#text'])).join('');
+    else if (!tagOf(c).startsWith('?')) children.push(toElement(c, scope, fail));
+  }
+  return { ns: resolve(prefix, `element ${tag}`), name, attributes, children, text, scope };
+}
+
+type Fail = (message: string) => Error;
+
+const ROOT_SCOPE: ReadonlyMap<string, string> = new Map([
+  ['', ''],
+  ['xml', XML_NS],
+  ['xmlns', XMLNS_NS],
+]);
+
+/**
+ * Parses a well-formed XML document (already passed through {@link guardXml}) into its root
+ * element. Anything else (not well-formed, no root or several roots, an unbound prefix) is
+ * reported through `fail`. Comments and processing instructions are dropped.
+ */
+export function readXml(xml: string, fail: Fail): XmlElement {
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) throw fail(`not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  let doc: Node[];
+  try {
+    doc = reader.parse(xml, true) as Node[];
+  } catch (e) {
+    throw fail(`not well-formed XML: ${(e as Error).message}`);
+  }
+  const roots = doc.filter((n) => !('#text' in n) && !tagOf(n).startsWith('?'));
+  if (roots.length !== 1) throw fail(`expected one root element, found ${roots.length}`);
+  return toElement(roots[0]!, ROOT_SCOPE, fail);
+}
+
+/** The first child element with this namespace and local name. */
+export function child(element: XmlElement, ns: string, name: string): XmlElement | undefined {
+  return element.children.find((c) => c.ns === ns && c.name === name);
+}
+
+/** Every child element with this namespace and local name, in document order. */
+export function childrenNamed(element: XmlElement, ns: string, name: string): XmlElement[] {
+  return element.children.filter((c) => c.ns === ns && c.name === name);
+}
+
+/** The value of an attribute; `ns` '' (the default) means an unprefixed attribute. */
+export function attribute(element: XmlElement, name: string, ns = ''): string | undefined {
+  return element.attributes.find((a) => a.ns === ns && a.name === name)?.value;
+}
+
+/** `xsi:nil="true"` (XML Schema Part 1 §2.6.2): the element stands for no value. */
+export function isNil(element: XmlElement): boolean {
+  const nil = attribute(element, 'nil', XSI_NS)?.trim();
+  return nil === 'true' || nil === '1';
+}
+
+/** Resolves a QName written as element content (e.g. a SOAP fault code) in the element's scope. */
+export function resolveQName(
+  element: XmlElement,
+  qname: string,
+): { readonly ns: string; readonly name: string } | undefined {
+  const [prefix, name] = split(qname.trim());
+  const ns = element.scope.get(prefix);
+  return ns === undefined ? undefined : { ns, name };
+}
+
+/**
+ * A value from the input, quoted for an error message: JSON-escaped (no raw newlines or control
+ * characters reach a log) and cut to 200 characters.
+ */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing. Elements are built as fast-xml-parser's ordered nodes; text and attribute values are
+// escaped by its builder.
+
+/** A node for {@link writeXml}, made by {@link el}. */
+export type XmlOut = Record<string, unknown>;
+
+/**
+ * An element: `tag` is the qualified name as written, `content` its children or its text, and
+ * `attrs` its attributes (namespace declarations included); undefined attributes are left out.
+ */
+export function el(
+  tag: string,
+  content: readonly XmlOut[] | string = [],
+  attrs?: Readonly<Record<string, string | undefined>>,
+): XmlOut {
+  const node: XmlOut = {
+    [tag]: typeof content === 'string' ? (content === '' ? [] : [{ '#text': content }]) : content,
+  };
+  if (attrs) {
+    const defined = Object.entries(attrs).filter(([, v]) => v !== undefined);
+    if (defined.length) node[':@'] = Object.fromEntries(defined.map(([k, v]) => [`@_${k}`, v]));
+  }
+  return node;
+}
+
+const writer = new XMLBuilder({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  processEntities: true,
+  suppressEmptyNode: true,
+});
+
+/** Serialises nodes as UTF-8 text, optionally after an XML declaration. */
+export function writeXml(nodes: readonly XmlOut[], declaration = false): string {
+  const body = writer.build(nodes) as string;
+  return declaration ? `<?xml version="1.0" encoding="UTF-8"?>${body}` : body;
+}
