@@ -245,6 +245,14 @@ function program(out: (s: string) => void): Command {
       'serve HTTPS with a certificate of this CA (DATA/tls), asking clients for certificates: MDM devices authenticate with theirs',
       process.env['CERTPOST_TLS'] === '1',
     )
+    .addOption(
+      new Option(
+        '--enrollment <mode>',
+        'Windows enrollment: "token" needs a token (certpost mdm token create), "open" takes any (default: open on a loopback --listen, else token)',
+      )
+        .choices(['open', 'token'])
+        .default(process.env['CERTPOST_ENROLLMENT']),
+    )
     .option(
       '--client-cert-header <name>',
       'behind a TLS-terminating reverse proxy: the header it forwards the client certificate in (URL-encoded PEM); only set it when the proxy overwrites that header',
@@ -266,6 +274,7 @@ function program(out: (s: string) => void): Command {
         pkcs11PinFile?: string;
         tls: boolean;
         clientCertHeader?: string;
+        enrollment?: 'open' | 'token';
       }) => {
         const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
         if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -282,6 +291,7 @@ function program(out: (s: string) => void): Command {
           pkcs11Pin: await pkcs11Pin(o),
           tls: o.tls,
           clientCertificateHeader: o.clientCertHeader,
+          enrollment: o.enrollment,
         });
       },
     );

@@ -98,8 +98,8 @@ export function answerDevice(input: SessionStepInput): SessionStep {
       : {}),
     data: String(code),
   });
-  const header = status('0', 'SyncHdr', 200);
-  body.push(input.headerChallenge ? { ...header, chal: input.headerChallenge } : header);
+  const hdrStatus = status('0', 'SyncHdr', 200);
+  body.push(input.headerChallenge ? { ...hdrStatus, chal: input.headerChallenge } : hdrStatus);
 
   const reported: Record<string, string> = {};
   const alerts: { code: string; items: readonly Item[] }[] = [];

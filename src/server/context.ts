@@ -11,6 +11,7 @@
  * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
  * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
+import { createMdeService, type MdeService } from './mde2.ts';
 import { sha1Thumbprint } from '../pki/x509.ts';
 import { createChallenge } from './admin-ops.ts';
 import { createProfileEngine } from './mdm-profiles.ts';
@@ -66,6 +67,8 @@ export interface ContextOptions {
    * `--pkcs11-pin-file`). Without it, a key reference's own `pin-source` is used.
    */
   readonly pkcs11Pin?: string | undefined;
+  /** MS-MDE2 enrollment without a token (development servers on loopback; mde2.ts). */
+  readonly openEnrollment?: boolean;
   readonly now?: () => Date;
   readonly log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
 }
@@ -85,6 +88,8 @@ export interface ServerContext {
    * configured, else set by the server once it listens (a port chosen by the system).
    */
   readonly urls: { public: string | undefined };
+  /** Windows enrollment (MS-MDE2): discovery, policy, enrollment. */
+  readonly mde: MdeService;
   close(): Promise<void>;
 }
 
@@ -446,7 +451,15 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       profiles: engine,
       ...(o.now ? { now: o.now } : {}),
     });
-    return { store, ca, nextCa, profiles, enrollment, scep, mdm, urls, close };
+    const mde = createMdeService({
+      store,
+      enrollment,
+      ca,
+      publicUrl,
+      openEnrollment: o.openEnrollment ?? false,
+      ...(o.now ? { now: o.now } : {}),
+    });
+    return { store, ca, nextCa, profiles, enrollment, scep, mdm, urls, mde, close };
   } catch (e) {
     await store.close();
     await keyring.close();

@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
 import { registerAdminApi } from './admin-api.ts';
+import { registerMde2 } from './mde2-http.ts';
 import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
@@ -31,6 +32,17 @@ export interface ServeOptions {
   readonly tls?: boolean | undefined;
   /** Header a trusted reverse proxy forwards the client certificate in (URL-encoded PEM). */
   readonly clientCertificateHeader?: string | undefined;
+  /**
+   * Windows enrollment: `token` needs an enrollment token (certpost mdm token create); `open`
+   * takes any credentials. Default: open when listening on loopback only (a development server,
+   * so that `certpost fleet` works without setup), token otherwise.
+   */
+  readonly enrollment?: 'open' | 'token' | undefined;
+}
+
+/** True for an address only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export interface AppOptions {
@@ -79,6 +91,7 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
   );
   registerScep(app, context.scep);
   registerAdminApi(app, context);
+  registerMde2(app, context.mde);
   registerMdm(app, context.mdm, {
     store: context.store,
     clientCertificateHeader: o.clientCertificateHeader?.toLowerCase(),
@@ -102,6 +115,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         : undefined),
     createCa: true,
     pkcs11Pin: o.pkcs11Pin,
+    openEnrollment: (o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open',
     // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
     // lines are printed directly in the same JSON shape rather than lost.
     log: (level, msg, fields) =>
@@ -126,6 +140,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const address = await app.listen({ host, port });
   // A port the system chose is known only now: devices are told this URL.
   context.urls.public ??= address;
+  if ((o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open')
+    app.log.warn(
+      { enrollment: 'open' },
+      'Windows enrollment is open: any device may enroll without a token (--enrollment token to refuse)',
+    );
   return { app, url: address, context };
 }
 

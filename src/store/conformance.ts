@@ -694,35 +694,26 @@ export function runStoreConformance(
     });
 
     describe('MDM profiles, assignments and deliveries', () => {
-      const profile = (id: string, name: string, kind: MdmProfileKind = 'trusted') => ({
-        id,
-        name,
-        kind,
-        settings: `{"n":"${name}"}`,
-        createdAt: at(0),
-        updatedAt: at(0),
-      });
-
       it('creates, finds by id and name, lists by name, updates settings; duplicates are told', async () => {
-        await store.createMdmProfile(profile('p2', 'wifi', 'scep'));
-        await store.createMdmProfile(profile('p1', 'roots'));
-        assert.deepEqual(await store.getMdmProfile('p2'), profile('p2', 'wifi', 'scep'));
-        assert.deepEqual(await store.getMdmProfileByName('roots'), profile('p1', 'roots'));
+        await store.createMdmProfile(mdmProfile('p2', 'wifi', 'scep'));
+        await store.createMdmProfile(mdmProfile('p1', 'roots'));
+        assert.deepEqual(await store.getMdmProfile('p2'), mdmProfile('p2', 'wifi', 'scep'));
+        assert.deepEqual(await store.getMdmProfileByName('roots'), mdmProfile('p1', 'roots'));
         assert.equal(await store.getMdmProfile('zz'), undefined);
         assert.deepEqual(ids(await store.listMdmProfiles()), ['p1', 'p2']);
         assert.equal(await store.updateMdmProfile('p1', '{"x":1}', at(5)), true);
         assert.deepEqual(await store.getMdmProfile('p1'), {
-          ...profile('p1', 'roots'),
+          ...mdmProfile('p1', 'roots'),
           settings: '{"x":1}',
           updatedAt: at(5),
         });
         assert.equal(await store.updateMdmProfile('zz', '{}', at(5)), false);
         await rejectsConflict(
-          store.createMdmProfile(profile('p1', 'other')),
+          store.createMdmProfile(mdmProfile('p1', 'other')),
           'ERR_STORE_DUPLICATE_ID',
         );
         await rejectsConflict(
-          store.createMdmProfile(profile('p3', 'wifi')),
+          store.createMdmProfile(mdmProfile('p3', 'wifi')),
           'ERR_STORE_DUPLICATE_NAME',
         );
       });
@@ -730,13 +721,13 @@ export function runStoreConformance(
       it('assigns to a device, a user or all; profilesForDevice finds each once', async () => {
         await store.createDevice(newDevice('d1', { user: 'ann@example.com' }));
         await store.createDevice(newDevice('d2'));
-        for (const [id, name] of [
+        for (const [id, title] of [
           ['p1', 'a-roots'],
           ['p2', 'b-wifi'],
           ['p3', 'c-vpn'],
           ['p4', 'd-unused'],
         ] as const)
-          await store.createMdmProfile(profile(id, name));
+          await store.createMdmProfile(mdmProfile(id, title));
         const assign = (profileId: string, targetKind: 'device' | 'user' | 'all', target: string) =>
           store.assignMdmProfile({ profileId, targetKind, target, createdAt: at(1) });
         assert.equal(await assign('p1', 'all', ''), true);
@@ -762,8 +753,8 @@ export function runStoreConformance(
 
       it('puts deliveries (insert, then replace) per device and profile', async () => {
         await store.createDevice(newDevice('d1'));
-        await store.createMdmProfile(profile('p1', 'roots'));
-        await store.createMdmProfile(profile('p2', 'wifi'));
+        await store.createMdmProfile(mdmProfile('p1', 'roots'));
+        await store.createMdmProfile(mdmProfile('p2', 'wifi'));
         const d = {
           deviceId: 'd1',
           profileId: 'p2',
@@ -1033,6 +1024,17 @@ function enrollmentToken(
     expiresAt: at(86_400_000),
     usesLeft: 1,
     ...over,
+  };
+}
+
+function mdmProfile(id: string, title: string, kind: MdmProfileKind = 'trusted') {
+  return {
+    id,
+    name: title,
+    kind,
+    settings: `{"n":"${title}"}`,
+    createdAt: at(0),
+    updatedAt: at(0),
   };
 }
 

@@ -1,0 +1,369 @@
+/**
+ * Windows enrollment (MS-MDE2, on-premise authentication policy; omadm-reference.md §2): the
+ * three services a device calls, over the message layer of omadm/mde2.ts and the provisioning
+ * document of omadm/provisioning.ts.
+ *
+ * - Discovery: where the policy and enrollment services are, and that we authenticate
+ *   OnPremise (a user name and a password: the enrollment token).
+ * - GetPolicies (MS-XCEP): checks the credentials without spending the token, and answers the
+ *   certificate policy (key length, validity, hash).
+ * - RequestSecurityToken (MS-WSTEP): checks the credentials, signs the device's PKCS#10 as its
+ *   MDM client certificate (subject `CN=<device id>`, clientAuth), records the device, spends one
+ *   use of the token, and answers the provisioning document: our root and issuing CA, the client
+ *   certificate, the management URL, the poll schedule.
+ *
+ * Every refusal is a SOAP fault with the MS-MDE2 subcode (s:authentication for bad credentials,
+ * s:certificaterequest for a CSR we will not sign, s:messageformat for a message we cannot read)
+ * and audited; a refused enrollment stores nothing but the audit record.
+ */
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { secretHash, type EnrollmentService } from '../ca/enrollment.ts';
+import { DEFAULT_PROFILE, type IssuanceProfile } from '../ca/profile.ts';
+import type { CaMaterial } from '../ca/authority.ts';
+import { credentialHash, newNonce } from '../omadm/auth.ts';
+import {
+  buildDiscoverResponse,
+  buildGetPoliciesResponse,
+  buildRequestSecurityTokenResponse,
+  buildSoapFault,
+  Mde2Error,
+  parseDiscoverRequest,
+  parseGetPoliciesRequest,
+  parseRequestSecurityToken,
+  type SoapFaultSubcode,
+  type WsSecurity,
+} from '../omadm/mde2.ts';
+import { buildProvisioningDoc, sslClientCertSearchCriteria } from '../omadm/provisioning.ts';
+import { parseCsr, type CertificationRequest } from '../pki/csr.ts';
+import { isPkiError } from '../pki/errors.ts';
+import { sha1Thumbprint } from '../pki/x509.ts';
+import type {
+  AuditLog,
+  CertificateStore,
+  DeviceStore,
+  EnrollmentTokenRecord,
+  EnrollmentTokenStore,
+  Store,
+} from '../store/types.ts';
+import { MDM_CLIENT_PROFILE, MDM_PATH } from './mdm-http.ts';
+
+export const DISCOVERY_PATH = '/EnrollmentServer/Discovery.svc';
+export const POLICY_PATH = '/EnrollmentServer/Policy.svc';
+export const ENROLLMENT_PATH = '/EnrollmentServer/Enrollment.svc';
+/** DMClient provider id and w7 PROVIDER-ID (they must be equal, MS-MDE2 §2.2.8). */
+export const PROVIDER_ID = 'certpost';
+
+export interface MdeConfig {
+  readonly store: EnrollmentTokenStore &
+    DeviceStore &
+    CertificateStore &
+    AuditLog &
+    Pick<Store, 'transaction'>;
+  readonly enrollment: Pick<EnrollmentService, 'issueAuthenticated' | 'revoke'>;
+  readonly ca: CaMaterial;
+  /** The server's base URL as devices reach it (https://host:port). */
+  readonly publicUrl: () => string;
+  readonly now?: () => Date;
+  /** Minutes between the device's scheduled sessions (default 60). */
+  readonly pollMinutes?: number;
+  /** Validity of MDM client certificates in days (default 365). */
+  readonly validityDays?: number;
+  /**
+   * Enrollment without a token: any user name and password are accepted (a development server
+   * on loopback, so that `certpost fleet` needs no setup). Tokens still work and bind their user.
+   */
+  readonly openEnrollment?: boolean;
+}
+
+/** What an HTTP adapter sends: SOAP 1.2 XML, with 500 for faults (SOAP 1.2 HTTP binding §7.5.1). */
+export interface SoapAnswer {
+  readonly status: 200 | 500;
+  readonly body: string;
+}
+
+export interface MdeService {
+  discover(xml: string): Promise<SoapAnswer>;
+  getPolicies(xml: string): Promise<SoapAnswer>;
+  requestSecurityToken(xml: string, peer?: string): Promise<SoapAnswer>;
+}
+
+/** The MDM client certificate profile: subject forced to the device id, clientAuth only. */
+export function mdmClientProfile(
+  deviceId: string,
+  o: { validityDays?: number; crlUrl?: string } = {},
+): IssuanceProfile {
+  return {
+    ...DEFAULT_PROFILE,
+    name: MDM_CLIENT_PROFILE,
+    validityDays: o.validityDays ?? 365,
+    subject: { mode: 'forced', value: `CN=${deviceId}` },
+    subjectAltNames: { allow: [] },
+    allowRenewal: true,
+    renewalRequiresChallenge: false,
+    ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}),
+  };
+}
+
+/** A request we answer with a SOAP fault (subcode, and a reason of our own words). */
+class Refusal extends Error {
+  readonly subcode: SoapFaultSubcode;
+  constructor(subcode: SoapFaultSubcode, message: string) {
+    super(message);
+    this.subcode = subcode;
+  }
+}
+
+/** A fault answer; the reason is ours (never the input echoed back). */
+const fault = (subcode: SoapFaultSubcode, reason: string, relatesTo?: string): SoapAnswer => ({
+  status: 500,
+  body: buildSoapFault({ subcode, reason, ...(relatesTo !== undefined ? { relatesTo } : {}) }),
+});
+
+/** Runs one operation: malformed input → s:messageformat, a refusal → its fault. */
+async function answer(
+  f: () => Promise<SoapAnswer>,
+  relatesTo: () => string | undefined,
+): Promise<SoapAnswer> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof Mde2Error) return fault('s:messageformat', e.message);
+    if (e instanceof Refusal) return fault(e.subcode, e.message, relatesTo());
+    throw e;
+  }
+}
+
+export function createMdeService(config: MdeConfig): MdeService {
+  const { store } = config;
+  const now = config.now ?? (() => new Date());
+  const baseUrl = () => config.publicUrl().replace(/\/+$/, '');
+  const pollMinutes = config.pollMinutes ?? 60;
+
+  /**
+   * The token the credentials name, if usable: password = token, user name = its UPN when the
+   * token has one. With open enrollment, credentials naming no token pass (as `undefined`).
+   */
+  async function tokenOf(
+    security: WsSecurity,
+    spend: boolean,
+    tokens: EnrollmentTokenStore = store,
+  ): Promise<EnrollmentTokenRecord | undefined> {
+    if (security.kind !== 'username')
+      throw new Refusal(
+        's:authentication',
+        'this server authenticates enrollment by user name and token',
+      );
+    const hash = secretHash(security.password);
+    const at = now();
+    const token = spend
+      ? await tokens.useEnrollmentToken(hash, at)
+      : await tokens.findEnrollmentToken(hash, at);
+    if (token && (token.user === null || sameUser(token.user, security.username))) return token;
+    if (!token && config.openEnrollment) return undefined;
+    throw new Refusal(
+      's:authentication',
+      'the user name or enrollment token is wrong, used up or expired',
+    );
+  }
+
+  return {
+    async discover(xml) {
+      let messageId: string | undefined;
+      return answer(
+        async () => {
+          const base = baseUrl();
+          const req = parseDiscoverRequest(xml);
+          messageId = req.messageId;
+          if (!req.authPolicies.includes('OnPremise'))
+            throw new Refusal(
+              's:authentication',
+              'this server supports the OnPremise authentication policy only',
+            );
+          return {
+            status: 200,
+            body: buildDiscoverResponse({
+              relatesTo: req.messageId,
+              authPolicy: 'OnPremise',
+              enrollmentVersion: req.requestVersion,
+              enrollmentPolicyServiceUrl: `${base}${POLICY_PATH}`,
+              enrollmentServiceUrl: `${base}${ENROLLMENT_PATH}`,
+            }),
+          };
+        },
+        () => messageId,
+      );
+    },
+
+    async getPolicies(xml) {
+      let messageId: string | undefined;
+      return answer(
+        async () => {
+          const req = parseGetPoliciesRequest(xml);
+          messageId = req.messageId;
+          await tokenOf(req.security, false);
+          return {
+            status: 200,
+            body: buildGetPoliciesResponse({
+              relatesTo: req.messageId,
+              policy: {
+                validityPeriodSeconds: (config.validityDays ?? 365) * 86_400,
+                renewalPeriodSeconds: 42 * 86_400,
+                minimalKeyLength: 2048,
+              },
+            }),
+          };
+        },
+        () => messageId,
+      );
+    },
+
+    async requestSecurityToken(xml) {
+      let messageId: string | undefined;
+      return answer(
+        async () => {
+          const base = baseUrl();
+          const req = parseRequestSecurityToken(xml);
+          messageId = req.messageId;
+          if (req.requestType !== 'Issue')
+            throw new Refusal('s:enrollmentserver', 'renewal over WSTEP is not supported yet');
+          if (req.binarySecurityToken.valueType !== 'PKCS10')
+            throw new Refusal('s:certificaterequest', 'the request must carry a PKCS#10');
+          await tokenOf(req.security, false); // refuse early; spent below, once issued
+          let csr: CertificationRequest;
+          try {
+            csr = parseCsr(req.binarySecurityToken.der);
+          } catch (e) {
+            if (isPkiError(e))
+              throw new Refusal(
+                's:certificaterequest',
+                `the PKCS#10 is not readable: ${e.message}`,
+              );
+            throw e;
+          }
+          const deviceId = randomUUID().toUpperCase();
+          const ctx = req.context;
+          const actor = `mde:${deviceId}`;
+          const outcome = await config.enrollment.issueAuthenticated(
+            csr,
+            mdmClientProfile(deviceId, {
+              ...(config.validityDays ? { validityDays: config.validityDays } : {}),
+              crlUrl: `${base}/crl`,
+            }),
+            actor,
+          );
+          if (outcome.status !== 'issued')
+            throw new Refusal('s:certificaterequest', outcome.message);
+          const cert = outcome.certificate;
+          const serial = Buffer.from(cert.serial).toString('hex');
+          const hardwareId = ctx['DeviceID'] ?? ctx['HWDevID'] ?? deviceId;
+          // OMA DM digest credentials for sessions over plain HTTP (APPSRV, omadm/auth.ts).
+          const password = randomBytes(24).toString('base64url');
+          const nonce = newNonce();
+          try {
+            await store.transaction(async (tx) => {
+              const token = await tokenOf(req.security, true, tx);
+              const previous = await tx.getDeviceByHardwareId(hardwareId);
+              // One enrollment per device: enrolling again ends the previous one.
+              if (previous) await tx.unenrollDevice(previous.id, now());
+              await tx.createDevice({
+                id: deviceId,
+                hardwareId,
+                name: ctx['DeviceName'] ?? deviceId,
+                user: token?.user ?? null,
+                certificateSerial: serial,
+                enrolledAt: now(),
+                info: enrollmentInfo(ctx),
+                auth: { hash: credentialHash(deviceId, password), nonce },
+              });
+            });
+          } catch (e) {
+            // Issued but not enrolled: the certificate must not work anywhere.
+            await config.enrollment.revoke(serial, 5, actor);
+            throw e;
+          }
+          await store.appendAudit({
+            at: now(),
+            actor,
+            action: 'device.enrolled',
+            target: deviceId,
+            details: { certificate: serial, name: ctx['DeviceName'] ?? null },
+          });
+          const issuing = config.ca.issuing.certificate;
+          const root = config.ca.root.certificate;
+          const doc = buildProvisioningDoc({
+            rootCertificates: [{ thumbprint: sha1Thumbprint(root).toUpperCase(), der: root.der }],
+            intermediateCertificates: [issuing, ...config.ca.intermediates].map((c) => ({
+              thumbprint: sha1Thumbprint(c).toUpperCase(),
+              der: c.der,
+            })),
+            clientCertificate: {
+              thumbprint: sha1Thumbprint(cert).toUpperCase(),
+              der: cert.der,
+              store: 'System',
+            },
+            renew: { roboSupport: true, renewPeriodDays: 42, retryIntervalDays: 7 },
+            application: {
+              providerId: PROVIDER_ID,
+              name: 'certpost',
+              addr: `${base}${MDM_PATH}`,
+              defaultEncoding: 'application/vnd.syncml.dm+xml',
+              sslClientCertSearchCriteria: sslClientCertSearchCriteria(cert.der, 'System'),
+              backCompatRetryDisabled: true,
+              appAuth: [
+                { level: 'APPSRV', type: 'DIGEST', name: deviceId, secret: password, data: nonce },
+              ],
+            },
+            dmClient: {
+              providerId: PROVIDER_ID,
+              entDeviceName: ctx['DeviceName'] ?? deviceId,
+              entDMID: deviceId,
+              poll: {
+                numberOfFirstRetries: 8,
+                intervalForFirstSetOfRetries: 15,
+                numberOfSecondRetries: 5,
+                intervalForSecondSetOfRetries: 60,
+                numberOfRemainingScheduledRetries: 0,
+                intervalForRemainingScheduledRetries: pollMinutes,
+                pollOnLogin: true,
+              },
+            },
+          });
+          return {
+            status: 200,
+            body: buildRequestSecurityTokenResponse({
+              relatesTo: req.messageId,
+              provisioningDoc: doc,
+              requestId: '0',
+              now: now(),
+            }),
+          };
+        },
+        () => messageId,
+      );
+    },
+  };
+}
+
+/** UPNs compare case-insensitively (RFC 822 local parts are, in practice, for UPNs). */
+function sameUser(a: string, b: string): boolean {
+  const x = Buffer.from(a.toLowerCase());
+  const y = Buffer.from(b.toLowerCase());
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The enrollment context worth keeping (MS-MDE2 §2.2.4 AdditionalContext), as device info. */
+function enrollmentInfo(ctx: Readonly<Record<string, string>>): Record<string, string> {
+  const keep = [
+    'DeviceType',
+    'OSEdition',
+    'OSVersion',
+    'DeviceName',
+    'HWDevID',
+    'Locale',
+    'EnrollmentType',
+    'ApplicationVersion',
+  ];
+  return Object.fromEntries(
+    keep.filter((k) => ctx[k] !== undefined).map((k) => [`Enrollment/${k}`, ctx[k]!]),
+  );
+}
