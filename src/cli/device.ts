@@ -14,7 +14,9 @@
  * with `--tpm-module` and `--tpm-token` (PIN: `--tpm-pin-file` or `CERTPOST_TPM_PIN`); RetryDelay minutes last
  * `CERTPOST_DEVICE_MINUTE_MS` ms (60000; tests shorten them).
  */
-import { readSecretFile } from './io.ts';
+import { decodePem } from '../pki/pem.ts';
+import { enrollDevice } from '../device/mdm-enroll.ts';
+import { readInput, readSecretFile } from './io.ts';
 import { Command } from 'commander';
 import { DeviceAgent, type DeviceOptions } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
@@ -194,6 +196,64 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
       }
     });
   });
+
+  stateOption(
+    device
+      .command('enroll')
+      .description(
+        'enroll this device with a Windows MDM server (MS-MDE2: discovery, policy, enrollment)',
+      )
+      .requiredOption('--server <url>', 'the server, e.g. https://mdm.example.com')
+      .option('--user <upn>', 'the user enrolling (user@domain)', 'device@certpost.invalid')
+      .option(
+        '--token-file <file>',
+        'the enrollment token (certpost mdm token create), first line of the file; or CERTPOST_ENROLLMENT_TOKEN',
+      )
+      .option(
+        '--ca-file <file>',
+        'PEM roots to trust for the server before enrollment brings its root',
+      )
+      .option('--json', 'print one JSON document'),
+  )
+    .addHelpText(
+      'after',
+      '\nAfterwards "certpost device sync" runs a management session, "certpost device run" keeps polling.',
+    )
+    .action(
+      async (
+        o: AgentCliOptions & {
+          server: string;
+          user: string;
+          tokenFile?: string;
+          caFile?: string;
+          json?: boolean;
+        },
+      ) => {
+        const token =
+          o.tokenFile !== undefined
+            ? await readSecretFile(o.tokenFile)
+            : (process.env['CERTPOST_ENROLLMENT_TOKEN'] ?? '');
+        const ca =
+          o.caFile === undefined
+            ? []
+            : decodePem(Buffer.from(await readInput(o.caFile)).toString('utf8'))
+                .filter((b) => b.label === 'CERTIFICATE')
+                .map((b) => b.text);
+        await withAgent(o, async (agent) => {
+          try {
+            const r = await enrollDevice(agent, { server: o.server, user: o.user, token, ca });
+            out(
+              o.json
+                ? `${JSON.stringify(r, null, 2)}\n`
+                : `enrolled as ${r.serverDeviceId}; management server ${r.managementUrl}\n`,
+            );
+          } catch (e) {
+            if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+            throw e;
+          }
+        });
+      },
+    );
 
   stateOption(
     device

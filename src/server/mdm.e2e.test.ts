@@ -1,0 +1,293 @@
+/**
+ * Windows MDM end to end on loopback: the certpost server and real device agents. A device
+ * enrolls (MS-MDE2), runs sessions (MS-MDM) authenticated by digest over HTTP and by its client
+ * certificate over HTTPS, receives the default root and SCEP profiles, enrolls its SCEP
+ * certificate from our CA, reports it installed; unassigning removes it; a device cannot act as
+ * another.
+ */
+import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DeviceAgent } from '../device/agent.ts';
+import { isDeviceError } from '../device/errors.ts';
+import { httpRequestBytes } from '../device/http.ts';
+import { httpsTransport } from '../device/mdm-client.ts';
+import { enrollDevice } from '../device/mdm-enroll.ts';
+import { md5Cred } from '../omadm/auth.ts';
+import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
+import { encodePem } from '../pki/pem.ts';
+import { inspectCertificate } from '../pki/x509.ts';
+import { tempDir } from '../testing/tools.ts';
+import { buildCertificate } from '../ca/certificate.ts';
+import { randomSerial } from '../ca/issuer.ts';
+import { parseRfc4514 } from '../ca/name.ts';
+import { createEnrollmentToken } from './mdm-admin.ts';
+import { applyDefaults, DEFAULT_PROFILES, unassignProfile } from './mdm-profiles.ts';
+import { MDM_PATH } from './mdm-http.ts';
+import { startServer, type RunningServer } from './serve.ts';
+
+/** Runs the device's due work until `done` holds (or fails after `tries` rounds). */
+async function until(agent: DeviceAgent, done: () => Promise<boolean>, tries = 40): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await done()) return;
+    await agent.runDue();
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail('the device did not get there');
+}
+
+async function deliveryStates(server: RunningServer, deviceId: string): Promise<string[]> {
+  const profiles = await server.context.store.listMdmProfiles();
+  const deliveries = await server.context.store.listDeliveries(deviceId);
+  return deliveries
+    .map((d) => `${profiles.find((p) => p.id === d.profileId)?.name}=${d.state}`)
+    .toSorted();
+}
+
+describe('Windows MDM over HTTP (digest authentication)', () => {
+  let server: RunningServer;
+  let work: string;
+  before(async () => {
+    work = tempDir();
+    server = await startServer({
+      dataDir: join(work, 'data'),
+      listen: '127.0.0.1:0',
+      logLevel: 'silent',
+      enrollment: 'token',
+    });
+    await applyDefaults(server.context, 'test');
+  });
+  after(async () => {
+    await server.app.close();
+  });
+
+  it('enrolls with a token, installs the default root and SCEP profiles, reports them installed; unassign removes', async () => {
+    const { token } = await createEnrollmentToken(server.context, 'test', {
+      user: 'ann@example.com',
+    });
+    const agent = await DeviceAgent.open(join(work, 'ann'), { name: 'ann-laptop', minuteMs: 20 });
+    try {
+      const enrolled = await enrollDevice(agent, {
+        server: server.url,
+        user: 'Ann@Example.com',
+        token,
+      });
+      assert.equal(enrolled.managementUrl, `${server.url}${MDM_PATH}`);
+      const device = await server.context.store.getDevice(enrolled.serverDeviceId);
+      assert.equal(device?.user, 'ann@example.com');
+      assert.equal(device?.hardwareId, agent.id);
+      assert.equal(
+        agent.certificates.list('device', 'Root')[0]?.thumbprint,
+        inspectCertificate(server.context.ca.root.certificate).sha1.toUpperCase(),
+        'the provisioning document put our root in Root',
+      );
+
+      const first = await agent.sync();
+      assert.ok(first.commands['Atomic'] && first.commands['Add'], JSON.stringify(first));
+      await until(agent, async () =>
+        (await deliveryStates(server, enrolled.serverDeviceId)).every((s) =>
+          s.endsWith('=installed'),
+        ),
+      );
+      assert.deepEqual(await deliveryStates(server, enrolled.serverDeviceId), [
+        `${DEFAULT_PROFILES.root}=installed`,
+        `${DEFAULT_PROFILES.scep}=installed`,
+      ]);
+      const issued = agent.certificates
+        .list('device', 'My')
+        .map((c) => inspectCertificate(agent.certificates.certificate(c)))
+        .find((c) => c.subject === 'CN=ann-laptop');
+      assert.ok(issued, 'the SCEP certificate is in the device My store');
+      assert.equal(
+        issued.issuer,
+        inspectCertificate(server.context.ca.issuing.certificate).subject,
+      );
+      const info = (await server.context.store.getDevice(enrolled.serverDeviceId))?.info;
+      assert.equal(info?.['DevInfo/DevId'], agent.id, 'DevInfo reported at session start');
+
+      await unassignProfile(server.context, 'test', DEFAULT_PROFILES.scep, { kind: 'all' });
+      await agent.sync();
+      assert.deepEqual(await deliveryStates(server, enrolled.serverDeviceId), [
+        `${DEFAULT_PROFILES.root}=installed`,
+        `${DEFAULT_PROFILES.scep}=removed`,
+      ]);
+      assert.equal(
+        agent.certificates
+          .list('device', 'My')
+          .some(
+            (c) =>
+              inspectCertificate(agent.certificates.certificate(c)).subject === 'CN=ann-laptop',
+          ),
+        false,
+      );
+      const revoked = await server.context.store.getCertificateBySha1(issued.sha1.toLowerCase());
+      assert.ok(revoked?.revokedAt, 'removal revoked the SCEP certificate (revokeOnRemoval)');
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('refuses a wrong or used token with s:authentication, and changes nothing', async () => {
+    const agent = await DeviceAgent.open(join(work, 'mallory'));
+    try {
+      await assert.rejects(
+        enrollDevice(agent, { server: server.url, user: 'm@example.com', token: 'guess' }),
+        (e) => isDeviceError(e) && e.code === 'ERR_DEVICE_ENROLL_AUTHENTICATION',
+      );
+      assert.equal(agent.store.data.mdm, undefined);
+      assert.equal(agent.store.data.keys.length, 0);
+      assert.equal(agent.certificates.all().length, 0);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('a device cannot act as another: no or a wrong digest is 407/401, a replay 401, and nothing is done', async () => {
+    const { token } = await createEnrollmentToken(server.context, 'test', { uses: 2 });
+    const recorded: string[] = [];
+    const a = await DeviceAgent.open(join(work, 'a'), {
+      mdmTransport: async (url, body, tls) => {
+        recorded.push(body);
+        return httpsTransport(url, body, tls);
+      },
+    });
+    const b = await DeviceAgent.open(join(work, 'b'));
+    try {
+      await enrollDevice(a, { server: server.url, user: 'a@example.com', token });
+      await enrollDevice(b, { server: server.url, user: 'b@example.com', token });
+      const auth = a.store.data.mdm!.auth!;
+      // a's credentials and nonce, claiming to be b.
+      const forged = (cred: boolean) =>
+        buildSyncML({
+          header: {
+            sessionId: '9',
+            msgId: '1',
+            target: `${server.url}${MDM_PATH}`,
+            source: b.id,
+            ...(cred
+              ? { cred: md5Cred(auth.username, auth.password, Buffer.from(auth.nonce, 'base64')) }
+              : {}),
+          },
+          body: [{ kind: 'Alert', cmdId: '1', data: '1201', items: [] }],
+          final: true,
+        });
+      for (const [cred, code] of [
+        [false, '407'],
+        [true, '401'],
+      ] as const) {
+        const res = await fetch(`${server.url}${MDM_PATH}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/vnd.syncml.dm+xml' },
+          body: forged(cred),
+        });
+        const reply = parseSyncML(await res.text());
+        assert.deepEqual(
+          reply.body.map((c) => c.kind === 'Status' && `${c.cmd}=${c.data}`),
+          [`SyncHdr=${code}`],
+        );
+      }
+      // A genuine message works once; its replay fails, the nonce having moved on.
+      await a.sync();
+      const replay = await fetch(`${server.url}${MDM_PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/vnd.syncml.dm+xml' },
+        body: recorded[0]!,
+      });
+      const replayed = parseSyncML(await replay.text()).body[0];
+      assert.equal(replayed?.kind === 'Status' && replayed.data, '401');
+      const bDevice = (await server.context.store.listDevices()).find((d) => d.hardwareId === b.id);
+      assert.equal(bDevice?.lastSeenAt, null, 'b was never touched');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('Windows MDM over HTTPS (client certificate)', () => {
+  let server: RunningServer;
+  let work: string;
+  before(async () => {
+    work = tempDir();
+    server = await startServer({
+      dataDir: join(work, 'data'),
+      listen: '127.0.0.1:0',
+      logLevel: 'silent',
+      tls: true,
+    });
+    await applyDefaults(server.context, 'test');
+  });
+  after(async () => {
+    await server.app.close();
+  });
+
+  it('enrolls (open enrollment on loopback), trusts the server by the root it was given, installs the SCEP profile over TLS', async () => {
+    assert.match(server.url, /^https:/);
+    const agent = await DeviceAgent.open(join(work, 'kiosk'), { name: 'kiosk-9', minuteMs: 20 });
+    try {
+      const root = encodePem('CERTIFICATE', server.context.ca.root.certificate.der);
+      const enrolled = await enrollDevice(agent, {
+        server: server.url,
+        user: 'kiosk@example.com',
+        token: '',
+        ca: [root],
+      });
+      // Over HTTPS the client certificate authenticates: drop the digest credentials.
+      delete agent.store.data.mdm!.auth;
+      await agent.sync();
+      await until(agent, async () =>
+        (await deliveryStates(server, enrolled.serverDeviceId)).every((s) =>
+          s.endsWith('=installed'),
+        ),
+      );
+      assert.ok(
+        agent.certificates
+          .list('device', 'My')
+          .some(
+            (c) => inspectCertificate(agent.certificates.certificate(c)).subject === 'CN=kiosk-9',
+          ),
+      );
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('without a client certificate a session needs a digest (407); a certificate not ours is 403', async () => {
+    const ca = [encodePem('CERTIFICATE', server.context.ca.root.certificate.der)];
+    const body = buildSyncML({
+      header: { sessionId: '1', msgId: '1', target: `${server.url}${MDM_PATH}`, source: 'X' },
+      body: [{ kind: 'Alert', cmdId: '1', data: '1201', items: [] }],
+      final: true,
+    });
+    const bare = await httpRequestBytes(`${server.url}${MDM_PATH}`, { method: 'POST', body, ca });
+    assert.equal(bare.status, 200);
+    const status = parseSyncML(bare.body.toString()).body[0];
+    assert.equal(status?.kind === 'Status' && status.data, '407');
+
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = new Uint8Array(
+      createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
+    );
+    const name = parseRfc4514('CN=stranger');
+    const der = await buildCertificate({
+      subject: name,
+      spki,
+      serial: randomSerial(),
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3_600_000),
+      issuer: { name, key: privateKey, spki },
+      extensions: [],
+    });
+    const stranger = await httpRequestBytes(`${server.url}${MDM_PATH}`, {
+      method: 'POST',
+      body,
+      ca,
+      clientCertificate: {
+        cert: encodePem('CERTIFICATE', der),
+        key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      },
+    });
+    assert.equal(stranger.status, 403);
+  });
+});
