@@ -24,6 +24,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   device: ['pki', 'ca', 'scep', 'omadm', 'hsm', 'util'],
   cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'hsm', 'util'],
   testing: [],
+  // Tests of the two programs talking to each other: the server and device agents in one process.
+  e2e: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'hsm', 'util'],
 };
 
 /**

@@ -22,10 +22,10 @@ import { tempDir } from '../testing/tools.ts';
 import { buildCertificate } from '../ca/certificate.ts';
 import { randomSerial } from '../ca/issuer.ts';
 import { parseRfc4514 } from '../ca/name.ts';
-import { createEnrollmentToken } from './mdm-admin.ts';
-import { applyDefaults, DEFAULT_PROFILES, unassignProfile } from './mdm-profiles.ts';
-import { MDM_PATH } from './mdm-http.ts';
-import { startServer, type RunningServer } from './serve.ts';
+import { createEnrollmentToken } from '../server/mdm-admin.ts';
+import { applyDefaults, DEFAULT_PROFILES, unassignProfile } from '../server/mdm-profiles.ts';
+import { MDM_PATH } from '../server/mdm-http.ts';
+import { startServer, type RunningServer } from '../server/serve.ts';
 
 /** Runs the device's due work until `done` holds (or fails after `tries` rounds). */
 async function until(agent: DeviceAgent, done: () => Promise<boolean>, tries = 40): Promise<void> {
