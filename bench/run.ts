@@ -3,6 +3,7 @@
  * the ratio (figure ÷ reference, or the inverse when lower is better, so > 1 always means
  * "better than the reference"). `--json` prints the figures as one JSON document instead.
  */
+import { benchFleet } from './fleet.ts';
 import { benchInspect } from './inspect.ts';
 import { benchPkcs12 } from './pkcs12.ts';
 import { benchScep } from './scep.ts';
@@ -12,6 +13,7 @@ const SUITES: Readonly<Record<string, () => Promise<BenchFigure[]>>> = {
   inspect: benchInspect,
   pkcs12: benchPkcs12,
   scep: benchScep,
+  fleet: benchFleet,
 };
 
 function fmt(v: number): string {

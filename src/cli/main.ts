@@ -3,6 +3,7 @@
  * `--json` and then print exactly one JSON document on stdout. Errors are one line on stderr,
  * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
  */
+import { fleetCommands } from './fleet.ts';
 import { mdmCommands } from './mdm.ts';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
@@ -300,6 +301,7 @@ function program(out: (s: string) => void): Command {
   scepCommands(root, out);
   deviceCommands(root, out);
   mdmCommands(root, out);
+  fleetCommands(root, out);
   return root;
 }
 

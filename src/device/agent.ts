@@ -14,10 +14,15 @@ import { certificateStoreHooks } from './csp/certificate-stores.ts';
 import { deviceInfoHooks } from './csp/device-info.ts';
 import { pfxInstallHooks } from './csp/pfx-install.ts';
 import { ScepEnrollments, type ScepTransport } from './csp/scep-install.ts';
-import { KeyVault, type PinSource, type TokenProvider } from './keys.ts';
+import { KeyVault, type KeyVaultOptions, type PinSource, type TokenProvider } from './keys.ts';
 import { runSession, type MdmTransport, type SessionReport } from './mdm-client.ts';
 import { needsReply, respond } from './session.ts';
-import { openDeviceStore, type DeviceStateData, type DeviceStore } from './state.ts';
+import {
+  memoryDeviceStore,
+  openDeviceStore,
+  type DeviceStateData,
+  type DeviceStore,
+} from './state.ts';
 import { CertificateStores } from './stores.ts';
 import { ManagementTree, type CspHooks, type SettleFailure } from './tree.ts';
 
@@ -54,6 +59,8 @@ export interface DeviceOptions {
   readonly mdmTransport?: MdmTransport;
   /** Name for a new device. */
   readonly name?: string;
+  /** Where new software keys come from (keys.ts; fleet mode's key pool). */
+  readonly keySource?: KeyVaultOptions['keySource'];
   readonly lockWaitMs?: number;
 }
 
@@ -118,6 +125,7 @@ export class DeviceAgent {
     const state = () => store.data;
     this.keys = new KeyVault(state, {
       secret: store.secret,
+      ...(o.keySource ? { keySource: o.keySource } : {}),
       ...(o.tpm ? { tpm: o.tpm } : {}),
       ...(o.pin ? { pin: o.pin } : {}),
     });
@@ -160,6 +168,11 @@ export class DeviceAgent {
     const agent = new DeviceAgent(store, o);
     await agent.scep.recover();
     return agent;
+  }
+
+  /** A device whose state lives only in memory (fleet mode). */
+  static async inMemory(o: DeviceOptions = {}): Promise<DeviceAgent> {
+    return new DeviceAgent(memoryDeviceStore(o.name !== undefined ? { name: o.name } : {}), o);
   }
 
   get id(): string {

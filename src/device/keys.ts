@@ -80,6 +80,11 @@ export type KeyLocation = 1 | 2 | 3 | 4;
 
 export interface KeyVaultOptions {
   readonly secret: string;
+  /**
+   * Where new software keys come from (default: generated). Fleet mode draws from a pool so
+   * that a benchmark measures the server, not RSA key generation.
+   */
+  readonly keySource?: (spec: KeySpec) => Promise<KeyObject>;
   readonly tpm?: TokenProvider;
   readonly pin?: PinSource;
 }
@@ -96,6 +101,8 @@ export class KeyVault {
   readonly #o: KeyVaultOptions;
   /** Token objects to destroy once the state that no longer names them is saved. */
   #doomed = new Set<string>();
+  /** Software keys already decrypted, by record id. */
+  readonly #opened = new Map<string, KeyObject>();
 
   constructor(state: () => DeviceStateData, o: KeyVaultOptions) {
     this.#state = state;
@@ -140,10 +147,11 @@ export class KeyVault {
       this.#doomed.add(id); // destroyed at commit unless a saved record names it
       return { entry: this.#record({ id, provider, exportable: false, key, tokenId: id }), key };
     }
-    const { privateKey } =
-      spec.type === 'rsa'
-        ? await generateKeyPairAsync('rsa', { modulusLength: spec.bits })
-        : await generateKeyPairAsync('ec', { namedCurve: spec.curve });
+    const privateKey = this.#o.keySource
+      ? await this.#o.keySource(spec)
+      : spec.type === 'rsa'
+        ? (await generateKeyPairAsync('rsa', { modulusLength: spec.bits })).privateKey
+        : (await generateKeyPairAsync('ec', { namedCurve: spec.curve })).privateKey;
     return this.#storeSoftware(id, provider, privateKey, provider === 'software', o);
   }
 
@@ -218,6 +226,7 @@ export class KeyVault {
       cipher: 'aes-256-cbc',
       passphrase,
     }) as string;
+    if (provider === 'software') this.#opened.set(id, key);
     const entry = this.#record({
       id,
       provider,
@@ -282,7 +291,14 @@ export class KeyVault {
 
   /** A software key's KeyObject, decrypted with the device secret. */
   #softwareKey(entry: KeyEntry): KeyObject {
-    return createPrivateKey({ key: entry.pkcs8!, format: 'pem', passphrase: this.#o.secret });
+    // Decrypting costs a PBKDF2 run: each key is decrypted once per agent, keyed by its record
+    // (the same id always names the same PKCS#8).
+    let key = this.#opened.get(entry.id);
+    if (!key) {
+      key = createPrivateKey({ key: entry.pkcs8!, format: 'pem', passphrase: this.#o.secret });
+      this.#opened.set(entry.id, key);
+    }
+    return key;
   }
 
   /** Forgets a key; a token object is destroyed at the next {@link commit}. */
@@ -291,6 +307,7 @@ export class KeyVault {
     const entry = state.keys.find((k) => k.id === id);
     if (!entry) return;
     state.keys = state.keys.filter((k) => k !== entry);
+    this.#opened.delete(id);
     if (entry.tokenId) this.#doomed.add(entry.tokenId);
   }
 

@@ -270,6 +270,20 @@ export interface DeviceStore {
   close(): Promise<void>;
 }
 
+/**
+ * A device whose state lives only in memory (fleet mode: thousands of simulated devices in one
+ * process): nothing is written, and it is gone when the process ends.
+ */
+export function memoryDeviceStore(o: { name?: string } = {}): DeviceStore {
+  return {
+    dir: '',
+    data: emptyState(o.name),
+    secret: randomBytes(32).toString('base64url'),
+    save: async () => {},
+    close: async () => {},
+  };
+}
+
 /** Opens (creating when missing) a device state directory, and locks it. */
 export async function openDeviceStore(
   dir: string,
