@@ -213,9 +213,10 @@ export class DeviceAgent {
    * the server learns the outcome at once rather than at the next poll.
    */
   async runDue(): Promise<void> {
-    const before = this.store.data.scep.filter((e) => e.nextAttemptAt !== undefined).length;
+    const running = () => this.store.data.scep.filter((e) => e.phase !== 'done').length;
+    const before = running();
     await this.scep.runDue();
-    const after = this.store.data.scep.filter((e) => e.nextAttemptAt !== undefined).length;
+    const after = running();
     const due = this.#mdmDueAt();
     if (due && (due <= this.#now() || after < before)) await this.sync();
   }

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { DeviceAgent } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
 import { httpRequestBytes } from '../device/http.ts';
-import { httpsTransport } from '../device/mdm-client.ts';
+import { httpsTransport, runSession } from '../device/mdm-client.ts';
 import { enrollDevice } from '../device/mdm-enroll.ts';
 import { md5Cred } from '../omadm/auth.ts';
 import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
@@ -22,13 +22,19 @@ import { tempDir } from '../testing/tools.ts';
 import { buildCertificate } from '../ca/certificate.ts';
 import { randomSerial } from '../ca/issuer.ts';
 import { parseRfc4514 } from '../ca/name.ts';
-import { createEnrollmentToken } from '../server/mdm-admin.ts';
-import { applyDefaults, DEFAULT_PROFILES, unassignProfile } from '../server/mdm-profiles.ts';
+import { createEnrollmentToken, runCommand } from '../server/mdm-admin.ts';
+import {
+  applyDefaults,
+  assignProfile,
+  createProfile,
+  DEFAULT_PROFILES,
+  unassignProfile,
+} from '../server/mdm-profiles.ts';
 import { MDM_PATH } from '../server/mdm-http.ts';
 import { startServer, type RunningServer } from '../server/serve.ts';
 
 /** Runs the device's due work until `done` holds (or fails after `tries` rounds). */
-async function until(agent: DeviceAgent, done: () => Promise<boolean>, tries = 40): Promise<void> {
+async function until(agent: DeviceAgent, done: () => Promise<boolean>, tries = 200): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await done()) return;
     await agent.runDue();
@@ -289,5 +295,205 @@ describe('Windows MDM over HTTPS (client certificate)', () => {
       },
     });
     assert.equal(stranger.status, 403);
+  });
+});
+
+describe('Windows MDM: renewal, approval, user scope, restarts', () => {
+  let server: RunningServer;
+  let work: string;
+  // The test clock: real time plus an offset the renewal test moves forward.
+  let offset = 0;
+  const clock = () => new Date(Date.now() + offset);
+  const start = (dataDir: string) =>
+    startServer({
+      dataDir,
+      listen: '127.0.0.1:0',
+      logLevel: 'silent',
+      now: clock,
+    });
+  before(async () => {
+    work = tempDir();
+    server = await start(join(work, 'data'));
+  });
+  after(async () => {
+    await server.app.close();
+  });
+
+  async function enrolledDevice(name: string): Promise<{ agent: DeviceAgent; id: string }> {
+    // The device shares the test clock: it judges its certificates' validity by it.
+    const agent = await DeviceAgent.open(join(work, name), {
+      name,
+      minuteMs: 20,
+      now: clock,
+    });
+    const r = await enrollDevice(agent, {
+      server: server.url,
+      user: `${name}@example.com`,
+      token: '',
+    });
+    return { agent, id: r.serverDeviceId };
+  }
+
+  async function detailOf(deviceId: string, profileName: string): Promise<Record<string, unknown>> {
+    const p = await server.context.store.getMdmProfileByName(profileName);
+    const d = (await server.context.store.listDeliveries(deviceId)).find(
+      (x) => x.profileId === p?.id,
+    );
+    return { state: d?.state, ...(JSON.parse(d?.detail ?? '{}') as Record<string, unknown>) };
+  }
+
+  it('renews a SCEP certificate at the threshold (test clock): a new one in, the old one retired and revoked', async () => {
+    await createProfile(server.context, 'test', {
+      name: 'vpn',
+      kind: 'scep',
+      settings: { subject: 'CN={{DeviceName}}-vpn', renewalThresholdPercent: 20 },
+    });
+    const { agent, id } = await enrolledDevice('renew-me');
+    try {
+      await assignProfile(server.context, 'test', 'vpn', { kind: 'device', id });
+      await agent.sync();
+      await until(agent, async () => (await detailOf(id, 'vpn'))['state'] === 'installed');
+      const first = await detailOf(id, 'vpn');
+      const renewAt = Date.parse(first['renewAt'] as string);
+      const notAfter = Date.parse(first['notAfter'] as string);
+      const life = 365 * 86_400_000;
+      assert.ok(
+        renewAt >= notAfter - life * 0.25 && renewAt <= notAfter - life * 0.2,
+        'threshold minus stagger',
+      );
+
+      offset = renewAt + 60_000 - Date.now();
+      await agent.sync();
+      await until(agent, async () => {
+        const d = await detailOf(id, 'vpn');
+        return (
+          d['thumbprint'] !== first['thumbprint'] &&
+          d['previous'] === undefined &&
+          d['state'] === 'installed'
+        );
+      });
+      const vpn = agent.certificates
+        .list('device', 'My')
+        .filter(
+          (c) =>
+            inspectCertificate(agent.certificates.certificate(c)).subject === 'CN=renew-me-vpn',
+        );
+      assert.deepEqual(
+        vpn.map((c) => c.thumbprint),
+        [(await detailOf(id, 'vpn'))['thumbprint']],
+        'only the new certificate is left on the device',
+      );
+      const old = await server.context.store.getCertificateBySha1(
+        String(first['thumbprint']).toLowerCase(),
+      );
+      assert.equal(old?.revocationReason, 4, 'the old one is revoked as superseded');
+    } finally {
+      offset = 0;
+      await agent.close();
+    }
+  });
+
+  it('a SCEP profile whose issuance needs approval: PENDING, then approved, then installed', async () => {
+    await createProfile(server.context, 'test', {
+      name: 'approved-only',
+      kind: 'scep',
+      settings: {
+        subject: 'CN={{DeviceName}}-approved',
+        issuanceProfile: 'manual',
+        retryDelay: 1,
+        retryCount: 30,
+      },
+    });
+    const { agent, id } = await enrolledDevice('waits');
+    try {
+      await assignProfile(server.context, 'test', 'approved-only', { kind: 'device', id });
+      await agent.sync();
+      await until(
+        agent,
+        async () => (await server.context.store.listRequests('pending')).length > 0,
+      );
+      assert.equal((await detailOf(id, 'approved-only'))['state'], 'installing');
+      const [held] = await server.context.store.listRequests('pending');
+      assert.equal(held?.subject, 'CN=waits-approved');
+      await server.context.enrollment.decide(held!.id, 'approved', 'admin:test');
+      await until(
+        agent,
+        async () => (await detailOf(id, 'approved-only'))['state'] === 'installed',
+      );
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('user scope: a trusted certificate for a user lands in the user store of that user`s device only', async () => {
+    await createProfile(server.context, 'test', {
+      name: 'people',
+      kind: 'trusted',
+      settings: {
+        scope: 'user',
+        store: 'TrustedPeople',
+        certificate: Buffer.from(server.context.ca.issuing.certificate.der).toString('base64'),
+      },
+    });
+    const { token } = await createEnrollmentToken(server.context, 'test', {
+      user: 'bea@example.com',
+    });
+    const bea = await DeviceAgent.open(join(work, 'bea'));
+    const other = await enrolledDevice('other');
+    try {
+      await enrollDevice(bea, { server: server.url, user: 'bea@example.com', token });
+      await assignProfile(server.context, 'test', 'people', {
+        kind: 'user',
+        upn: 'BEA@example.com',
+      });
+      await bea.sync();
+      await other.agent.sync();
+      assert.equal(bea.certificates.list('user', 'TrustedPeople').length, 1);
+      assert.equal(other.agent.certificates.list('user', 'TrustedPeople').length, 0);
+    } finally {
+      await bea.close();
+      await other.agent.close();
+    }
+  });
+
+  it('a server restart in the middle of a session loses no command: the device gets it in the next session', async () => {
+    const { agent, id } = await enrolledDevice('restart');
+    try {
+      await agent.sync();
+      await runCommand(
+        server.context,
+        'test',
+        id,
+        `<Get><CmdID>1</CmdID><Item><Target><LocURI>./DevDetail/SwV</LocURI></Target></Item></Get>`,
+      );
+      // The first message of a session reaches the server, which sends the Get; then the server
+      // goes down before the device's answer arrives.
+      const dataDir = join(work, 'data');
+      let calls = 0;
+      await assert.rejects(
+        runSession(agent, async (url, body, tls) => {
+          if (++calls === 2) {
+            await server.app.close();
+            throw new Error('the server went away');
+          }
+          return httpsTransport(url, body, tls);
+        }),
+      );
+      server = await startServer({
+        dataDir,
+        listen: server.url.replace('http://', ''),
+        logLevel: 'silent',
+        now: clock,
+      });
+      await agent.sync();
+      const commands = await server.context.mdm.commands(id);
+      const get = commands.find((c) => c.origin === 'test');
+      assert.equal(get?.status, 200);
+      assert.equal(get?.sentCount, 2, 'sent once before the restart, once after');
+      const results = JSON.parse(get!.results!) as { items: { data?: string }[] };
+      assert.ok(results.items[0]?.data, 'the Results came back');
+    } finally {
+      await agent.close();
+    }
   });
 });

@@ -438,12 +438,18 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       },
       caThumbprint: sha1Thumbprint(ca.issuing.certificate).toUpperCase(),
       mintChallenge: async (profile, subject, ttlMs) =>
-        (await createChallenge({ store, profiles, enrollment }, 'mdm', { profile, subject, ttlMs }))
-          .challenge,
-      revokeByThumbprint: async (sha1, actor) => {
+        (
+          await createChallenge(
+            { store, profiles, enrollment, ...(o.now ? { now: o.now } : {}) },
+            'mdm',
+            { profile, subject, ttlMs },
+          )
+        ).challenge,
+      revokeByThumbprint: async (sha1, actor, reason) => {
         const cert = await store.getCertificateBySha1(sha1.toLowerCase());
-        if (cert) await enrollment.revoke(cert.serial, 5, actor); // cessationOfOperation
+        if (cert) await enrollment.revoke(cert.serial, reason, actor);
       },
+      certificateBySha1: (sha1) => store.getCertificateBySha1(sha1.toLowerCase()),
       ...(o.now ? { now: o.now } : {}),
     });
     const mdm: MdmService = createMdmService({

@@ -15,7 +15,7 @@
  * its commands. Deliveries live in the store, so a restart loses nothing; a command the device
  * never answered is sent again by the queue.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { canonicalFromX500, parseX500 } from '../ca/name.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
 import {
@@ -84,6 +84,12 @@ export interface ScepSettings {
   readonly challengeTtlMinutes: number;
   /** Revoke the issued certificate when the profile is removed from the device. */
   readonly revokeOnRemoval: boolean;
+  /**
+   * Re-enroll when this share of the certificate's lifetime is left (percent), minus a
+   * per-device stagger of up to 5% of the lifetime, so a fleet enrolled together does not
+   * renew together.
+   */
+  readonly renewalThresholdPercent: number;
 }
 
 export type ProfileSettings =
@@ -184,6 +190,7 @@ export function validateSettings(
           'issuanceProfile',
           'challengeTtlMinutes',
           'revokeOnRemoval',
+          'renewalThresholdPercent',
         ];
   const extra = Object.keys(o).find((k) => !allowed.includes(k));
   if (extra) throw invalid(`unknown setting "${extra}" for a ${kind} profile`);
@@ -264,6 +271,12 @@ export function validateSettings(
           60 * 24 * 30,
         ),
         revokeOnRemoval,
+        renewalThresholdPercent: integer(
+          'renewalThresholdPercent',
+          field(o, 'renewalThresholdPercent', 20),
+          1,
+          90,
+        ),
       };
     }
     default:
@@ -476,7 +489,10 @@ export async function applyDefaults(
 
 /** What a delivery remembers (`detail`). */
 /** The detail without the named command references (answered, or to be replaced). */
-function without(d: Detail, ...keys: ('install' | 'status' | 'remove')[]): Detail {
+function without(
+  d: Detail,
+  ...keys: ('install' | 'status' | 'remove' | 'retire' | 'previous')[]
+): Detail {
   const copy = { ...d };
   for (const k of keys) delete copy[k];
   return copy;
@@ -487,8 +503,15 @@ interface Detail {
   install?: string;
   status?: string;
   remove?: string;
-  /** SCEP: the enrollment's outcome. */
+  /** SCEP: the enrollment node in use (the profile id, then `<id>-<attempt>` for renewals). */
+  cspId?: string;
+  /** SCEP: the installed certificate's SHA-1, its end, and when to renew it. */
   thumbprint?: string;
+  notAfter?: string;
+  renewAt?: string;
+  /** SCEP renewal: the enrollment being replaced, and the Delete that retires it. */
+  previous?: { readonly cspId: string; readonly thumbprint?: string };
+  retire?: string;
   error?: string;
   attempts: number;
 }
@@ -506,8 +529,12 @@ export interface ProfileEngineConfig {
     subject: string,
     ttlMs: number,
   ) => Promise<string>;
-  /** Revokes a certificate this CA issued, found by SHA-1, when a profile is removed. */
-  readonly revokeByThumbprint: (sha1: string, actor: string) => Promise<void>;
+  /** Revokes a certificate this CA issued, found by SHA-1 (RFC 5280 reason code). */
+  readonly revokeByThumbprint: (sha1: string, actor: string, reason: 4 | 5) => Promise<void>;
+  /** The validity of a certificate this CA issued, by SHA-1. */
+  readonly certificateBySha1: (
+    sha1: string,
+  ) => Promise<{ readonly notBefore: Date; readonly notAfter: Date } | undefined>;
   readonly now?: () => Date;
 }
 
@@ -516,6 +543,20 @@ export interface ProfileEngine {
   reconcile(device: DeviceRecord): Promise<void>;
   /** Reads the outcomes of the device's commands into its deliveries. */
   recordOutcomes(device: DeviceRecord, outcomes: readonly CommandOutcome[]): Promise<void>;
+}
+
+/** When to renew a certificate of this validity (threshold, minus the device's stagger). */
+function renewAt(
+  device: DeviceRecord,
+  p: MdmProfileRecord,
+  v: { notBefore: Date; notAfter: Date },
+) {
+  const s = JSON.parse(p.settings) as ProfileSettings;
+  const threshold = s.kind === 'scep' ? s.renewalThresholdPercent : 20;
+  const life = v.notAfter.getTime() - v.notBefore.getTime();
+  const stagger =
+    (createHash('sha256').update(`${device.id}:${p.id}`).digest().readUInt32BE(0) / 2 ** 32) * 0.05;
+  return new Date(v.notAfter.getTime() - life * (threshold / 100 + stagger));
 }
 
 export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine {
@@ -541,10 +582,15 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     return config.mdm.enqueue(device.id, commands, `profile:${p.name}`);
   }
 
+  /**
+   * Queues the install. `renewing` is the detail of an installed SCEP certificate being renewed:
+   * the new enrollment gets a node of its own, and the old one stays until the new one is in.
+   */
   async function install(
     device: DeviceRecord,
     p: MdmProfileRecord,
     attempts: number,
+    renewing?: Detail,
   ): Promise<void> {
     const s = JSON.parse(p.settings) as ProfileSettings;
     if (s.kind === 'trusted') {
@@ -568,10 +614,11 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
       canonicalFromX500(subject),
       s.challengeTtlMinutes * 60_000,
     );
+    const cspId = renewing ? `${p.id}-${attempts}` : p.id;
     const [id, status] = await queue(device, p, [
       scepInstall({
         scope: s.scope,
-        id: p.id,
+        id: cspId,
         serverUrls: [config.scepUrl],
         challenge,
         subjectName: subject,
@@ -585,9 +632,19 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         retryDelay: s.retryDelay,
         retryCount: s.retryCount,
       }),
-      scepStatus(s.scope, p.id),
+      scepStatus(s.scope, cspId),
     ]);
-    return put(device, p.id, 'installing', { install: id!, status: status!, attempts });
+    const next = { install: id!, status: status!, cspId, attempts };
+    if (!renewing) return put(device, p.id, 'installing', next);
+    // The device keeps its certificate meanwhile: the delivery stays installed.
+    return put(device, p.id, 'installed', {
+      ...renewing,
+      ...next,
+      previous: {
+        cspId: renewing.cspId ?? p.id,
+        ...(renewing.thumbprint ? { thumbprint: renewing.thumbprint } : {}),
+      },
+    });
   }
 
   async function remove(device: DeviceRecord, p: MdmProfileRecord, d: Detail): Promise<void> {
@@ -595,11 +652,54 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     const command =
       s.kind === 'trusted'
         ? deleteTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64'))
-        : deleteScep(s.scope, p.id);
+        : deleteScep(s.scope, d.cspId ?? p.id);
     const [id] = await queue(device, p, [command]);
     if (s.kind === 'scep' && s.revokeOnRemoval && d.thumbprint)
-      await config.revokeByThumbprint(d.thumbprint, `profile:${p.name}`);
+      await config.revokeByThumbprint(d.thumbprint, `profile:${p.name}`, 5);
     return put(device, p.id, 'removing', { ...d, remove: id! });
+  }
+
+  /**
+   * A SCEP status answer: installed → its validity and renewal time, and a renewal's old
+   * enrollment retired (Delete, and revoked as superseded); failed during a renewal → the old
+   * certificate stays, and the renewal is tried again a day later.
+   */
+  async function afterStatus(
+    device: DeviceRecord,
+    p: MdmProfileRecord,
+    detail: Detail,
+    o: CommandOutcome,
+  ): Promise<[DeliveryState, Detail]> {
+    const [state, next] = scepOutcome(detail, o);
+    const renewing = detail.previous !== undefined;
+    if (state === 'failed' && renewing) {
+      const { previous } = detail;
+      return [
+        'installed',
+        {
+          ...without(next, 'previous'),
+          cspId: previous!.cspId,
+          ...(previous!.thumbprint ? { thumbprint: previous!.thumbprint } : {}),
+          renewAt: new Date(now().getTime() + 86_400_000).toISOString(),
+        },
+      ];
+    }
+    if (state !== 'installed' || !next.thumbprint) return [renewing ? 'installed' : state, next];
+    if (renewing && next.thumbprint === detail.previous?.thumbprint) return ['installed', next];
+    const validity = await config.certificateBySha1(next.thumbprint);
+    const dated = validity
+      ? {
+          ...next,
+          notAfter: validity.notAfter.toISOString(),
+          renewAt: renewAt(device, p, validity).toISOString(),
+        }
+      : next;
+    if (!renewing) return ['installed', dated];
+    const s = JSON.parse(p.settings) as ProfileSettings;
+    const [retire] = await queue(device, p, [deleteScep(s.scope, detail.previous!.cspId)]);
+    if (s.kind === 'scep' && s.revokeOnRemoval && detail.previous!.thumbprint)
+      await config.revokeByThumbprint(detail.previous!.thumbprint, `profile:${p.name}`, 4);
+    return ['installed', { ...dated, retire: retire! }];
   }
 
   return {
@@ -613,11 +713,23 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         const d = byProfile.get(p.id);
         const detail = d ? (JSON.parse(d.detail) as Detail) : { attempts: 0 };
         if (!d || d.state === 'removed') await install(device, p, detail.attempts + 1);
-        else if (d.state === 'installing' && p.kind === 'scep' && !detail.status) {
+        else if (p.kind !== 'scep' || d.state === 'failed' || d.state === 'removing') continue;
+        else if (
+          detail.install === undefined &&
+          detail.cspId &&
+          !detail.status &&
+          (d.state === 'installing' || detail.previous)
+        ) {
           // The enrollment runs on the device after the session: ask again for its outcome.
-          const [status] = await queue(device, p, [scepStatus(scopeOf(p), p.id)]);
-          await put(device, p.id, 'installing', { ...detail, status: status! });
-        }
+          const [status] = await queue(device, p, [scepStatus(scopeOf(p), detail.cspId)]);
+          await put(device, p.id, d.state, { ...detail, status: status! });
+        } else if (
+          d.state === 'installed' &&
+          !detail.previous &&
+          detail.renewAt !== undefined &&
+          Date.parse(detail.renewAt) <= now().getTime()
+        )
+          await install(device, p, detail.attempts + 1, detail);
       }
       const wanted = new Set(assigned.map((p) => p.id));
       for (const d of deliveries) {
@@ -647,6 +759,17 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
             // 418 on a re-delivered Add: the device has it already.
             const ok = o.status === 200 || o.status === 418;
             const kind = (await store.getMdmProfile(profileId))?.kind;
+            if (!ok && detail.previous) {
+              // A renewal the device refused: the old certificate stays; try again in a day.
+              await set(profileId, 'installed', {
+                ...without(detail, 'install', 'status', 'previous'),
+                cspId: detail.previous.cspId,
+                ...(detail.previous.thumbprint ? { thumbprint: detail.previous.thumbprint } : {}),
+                renewAt: new Date(now().getTime() + 86_400_000).toISOString(),
+                error: `the renewal was answered ${o.status}`,
+              });
+              continue;
+            }
             await set(
               profileId,
               !ok ? 'failed' : kind === 'trusted' ? 'installed' : 'installing',
@@ -658,7 +781,10 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
                   },
             );
           } else if (o.id === detail.status) {
-            await set(profileId, ...scepOutcome(detail, o));
+            const p = await store.getMdmProfile(profileId);
+            if (p) await set(profileId, ...(await afterStatus(device, p, detail, o)));
+          } else if (o.id === detail.retire) {
+            await set(profileId, 'installed', without(detail, 'retire', 'previous'));
           } else if (o.id === detail.remove) {
             const gone = o.status === 200 || o.status === 404;
             await set(

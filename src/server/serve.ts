@@ -38,6 +38,8 @@ export interface ServeOptions {
    * so that `certpost fleet` works without setup), token otherwise.
    */
   readonly enrollment?: 'open' | 'token' | undefined;
+  /** The server's clock (tests move it: renewal thresholds, expiry). */
+  readonly now?: () => Date;
 }
 
 /** True for an address only this machine can reach. */
@@ -116,6 +118,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     createCa: true,
     pkcs11Pin: o.pkcs11Pin,
     openEnrollment: (o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open',
+    ...(o.now ? { now: o.now } : {}),
     // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
     // lines are printed directly in the same JSON shape rather than lost.
     log: (level, msg, fields) =>
