@@ -4,6 +4,7 @@
  * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
  */
 import { fleetCommands } from './fleet.ts';
+import { parseDuration } from './admin.ts';
 import { mdmCommands } from './mdm.ts';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
@@ -255,6 +256,11 @@ function program(out: (s: string) => void): Command {
         .default(process.env['CERTPOST_ENROLLMENT']),
     )
     .option(
+      '--inventory-interval <duration>',
+      'how often enrolled devices list their certificate stores (MDM inventory), e.g. 12h',
+      process.env['CERTPOST_INVENTORY_INTERVAL'] ?? '24h',
+    )
+    .option(
       '--client-cert-header <name>',
       'behind a TLS-terminating reverse proxy: the header it forwards the client certificate in (URL-encoded PEM); only set it when the proxy overwrites that header',
       process.env['CERTPOST_CLIENT_CERT_HEADER'],
@@ -276,6 +282,7 @@ function program(out: (s: string) => void): Command {
         tls: boolean;
         clientCertHeader?: string;
         enrollment?: 'open' | 'token';
+        inventoryInterval: string;
       }) => {
         const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
         if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -293,6 +300,7 @@ function program(out: (s: string) => void): Command {
           tls: o.tls,
           clientCertificateHeader: o.clientCertHeader,
           enrollment: o.enrollment,
+          inventoryIntervalMs: parseDuration(o.inventoryInterval),
         });
       },
     );

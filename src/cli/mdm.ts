@@ -100,8 +100,23 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
         `${d.id}  ${d.name}\n  user ${d.user ?? '-'}  enrolled ${d.enrolledAt}  seen ${d.lastSeenAt ?? 'never'}\n`,
       );
       for (const [k, v] of Object.entries(d.info)) out(`  ${k}: ${v}\n`);
+      for (const c of r.certificates)
+        out(`  certificate ${c.thumbprint}  ${c.subject}  until ${c.notAfter}  at ${c.uri}\n`);
       for (const c of r.commands)
         out(`  ${c.id}  ${c.command.kind}  ${c.status ?? (c.sentAt ? 'sent' : 'queued')}\n`);
+    });
+  });
+
+  dataOptions(
+    group
+      .command('delete-certificate')
+      .description('remove a certificate the device reported (its inventory), whoever installed it')
+      .argument('<device>')
+      .argument('<thumbprint>', 'SHA-1 of the certificate'),
+  ).action(async (device: string, thumbprint: string, o: DataOptions) => {
+    await withContext(o, async (ctx) => {
+      const r = await op(() => mdm.deleteDeviceCertificate(ctx, 'cli', device, thumbprint));
+      out(o.json ? json(r) : `queued: ${r.nodes.map((n) => `Delete ${n}`).join(', ')}\n`);
     });
   });
 

@@ -22,12 +22,18 @@ import { tempDir } from '../testing/tools.ts';
 import { buildCertificate } from '../ca/certificate.ts';
 import { randomSerial } from '../ca/issuer.ts';
 import { parseRfc4514 } from '../ca/name.ts';
-import { createEnrollmentToken, runCommand } from '../server/mdm-admin.ts';
+import {
+  createEnrollmentToken,
+  deleteDeviceCertificate,
+  runCommand,
+  showDevice,
+} from '../server/mdm-admin.ts';
 import {
   applyDefaults,
   assignProfile,
   createProfile,
   DEFAULT_PROFILES,
+  INVENTORY_AT,
   unassignProfile,
 } from '../server/mdm-profiles.ts';
 import { MDM_PATH } from '../server/mdm-http.ts';
@@ -453,6 +459,41 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
     } finally {
       await bea.close();
       await other.agent.close();
+    }
+  });
+
+  it('inventory lists a certificate the user installed; the administrator deletes it from the server', async () => {
+    const { agent, id } = await enrolledDevice('inventoried');
+    try {
+      // What a user installs from the web or mail lands in the user's personal store.
+      const der = new Uint8Array(server.context.ca.issuing.certificate.der);
+      agent.certificates.add({ scope: 'user', store: 'My', der, source: { kind: 'user' } });
+      await agent.save();
+      await server.context.store.touchDevice(id, clock(), { [INVENTORY_AT]: '' });
+      await agent.sync();
+      const listed = await showDevice(server.context, id);
+      const mine = listed.certificates.find((c) => c.uri.includes('/CertificateStore/MY/User/'));
+      assert.ok(mine, JSON.stringify(listed.certificates));
+      assert.equal(mine.subject, inspectCertificate(server.context.ca.issuing.certificate).subject);
+      assert.ok(
+        listed.certificates.some((c) => c.uri.includes('/RootCATrustedCertificates/Root/')),
+        'the root the enrollment installed is listed too',
+      );
+
+      await deleteDeviceCertificate(server.context, 'test', id, mine.thumbprint);
+      await agent.sync();
+      assert.equal(agent.certificates.list('user', 'My').length, 0, 'gone from the device');
+      await agent.sync();
+      const after = await showDevice(server.context, id);
+      assert.equal(
+        after.certificates.some(
+          (c) => c.thumbprint === mine.thumbprint && c.uri.includes('/MY/User/'),
+        ),
+        false,
+        'and from the inventory',
+      );
+    } finally {
+      await agent.close();
     }
   });
 

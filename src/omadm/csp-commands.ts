@@ -215,3 +215,48 @@ export function pfxThumbprint(scope: CspScope, id: string): Command {
 export function deletePfx(scope: CspScope, id: string): Command {
   return command('Delete', [{ target: pfxUri(scope, id) }]);
 }
+
+/**
+ * The stores an inventory lists with `?list=StructData` (every certificate with its
+ * EncodedCertificate): the trusted stores of both scopes, and the user's personal store
+ * (CertificateStore MY/User, where user-installed certificates show).
+ */
+export const INVENTORY_STORES: readonly string[] = [
+  ...(['Root', 'CA', 'TrustedPublisher', 'TrustedPeople', 'UntrustedCertificates'] as const).map(
+    (s) => `./Device/Vendor/MSFT/RootCATrustedCertificates/${s}`,
+  ),
+  ...(['CA', 'TrustedPublisher', 'TrustedPeople', 'UntrustedCertificates'] as const).map(
+    (s) => `./User/Vendor/MSFT/RootCATrustedCertificates/${s}`,
+  ),
+  './Vendor/MSFT/CertificateStore/MY/User',
+];
+
+/** One Get listing every inventory store (one item per store). */
+export function inventoryGet(): Command {
+  return command(
+    'Get',
+    INVENTORY_STORES.map((s) => ({ target: `${s}?list=StructData` })),
+  );
+}
+
+/**
+ * The certificates a `?list=StructData` answer names, as `{ uri of the {CertHash} node, DER }`,
+ * and the stores it listed (so that a store now empty is known to be empty).
+ */
+export function readInventory(items: readonly Item[]): {
+  stores: string[];
+  certificates: { uri: string; der: Uint8Array }[];
+} {
+  const certificates: { uri: string; der: Uint8Array }[] = [];
+  const stores = new Set<string>();
+  for (const item of items) {
+    const src = item.source ?? '';
+    const store = INVENTORY_STORES.find((s) => src === s || src.startsWith(`${s}/`));
+    if (!store) continue;
+    stores.add(store);
+    const m = /^(.*\/[0-9A-Fa-f]{40})\/EncodedCertificate$/.exec(src);
+    if (m && item.data)
+      certificates.push({ uri: m[1]!, der: new Uint8Array(Buffer.from(item.data, 'base64')) });
+  }
+  return { stores: [...stores], certificates };
+}

@@ -248,6 +248,21 @@ export function registerAdminApi(
           ),
       });
 
+      api.route<{ Params: { id: string; thumbprint: string } }>({
+        method: 'POST',
+        url: '/devices/:id/certificates/:thumbprint/delete',
+        preValidation: emptyBodyIsObject,
+        schema: {
+          params: strictObject(
+            { id: TEXT, thumbprint: { type: 'string', pattern: '^[0-9A-Fa-f:]{40,59}$' } },
+            ['id', 'thumbprint'],
+          ),
+          body: strictObject({}),
+        },
+        handler: async (req) =>
+          mdm.deleteDeviceCertificate(deps, actor(req), req.params.id, req.params.thumbprint),
+      });
+
       api.route<{ Params: { id: string }; Body: { payload: string } }>({
         method: 'POST',
         url: '/devices/:id/commands',

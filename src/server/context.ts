@@ -67,6 +67,8 @@ export interface ContextOptions {
    * `--pkcs11-pin-file`). Without it, a key reference's own `pin-source` is used.
    */
   readonly pkcs11Pin?: string | undefined;
+  /** How often devices list their stores (MDM inventory); default a day. */
+  readonly inventoryIntervalMs?: number | undefined;
   /** MS-MDE2 enrollment without a token (development servers on loopback; mde2.ts). */
   readonly openEnrollment?: boolean;
   readonly now?: () => Date;
@@ -450,6 +452,9 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
         if (cert) await enrollment.revoke(cert.serial, reason, actor);
       },
       certificateBySha1: (sha1) => store.getCertificateBySha1(sha1.toLowerCase()),
+      ...(o.inventoryIntervalMs !== undefined
+        ? { inventoryIntervalMs: o.inventoryIntervalMs }
+        : {}),
       ...(o.now ? { now: o.now } : {}),
     });
     const mdm: MdmService = createMdmService({

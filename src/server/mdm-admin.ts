@@ -13,12 +13,14 @@ import type {
   DeviceRecord,
   DeviceStore,
   EnrollmentTokenStore,
+  InventoryStore,
 } from '../store/types.ts';
 import { AdminError } from './admin-ops.ts';
 import type { MdmService } from './mdm.ts';
+import { INVENTORY_AT } from './mdm-profiles.ts';
 
 export interface MdmAdminDeps {
-  readonly store: EnrollmentTokenStore & DeviceStore & AuditLog;
+  readonly store: EnrollmentTokenStore & DeviceStore & InventoryStore & AuditLog;
   readonly mdm: Pick<MdmService, 'enqueue' | 'commands'>;
   readonly now?: () => Date;
 }
@@ -172,16 +174,79 @@ function commandRow(c: DeviceCommandRecord): CommandRow {
   };
 }
 
-/** A device with its command queue, newest command first. */
+export interface InventoryRow {
+  readonly uri: string;
+  readonly thumbprint: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notAfter: string;
+  readonly seenAt: string;
+}
+
+/** A device with its certificates (last inventory) and command queue, newest command first. */
 export async function showDevice(
   deps: MdmAdminDeps,
   id: string,
   o: { readonly limit?: number } = {},
-): Promise<{ device: DeviceRow; commands: CommandRow[] }> {
+): Promise<{ device: DeviceRow; certificates: InventoryRow[]; commands: CommandRow[] }> {
   const device = await deps.store.getDevice(id);
   if (!device) throw new AdminError('ERR_ADMIN_NOT_FOUND', `no device ${id}`);
-  const commands = await deps.mdm.commands(id, o.limit);
-  return { device: deviceRow(device), commands: commands.map(commandRow) };
+  const [commands, inventory] = await Promise.all([
+    deps.mdm.commands(id, o.limit),
+    deps.store.listInventory(id),
+  ]);
+  return {
+    device: deviceRow(device),
+    certificates: inventory.map((c) => ({
+      uri: c.uri,
+      thumbprint: c.thumbprint,
+      subject: c.subject,
+      issuer: c.issuer,
+      notAfter: c.notAfter.toISOString(),
+      seenAt: c.seenAt.toISOString(),
+    })),
+    commands: commands.map(commandRow),
+  };
+}
+
+/**
+ * Removes a certificate the device reported (inventory), whoever installed it, by thumbprint:
+ * a Delete of every node holding it, sent in the device's next session, followed by a fresh
+ * inventory. Unknown thumbprints are refused.
+ */
+export async function deleteDeviceCertificate(
+  deps: MdmAdminDeps,
+  actor: string,
+  deviceId: string,
+  thumbprint: string,
+): Promise<{ device: string; commands: string[]; nodes: string[] }> {
+  const device = await deps.store.getDevice(deviceId);
+  if (!device || device.unenrolledAt)
+    throw new AdminError('ERR_ADMIN_NOT_FOUND', `no enrolled device ${deviceId}`);
+  const wanted = thumbprint.replace(/[\s:]/g, '').toUpperCase();
+  const nodes = (await deps.store.listInventory(deviceId))
+    .filter((c) => c.thumbprint === wanted)
+    .map((c) => c.uri);
+  if (nodes.length === 0)
+    throw new AdminError(
+      'ERR_ADMIN_NOT_FOUND',
+      `device ${deviceId} reported no certificate ${wanted} (see its inventory)`,
+    );
+  const commands = await deps.mdm.enqueue(
+    deviceId,
+    nodes.map((target) => ({ kind: 'Delete', cmdId: '', items: [{ target }] })),
+    actor,
+  );
+  // The next session lists the stores again, so the inventory shows the result.
+  await deps.store.touchDevice(deviceId, deps.now?.() ?? new Date(), { [INVENTORY_AT]: '' });
+  await deps.store.appendAudit({
+    at: deps.now?.() ?? new Date(),
+    actor,
+    action: 'device.certificate.deleted',
+    target: deviceId,
+    details: { thumbprint: wanted, nodes },
+  });
+  return { device: deviceId, commands, nodes };
 }
 
 /** Most commands one `run-command` payload may carry. */

@@ -22,6 +22,8 @@ import {
   addTrustedCertificate,
   deleteScep,
   deleteTrustedCertificate,
+  inventoryGet,
+  readInventory,
   scepInstall,
   scepStatus,
   type CspScope,
@@ -29,12 +31,13 @@ import {
 } from '../omadm/csp-commands.ts';
 import type { CommandOutcome } from '../omadm/server-session.ts';
 import type { Command } from '../omadm/syncml.ts';
-import { parseCertificate } from '../pki/x509.ts';
+import { inspectCertificate, parseCertificate } from '../pki/x509.ts';
 import type {
   AuditLog,
   DeliveryState,
   DeviceRecord,
   DeviceStore,
+  InventoryStore,
   MdmProfileKind,
   MdmProfileRecord,
   MdmProfileStore,
@@ -517,7 +520,7 @@ interface Detail {
 }
 
 export interface ProfileEngineConfig {
-  readonly store: MdmProfileStore & DeviceStore & AuditLog;
+  readonly store: MdmProfileStore & DeviceStore & InventoryStore & AuditLog;
   readonly mdm: Pick<MdmService, 'enqueue'>;
   /** Our SCEP endpoint as devices reach it. */
   readonly scepUrl: string;
@@ -531,6 +534,8 @@ export interface ProfileEngineConfig {
   ) => Promise<string>;
   /** Revokes a certificate this CA issued, found by SHA-1 (RFC 5280 reason code). */
   readonly revokeByThumbprint: (sha1: string, actor: string, reason: 4 | 5) => Promise<void>;
+  /** How often a device lists its stores (inventory); default a day. */
+  readonly inventoryIntervalMs?: number;
   /** The validity of a certificate this CA issued, by SHA-1. */
   readonly certificateBySha1: (
     sha1: string,
@@ -542,7 +547,10 @@ export interface ProfileEngine {
   /** Queues what the device needs now. Called at the start of each of its sessions. */
   reconcile(device: DeviceRecord): Promise<void>;
   /** Reads the outcomes of the device's commands into its deliveries. */
-  recordOutcomes(device: DeviceRecord, outcomes: readonly CommandOutcome[]): Promise<void>;
+  recordOutcomes(
+    device: DeviceRecord,
+    outcomes: readonly (CommandOutcome & { readonly command: Command })[],
+  ): Promise<void>;
 }
 
 /** When to renew a certificate of this validity (threshold, minus the device's stagger). */
@@ -684,6 +692,9 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         },
       ];
     }
+    if (state === 'installed' && !next.thumbprint && !renewing && detail.thumbprint)
+      // Enrolled once, but the certificate is gone or no longer valid: enroll again.
+      return ['installed', { ...next, renewAt: now().toISOString() }];
     if (state !== 'installed' || !next.thumbprint) return [renewing ? 'installed' : state, next];
     if (renewing && next.thumbprint === detail.previous?.thumbprint) return ['installed', next];
     const validity = await config.certificateBySha1(next.thumbprint);
@@ -700,6 +711,60 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     if (s.kind === 'scep' && s.revokeOnRemoval && detail.previous!.thumbprint)
       await config.revokeByThumbprint(detail.previous!.thumbprint, `profile:${p.name}`, 4);
     return ['installed', { ...dated, retire: retire! }];
+  }
+
+  /**
+   * Every `inventoryIntervalMs`: one Get listing the device's stores, and a status Get of each
+   * installed SCEP enrollment, so a certificate gone from the device (CertThumbprint empty: the
+   * user deleted it, or it expired) is enrolled again.
+   */
+  async function inventory(
+    device: DeviceRecord,
+    assigned: readonly MdmProfileRecord[],
+    deliveries: readonly { profileId: string; state: DeliveryState; detail: string }[],
+  ): Promise<void> {
+    // The first round comes one interval after enrollment (the enrollment itself installed what
+    // the server knows of); an empty mark (an administrator deleted something) asks for one now.
+    const mark = device.info[INVENTORY_AT];
+    const last = mark === undefined ? device.enrolledAt.getTime() : Date.parse(mark) || 0;
+    const at = now();
+    if (at.getTime() - last < (config.inventoryIntervalMs ?? 86_400_000)) return;
+    await config.mdm.enqueue(device.id, [inventoryGet()], 'inventory');
+    for (const d of deliveries) {
+      const p = assigned.find((x) => x.id === d.profileId);
+      const detail = JSON.parse(d.detail) as Detail;
+      if (!p || p.kind !== 'scep' || d.state !== 'installed' || detail.status || detail.previous)
+        continue;
+      const [status] = await queue(device, p, [scepStatus(scopeOf(p), detail.cspId ?? p.id)]);
+      await put(device, p.id, 'installed', { ...detail, status: status! });
+    }
+    await store.touchDevice(device.id, at, { [INVENTORY_AT]: at.toISOString() });
+  }
+
+  /** A `?list=StructData` answer: the listed stores' certificates replace what was known. */
+  async function recordInventory(device: DeviceRecord, o: CommandOutcome): Promise<void> {
+    const { stores, certificates } = readInventory(o.results);
+    const seenAt = now();
+    for (const storeUri of stores) {
+      const entries = [];
+      for (const c of certificates.filter((x) => x.uri.startsWith(`${storeUri}/`))) {
+        try {
+          const info = inspectCertificate(parseCertificate(c.der));
+          entries.push({
+            uri: c.uri,
+            thumbprint: info.sha1.toUpperCase(),
+            subject: info.subject,
+            issuer: info.issuer,
+            notAfter: new Date(info.notAfter),
+            der: c.der,
+            seenAt,
+          });
+        } catch {
+          // Not a certificate we can read: the device holds something odd; leave it out.
+        }
+      }
+      await store.replaceInventory(device.id, `${storeUri}/`, entries);
+    }
   }
 
   return {
@@ -737,10 +802,18 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         const p = await store.getMdmProfile(d.profileId);
         if (p) await remove(device, p, JSON.parse(d.detail) as Detail);
       }
+      // Read again: the steps above changed deliveries.
+      await inventory(device, assigned, await store.listDeliveries(device.id));
     },
 
     async recordOutcomes(device, outcomes) {
       if (outcomes.length === 0) return;
+      for (const o of outcomes)
+        if (
+          o.command.kind === 'Get' &&
+          o.command.items.some((i) => i.target?.endsWith('?list=StructData'))
+        )
+          await recordInventory(device, o);
       // One message may answer several commands of one delivery (a SCEP install and its
       // status Get): each outcome reads the detail as the previous one left it.
       const details = new Map(
@@ -800,6 +873,9 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     },
   };
 }
+
+/** Device info key of the last inventory round (server bookkeeping, next to what devices report). */
+export const INVENTORY_AT = 'certpost/inventoryAt';
 
 /** Windows alt-name ids for SubjectAlternativeNames (CERT_ALT_NAME_*). */
 const SAN_IDS: Readonly<Record<SanTemplate['type'], number>> = {

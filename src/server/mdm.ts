@@ -130,7 +130,11 @@ export function createMdmService(config: MdmConfig): MdmService {
           at,
         });
       }
-      await config.profiles?.recordOutcomes(device, step.outcomes);
+      const payloads = new Map(open.map((c) => [c.id, c.payload]));
+      await config.profiles?.recordOutcomes(
+        device,
+        step.outcomes.map((o) => ({ ...o, command: JSON.parse(payloads.get(o.id)!) as Command })),
+      );
       await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
       await store.touchDevice(deviceId, at, reportedInfo(step.reported));
       return { status: 200, body: buildSyncML(step.reply), ended: step.ended };

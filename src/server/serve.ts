@@ -40,6 +40,8 @@ export interface ServeOptions {
   readonly enrollment?: 'open' | 'token' | undefined;
   /** The server's clock (tests move it: renewal thresholds, expiry). */
   readonly now?: () => Date;
+  /** How often devices list their stores (MDM inventory); default a day. */
+  readonly inventoryIntervalMs?: number | undefined;
 }
 
 /** True for an address only this machine can reach. */
@@ -119,6 +121,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     pkcs11Pin: o.pkcs11Pin,
     openEnrollment: (o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open',
     ...(o.now ? { now: o.now } : {}),
+    inventoryIntervalMs: o.inventoryIntervalMs,
     // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
     // lines are printed directly in the same JSON shape rather than lost.
     log: (level, msg, fields) =>

@@ -773,6 +773,39 @@ export function runStoreConformance(
       });
     });
 
+    describe('device inventory', () => {
+      it('replaces what is below a prefix only, matched exactly (case and wildcards included)', async () => {
+        await store.createDevice(newDevice('d1'));
+        await store.createDevice(newDevice('d2'));
+        const root = './Device/Vendor/MSFT/RootCATrustedCertificates/Root/';
+        const ca = './Device/Vendor/MSFT/RootCATrustedCertificates/CA/';
+        await store.replaceInventory('d1', root, [
+          held(`${root}AA`, 'AA'),
+          held(`${root}BB`, 'BB'),
+        ]);
+        await store.replaceInventory('d1', ca, [held(`${ca}CC`, 'CC')]);
+        await store.replaceInventory('d2', root, [held(`${root}AA`, 'AA')]);
+        await store.replaceInventory('d1', root.toLowerCase(), []);
+        await store.replaceInventory(
+          'd1',
+          './Device/Vendor/MSFT/RootCATrustedCertificates/R_ot/',
+          [],
+        );
+        assert.deepEqual(
+          (await store.listInventory('d1')).map((r) => r.thumbprint),
+          ['CC', 'AA', 'BB'],
+        );
+        await store.replaceInventory('d1', root, [held(`${root}BB`, 'BB')]);
+        const d1 = await store.listInventory('d1');
+        assert.deepEqual(
+          d1.map((r) => r.uri),
+          [`${ca}CC`, `${root}BB`],
+        );
+        assert.deepEqual(d1[1], { deviceId: 'd1', ...held(`${root}BB`, 'BB') });
+        assert.equal((await store.listInventory('d2')).length, 1, 'another device is untouched');
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write when f resolves, and returns its value', async () => {
         const value = await store.transaction(async (tx) => {
@@ -1035,6 +1068,19 @@ function mdmProfile(id: string, title: string, kind: MdmProfileKind = 'trusted')
     settings: `{"n":"${title}"}`,
     createdAt: at(0),
     updatedAt: at(0),
+  };
+}
+
+/** An inventory entry for a certificate held at `uri`. */
+function held(uri: string, thumbprint: string) {
+  return {
+    uri,
+    thumbprint,
+    subject: 'CN=x',
+    issuer: 'CN=ca',
+    notAfter: at(1000),
+    der: bytesOf(thumbprint),
+    seenAt: at(5),
   };
 }
 

@@ -137,6 +137,17 @@ export interface DeviceProfilesTable {
   updated_at: number;
 }
 
+export interface DeviceCertificatesTable {
+  device_id: string;
+  uri: string;
+  thumbprint: string;
+  subject: string;
+  issuer: string;
+  not_after: number;
+  der: Uint8Array;
+  seen_at: number;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -157,6 +168,7 @@ export interface Schema {
   mdm_profiles: MdmProfilesTable;
   mdm_assignments: MdmAssignmentsTable;
   device_profiles: DeviceProfilesTable;
+  device_certificates: DeviceCertificatesTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

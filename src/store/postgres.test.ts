@@ -104,6 +104,7 @@ describe('postgres: schema', () => {
         'certificates',
         'challenge_failures',
         'challenges',
+        'device_certificates',
         'device_commands',
         'device_profiles',
         'devices',

@@ -5,7 +5,7 @@
  * the same statements; a backend supplies only what its database really does differently (see
  * {@link SqlDialect}) and its own connection setup and `close`.
  */
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Schema } from './migrations.ts';
 import type {
   ApiTokenRecord,
@@ -894,6 +894,51 @@ export function sqlRoles(
             .doUpdateSet({ state: d.state, detail: d.detail, updated_at: values.updated_at }),
         )
         .execute();
+    },
+
+    async replaceInventory(deviceId, prefix, entries) {
+      // A prefix compared exactly (SQLite's LIKE ignores case, PostgreSQL's does not).
+      await db
+        .deleteFrom('device_certificates')
+        .where('device_id', '=', deviceId)
+        .where(sql<boolean>`substr(uri, 1, ${prefix.length}) = ${prefix}`)
+        .execute();
+      if (entries.length === 0) return;
+      await db
+        .insertInto('device_certificates')
+        .values(
+          entries.map((e) => ({
+            device_id: deviceId,
+            uri: e.uri,
+            thumbprint: e.thumbprint,
+            subject: e.subject,
+            issuer: e.issuer,
+            not_after: e.notAfter.getTime(),
+            der: e.der,
+            seen_at: e.seenAt.getTime(),
+          })),
+        )
+        .onConflict((oc) => oc.columns(['device_id', 'uri']).doNothing())
+        .execute();
+    },
+
+    async listInventory(deviceId) {
+      const rows = await db
+        .selectFrom('device_certificates')
+        .selectAll()
+        .where('device_id', '=', deviceId)
+        .orderBy('uri', 'asc')
+        .execute();
+      return rows.map((r) => ({
+        deviceId: r.device_id,
+        uri: r.uri,
+        thumbprint: r.thumbprint,
+        subject: r.subject,
+        issuer: r.issuer,
+        notAfter: date(r.not_after),
+        der: bytes(r.der),
+        seenAt: date(r.seen_at),
+      }));
     },
   };
 }

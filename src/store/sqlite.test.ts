@@ -170,6 +170,7 @@ describe('migrations', () => {
         'certificates',
         'challenge_failures',
         'challenges',
+        'device_certificates',
         'device_commands',
         'device_profiles',
         'devices',

@@ -426,6 +426,34 @@ export interface MdmProfileStore {
   putDelivery(d: DeliveryRecord): Promise<void>;
 }
 
+/** A certificate a device reported having (inventory), at the management node that holds it. */
+export interface InventoryRecord {
+  readonly deviceId: string;
+  /** The node, e.g. `./Device/Vendor/MSFT/RootCATrustedCertificates/Root/<SHA1>`. */
+  readonly uri: string;
+  /** SHA-1, upper-case hex. */
+  readonly thumbprint: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notAfter: Date;
+  readonly der: Uint8Array;
+  readonly seenAt: Date;
+}
+
+export interface InventoryStore {
+  /**
+   * Replaces what the device has below `prefix` (one listed store) with `entries`, in one
+   * statement group: rows under the prefix that are not in `entries` are gone afterwards.
+   */
+  replaceInventory(
+    deviceId: string,
+    prefix: string,
+    entries: readonly Omit<InventoryRecord, 'deviceId'>[],
+  ): Promise<void>;
+  /** The device's inventory, by uri. */
+  listInventory(deviceId: string): Promise<InventoryRecord[]>;
+}
+
 /** Everything a backend provides, plus its lifecycle. */
 /**
  * Failed challenge attempts per client (issue 3: failures rate-limited), kept in the store so
@@ -451,7 +479,8 @@ export interface Store
     EnrollmentTokenStore,
     DeviceStore,
     DeviceCommandStore,
-    MdmProfileStore {
+    MdmProfileStore,
+    InventoryStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**
