@@ -484,7 +484,7 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
       await agent.sync();
       assert.equal(agent.certificates.list('user', 'My').length, 0, 'gone from the device');
       await agent.sync();
-      const after = await showDevice(server.context, id);
+      const refreshed = await showDevice(server.context, id);
       assert.equal(
         after.certificates.some(
           (c) => c.thumbprint === mine.thumbprint && c.uri.includes('/MY/User/'),
