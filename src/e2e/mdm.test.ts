@@ -486,7 +486,7 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
       await agent.sync();
       const refreshed = await showDevice(server.context, id);
       assert.equal(
-        after.certificates.some(
+        refreshed.certificates.some(
           (c) => c.thumbprint === mine.thumbprint && c.uri.includes('/MY/User/'),
         ),
         false,
