@@ -806,6 +806,25 @@ export function runStoreConformance(
       });
     });
 
+    describe('key escrow', () => {
+      it('keeps one escrowed key per serial and gives it back byte for byte', async () => {
+        const e = {
+          serial: '0abc',
+          pfx: bytesOf('pfx'),
+          passwordEnvelope: bytesOf('envelope'),
+          createdAt: at(3),
+        };
+        await store.escrowKey(e);
+        assert.deepEqual(await store.getEscrow('0abc'), e);
+        assert.equal(await store.getEscrow('0abd'), undefined);
+        await rejectsConflict(
+          store.escrowKey({ ...e, pfx: bytesOf('other') }),
+          'ERR_STORE_DUPLICATE_SERIAL',
+        );
+        assert.deepEqual((await store.getEscrow('0abc'))?.pfx, e.pfx);
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write when f resolves, and returns its value', async () => {
         const value = await store.transaction(async (tx) => {

@@ -148,6 +148,13 @@ export interface DeviceCertificatesTable {
   seen_at: number;
 }
 
+export interface KeyEscrowTable {
+  serial: string;
+  pfx: Uint8Array;
+  password_envelope: Uint8Array;
+  created_at: number;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -169,6 +176,7 @@ export interface Schema {
   mdm_assignments: MdmAssignmentsTable;
   device_profiles: DeviceProfilesTable;
   device_certificates: DeviceCertificatesTable;
+  key_escrow: KeyEscrowTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

@@ -109,6 +109,7 @@ describe('postgres: schema', () => {
         'device_profiles',
         'devices',
         'enrollment_tokens',
+        'key_escrow',
         'mdm_assignments',
         'mdm_profiles',
         'requests',

@@ -59,6 +59,7 @@ const CONSTRAINTS: Readonly<Record<string, StoreConflictError['code']>> = {
   device_commands_id_key: 'ERR_STORE_DUPLICATE_ID',
   mdm_profiles_pkey: 'ERR_STORE_DUPLICATE_ID',
   mdm_profiles_name_key: 'ERR_STORE_DUPLICATE_NAME',
+  key_escrow_pkey: 'ERR_STORE_DUPLICATE_SERIAL',
 };
 
 /** Maps unique_violation (SQLSTATE 23505) to the contract's codes by constraint name. */

@@ -940,5 +940,37 @@ export function sqlRoles(
         seenAt: date(r.seen_at),
       }));
     },
+
+    async escrowKey(e) {
+      try {
+        await db
+          .insertInto('key_escrow')
+          .values({
+            serial: e.serial,
+            pfx: e.pfx,
+            password_envelope: e.passwordEnvelope,
+            created_at: e.createdAt.getTime(),
+          })
+          .execute();
+      } catch (err) {
+        throw dialect.conflict(err, `escrowed key of ${e.serial}`);
+      }
+    },
+
+    async getEscrow(serial) {
+      const r = await db
+        .selectFrom('key_escrow')
+        .selectAll()
+        .where('serial', '=', serial)
+        .executeTakeFirst();
+      return (
+        r && {
+          serial: r.serial,
+          pfx: bytes(r.pfx),
+          passwordEnvelope: bytes(r.password_envelope),
+          createdAt: date(r.created_at),
+        }
+      );
+    },
   };
 }

@@ -175,6 +175,7 @@ describe('migrations', () => {
         'device_profiles',
         'devices',
         'enrollment_tokens',
+        'key_escrow',
         'mdm_assignments',
         'mdm_profiles',
         'requests',

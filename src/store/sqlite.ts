@@ -93,7 +93,9 @@ function conflict(e: unknown, what: string): unknown {
   if (err.errcode !== 1555 && err.errcode !== 2067) return e;
   const column = /UNIQUE constraint failed: (\S+)/.exec(String(err.message))?.[1];
   const code: StoreConflictError['code'] | undefined =
-    column === 'certificates.serial' || column === 'certificates.sha1'
+    column === 'certificates.serial' ||
+    column === 'certificates.sha1' ||
+    column === 'key_escrow.serial'
       ? 'ERR_STORE_DUPLICATE_SERIAL'
       : column === 'requests.transaction_id'
         ? 'ERR_STORE_DUPLICATE_TRANSACTION'

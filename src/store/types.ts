@@ -454,6 +454,22 @@ export interface InventoryStore {
   listInventory(deviceId: string): Promise<InventoryRecord[]>;
 }
 
+/** A server-generated key kept for recovery: its PFX, and the PFX password encrypted to the CA. */
+export interface EscrowRecord {
+  /** Serial of the certificate the key belongs to (canonical hex). */
+  readonly serial: string;
+  readonly pfx: Uint8Array;
+  /** CMS EnvelopedData of the PFX password, to the CA's encryption certificate. */
+  readonly passwordEnvelope: Uint8Array;
+  readonly createdAt: Date;
+}
+
+export interface KeyEscrowStore {
+  /** Keeps an escrowed key. A second one for the same serial throws `ERR_STORE_DUPLICATE_SERIAL`. */
+  escrowKey(e: EscrowRecord): Promise<void>;
+  getEscrow(serial: string): Promise<EscrowRecord | undefined>;
+}
+
 /** Everything a backend provides, plus its lifecycle. */
 /**
  * Failed challenge attempts per client (issue 3: failures rate-limited), kept in the store so
@@ -480,7 +496,8 @@ export interface Store
     DeviceStore,
     DeviceCommandStore,
     MdmProfileStore,
-    InventoryStore {
+    InventoryStore,
+    KeyEscrowStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**
