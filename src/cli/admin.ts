@@ -5,6 +5,9 @@
  * at once), print text or, with `--json`, one document. The operations themselves are shared
  * with the admin HTTP API (server/admin-ops.ts); here is only the command line around them.
  */
+import { recoverIdentity } from '../server/pfx-identity.ts';
+import { canonicalSerial } from '../store/types.ts';
+import { writeAtomicFile } from '../util/atomic-file.ts';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
@@ -329,6 +332,38 @@ Example:
       );
     });
   });
+
+  dataOptions(
+    certs
+      .command('recover')
+      .description('recover an escrowed key (MDM PFX profiles) as a PFX; needs the CA key')
+      .argument('<serial>', 'serial number, hex')
+      .requiredOption('--out <file>', 'where to write the PFX (mode 0600)'),
+  )
+    .addHelpText(
+      'after',
+      '\nPrints the PFX password once on stdout (or in --json); it is not written anywhere. The\nrecovery is in the audit log.',
+    )
+    .action(async (serial: string, o: DataOptions & { out: string }) => {
+      await withContext(o, async (ctx) => {
+        const s = canonicalSerial(serial);
+        const r = await recoverIdentity(ctx, s);
+        if (!r) throw new CliError(`no escrowed key for serial ${s}`, EXIT.input);
+        await writeAtomicFile(o.out, r.pfx, 0o600);
+        await ctx.store.appendAudit({
+          at: new Date(),
+          actor: 'cli',
+          action: 'key.recovered',
+          target: s,
+          details: { file: o.out },
+        });
+        out(
+          o.json
+            ? `${JSON.stringify({ serial: s, file: o.out, password: r.password })}\n`
+            : `${r.password}\n`,
+        );
+      });
+    });
 
   const challenge = root.command('challenge').description('one-time SCEP challenge passwords');
   dataOptions(

@@ -149,7 +149,7 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
       .argument('<name>')
       .addOption(
         new Option('--kind <kind>', 'what it delivers')
-          .choices(['trusted', 'scep'])
+          .choices(['trusted', 'scep', 'pfx'])
           .makeOptionMandatory(),
       )
       .option('--cert <file>', 'trusted: the certificate (DER, PEM, .p7b with one certificate)')
@@ -172,13 +172,17 @@ Examples:
     wifi.json: {"subject": "CN={{DeviceName}},O=Contoso",
                 "subjectAltNames": [{"type": "upn", "value": "{{UserPrincipalName}}"}],
                 "ekus": ["1.3.6.1.5.5.7.3.2"], "keyProtection": 2, "retryDelay": 5, "retryCount": 3}
+  certpost profile create smime --kind pfx --settings smime.json
+    smime.json: {"issuanceProfile": "smime", "keyLocation": 3, "exportable": true}
+    (the server makes the key and certificate, keeps the key in escrow, and sends the PFX with
+     its password encrypted to the device's MDM certificate; user scope by default)
 Template variables: {{DeviceId}} {{DeviceName}} {{HardwareId}} {{UserPrincipalName}} {{EmailAddress}}`,
     )
     .action(
       async (
         name: string,
         o: DataOptions & {
-          kind: 'trusted' | 'scep';
+          kind: 'trusted' | 'scep' | 'pfx';
           cert?: string;
           store?: string;
           scope: string;

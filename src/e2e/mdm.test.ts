@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeviceAgent } from '../device/agent.ts';
@@ -17,6 +18,8 @@ import { enrollDevice } from '../device/mdm-enroll.ts';
 import { md5Cred } from '../omadm/auth.ts';
 import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
 import { encodePem } from '../pki/pem.ts';
+import { parsePkcs12 } from '../pki/pkcs12.ts';
+import { recoverIdentity } from '../server/pfx-identity.ts';
 import { inspectCertificate } from '../pki/x509.ts';
 import { tempDir } from '../testing/tools.ts';
 import { buildCertificate } from '../ca/certificate.ts';
@@ -533,6 +536,108 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
       assert.equal(get?.sentCount, 2, 'sent once before the restart, once after');
       const results = JSON.parse(get!.results!) as { items: { data?: string }[] };
       assert.ok(results.items[0]?.data, 'the Results came back');
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+describe('Windows MDM: a PFX profile (S/MIME, server-generated, escrowed)', () => {
+  let server: RunningServer;
+  let work: string;
+  before(async () => {
+    work = tempDir();
+    const dataDir = join(work, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(
+      join(dataDir, 'profiles.json'),
+      JSON.stringify([
+        {
+          name: 'smime',
+          extendedKeyUsage: ['emailProtection'],
+          keyUsage: ['digitalSignature', 'keyEncipherment'],
+          subjectAltNames: { allow: ['email'] },
+        },
+      ]),
+    );
+    server = await startServer({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent' });
+  });
+  after(async () => {
+    await server.app.close();
+  });
+
+  it('delivers the identity with its password encrypted to the MDM certificate; the key is in escrow; unassign removes it', async () => {
+    await createProfile(server.context, 'test', {
+      name: 'mail',
+      kind: 'pfx',
+      settings: { issuanceProfile: 'smime', keyLocation: 3, exportable: true },
+    });
+    const { token } = await createEnrollmentToken(server.context, 'test', {
+      user: 'carl@example.com',
+    });
+    const agent = await DeviceAgent.open(join(work, 'carl'));
+    try {
+      const { serverDeviceId: id } = await enrollDevice(agent, {
+        server: server.url,
+        user: 'carl@example.com',
+        token,
+      });
+      await assignProfile(server.context, 'test', 'mail', {
+        kind: 'user',
+        upn: 'carl@example.com',
+      });
+      const sent: string[] = [];
+      await runSession(agent, async (url, body, tls) => {
+        const reply = await httpsTransport(url, body, tls);
+        sent.push(reply);
+        return reply;
+      });
+      // The password travelled encrypted (type 1), never in the clear.
+      const install = sent
+        .join('')
+        .match(/PFXCertPasswordEncryptionType<\/LocURI><\/Target>.*?<Data>(\d)<\/Data>/s);
+      assert.equal(install?.[1], '1');
+
+      const p = await server.context.store.getMdmProfileByName('mail');
+      const [delivery] = await server.context.store.listDeliveries(id);
+      const detail = JSON.parse(delivery!.detail) as { thumbprint: string };
+      assert.equal(delivery?.state, 'installed', delivery?.detail);
+      assert.equal(delivery?.profileId, p?.id);
+      const [mine] = agent.certificates.list('user', 'My');
+      assert.equal(mine?.thumbprint, detail.thumbprint);
+      const info = inspectCertificate(agent.certificates.certificate(mine!));
+      assert.equal(info.subject, 'CN=carl@example.com');
+      assert.deepEqual(
+        info.extendedKeyUsage?.map((e) => e.name),
+        ['emailProtection'],
+      );
+      assert.ok(agent.keys.exportKey(mine!.keyId!).length > 0, 'exportable, as the profile says');
+
+      const issued = await server.context.store.getCertificateBySha1(
+        detail.thumbprint.toLowerCase(),
+      );
+      const recovered = await recoverIdentity(server.context, issued!.serial);
+      assert.ok(recovered, 'escrowed');
+      const opened = await parsePkcs12(recovered.pfx, recovered.password);
+      assert.equal(
+        inspectCertificate(opened.certificates[0]!.certificate).sha1.toUpperCase(),
+        detail.thumbprint,
+      );
+      assert.ok(opened.keys[0], 'the key is in the escrowed PFX');
+
+      await unassignProfile(server.context, 'test', 'mail', {
+        kind: 'user',
+        upn: 'carl@example.com',
+      });
+      await agent.sync();
+      assert.equal(agent.certificates.list('user', 'My').length, 0);
+      assert.equal(agent.store.data.keys.filter((k) => k.id === mine!.keyId).length, 0);
+      assert.equal(
+        (await server.context.store.getCertificateBySha1(detail.thumbprint.toLowerCase()))
+          ?.revokedAt,
+        null,
+        'an encryption certificate is not revoked by default (old mail stays readable)',
+      );
     } finally {
       await agent.close();
     }

@@ -11,6 +11,7 @@
  * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
  * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
+import { issueIdentity } from './pfx-identity.ts';
 import { createMdeService, type MdeService } from './mde2.ts';
 import { sha1Thumbprint } from '../pki/x509.ts';
 import { createChallenge } from './admin-ops.ts';
@@ -452,6 +453,20 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
         if (cert) await enrollment.revoke(cert.serial, reason, actor);
       },
       certificateBySha1: (sha1) => store.getCertificateBySha1(sha1.toLowerCase()),
+      issueIdentity: async (device, r) => {
+        const mdmCert = await store.getCertificate(device.certificateSerial);
+        const issuanceProfile = profiles.get(r.issuanceProfile);
+        if (!mdmCert || !issuanceProfile)
+          throw new Error(
+            !mdmCert
+              ? 'the device has no MDM certificate to encrypt the PFX password to'
+              : `no issuance profile "${r.issuanceProfile}"`,
+          );
+        return issueIdentity(
+          { enrollment, store, ca, ...(o.now ? { now: o.now } : {}) },
+          { ...r, issuanceProfile, deviceCertificate: mdmCert.der },
+        );
+      },
       ...(o.inventoryIntervalMs !== undefined
         ? { inventoryIntervalMs: o.inventoryIntervalMs }
         : {}),

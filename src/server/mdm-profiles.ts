@@ -21,8 +21,11 @@ import type { IssuanceProfile } from '../ca/profile.ts';
 import {
   addTrustedCertificate,
   deleteScep,
+  deletePfx,
   deleteTrustedCertificate,
   inventoryGet,
+  pfxInstall,
+  pfxThumbprint,
   readInventory,
   scepInstall,
   scepStatus,
@@ -95,8 +98,31 @@ export interface ScepSettings {
   readonly renewalThresholdPercent: number;
 }
 
+/** A server-generated identity (e.g. S/MIME) delivered as a PFX (pfx-identity.ts). */
+export interface PfxSettings {
+  readonly scope: CspScope;
+  /** X.500 subject template, e.g. `CN={{UserPrincipalName}}`. */
+  readonly subject: string;
+  readonly subjectAltNames: readonly SanTemplate[];
+  /** The CA issuance profile (its EKUs: emailProtection for S/MIME). */
+  readonly issuanceProfile: string;
+  /** ClientCertificateInstall KeyLocation: 1 TPM, 2 TPM else software, 3 software, 4 Hello. */
+  readonly keyLocation: 1 | 2 | 3 | 4;
+  /** PFXKeyExportable: only with KeyLocation 3. */
+  readonly exportable: boolean;
+  readonly containerName?: string;
+  readonly keyBits: 2048 | 3072 | 4096;
+  /** PKCS#12 encryption: `compat` (3DES, SHA-1 MAC: every Windows) or `modern` (AES-256). */
+  readonly pfxFormat: 'compat' | 'modern';
+  /** Keep the key for recovery (key_escrow, encrypted to the CA). */
+  readonly escrow: boolean;
+  readonly revokeOnRemoval: boolean;
+}
+
 export type ProfileSettings =
-  ({ readonly kind: 'trusted' } & TrustedSettings) | ({ readonly kind: 'scep' } & ScepSettings);
+  | ({ readonly kind: 'trusted' } & TrustedSettings)
+  | ({ readonly kind: 'scep' } & ScepSettings)
+  | ({ readonly kind: 'pfx' } & PfxSettings);
 
 /** Template variables a subject or SAN may use, and where each comes from. */
 const VARIABLES: Readonly<Record<string, (d: DeviceRecord) => string | null>> = {
@@ -164,6 +190,39 @@ function checkTemplate(name: string, t: unknown): string {
   return t;
 }
 
+function bool(o: Record<string, unknown>, name: string, fallback: boolean): boolean {
+  const v = field<unknown>(o, name, fallback);
+  if (typeof v !== 'boolean') throw invalid(`${name} must be true or false`);
+  return v;
+}
+
+/** Subject and SAN templates and the issuance profile, as SCEP and PFX profiles share them. */
+function identityFields(
+  o: Record<string, unknown>,
+  issuanceProfiles: ReadonlyMap<string, IssuanceProfile>,
+  defaults: { subject?: string; subjectAltNames?: SanTemplate[] },
+): { subject: string; subjectAltNames: SanTemplate[]; issuanceProfile: string } {
+  const subject = checkTemplate('subject', field(o, 'subject', defaults.subject));
+  try {
+    parseX500(subject.replace(TEMPLATE, 'x'));
+  } catch (e) {
+    throw invalid(`subject is not an X.500 name: ${(e as Error).message}`);
+  }
+  const sans = field<unknown[]>(o, 'subjectAltNames', defaults.subjectAltNames ?? []);
+  if (!Array.isArray(sans)) throw invalid('subjectAltNames must be a list');
+  const subjectAltNames = sans.map((s, i) => {
+    const e = s as Record<string, unknown>;
+    return {
+      type: oneOf(`subjectAltNames[${i}].type`, e['type'], ['dns', 'email', 'upn', 'uri'] as const),
+      value: checkTemplate(`subjectAltNames[${i}].value`, e['value']),
+    };
+  });
+  const issuanceProfile = field<string>(o, 'issuanceProfile', 'default');
+  if (!issuanceProfiles.has(issuanceProfile))
+    throw new AdminError('ERR_ADMIN_UNKNOWN_PROFILE', `no issuance profile "${issuanceProfile}"`);
+  return { subject, subjectAltNames, issuanceProfile };
+}
+
 /**
  * Validates a profile's settings as given by an administrator (JSON); returns them complete,
  * defaults filled. Everything a device would refuse is refused here, with the field named.
@@ -179,22 +238,36 @@ export function validateSettings(
   const allowed =
     kind === 'trusted'
       ? ['scope', 'store', 'certificate']
-      : [
-          'scope',
-          'subject',
-          'subjectAltNames',
-          'ekus',
-          'keyUsage',
-          'keyProtection',
-          'keyLength',
-          'hashAlgorithm',
-          'retryDelay',
-          'retryCount',
-          'issuanceProfile',
-          'challengeTtlMinutes',
-          'revokeOnRemoval',
-          'renewalThresholdPercent',
-        ];
+      : kind === 'pfx'
+        ? [
+            'scope',
+            'subject',
+            'subjectAltNames',
+            'issuanceProfile',
+            'keyLocation',
+            'exportable',
+            'containerName',
+            'keyBits',
+            'pfxFormat',
+            'escrow',
+            'revokeOnRemoval',
+          ]
+        : [
+            'scope',
+            'subject',
+            'subjectAltNames',
+            'ekus',
+            'keyUsage',
+            'keyProtection',
+            'keyLength',
+            'hashAlgorithm',
+            'retryDelay',
+            'retryCount',
+            'issuanceProfile',
+            'challengeTtlMinutes',
+            'revokeOnRemoval',
+            'renewalThresholdPercent',
+          ];
   const extra = Object.keys(o).find((k) => !allowed.includes(k));
   if (extra) throw invalid(`unknown setting "${extra}" for a ${kind} profile`);
   const scope = oneOf('scope', field(o, 'scope', 'device'), SCOPES);
@@ -212,26 +285,7 @@ export function validateSettings(
       return { kind, scope, store, certificate: b64 };
     }
     case 'scep': {
-      const subject = checkTemplate('subject', field(o, 'subject'));
-      try {
-        parseX500(subject.replace(TEMPLATE, 'x'));
-      } catch (e) {
-        throw invalid(`subject is not an X.500 name: ${(e as Error).message}`);
-      }
-      const sans = field<unknown[]>(o, 'subjectAltNames', []);
-      if (!Array.isArray(sans)) throw invalid('subjectAltNames must be a list');
-      const subjectAltNames = sans.map((s, i) => {
-        const e = s as Record<string, unknown>;
-        return {
-          type: oneOf(`subjectAltNames[${i}].type`, e['type'], [
-            'dns',
-            'email',
-            'upn',
-            'uri',
-          ] as const),
-          value: checkTemplate(`subjectAltNames[${i}].value`, e['value']),
-        };
-      });
+      const { subject, subjectAltNames, issuanceProfile } = identityFields(o, issuanceProfiles, {});
       const ekus = field<unknown[]>(o, 'ekus', ['1.3.6.1.5.5.7.3.2']);
       if (
         !Array.isArray(ekus) ||
@@ -242,15 +296,7 @@ export function validateSettings(
       const keyUsage = integer('keyUsage', field(o, 'keyUsage', 0xa0), 1, 0xff);
       if ((keyUsage & 0xa0) === 0)
         throw invalid('keyUsage must include digitalSignature (0x80) or keyEncipherment (0x20)');
-      const issuanceProfile = field<string>(o, 'issuanceProfile', 'default');
-      if (!issuanceProfiles.has(issuanceProfile))
-        throw new AdminError(
-          'ERR_ADMIN_UNKNOWN_PROFILE',
-          `no issuance profile "${issuanceProfile}"`,
-        );
-      const revokeOnRemoval = field<unknown>(o, 'revokeOnRemoval', true);
-      if (typeof revokeOnRemoval !== 'boolean')
-        throw invalid('revokeOnRemoval must be true or false');
+      const revokeOnRemoval = bool(o, 'revokeOnRemoval', true);
       return {
         kind,
         scope,
@@ -282,8 +328,38 @@ export function validateSettings(
         ),
       };
     }
+    case 'pfx': {
+      const { subject, subjectAltNames, issuanceProfile } = identityFields(o, issuanceProfiles, {
+        subject: 'CN={{UserPrincipalName}}',
+        subjectAltNames: [{ type: 'email', value: '{{EmailAddress}}' }],
+      });
+      const keyLocation = oneOf('keyLocation', field(o, 'keyLocation', 3), [1, 2, 3, 4] as const);
+      const exportable = bool(o, 'exportable', false);
+      if (exportable && keyLocation !== 3)
+        throw invalid('exportable needs keyLocation 3 (software): a TPM or Hello key never leaves');
+      const containerName = o['containerName'];
+      if (keyLocation === 4 && (typeof containerName !== 'string' || containerName === ''))
+        throw invalid('keyLocation 4 (Windows Hello) needs a containerName');
+      return {
+        kind,
+        scope: oneOf('scope', field(o, 'scope', 'user'), SCOPES),
+        subject,
+        subjectAltNames,
+        issuanceProfile,
+        keyLocation,
+        exportable,
+        ...(typeof containerName === 'string' && containerName ? { containerName } : {}),
+        keyBits: oneOf('keyBits', field(o, 'keyBits', 2048), [2048, 3072, 4096] as const),
+        pfxFormat: oneOf('pfxFormat', field(o, 'pfxFormat', 'compat'), [
+          'compat',
+          'modern',
+        ] as const),
+        escrow: bool(o, 'escrow', true),
+        revokeOnRemoval: bool(o, 'revokeOnRemoval', false),
+      };
+    }
     default:
-      throw invalid(`profiles of kind ${kind} are not supported yet`);
+      throw invalid(`profiles of kind ${String(kind)} are not supported`);
   }
 }
 
@@ -512,6 +588,8 @@ interface Detail {
   thumbprint?: string;
   notAfter?: string;
   renewAt?: string;
+  /** PFX: the thumbprint of the certificate sent, which the device must report. */
+  expected?: string;
   /** SCEP renewal: the enrollment being replaced, and the Delete that retires it. */
   previous?: { readonly cspId: string; readonly thumbprint?: string };
   retire?: string;
@@ -534,6 +612,19 @@ export interface ProfileEngineConfig {
   ) => Promise<string>;
   /** Revokes a certificate this CA issued, found by SHA-1 (RFC 5280 reason code). */
   readonly revokeByThumbprint: (sha1: string, actor: string, reason: 4 | 5) => Promise<void>;
+  /** Makes a server-generated identity for a device (pfx-identity.ts); throws when refused. */
+  readonly issueIdentity: (
+    device: DeviceRecord,
+    r: {
+      subject: string;
+      subjectAltNames: { type: SanTemplate['type']; value: string }[];
+      issuanceProfile: string;
+      keyBits: 2048 | 3072 | 4096;
+      pfxFormat: 'compat' | 'modern';
+      escrow: boolean;
+      actor: string;
+    },
+  ) => Promise<{ pfx: Uint8Array; passwordForDevice: string; thumbprint: string }>;
   /** How often a device lists its stores (inventory); default a day. */
   readonly inventoryIntervalMs?: number;
   /** The validity of a certificate this CA issued, by SHA-1. */
@@ -617,6 +708,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     } catch (e) {
       return put(device, p.id, 'failed', { error: (e as Error).message, attempts });
     }
+    if (s.kind === 'pfx') return installPfx(device, p, s, subject, attempts);
     const challenge = await config.mintChallenge(
       s.issuanceProfile,
       canonicalFromX500(subject),
@@ -655,14 +747,63 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     });
   }
 
+  /** A PFX profile: the server makes the identity; the device gets it in one Atomic. */
+  async function installPfx(
+    device: DeviceRecord,
+    p: MdmProfileRecord,
+    s: PfxSettings,
+    subject: string,
+    attempts: number,
+  ): Promise<void> {
+    let identity;
+    try {
+      identity = await config.issueIdentity(device, {
+        subject,
+        subjectAltNames: s.subjectAltNames.map((n) => ({
+          type: n.type,
+          value: renderTemplate(n.value, device, false),
+        })),
+        issuanceProfile: s.issuanceProfile,
+        keyBits: s.keyBits,
+        pfxFormat: s.pfxFormat,
+        escrow: s.escrow,
+        actor: `profile:${p.name}`,
+      });
+    } catch (e) {
+      return put(device, p.id, 'failed', { error: (e as Error).message, attempts });
+    }
+    const [id, status] = await queue(device, p, [
+      pfxInstall({
+        scope: s.scope,
+        id: p.id,
+        pfx: identity.pfx,
+        password: identity.passwordForDevice,
+        passwordEncryptionType: 1,
+        keyLocation: s.keyLocation,
+        exportable: s.exportable,
+        ...(s.containerName ? { containerName: s.containerName } : {}),
+      }),
+      pfxThumbprint(s.scope, p.id),
+    ]);
+    return put(device, p.id, 'installing', {
+      install: id!,
+      status: status!,
+      cspId: p.id,
+      expected: identity.thumbprint,
+      attempts,
+    });
+  }
+
   async function remove(device: DeviceRecord, p: MdmProfileRecord, d: Detail): Promise<void> {
     const s = JSON.parse(p.settings) as ProfileSettings;
     const command =
       s.kind === 'trusted'
         ? deleteTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64'))
-        : deleteScep(s.scope, d.cspId ?? p.id);
+        : s.kind === 'pfx'
+          ? deletePfx(s.scope, d.cspId ?? p.id)
+          : deleteScep(s.scope, d.cspId ?? p.id);
     const [id] = await queue(device, p, [command]);
-    if (s.kind === 'scep' && s.revokeOnRemoval && d.thumbprint)
+    if (s.kind !== 'trusted' && s.revokeOnRemoval && d.thumbprint)
       await config.revokeByThumbprint(d.thumbprint, `profile:${p.name}`, 5);
     return put(device, p.id, 'removing', { ...d, remove: id! });
   }
@@ -855,7 +996,8 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
             );
           } else if (o.id === detail.status) {
             const p = await store.getMdmProfile(profileId);
-            if (p) await set(profileId, ...(await afterStatus(device, p, detail, o)));
+            if (p?.kind === 'pfx') await set(profileId, ...pfxOutcome(detail, o));
+            else if (p) await set(profileId, ...(await afterStatus(device, p, detail, o)));
           } else if (o.id === detail.retire) {
             await set(profileId, 'installed', without(detail, 'retire', 'previous'));
           } else if (o.id === detail.remove) {
@@ -887,6 +1029,18 @@ const SAN_IDS: Readonly<Record<SanTemplate['type'], number>> = {
 
 function scopeOf(p: MdmProfileRecord): CspScope {
   return (JSON.parse(p.settings) as ProfileSettings).scope;
+}
+
+/** The delivery after a Get of PFXCertInstall Thumbprint: installed when it is the one sent. */
+function pfxOutcome(detail: Detail, o: CommandOutcome): [DeliveryState, Detail] {
+  const rest = without(detail, 'status');
+  const thumbprint = o.results.find((i) => i.source?.endsWith('/Thumbprint'))?.data?.toUpperCase();
+  if (o.status === 200 && thumbprint && thumbprint === detail.expected)
+    return ['installed', { ...rest, thumbprint }];
+  return [
+    'failed',
+    { ...rest, error: `the device reports no installed PFX (Get answered ${o.status})` },
+  ];
 }
 
 /** The delivery after a Get of Status, ErrorCode and CertThumbprint (1 ok, 2 pending, 16 failed, 32 running). */
