@@ -15,6 +15,7 @@
  * `CERTPOST_DEVICE_MINUTE_MS` ms (60000; tests shorten them).
  */
 import { decodePem } from '../pki/pem.ts';
+import { unenroll } from '../device/mdm-client.ts';
 import { enrollDevice } from '../device/mdm-enroll.ts';
 import { readInput, readSecretFile } from './io.ts';
 import { Command } from 'commander';
@@ -254,6 +255,29 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
         });
       },
     );
+
+  stateOption(
+    device
+      .command('unenroll')
+      .description(
+        'leave MDM: tell the server, then drop the MDM certificate and what management installed',
+      )
+      .option('--json', 'print one JSON document'),
+  ).action(async (o: AgentCliOptions & { json?: boolean }) => {
+    await withAgent(o, async (agent) => {
+      try {
+        const r = await unenroll(agent);
+        out(
+          o.json
+            ? `${JSON.stringify(r)}\n`
+            : `unenrolled; ${r.removed} certificate(s) removed${r.told ? '' : ' (the server could not be told)'}\n`,
+        );
+      } catch (e) {
+        if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+        throw e;
+      }
+    });
+  });
 
   stateOption(
     device

@@ -20,6 +20,7 @@ import {
   parseSyncML,
   SYNCML_CONTENT_TYPE,
   SyncMLError,
+  type Item,
   type SyncMLMessage,
 } from '../omadm/syncml.ts';
 import type { DeviceAgent } from './agent.ts';
@@ -106,7 +107,12 @@ export async function sessionTls(agent: DeviceAgent, mdm: MdmEnrollmentState): P
 export async function runSession(
   agent: DeviceAgent,
   transport: MdmTransport | undefined,
-  o: { readonly alert?: '1200' | '1201'; readonly loginStatus?: 'user' | 'others' | 'none' } = {},
+  o: {
+    readonly alert?: '1200' | '1201';
+    readonly loginStatus?: 'user' | 'others' | 'none';
+    /** Generic alerts (1226) for package 1, e.g. the user's request to unenroll. */
+    readonly genericAlerts?: readonly Item[];
+  } = {},
 ): Promise<SessionReport> {
   const mdm = agent.store.data.mdm;
   if (!mdm) throw new DeviceError('ERR_DEVICE_NOT_ENROLLED', 'this device is not enrolled in MDM');
@@ -135,6 +141,12 @@ export async function runSession(
           data,
         })),
       },
+      ...(o.genericAlerts ?? []).map((item, i): SyncMLMessage['body'][number] => ({
+        kind: 'Alert',
+        cmdId: String(4 + i),
+        data: ALERT.generic,
+        items: [item],
+      })),
     ],
     final: true,
   };
@@ -210,4 +222,38 @@ async function exchange(
       );
     return msg;
   }
+}
+
+/**
+ * Leaves management as a user does on Windows (Settings → Access work: Disconnect): a last
+ * session tells the server (Alert 1226 `com.microsoft:mdm.unenrollment.userrequest`, MS-MDM
+ * §2.2.7.2), then the device drops what management gave it — the MDM client certificate and
+ * every certificate installed by the CSPs (and their keys) — and forgets the server. The user's
+ * own certificates stay. When the server cannot be reached the device leaves all the same.
+ */
+export async function unenroll(
+  agent: DeviceAgent,
+  transport?: MdmTransport,
+): Promise<{ told: boolean; removed: number }> {
+  if (!agent.store.data.mdm)
+    throw new DeviceError('ERR_DEVICE_NOT_ENROLLED', 'this device is not enrolled in MDM');
+  let told = true;
+  try {
+    await runSession(agent, transport, {
+      genericAlerts: [
+        {
+          source: './Vendor/MSFT/DMClient/Unenroll',
+          meta: { type: 'com.microsoft:mdm.unenrollment.userrequest', format: 'int' },
+          data: '1',
+        },
+      ],
+    });
+  } catch {
+    told = false;
+  }
+  const managed = agent.certificates.all().filter((c) => c.source.kind !== 'user');
+  for (const c of managed) agent.certificates.remove(c);
+  delete agent.store.data.mdm;
+  await agent.save();
+  return { told, removed: managed.length };
 }

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { DeviceAgent } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
 import { httpRequestBytes } from '../device/http.ts';
-import { httpsTransport, runSession } from '../device/mdm-client.ts';
+import { httpsTransport, runSession, unenroll } from '../device/mdm-client.ts';
 import { enrollDevice } from '../device/mdm-enroll.ts';
 import { md5Cred } from '../omadm/auth.ts';
 import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
@@ -462,6 +462,35 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
     } finally {
       await bea.close();
       await other.agent.close();
+    }
+  });
+
+  it('a user who unenrolls: the server marks the device unenrolled and refuses it; the device drops what management gave it', async () => {
+    const { agent, id } = await enrolledDevice('leaver');
+    try {
+      const userCert = new Uint8Array(server.context.ca.root.certificate.der);
+      agent.certificates.add({
+        scope: 'user',
+        store: 'CA',
+        der: userCert,
+        source: { kind: 'user' },
+      });
+      const r = await unenroll(agent);
+      assert.equal(r.told, true);
+      assert.ok(r.removed >= 2, 'the MDM certificate and the enrollment root at least');
+      assert.ok((await server.context.store.getDevice(id))?.unenrolledAt);
+      assert.equal(agent.store.data.mdm, undefined);
+      assert.deepEqual(
+        agent.certificates.all().map((c) => c.source.kind),
+        ['user'],
+        'the user`s own certificate stays',
+      );
+      await assert.rejects(
+        agent.sync(),
+        (e) => isDeviceError(e) && e.code === 'ERR_DEVICE_NOT_ENROLLED',
+      );
+    } finally {
+      await agent.close();
     }
   });
 

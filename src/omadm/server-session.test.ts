@@ -162,6 +162,10 @@ describe('server session step', () => {
     const queue = [queued('q', get('./A'))];
     const partial = answerDevice({ message: { ...pkg1, final: false }, queue });
     assert.deepEqual(partial.sent, []);
+    assert.ok(
+      partial.reply.body.some((c) => c.kind === 'Alert' && c.data === '1222'),
+      'and asks for the rest with Alert 1222',
+    );
     const abort = answerDevice({
       message: deviceMessage('2', [{ kind: 'Alert', cmdId: '2', data: '1223', items: [] }]),
       queue,

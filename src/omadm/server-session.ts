@@ -12,7 +12,8 @@
  * - Queued commands go out in queue order while they fit in `maxMessageBytes`. When some do not,
  *   the message goes without `<Final/>`: the package continues, the device answers with its
  *   Statuses and Alert 1222 (next message), and the next reply carries the rest (OMA-DM RepPro
- *   1.2 §8.1 multiple messages in package). A command already sent in this session is not sent
+ *   1.2 §8.1 multiple messages in package); a device message without Final gets Alert 1222
+ *   the same way. A command already sent in this session is not sent
  *   again; one sent in an earlier session and never answered is (the device lost it).
  * - The session ends when the reply carries nothing but Statuses: `ended`.
  */
@@ -135,6 +136,8 @@ export function answerDevice(input: SessionStepInput): SessionStep {
     }
   }
 
+  // The device's package goes on in its next message: ask for it (OMA-DM RepPro 1.2 §8.1).
+  if (!msg.final) body.push({ kind: 'Alert', cmdId: cmdId(), data: ALERT.nextMessage, items: [] });
   const outcomes = outcomesOf(input.queue, statuses, results);
   const answered = new Set(outcomes.map((o) => o.id));
   const sent: string[] = [];

@@ -5,7 +5,7 @@
  * queue is ever read or changed — a Status naming another device's command matches nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { answerDevice, type CommandOutcome } from '../omadm/server-session.ts';
+import { ALERT, answerDevice, type CommandOutcome } from '../omadm/server-session.ts';
 import type { ProfileEngine } from './mdm-profiles.ts';
 import { md5Challenge, newNonce, verifyMd5Cred } from '../omadm/auth.ts';
 import {
@@ -13,6 +13,7 @@ import {
   parseSyncML,
   SyncMLError,
   type Command,
+  type Item,
   type Meta,
   type SyncMLMessage,
 } from '../omadm/syncml.ts';
@@ -73,6 +74,31 @@ export function createMdmService(config: MdmConfig): MdmService {
   const { store } = config;
   const now = config.now ?? (() => new Date());
   const window = config.window ?? 200;
+
+  /**
+   * Alert 1226 (MS-MDM §2.2.7.2 generic alert): recorded in the audit log; a user's request to
+   * leave management (`com.microsoft:mdm.unenrollment.userrequest`) unenrolls the device.
+   */
+  async function genericAlert(deviceId: string, items: readonly Item[], at: Date): Promise<void> {
+    for (const item of items) {
+      const type = item.meta?.type ?? '';
+      await store.appendAudit({
+        at,
+        actor: `device:${deviceId}`,
+        action: 'device.alert',
+        target: deviceId,
+        details: { type, source: item.source ?? null, data: item.data?.slice(0, 200) ?? null },
+      });
+      if (type === UNENROLL_ALERT && (await store.unenrollDevice(deviceId, at)))
+        await store.appendAudit({
+          at,
+          actor: `device:${deviceId}`,
+          action: 'device.unenrolled',
+          target: deviceId,
+          details: { by: 'user request' },
+        });
+    }
+  }
 
   return {
     async session(body, identity = {}) {
@@ -137,6 +163,8 @@ export function createMdmService(config: MdmConfig): MdmService {
       );
       await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
       await store.touchDevice(deviceId, at, reportedInfo(step.reported));
+      for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
+        await genericAlert(deviceId, a.items, at);
       return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
     },
 
@@ -157,6 +185,9 @@ export function createMdmService(config: MdmConfig): MdmService {
       store.listCommands(deviceId, limit === undefined ? {} : { limit }),
   };
 }
+
+/** The generic alert type of a user leaving management on the device (MS-MDM §2.2.7.2). */
+export const UNENROLL_ALERT = 'com.microsoft:mdm.unenrollment.userrequest';
 
 /** A reply that only refuses the message: SyncHdr Status 401/407 with the nonce to digest. */
 function unauthenticated(msg: SyncMLMessage, code: 401 | 407, nonce: string): SyncMLMessage {
