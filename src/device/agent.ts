@@ -125,6 +125,8 @@ export class DeviceAgent {
     const state = () => store.data;
     this.keys = new KeyVault(state, {
       secret: store.secret,
+      // A memory store is never written: its keys need no encryption at rest.
+      ...(store.dir === '' ? { encryptAtRest: false } : {}),
       ...(o.keySource ? { keySource: o.keySource } : {}),
       ...(o.tpm ? { tpm: o.tpm } : {}),
       ...(o.pin ? { pin: o.pin } : {}),

@@ -85,6 +85,12 @@ export interface KeyVaultOptions {
    * that a benchmark measures the server, not RSA key generation.
    */
   readonly keySource?: (spec: KeySpec) => Promise<KeyObject>;
+  /**
+   * Encrypt software keys with the device secret (default). Off only for a device whose state
+   * is never written (fleet mode's memory store): there, encryption protects nothing and costs a
+   * PBKDF2 run per key.
+   */
+  readonly encryptAtRest?: boolean;
   readonly tpm?: TokenProvider;
   readonly pin?: PinSource;
 }
@@ -220,12 +226,11 @@ export class KeyVault {
       provider === 'hello'
         ? await this.#helloPassphrase(o.container!, o.prompt, true)
         : this.#o.secret;
-    const pkcs8 = key.export({
-      type: 'pkcs8',
-      format: 'pem',
-      cipher: 'aes-256-cbc',
-      passphrase,
-    }) as string;
+    const pkcs8 = (
+      provider === 'software' && this.#o.encryptAtRest === false
+        ? key.export({ type: 'pkcs8', format: 'pem' })
+        : key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
+    ) as string;
     if (provider === 'software') this.#opened.set(id, key);
     const entry = this.#record({
       id,
