@@ -16,6 +16,8 @@
  */
 import { decodePem } from '../pki/pem.ts';
 import { unenroll } from '../device/mdm-client.ts';
+import { listenForPush } from '../device/push.ts';
+import { parseListen } from '../server/serve.ts';
 import { enrollDevice } from '../device/mdm-enroll.ts';
 import { readInput, readSecretFile } from './io.ts';
 import { Command } from 'commander';
@@ -179,10 +181,26 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
   stateOption(
     device
       .command('run')
-      .description('run the background work (SCEP requests and PENDING polls) on schedule')
-      .option('--until-idle', 'exit when nothing is scheduled any more'),
-  ).action(async (o: AgentCliOptions & { untilIdle?: boolean }) => {
+      .description(
+        'run the background work on schedule: SCEP requests and PENDING polls, MDM sessions at the poll interval',
+      )
+      .option('--until-idle', 'exit when nothing is scheduled any more')
+      .option(
+        '--push <host:port>',
+        'listen for server notifications here (loopback; port 0 picks one): the server can start a session at once',
+      ),
+  ).action(async (o: AgentCliOptions & { untilIdle?: boolean; push?: string }) => {
     await withAgent(o, async (agent) => {
+      const listen = o.push ? parseListen(o.push) : undefined;
+      const push = listen
+        ? await listenForPush(agent, {
+            host: listen.host,
+            port: listen.port,
+            onError: (e) =>
+              process.stderr.write(`certpost: push session failed: ${(e as Error).message}\n`),
+          })
+        : undefined;
+      if (push) process.stderr.write(`listening for push at ${push.url}\n`);
       const signal = { stop: false };
       const onSignal = () => {
         signal.stop = true;
@@ -195,6 +213,7 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
         const wait = next ? Math.max(0, next.getTime() - Date.now()) : 1000;
         await new Promise((r) => setTimeout(r, Math.min(wait, 1000)));
       }
+      await push?.close();
     });
   });
 

@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import { readPki } from '../pki/read.ts';
 import * as mdm from '../server/mdm-admin.ts';
+import { pushDevices } from '../server/mdm-push.ts';
 import * as profiles from '../server/mdm-profiles.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { dataOptions, op, parseDuration, withContext, type DataOptions } from './admin.ts';
@@ -104,6 +105,20 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
         out(`  certificate ${c.thumbprint}  ${c.subject}  until ${c.notAfter}  at ${c.uri}\n`);
       for (const c of r.commands)
         out(`  ${c.id}  ${c.command.kind}  ${c.status ?? (c.sentAt ? 'sent' : 'queued')}\n`);
+    });
+  });
+
+  dataOptions(
+    group
+      .command('push')
+      .description(
+        'ask devices to open a session now (their push channel), instead of at their next poll',
+      )
+      .argument('<device...>'),
+  ).action(async (devices: string[], o: DataOptions) => {
+    await withContext(o, async (ctx) => {
+      const r = await pushDevices(ctx.store, devices);
+      out(o.json ? json(r) : `${r.pushed} notified, ${r.waiting} will get it at their next poll\n`);
     });
   });
 

@@ -12,6 +12,7 @@ import { parseDdf, type DdfRoot } from '../omadm/ddf.ts';
 import { buildSyncML, parseSyncML, type SyncMLMessage } from '../omadm/syncml.ts';
 import { certificateStoreHooks } from './csp/certificate-stores.ts';
 import { deviceInfoHooks } from './csp/device-info.ts';
+import { pushHooks } from './push.ts';
 import { pfxInstallHooks } from './csp/pfx-install.ts';
 import { ScepEnrollments, type ScepTransport } from './csp/scep-install.ts';
 import { KeyVault, type KeyVaultOptions, type PinSource, type TokenProvider } from './keys.ts';
@@ -145,6 +146,7 @@ export class DeviceAgent {
     });
     const hooks = combine([
       deviceInfoHooks(state),
+      pushHooks(() => this),
       certificateStoreHooks(this.certificates),
       pfxInstallHooks({ state, tree, keys: this.keys, stores: this.certificates }),
       this.scep.hooks(),

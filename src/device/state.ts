@@ -168,6 +168,8 @@ export interface DeviceStateData {
   pfx: PfxInstall[];
   /** The MDM enrollment, once enrolled (MS-MDE2). */
   mdm?: MdmEnrollmentState;
+  /** The push channel the agent listens on while it runs (push.ts). */
+  push?: { readonly channelUri: string };
 }
 
 export function emptyState(name?: string): DeviceStateData {

@@ -15,6 +15,8 @@ import { isDeviceError } from '../device/errors.ts';
 import { httpRequestBytes } from '../device/http.ts';
 import { httpsTransport, runSession, unenroll } from '../device/mdm-client.ts';
 import { enrollDevice } from '../device/mdm-enroll.ts';
+import { listenForPush } from '../device/push.ts';
+import { CHANNEL_INFO } from '../server/mdm-push.ts';
 import { md5Cred } from '../omadm/auth.ts';
 import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
 import { encodePem } from '../pki/pem.ts';
@@ -490,6 +492,31 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
         (e) => isDeviceError(e) && e.code === 'ERR_DEVICE_NOT_ENROLLED',
       );
     } finally {
+      await agent.close();
+    }
+  });
+
+  it('push: the device reports its channel; queued work makes it open a session (Alert 1200) at once', async () => {
+    const { agent, id } = await enrolledDevice('pushed');
+    const push = await listenForPush(agent);
+    try {
+      await agent.sync(); // the server asks for the channel in the first session
+      assert.equal((await server.context.store.getDevice(id))?.info[CHANNEL_INFO], push.url);
+      const r = await runCommand(
+        server.context,
+        'test',
+        id,
+        '<Get><CmdID>1</CmdID><Item><Target><LocURI>./DevInfo/Mod</LocURI></Target></Item></Get>',
+      );
+      assert.deepEqual(r.push, { pushed: 1, waiting: 0 });
+      for (let i = 0; i < 200 && push.sessions() === 0; i++)
+        await new Promise((res) => setTimeout(res, 10));
+      await until(agent, async () => (await server.context.mdm.commands(id, 1))[0]?.status === 200);
+      assert.ok(push.sessions() >= 1, 'a session ran because of the notification');
+      const forged = await fetch(push.url.replace(/\/push\/.*/, '/push/guess'), { method: 'POST' });
+      assert.equal(forged.status, 404, 'a wrong token is not a notification');
+    } finally {
+      await push.close();
       await agent.close();
     }
   });

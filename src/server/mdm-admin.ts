@@ -18,6 +18,7 @@ import type {
 import { AdminError } from './admin-ops.ts';
 import type { MdmService } from './mdm.ts';
 import { INVENTORY_AT } from './mdm-profiles.ts';
+import { pushDevices, type PushResult } from './mdm-push.ts';
 
 export interface MdmAdminDeps {
   readonly store: EnrollmentTokenStore & DeviceStore & InventoryStore & AuditLog;
@@ -219,7 +220,7 @@ export async function deleteDeviceCertificate(
   actor: string,
   deviceId: string,
   thumbprint: string,
-): Promise<{ device: string; commands: string[]; nodes: string[] }> {
+): Promise<{ device: string; commands: string[]; nodes: string[]; push: PushResult }> {
   const device = await deps.store.getDevice(deviceId);
   if (!device || device.unenrolledAt)
     throw new AdminError('ERR_ADMIN_NOT_FOUND', `no enrolled device ${deviceId}`);
@@ -246,7 +247,7 @@ export async function deleteDeviceCertificate(
     target: deviceId,
     details: { thumbprint: wanted, nodes },
   });
-  return { device: deviceId, commands, nodes };
+  return { device: deviceId, commands, nodes, push: await pushDevices(deps.store, [deviceId]) };
 }
 
 /** Most commands one `run-command` payload may carry. */
@@ -263,12 +264,13 @@ export async function runCommand(
   actor: string,
   deviceId: string,
   payload: string,
-): Promise<{ device: string; commands: string[] }> {
+): Promise<{ device: string; commands: string[]; push: PushResult }> {
   const device = await deps.store.getDevice(deviceId);
   if (!device || device.unenrolledAt)
     throw new AdminError('ERR_ADMIN_NOT_FOUND', `no enrolled device ${deviceId}`);
   const commands = parseCommandPayload(payload);
   const ids = await deps.mdm.enqueue(deviceId, commands, actor);
+  const push = await pushDevices(deps.store, [deviceId]);
   await deps.store.appendAudit({
     at: nowOf(deps),
     actor,
@@ -276,7 +278,7 @@ export async function runCommand(
     target: deviceId,
     details: { commands: ids, kinds: commands.map((c) => c.kind) },
   });
-  return { device: deviceId, commands: ids };
+  return { device: deviceId, commands: ids, push };
 }
 
 const MANAGEMENT = new Set(['Add', 'Replace', 'Delete', 'Get', 'Exec', 'Atomic']);

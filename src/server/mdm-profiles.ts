@@ -15,6 +15,8 @@
  * its commands. Deliveries live in the store, so a restart loses nothing; a command the device
  * never answered is sent again by the queue.
  */
+import { PROVIDER_ID } from './mde2.ts';
+import { CHANNEL_INFO, channelGet, pushDevices, type PushResult } from './mdm-push.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import { canonicalFromX500, parseX500 } from '../ca/name.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
@@ -472,13 +474,25 @@ function targetOf(t: AssignTarget): { targetKind: 'device' | 'user' | 'all'; tar
   }
 }
 
+/** The enrolled devices an assignment target covers. */
+async function devicesOf(
+  deps: ProfileAdminDeps,
+  t: { targetKind: 'device' | 'user' | 'all'; target: string },
+): Promise<string[]> {
+  if (t.targetKind === 'device') return [t.target];
+  const all = await deps.store.listDevices({ limit: Number.MAX_SAFE_INTEGER });
+  return all
+    .filter((d) => !d.unenrolledAt && (t.targetKind === 'all' || d.user === t.target))
+    .map((d) => d.id);
+}
+
 /** Assigns a profile; devices get it in their next session. */
 export async function assignProfile(
   deps: ProfileAdminDeps,
   actor: string,
   name: string,
   target: AssignTarget,
-): Promise<{ profile: string; target: string; assigned: boolean }> {
+): Promise<{ profile: string; target: string; assigned: boolean; push?: PushResult }> {
   const p = await profileNamed(deps, name);
   const t = targetOf(target);
   if (t.targetKind === 'device' && !(await deps.store.getDevice(t.target)))
@@ -493,7 +507,14 @@ export async function assignProfile(
       target: p.id,
       details: { name: p.name, to: t },
     });
-  return { profile: p.name, target: `${t.targetKind}:${t.target}`, assigned };
+  // Devices it applies to are told now (push); the others get it at their next poll.
+  const push = assigned ? await pushDevices(deps.store, await devicesOf(deps, t)) : undefined;
+  return {
+    profile: p.name,
+    target: `${t.targetKind}:${t.target}`,
+    assigned,
+    ...(push ? { push } : {}),
+  };
 }
 
 /** Unassigns a profile; devices that no longer have it assigned remove it in their next session. */
@@ -502,7 +523,7 @@ export async function unassignProfile(
   actor: string,
   name: string,
   target: AssignTarget,
-): Promise<{ profile: string; target: string; unassigned: true }> {
+): Promise<{ profile: string; target: string; unassigned: true; push: PushResult }> {
   const p = await profileNamed(deps, name);
   const t = targetOf(target);
   if (!(await deps.store.unassignMdmProfile({ profileId: p.id, ...t })))
@@ -517,7 +538,8 @@ export async function unassignProfile(
     target: p.id,
     details: { name: p.name, from: t },
   });
-  return { profile: p.name, target: `${t.targetKind}:${t.target}`, unassigned: true };
+  const push = await pushDevices(deps.store, await devicesOf(deps, t));
+  return { profile: p.name, target: `${t.targetKind}:${t.target}`, unassigned: true, push };
 }
 
 /** Names of the profiles {@link applyDefaults} makes. */
@@ -870,7 +892,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     const last = mark === undefined ? device.enrolledAt.getTime() : Date.parse(mark) || 0;
     const at = now();
     if (at.getTime() - last < (config.inventoryIntervalMs ?? 86_400_000)) return;
-    await config.mdm.enqueue(device.id, [inventoryGet()], 'inventory');
+    await config.mdm.enqueue(device.id, [inventoryGet(), channelGet(PROVIDER_ID)], 'inventory');
     for (const d of deliveries) {
       const p = assigned.find((x) => x.id === d.profileId);
       const detail = JSON.parse(d.detail) as Detail;
@@ -945,16 +967,25 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
       }
       // Read again: the steps above changed deliveries.
       await inventory(device, assigned, await store.listDeliveries(device.id));
+      // Learn the push channel once after enrollment (again at each inventory round).
+      if (device.info[CHANNEL_ASKED] === undefined) {
+        await config.mdm.enqueue(device.id, [channelGet(PROVIDER_ID)], 'push');
+        await store.touchDevice(device.id, now(), { [CHANNEL_ASKED]: now().toISOString() });
+      }
     },
 
     async recordOutcomes(device, outcomes) {
       if (outcomes.length === 0) return;
-      for (const o of outcomes)
-        if (
-          o.command.kind === 'Get' &&
-          o.command.items.some((i) => i.target?.endsWith('?list=StructData'))
-        )
+      for (const o of outcomes) {
+        if (o.command.kind !== 'Get') continue;
+        if (o.command.items.some((i) => i.target?.endsWith('?list=StructData')))
           await recordInventory(device, o);
+        const channel = o.command.items.find((i) => i.target?.endsWith('/Push/ChannelURI'));
+        if (channel)
+          await store.touchDevice(device.id, now(), {
+            [CHANNEL_INFO]: o.status === 200 ? (o.results[0]?.data ?? '') : '',
+          });
+      }
       // One message may answer several commands of one delivery (a SCEP install and its
       // status Get): each outcome reads the detail as the previous one left it.
       const details = new Map(
@@ -1015,6 +1046,9 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     },
   };
 }
+
+/** Device info key of when the push channel was first asked for. */
+const CHANNEL_ASKED = 'certpost/channelAskedAt';
 
 /** Device info key of the last inventory round (server bookkeeping, next to what devices report). */
 export const INVENTORY_AT = 'certpost/inventoryAt';

@@ -136,11 +136,18 @@ export function createMdmService(config: MdmConfig): MdmService {
       const deviceId = device.id;
       const at = now();
       // The first message of a session: queue what the device's profiles need now.
-      if (message.header.msgId === '1') await config.profiles?.reconcile(device);
+      // A device leaving management gets its Statuses and nothing more.
+      const leaving = message.body.some(
+        (c) =>
+          c.kind === 'Alert' &&
+          c.data === ALERT.generic &&
+          c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
+      );
+      if (message.header.msgId === '1' && !leaving) await config.profiles?.reconcile(device);
       const open = await store.openCommands(deviceId, window);
       const step = answerDevice({
         message,
-        queue: open.map((c) => ({
+        queue: (leaving ? [] : open).map((c) => ({
           id: c.id,
           command: JSON.parse(c.payload) as Command,
           sentSession: c.sentSession,
