@@ -17,6 +17,7 @@ import { pfxInstallHooks } from './csp/pfx-install.ts';
 import { ScepEnrollments, type ScepTransport } from './csp/scep-install.ts';
 import { KeyVault, type KeyVaultOptions, type PinSource, type TokenProvider } from './keys.ts';
 import { runSession, type MdmTransport, type SessionReport } from './mdm-client.ts';
+import { mdmRenewalDue, renewMdmCertificate } from './mdm-enroll.ts';
 import { needsReply, respond } from './session.ts';
 import {
   memoryDeviceStore,
@@ -221,6 +222,10 @@ export class DeviceAgent {
     const before = running();
     await this.scep.runDue();
     const after = running();
+    // MS-WSTEP renewal of the MDM certificate when it enters its RenewPeriod; a failure is
+    // recorded in the state and retried after RetryInterval.
+    if (mdmRenewalDue(this, this.#now()))
+      await renewMdmCertificate(this, { now: this.#now() }).catch(() => undefined);
     const due = this.#mdmDueAt();
     if (due && (due <= this.#now() || after < before)) await this.sync();
   }

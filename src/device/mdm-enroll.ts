@@ -27,7 +27,9 @@ import {
   type WsSecurity,
 } from '../omadm/mde2.ts';
 import { parseProvisioningDoc, type ProvisioningDoc } from '../omadm/provisioning.ts';
+import { buildSignedData } from '../pki/cms.ts';
 import { buildCsr } from '../pki/csr.ts';
+import { encodePem } from '../pki/pem.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
 import { spkiOf } from '../pki/key-ref.ts';
 import { nameAttribute, parseCertificate } from '../pki/x509.ts';
@@ -119,6 +121,19 @@ export interface EnrollResult {
   readonly certificateThumbprint: string;
 }
 
+/** The provisioning document of an answer; an unreadable one is a protocol error. */
+function readDoc(xml: string): ProvisioningDoc {
+  try {
+    return parseProvisioningDoc(xml);
+  } catch (e) {
+    if (e instanceof Mde2Error)
+      throw new DeviceError('ERR_DEVICE_MDM_PROTOCOL', `the provisioning document: ${e.message}`, {
+        cause: e,
+      });
+    throw e;
+  }
+}
+
 /** A WS-Addressing MessageID. */
 const messageId = () => `urn:uuid:${randomUUID()}`;
 
@@ -202,15 +217,8 @@ export async function enrollDevice(agent: DeviceAgent, o: EnrollOptions): Promis
       'enrollment',
       parseRequestSecurityTokenResponse,
     );
-    let doc: ProvisioningDoc;
-    try {
-      doc = parseProvisioningDoc(response.provisioningDoc);
-    } catch (e) {
-      if (e instanceof Mde2Error)
-        throw new DeviceError('ERR_DEVICE_MDM_PROTOCOL', `the provisioning document: ${e.message}`);
-      throw e;
-    }
-    return await apply(agent, doc, entry.id, key);
+    const doc = readDoc(response.provisioningDoc);
+    return await apply(agent, doc, entry.id, key, enrollUrl);
   } catch (e) {
     agent.keys.remove(entry.id);
     await agent.save();
@@ -224,6 +232,7 @@ async function apply(
   doc: ProvisioningDoc,
   keyId: string,
   key: Parameters<typeof keyMatchesCertificate>[0]['key'],
+  enrollmentUrl: string,
 ): Promise<EnrollResult> {
   const client = doc.clientCertificate;
   const cert = parseCertificate(client.der);
@@ -274,6 +283,13 @@ async function apply(
       serverDeviceId,
       certificateThumbprint: mine.thumbprint,
       enrolledAt: new Date().toISOString(),
+      enrollmentUrl,
+      ...(doc.renew
+        ? {
+            renewPeriodDays: doc.renew.renewPeriodDays,
+            retryIntervalDays: doc.renew.retryIntervalDays,
+          }
+        : {}),
       pollMinutes:
         poll?.intervalForRemainingScheduledRetries ||
         poll?.intervalForSecondSetOfRetries ||
@@ -301,3 +317,102 @@ async function apply(
     certificateThumbprint: agent.store.data.mdm.certificateThumbprint,
   };
 }
+
+/** The MDM client certificate's entry and when it should be renewed, if it should. */
+export function mdmRenewalDue(agent: DeviceAgent, now: Date): boolean {
+  const mdm = agent.store.data.mdm;
+  if (!mdm?.enrollmentUrl || mdm.renewPeriodDays === undefined) return false;
+  const entry = agent.certificates
+    .all()
+    .find((c) => c.thumbprint === mdm.certificateThumbprint && c.store === 'My');
+  if (!entry) return false;
+  const notAfter = agent.certificates.certificate(entry).notAfter.getTime();
+  if (notAfter - now.getTime() > mdm.renewPeriodDays * 86_400_000) return false;
+  const failed = mdm.renewFailedAt ? Date.parse(mdm.renewFailedAt) : 0;
+  return now.getTime() - failed >= (mdm.retryIntervalDays ?? 1) * 86_400_000;
+}
+
+/**
+ * Renews the MDM client certificate (MS-WSTEP, RequestType Renew; MS-MDE2 §3.3): a new key, a
+ * PKCS#10 for the same subject, wrapped in a CMS SignedData signed with the current
+ * certificate's key — the signature is the credential. The new certificate replaces the old one
+ * in My (with its key); the old one and its key go. A failure keeps the old certificate and is
+ * recorded, so the next attempt waits the RetryInterval.
+ */
+export async function renewMdmCertificate(
+  agent: DeviceAgent,
+  o: { readonly transport?: SoapTransport; readonly now?: Date } = {},
+): Promise<{ certificateThumbprint: string }> {
+  const mdm = agent.store.data.mdm;
+  if (!mdm?.enrollmentUrl)
+    throw new DeviceError(
+      'ERR_DEVICE_NOT_ENROLLED',
+      'this device has no enrollment service to renew with',
+    );
+  const old = agent.certificates
+    .all()
+    .find((c) => c.thumbprint === mdm.certificateThumbprint && c.store === 'My');
+  if (!old?.keyId)
+    throw new DeviceError('ERR_DEVICE_NOT_ENROLLED', 'the MDM client certificate is gone');
+  const current = agent.certificates.certificate(old);
+  const { entry, key } = await agent.keys.generate({ type: 'rsa', bits: 2048 }, 3);
+  try {
+    const csr = await buildCsr({ subject: current.subject.der, key });
+    const signed = await buildSignedData({
+      contentType: ID_DATA,
+      content: csr,
+      signer: { certificate: current, key: await agent.keys.open(old.keyId) },
+      digest: 'sha256',
+      certificates: [current],
+    });
+    const url = mdm.enrollmentUrl;
+    const ca = agent.certificates
+      .list('device', 'Root')
+      .map((c) => encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')));
+    const response = await call(
+      o.transport ?? httpSoapTransport,
+      url,
+      buildRequestSecurityToken({
+        messageId: messageId(),
+        to: url,
+        security: { kind: 'none' },
+        requestType: 'Renew',
+        binarySecurityToken: { valueType: 'PKCS7', der: signed },
+        context: { DeviceID: agent.id, HWDevID: agent.id, RequestVersion: '4.0' },
+      }),
+      ca,
+      'renewal',
+      parseRequestSecurityTokenResponse,
+    );
+    const doc = readDoc(response.provisioningDoc);
+    const cert = parseCertificate(doc.clientCertificate.der);
+    if (!keyMatchesCertificate({ spki: spkiOf(key), key }, cert))
+      throw new DeviceError(
+        'ERR_DEVICE_MDM_PROTOCOL',
+        'the renewed certificate is not for our key',
+      );
+    const added = agent.certificates.add({
+      scope: old.scope,
+      store: 'My',
+      der: cert.der,
+      source: old.source,
+      keyId: entry.id,
+      expectedThumbprint: doc.clientCertificate.thumbprint,
+    });
+    if (!added)
+      throw new DeviceError('ERR_DEVICE_MDM_PROTOCOL', 'the renewed certificate is the old one');
+    agent.certificates.remove(old);
+    mdm.certificateThumbprint = added.thumbprint;
+    delete mdm.renewFailedAt;
+    await agent.save();
+    return { certificateThumbprint: added.thumbprint };
+  } catch (e) {
+    agent.keys.remove(entry.id);
+    mdm.renewFailedAt = (o.now ?? new Date()).toISOString();
+    await agent.save();
+    throw e;
+  }
+}
+
+/** CMS id-data (RFC 5652 §4): the SignedData content type of a WSTEP renewal. */
+const ID_DATA = '1.2.840.113549.1.7.1';

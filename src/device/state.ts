@@ -139,8 +139,14 @@ export interface MdmEnrollmentState {
   readonly providerId: string;
   /** The id the server gave the device (its MDM certificate's CN). */
   readonly serverDeviceId: string;
-  /** SHA-1 of the MDM client certificate in the device My store. */
-  readonly certificateThumbprint: string;
+  /** SHA-1 of the MDM client certificate in the device My store (changes when renewed). */
+  certificateThumbprint: string;
+  /** MS-WSTEP enrollment service (renewals go there) and the Renew settings. */
+  readonly enrollmentUrl?: string;
+  readonly renewPeriodDays?: number;
+  readonly retryIntervalDays?: number;
+  /** When the last renewal attempt failed (the next waits RetryInterval days). */
+  renewFailedAt?: string;
   readonly enrolledAt: string;
   /** Minutes between scheduled sessions (DMClient Poll). */
   readonly pollMinutes: number;

@@ -20,6 +20,10 @@ import { CHANNEL_INFO } from '../server/mdm-push.ts';
 import { md5Cred } from '../omadm/auth.ts';
 import { buildSyncML, parseSyncML } from '../omadm/syncml.ts';
 import { encodePem } from '../pki/pem.ts';
+import { buildSignedData } from '../pki/cms.ts';
+import { buildCsr } from '../pki/csr.ts';
+import { parseCertificate } from '../pki/x509.ts';
+import { buildRequestSecurityToken, parseSoapFault } from '../omadm/mde2.ts';
 import { parsePkcs12 } from '../pki/pkcs12.ts';
 import { recoverIdentity } from '../server/pfx-identity.ts';
 import { inspectCertificate } from '../pki/x509.ts';
@@ -400,6 +404,86 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
       assert.equal(old?.revocationReason, 4, 'the old one is revoked as superseded');
     } finally {
       offset = 0;
+      await agent.close();
+    }
+  });
+
+  it('renews the MDM client certificate in its RenewPeriod (MS-WSTEP Renew, signed with the current one)', async () => {
+    const { agent, id } = await enrolledDevice('wstep');
+    try {
+      const enrolled = await server.context.store.getDevice(id);
+      const old = await server.context.store.getCertificate(enrolled!.certificateSerial);
+      const oldThumbprint = agent.store.data.mdm!.certificateThumbprint;
+      // 41 days before the certificate ends: inside the 42-day RenewPeriod.
+      offset = old!.notAfter.getTime() - 41 * 86_400_000 - Date.now();
+      await agent.runDue();
+      const renewed = agent.store.data.mdm!.certificateThumbprint;
+      assert.notEqual(renewed, oldThumbprint);
+      assert.equal(agent.store.data.mdm!.renewFailedAt, undefined);
+      const now = await server.context.store.getDevice(id);
+      assert.notEqual(now?.certificateSerial, enrolled?.certificateSerial);
+      assert.equal(
+        (await server.context.store.getCertificate(enrolled!.certificateSerial))?.revocationReason,
+        4,
+        'the old certificate is revoked as superseded',
+      );
+      assert.deepEqual(
+        agent.certificates
+          .list('device', 'My')
+          .map((c) => c.thumbprint)
+          .filter((t) => t === oldThumbprint),
+        [],
+      );
+      await agent.sync(); // and the device still manages
+    } finally {
+      offset = 0;
+      await agent.close();
+    }
+  });
+
+  it('refuses a renewal not signed by the device`s current MDM certificate', async () => {
+    const { agent, id } = await enrolledDevice('forger');
+    try {
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const spki = new Uint8Array(
+        createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
+      );
+      const name = parseRfc4514(`CN=${id}`);
+      const selfMade = parseCertificate(
+        await buildCertificate({
+          subject: name,
+          spki,
+          serial: randomSerial(),
+          notBefore: new Date(Date.now() - 60_000),
+          notAfter: new Date(Date.now() + 86_400_000),
+          issuer: { name, key: privateKey, spki },
+          extensions: [],
+        }),
+      );
+      const csr = await buildCsr({ subject: name, key: privateKey });
+      const signed = await buildSignedData({
+        contentType: '1.2.840.113549.1.7.1',
+        content: csr,
+        signer: { certificate: selfMade, key: privateKey },
+        digest: 'sha256',
+        certificates: [selfMade],
+      });
+      const url = agent.store.data.mdm!.enrollmentUrl!;
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/soap+xml; charset=utf-8' },
+        body: buildRequestSecurityToken({
+          messageId: 'urn:uuid:1',
+          to: url,
+          security: { kind: 'none' },
+          requestType: 'Renew',
+          binarySecurityToken: { valueType: 'PKCS7', der: signed },
+          context: {},
+        }),
+      });
+      assert.equal(res.status, 500);
+      assert.equal(parseSoapFault(await res.text())?.subcode, 's:authentication');
+    } finally {
       await agent.close();
     }
   });

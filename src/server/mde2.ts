@@ -30,13 +30,19 @@ import {
   parseDiscoverRequest,
   parseGetPoliciesRequest,
   parseRequestSecurityToken,
+  type RequestSecurityToken,
   type SoapFaultSubcode,
   type WsSecurity,
 } from '../omadm/mde2.ts';
-import { buildProvisioningDoc, sslClientCertSearchCriteria } from '../omadm/provisioning.ts';
+import {
+  buildProvisioningDoc,
+  sslClientCertSearchCriteria,
+  type ProvisioningDoc,
+} from '../omadm/provisioning.ts';
+import { parseSignedData, signerCertificate, verifySigner, type SignedData } from '../pki/cms.ts';
 import { parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import { isPkiError } from '../pki/errors.ts';
-import { sha1Thumbprint } from '../pki/x509.ts';
+import { nameAttribute, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
 import type {
   AuditLog,
   CertificateStore,
@@ -52,6 +58,8 @@ export const POLICY_PATH = '/EnrollmentServer/Policy.svc';
 export const ENROLLMENT_PATH = '/EnrollmentServer/Enrollment.svc';
 /** DMClient provider id and w7 PROVIDER-ID (they must be equal, MS-MDE2 §2.2.8). */
 export const PROVIDER_ID = 'certpost';
+/** Days before expiry a device renews its MDM certificate (provisioning document WSTEP/Renew). */
+export const RENEW_PERIOD_DAYS = 42;
 
 export interface MdeConfig {
   readonly store: EnrollmentTokenStore &
@@ -166,6 +174,138 @@ export function createMdeService(config: MdeConfig): MdeService {
     );
   }
 
+  /**
+   * The provisioning document (MS-MDE2 §2.2.9.1): our root and CAs, the client certificate, the
+   * management URL, WSTEP renewal and poll settings, and the given APPAUTH credentials.
+   */
+  function provisioningDoc(
+    base: string,
+    cert: Certificate,
+    deviceId: string,
+    deviceName: string,
+    appAuth: ProvisioningDoc['application']['appAuth'],
+  ): string {
+    const issuing = config.ca.issuing.certificate;
+    const root = config.ca.root.certificate;
+    return buildProvisioningDoc({
+      rootCertificates: [{ thumbprint: sha1Thumbprint(root).toUpperCase(), der: root.der }],
+      intermediateCertificates: [issuing, ...config.ca.intermediates].map((c) => ({
+        thumbprint: sha1Thumbprint(c).toUpperCase(),
+        der: c.der,
+      })),
+      clientCertificate: {
+        thumbprint: sha1Thumbprint(cert).toUpperCase(),
+        der: cert.der,
+        store: 'System',
+      },
+      renew: { roboSupport: true, renewPeriodDays: RENEW_PERIOD_DAYS, retryIntervalDays: 7 },
+      application: {
+        providerId: PROVIDER_ID,
+        name: 'certpost',
+        addr: `${base}${MDM_PATH}`,
+        defaultEncoding: 'application/vnd.syncml.dm+xml',
+        sslClientCertSearchCriteria: sslClientCertSearchCriteria(cert.der, 'System'),
+        backCompatRetryDisabled: true,
+        appAuth,
+      },
+      dmClient: {
+        providerId: PROVIDER_ID,
+        entDeviceName: deviceName,
+        entDMID: deviceId,
+        poll: {
+          numberOfFirstRetries: 8,
+          intervalForFirstSetOfRetries: 15,
+          numberOfSecondRetries: 5,
+          intervalForSecondSetOfRetries: 60,
+          numberOfRemainingScheduledRetries: 0,
+          intervalForRemainingScheduledRetries: pollMinutes,
+          pollOnLogin: true,
+        },
+      },
+    });
+  }
+
+  /**
+   * MS-WSTEP renewal (MS-MDE2 §3.3 RequestType Renew): a PKCS#7 SignedData whose content is the
+   * new PKCS#10, signed with the device's current MDM certificate. The signature is the
+   * credential: the certificate must be the enrolled device's current one, valid and not
+   * revoked. The new certificate replaces it (compare and set), and the old one is revoked as
+   * superseded. The answer is a provisioning document with the new certificate only changing.
+   */
+  async function renew(req: RequestSecurityToken, base: string): Promise<SoapAnswer> {
+    if (req.binarySecurityToken.valueType !== 'PKCS7')
+      throw new Refusal(
+        's:certificaterequest',
+        'a renewal carries a PKCS#7 signed with the current certificate',
+      );
+    let signed: SignedData;
+    let csr: CertificationRequest;
+    try {
+      signed = parseSignedData(req.binarySecurityToken.der);
+      csr = parseCsr(signed.content ?? new Uint8Array(0));
+    } catch (e) {
+      if (isPkiError(e))
+        throw new Refusal(
+          's:certificaterequest',
+          `the renewal request is not readable: ${e.message}`,
+        );
+      throw e;
+    }
+    const signer = signed.signers[0];
+    const current = signer && signerCertificate(signed, signer);
+    const refused = () =>
+      new Refusal(
+        's:authentication',
+        'the renewal is not signed by a current MDM certificate of this server',
+      );
+    if (!signer || !current || !verifySigner(signed, signer, current)) throw refused();
+    const record = await store.getCertificateBySha1(sha1Thumbprint(current));
+    const at = now();
+    if (
+      !record ||
+      record.profile !== MDM_CLIENT_PROFILE ||
+      record.revokedAt ||
+      record.notAfter <= at
+    )
+      throw refused();
+    const deviceId = nameAttribute(current.subject, '2.5.4.3') ?? '';
+    const device = await store.getDevice(deviceId);
+    if (!device || device.unenrolledAt || device.certificateSerial !== record.serial)
+      throw refused();
+    const actor = `mde:${deviceId}`;
+    const outcome = await config.enrollment.issueAuthenticated(
+      csr,
+      mdmClientProfile(deviceId, {
+        ...(config.validityDays ? { validityDays: config.validityDays } : {}),
+        crlUrl: `${base}/crl`,
+      }),
+      actor,
+    );
+    if (outcome.status !== 'issued') throw new Refusal('s:certificaterequest', outcome.message);
+    const serial = Buffer.from(outcome.certificate.serial).toString('hex');
+    if (!(await store.replaceDeviceCertificate(deviceId, record.serial, serial))) {
+      await config.enrollment.revoke(serial, 5, actor);
+      throw refused();
+    }
+    await config.enrollment.revoke(record.serial, 4, actor); // superseded
+    await store.appendAudit({
+      at,
+      actor,
+      action: 'device.renewed',
+      target: deviceId,
+      details: { certificate: serial, replaces: record.serial },
+    });
+    return {
+      status: 200,
+      body: buildRequestSecurityTokenResponse({
+        relatesTo: req.messageId,
+        provisioningDoc: provisioningDoc(base, outcome.certificate, deviceId, device.name, []),
+        requestId: '0',
+        now: at,
+      }),
+    };
+  }
+
   return {
     async discover(xml) {
       let messageId: string | undefined;
@@ -224,8 +364,7 @@ export function createMdeService(config: MdeConfig): MdeService {
           const base = baseUrl();
           const req = parseRequestSecurityToken(xml);
           messageId = req.messageId;
-          if (req.requestType !== 'Issue')
-            throw new Refusal('s:enrollmentserver', 'renewal over WSTEP is not supported yet');
+          if (req.requestType === 'Renew') return renew(req, base);
           if (req.binarySecurityToken.valueType !== 'PKCS10')
             throw new Refusal('s:certificaterequest', 'the request must carry a PKCS#10');
           await tokenOf(req.security, false); // refuse early; spent below, once issued
@@ -288,46 +427,9 @@ export function createMdeService(config: MdeConfig): MdeService {
             target: deviceId,
             details: { certificate: serial, name: ctx['DeviceName'] ?? null },
           });
-          const issuing = config.ca.issuing.certificate;
-          const root = config.ca.root.certificate;
-          const doc = buildProvisioningDoc({
-            rootCertificates: [{ thumbprint: sha1Thumbprint(root).toUpperCase(), der: root.der }],
-            intermediateCertificates: [issuing, ...config.ca.intermediates].map((c) => ({
-              thumbprint: sha1Thumbprint(c).toUpperCase(),
-              der: c.der,
-            })),
-            clientCertificate: {
-              thumbprint: sha1Thumbprint(cert).toUpperCase(),
-              der: cert.der,
-              store: 'System',
-            },
-            renew: { roboSupport: true, renewPeriodDays: 42, retryIntervalDays: 7 },
-            application: {
-              providerId: PROVIDER_ID,
-              name: 'certpost',
-              addr: `${base}${MDM_PATH}`,
-              defaultEncoding: 'application/vnd.syncml.dm+xml',
-              sslClientCertSearchCriteria: sslClientCertSearchCriteria(cert.der, 'System'),
-              backCompatRetryDisabled: true,
-              appAuth: [
-                { level: 'APPSRV', type: 'DIGEST', name: deviceId, secret: password, data: nonce },
-              ],
-            },
-            dmClient: {
-              providerId: PROVIDER_ID,
-              entDeviceName: ctx['DeviceName'] ?? deviceId,
-              entDMID: deviceId,
-              poll: {
-                numberOfFirstRetries: 8,
-                intervalForFirstSetOfRetries: 15,
-                numberOfSecondRetries: 5,
-                intervalForSecondSetOfRetries: 60,
-                numberOfRemainingScheduledRetries: 0,
-                intervalForRemainingScheduledRetries: pollMinutes,
-                pollOnLogin: true,
-              },
-            },
-          });
+          const doc = provisioningDoc(base, cert, deviceId, ctx['DeviceName'] ?? deviceId, [
+            { level: 'APPSRV', type: 'DIGEST', name: deviceId, secret: password, data: nonce },
+          ]);
           return {
             status: 200,
             body: buildRequestSecurityTokenResponse({

@@ -613,6 +613,16 @@ export function runStoreConformance(
         assert.equal((await store.getDevice('gone'))?.auth, null);
       });
 
+      it('replaces the MDM certificate serial compare-and-set, not for an unenrolled device', async () => {
+        await store.createDevice(newDevice('d1', { certificateSerial: '01' }));
+        assert.equal(await store.replaceDeviceCertificate('d1', '01', '02'), true);
+        assert.equal(await store.replaceDeviceCertificate('d1', '01', '03'), false, 'stale');
+        assert.equal((await store.getDevice('d1'))?.certificateSerial, '02');
+        await store.unenrollDevice('d1', at(1));
+        assert.equal(await store.replaceDeviceCertificate('d1', '02', '04'), false);
+        assert.equal(await store.replaceDeviceCertificate('zz', '02', '04'), false);
+      });
+
       it('unenrolls once; the first time is kept', async () => {
         await store.createDevice(newDevice('d1'));
         assert.equal(await store.unenrollDevice('d1', at(10)), true);

@@ -616,6 +616,17 @@ export function sqlRoles(
       return r && device(r);
     },
 
+    async replaceDeviceCertificate(id, expected, next) {
+      const r = await db
+        .updateTable('devices')
+        .set({ certificate_serial: next })
+        .where('id', '=', id)
+        .where('certificate_serial', '=', expected)
+        .where('unenrolled_at', 'is', null)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
     async rotateDeviceNonce(id, expected, next) {
       const r = await db
         .updateTable('devices')

@@ -297,6 +297,11 @@ export interface DeviceStore {
    * replaces the stored one). False when no device has this id.
    */
   touchDevice(id: string, at: Date, info?: Readonly<Record<string, string>>): Promise<boolean>;
+  /**
+   * Replaces the device's MDM certificate serial (WSTEP renewal) when it is still `expected`
+   * (compare and set: of two renewals with one certificate, one wins). False otherwise.
+   */
+  replaceDeviceCertificate(id: string, expected: string, next: string): Promise<boolean>;
   /** Marks the device unenrolled at `at` (the first time is kept); false when unknown or already. */
   unenrollDevice(id: string, at: Date): Promise<boolean>;
 }
