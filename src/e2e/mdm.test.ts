@@ -58,6 +58,26 @@ async function until(agent: DeviceAgent, done: () => Promise<boolean>, tries = 2
   assert.fail('the device did not get there');
 }
 
+/** A self-signed certificate (a day long) and its key: credentials of nobody we know. */
+async function selfSigned(subject: string, type: 'rsa' | 'ec') {
+  const { privateKey } =
+    type === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const spki = new Uint8Array(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+  const name = parseRfc4514(subject);
+  const der = await buildCertificate({
+    subject: name,
+    spki,
+    serial: randomSerial(),
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+    issuer: { name, key: privateKey, spki },
+    extensions: [],
+  });
+  return { privateKey, der, name };
+}
+
 async function deliveryStates(server: RunningServer, deviceId: string): Promise<string[]> {
   const profiles = await server.context.store.listMdmProfiles();
   const deliveries = await server.context.store.listDeliveries(deviceId);
@@ -286,20 +306,7 @@ describe('Windows MDM over HTTPS (client certificate)', () => {
     const status = parseSyncML(bare.body.toString()).body[0];
     assert.equal(status?.kind === 'Status' && status.data, '407');
 
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const spki = new Uint8Array(
-      createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
-    );
-    const name = parseRfc4514('CN=stranger');
-    const der = await buildCertificate({
-      subject: name,
-      spki,
-      serial: randomSerial(),
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 3_600_000),
-      issuer: { name, key: privateKey, spki },
-      extensions: [],
-    });
+    const { privateKey, der } = await selfSigned('CN=stranger', 'ec');
     const stranger = await httpRequestBytes(`${server.url}${MDM_PATH}`, {
       method: 'POST',
       body,
@@ -444,22 +451,8 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
   it('refuses a renewal not signed by the device`s current MDM certificate', async () => {
     const { agent, id } = await enrolledDevice('forger');
     try {
-      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-      const spki = new Uint8Array(
-        createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
-      );
-      const name = parseRfc4514(`CN=${id}`);
-      const selfMade = parseCertificate(
-        await buildCertificate({
-          subject: name,
-          spki,
-          serial: randomSerial(),
-          notBefore: new Date(Date.now() - 60_000),
-          notAfter: new Date(Date.now() + 86_400_000),
-          issuer: { name, key: privateKey, spki },
-          extensions: [],
-        }),
-      );
+      const { privateKey, der, name } = await selfSigned(`CN=${id}`, 'rsa');
+      const selfMade = parseCertificate(der);
       const csr = await buildCsr({ subject: name, key: privateKey });
       const signed = await buildSignedData({
         contentType: '1.2.840.113549.1.7.1',

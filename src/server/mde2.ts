@@ -174,6 +174,18 @@ export function createMdeService(config: MdeConfig): MdeService {
     );
   }
 
+  /** Signs a device's PKCS#10 as its MDM client certificate (subject `CN=<device id>`). */
+  function issueMdmCertificate(csr: CertificationRequest, deviceId: string, base: string) {
+    return config.enrollment.issueAuthenticated(
+      csr,
+      mdmClientProfile(deviceId, {
+        ...(config.validityDays ? { validityDays: config.validityDays } : {}),
+        crlUrl: `${base}/crl`,
+      }),
+      `mde:${deviceId}`,
+    );
+  }
+
   /**
    * The provisioning document (MS-MDE2 §2.2.9.1): our root and CAs, the client certificate, the
    * management URL, WSTEP renewal and poll settings, and the given APPAUTH credentials.
@@ -273,14 +285,7 @@ export function createMdeService(config: MdeConfig): MdeService {
     if (!device || device.unenrolledAt || device.certificateSerial !== record.serial)
       throw refused();
     const actor = `mde:${deviceId}`;
-    const outcome = await config.enrollment.issueAuthenticated(
-      csr,
-      mdmClientProfile(deviceId, {
-        ...(config.validityDays ? { validityDays: config.validityDays } : {}),
-        crlUrl: `${base}/crl`,
-      }),
-      actor,
-    );
+    const outcome = await issueMdmCertificate(csr, deviceId, base);
     if (outcome.status !== 'issued') throw new Refusal('s:certificaterequest', outcome.message);
     const serial = Buffer.from(outcome.certificate.serial).toString('hex');
     if (!(await store.replaceDeviceCertificate(deviceId, record.serial, serial))) {
@@ -382,14 +387,7 @@ export function createMdeService(config: MdeConfig): MdeService {
           const deviceId = randomUUID().toUpperCase();
           const ctx = req.context;
           const actor = `mde:${deviceId}`;
-          const outcome = await config.enrollment.issueAuthenticated(
-            csr,
-            mdmClientProfile(deviceId, {
-              ...(config.validityDays ? { validityDays: config.validityDays } : {}),
-              crlUrl: `${base}/crl`,
-            }),
-            actor,
-          );
+          const outcome = await issueMdmCertificate(csr, deviceId, base);
           if (outcome.status !== 'issued')
             throw new Refusal('s:certificaterequest', outcome.message);
           const cert = outcome.certificate;
