@@ -41,7 +41,9 @@ export async function promptSecret(question: string): Promise<string> {
  * CERTPOST_PKCS11_PIN environment variable, else undefined. Never an argument: argv is
  * visible to other users.
  */
-export async function pkcs11Pin(o: { pkcs11PinFile?: string }): Promise<string | undefined> {
+export async function pkcs11Pin(o: {
+  pkcs11PinFile?: string | undefined;
+}): Promise<string | undefined> {
   if (o.pkcs11PinFile !== undefined) return readPinSource(o.pkcs11PinFile);
   return process.env['CERTPOST_PKCS11_PIN'] || undefined;
 }

@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawnServe, type ServeProcess } from '../testing/serve-process.ts';
+import { createSoftHsmToken, type SoftHsmToken } from '../testing/softhsm.ts';
 import { run, tempDir } from '../testing/tools.ts';
 
 const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
@@ -277,5 +278,91 @@ describe('certpost scep', () => {
     );
     assert.equal(des.code, 2, 'single DES is not offered');
     assert.match(des.stderr, /Allowed choices are aes, 3des/);
+  });
+});
+
+describe('certpost scep with a key in a PKCS#11 token (SoftHSM2)', () => {
+  let hsm: SoftHsmToken;
+  before(() => {
+    hsm = createSoftHsmToken('scep-host');
+    writeFileSync(join(dir, 'pin'), `${hsm.userPin}\n`, { mode: 0o600 });
+  });
+  after(() => hsm.remove());
+
+  it('generates the key inside the token (--key-location), enrolls, and renews with the token key', () => {
+    const uri = `pkcs11:token=scep-host;object=host-key?module-path=${hsm.module}`;
+    const env = { ...ENV, SOFTHSM2_CONF: hsm.env['SOFTHSM2_CONF'] ?? '' };
+    const run1 = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env, cwd: dir });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const r = run1(
+      'scep',
+      'enroll',
+      url,
+      '--subject',
+      'CN=token-host.example.com',
+      '--challenge',
+      'cli-secret',
+      '--key-location',
+      uri,
+      '--pkcs11-pin-file',
+      'pin',
+      '--out-cert',
+      'token-host.pem',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /in the token/);
+    // The certificate carries the token's public key; the private key is not extractable.
+    const objects = hsm.pkcs11Tool([
+      '--login',
+      '--pin',
+      hsm.userPin,
+      '--list-objects',
+      '--type',
+      'privkey',
+    ]);
+    assert.match(objects, /label:\s+host-key/);
+    assert.match(objects, /never extractable|Access:.*sensitive/);
+    hsm.pkcs11Tool([
+      '--read-object',
+      '--type',
+      'pubkey',
+      '--label',
+      'host-key',
+      '--output-file',
+      join(dir, 'tok.pub.der'),
+    ]);
+    const certKey = openssl('x509', '-in', 'token-host.pem', '-noout', '-pubkey');
+    const tokenKey = openssl('pkey', '-pubin', '-inform', 'DER', '-in', 'tok.pub.der');
+    assert.equal(certKey, tokenKey);
+
+    const renewed = run1(
+      'scep',
+      'renew',
+      url,
+      '--cert',
+      'token-host.pem',
+      '--key',
+      uri,
+      '--pkcs11-pin-file',
+      'pin',
+      '--out-cert',
+      'token-host-2.pem',
+    );
+    assert.equal(renewed.code, 0, renewed.stderr);
+    assert.equal(openssl('x509', '-in', 'token-host-2.pem', '-noout', '-pubkey'), tokenKey);
+    const wrongPin = run1(
+      'scep',
+      'renew',
+      url,
+      '--cert',
+      'token-host.pem',
+      '--key',
+      uri,
+      '--out-cert',
+      'x.pem',
+    );
+    assert.notEqual(wrongPin.code, 0, 'no PIN: refused');
   });
 });

@@ -8,7 +8,17 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
+import { isHsmError } from '../hsm/errors.ts';
+import {
+  openKeyByUri,
+  openTokenByUri,
+  type KeySpec as HsmKeySpec,
+  type Pkcs11Token,
+  type TokenKey,
+} from '../hsm/pkcs11.ts';
+import { parsePkcs11Uri } from '../hsm/uri.ts';
 import type { EnvelopeCipher } from '../pki/cms.ts';
+import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { exportPkcs8 } from '../pki/keys.ts';
 import { encodePem } from '../pki/pem.ts';
 import { readPki } from '../pki/read.ts';
@@ -25,7 +35,7 @@ import {
 import { writeAtomicFile } from '../util/atomic-file.ts';
 import { parseDuration } from './admin.ts';
 import { CliError, EXIT } from './exit-codes.ts';
-import { readInput } from './io.ts';
+import { pkcs11Pin, readInput } from './io.ts';
 
 const generate = promisify(generateKeyPair);
 
@@ -40,6 +50,8 @@ const CIPHERS = {
 
 interface EnrollCliOptions {
   subject: string;
+  keyLocation: string;
+  pkcs11PinFile?: string;
   challenge?: string;
   key?: string;
   keyType: 'rsa' | 'ec';
@@ -65,19 +77,82 @@ function describe(cert: Certificate) {
   };
 }
 
-/** Loads the first private key of a file (PEM, DER or PFX). */
-async function loadKey(path: string, password?: string): Promise<KeyObject> {
+/** Tokens opened by this command, closed when it ends. */
+const openTokens: Pkcs11Token[] = [];
+
+/**
+ * A key in a PKCS#11 token named by an RFC 7512 URI (`pkcs11:token=T;object=NAME?module-path=…`),
+ * opened with the PIN from --pkcs11-pin-file or CERTPOST_PKCS11_PIN.
+ */
+async function tokenKey(uri: string, o: { pkcs11PinFile?: string | undefined }): Promise<TokenKey> {
+  const pin = await pkcs11Pin(o);
+  const { token, key } = await hsmErrors(() => openKeyByUri(uri, pin !== undefined ? { pin } : {}));
+  openTokens.push(token);
+  return key;
+}
+
+/** Runs a command body, then closes every token it opened. */
+async function closingTokens<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } finally {
+    await Promise.all(openTokens.splice(0).map((t) => t.close()));
+  }
+}
+
+/** Token failures as CLI errors: exit 12 (PIN problems 4), one line. */
+async function hsmErrors<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (isHsmError(e))
+      throw new CliError(e.message, e.code.startsWith('ERR_HSM_PIN') ? EXIT.password : EXIT.token);
+    throw e;
+  }
+}
+
+/** Loads a private key: the first of a file (PEM, DER or PFX), or a token key by pkcs11: URI. */
+async function loadKey(
+  path: string,
+  password?: string,
+  o: { pkcs11PinFile?: string | undefined } = {},
+): Promise<PrivateKeyRef> {
+  if (path.startsWith('pkcs11:')) return tokenKey(path, o);
+  return loadFileKey(path, password);
+}
+
+/** The first private key of a file (PEM, DER or PFX). */
+async function loadFileKey(path: string, password?: string): Promise<KeyObject> {
   const contents = await readPki(await readInput(path), { filename: path, password });
   const key = contents.keys[0];
   if (!key) throw new CliError(`${path} holds no private key`, EXIT.input);
   return key.key;
 }
 
-async function newKey(o: EnrollCliOptions): Promise<KeyObject> {
-  if (o.keyType === 'ec') return (await generate('ec', { namedCurve: o.curve })).privateKey;
+/**
+ * A new key of the asked type, in software, or generated inside a PKCS#11 token when
+ * `--key-location` is a pkcs11: URI (the key never leaves it, as Windows' KeyLocation TPM).
+ */
+async function newKey(o: EnrollCliOptions): Promise<PrivateKeyRef> {
   const bits = Number(o.keySize);
-  if (![2048, 3072, 4096].includes(bits))
+  if (o.keyType === 'rsa' && ![2048, 3072, 4096].includes(bits))
     throw new CliError('--key-size must be 2048, 3072 or 4096', EXIT.usage);
+  if (o.keyLocation.startsWith('pkcs11:')) {
+    const uri = parsePkcs11Uri(o.keyLocation);
+    if (uri.object === undefined)
+      throw new CliError('--key-location needs the key`s label: pkcs11:…;object=NAME', EXIT.usage);
+    const pin = await pkcs11Pin(o);
+    const token = await hsmErrors(() => openTokenByUri(uri, pin !== undefined ? { pin } : {}));
+    openTokens.push(token);
+    const spec: HsmKeySpec =
+      o.keyType === 'ec'
+        ? { type: 'ec', curve: o.curve as 'P-256' | 'P-384' }
+        : { type: 'rsa', bits: bits as 2048 | 3072 | 4096 };
+    return hsmErrors(() => token.generateKey(spec, { label: uri.object! }));
+  }
+  if (o.keyLocation !== 'file')
+    throw new CliError('--key-location is "file" or a pkcs11: URI', EXIT.usage);
+  if (o.keyType === 'ec') return (await generate('ec', { namedCurve: o.curve })).privateKey;
   return (await generate('rsa', { modulusLength: bits })).privateKey;
 }
 
@@ -107,7 +182,7 @@ async function waitForIssue(
 /** Writes the outcome: files on success, one line or JSON, and the exit code. */
 async function finish(
   result: EnrollResult,
-  key: KeyObject,
+  key: PrivateKeyRef,
   o: {
     outCert: string;
     outKey?: string | undefined;
@@ -130,7 +205,7 @@ async function finish(
       EXIT.pending,
     );
   }
-  if (o.outKey) {
+  if (o.outKey && !isExternalKey(key)) {
     const der = exportPkcs8({ key }, o.keyPassword);
     await writeAtomicFile(
       o.outKey,
@@ -143,7 +218,7 @@ async function finish(
   out(
     o.json
       ? `${JSON.stringify({ status: 'issued', transactionId: result.transactionId, certificate: info }, null, 2)}\n`
-      : `issued ${info.subject}, serial ${info.serialNumber}, valid until ${info.notAfter}\n  certificate: ${o.outCert}${o.outKey ? `\n  key: ${o.outKey}` : ''}\n`,
+      : `issued ${info.subject}, serial ${info.serialNumber}, valid until ${info.notAfter}\n  certificate: ${o.outCert}${isExternalKey(key) ? `\n  key: ${key.label} (in the token)` : o.outKey ? `\n  key: ${o.outKey}` : ''}\n`,
   );
 }
 
@@ -155,7 +230,7 @@ async function finish(
 async function enrollAndWrite(
   url: string,
   clientOptions: ScepClientOptions,
-  request: EnrollOptions & { readonly key: KeyObject },
+  request: EnrollOptions,
   r: { delayMs: number; count: number },
   o: {
     outCert: string;
@@ -251,7 +326,16 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         'challenge password (prefer CERTPOST_SCEP_CHALLENGE: arguments are visible to other users)',
         process.env['CERTPOST_SCEP_CHALLENGE'],
       )
-      .option('--key <file>', 'use this private key instead of generating one')
+      .option('--key <file>', 'use this private key instead of generating one (or a pkcs11: URI)')
+      .option(
+        '--key-location <where>',
+        'where a generated key lives: "file" (--out-key), or a PKCS#11 token, "pkcs11:token=T;object=NAME?module-path=LIB" (generated inside, never extractable)',
+        'file',
+      )
+      .option(
+        '--pkcs11-pin-file <file>',
+        'user PIN of that token (first line of the file; or CERTPOST_PKCS11_PIN)',
+      )
       .addOption(
         new Option('--key-type <type>', 'type of a generated key')
           .choices(['rsa', 'ec'])
@@ -267,34 +351,39 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         '--key-password <password>',
         'password of --key, or encryption of a generated key (PBES2 AES-256)',
       ),
-  ).action(async (url: string, o: EnrollCliOptions) => {
-    const { delayMs, count } = retries(o);
-    if (!o.key && !o.outKey)
-      throw new CliError(
-        'a generated key must be kept: give --out-key (or bring one with --key)',
-        EXIT.usage,
+  ).action((url: string, o: EnrollCliOptions) =>
+    closingTokens(async () => {
+      const { delayMs, count } = retries(o);
+      const inToken = o.keyLocation.startsWith('pkcs11:');
+      if (!o.key && !o.outKey && !inToken)
+        throw new CliError(
+          'a generated key must be kept: give --out-key, a pkcs11: --key-location, or bring one with --key',
+          EXIT.usage,
+        );
+      if (inToken && o.outKey)
+        throw new CliError('a key generated in a token stays there: no --out-key', EXIT.usage);
+      const key = o.key ? await loadKey(o.key, o.keyPassword, o) : await newKey(o);
+      const request = {
+        subject: o.subject,
+        key,
+        ...(o.challenge ? { challenge: o.challenge } : {}),
+        ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
+      };
+      await enrollAndWrite(
+        url,
+        clientOptionsOf(o),
+        request,
+        { delayMs, count },
+        {
+          outCert: o.outCert,
+          outKey: o.key ? undefined : o.outKey,
+          keyPassword: o.keyPassword,
+          json: o.json,
+        },
+        out,
       );
-    const key = o.key ? await loadKey(o.key, o.keyPassword) : await newKey(o);
-    const request = {
-      subject: o.subject,
-      key,
-      ...(o.challenge ? { challenge: o.challenge } : {}),
-      ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
-    };
-    await enrollAndWrite(
-      url,
-      clientOptionsOf(o),
-      request,
-      { delayMs, count },
-      {
-        outCert: o.outCert,
-        outKey: o.key ? undefined : o.outKey,
-        keyPassword: o.keyPassword,
-        json: o.json,
-      },
-      out,
-    );
-  });
+    }),
+  );
 
   requestOptions(
     scep
@@ -304,7 +393,11 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       )
       .argument('<url>', 'SCEP URL')
       .requiredOption('--cert <file>', 'the current certificate')
-      .requiredOption('--key <file>', 'its private key')
+      .requiredOption('--key <file>', 'its private key (a file, or a pkcs11: URI)')
+      .option(
+        '--pkcs11-pin-file <file>',
+        'user PIN of the token holding --key (first line of the file; or CERTPOST_PKCS11_PIN)',
+      )
       .option('--new-key', 'certify a new key (written to --out-key) instead of the current one')
       .option(
         '--challenge <secret>',
@@ -314,14 +407,14 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       .requiredOption('--out-cert <file>', 'where to write the new certificate')
       .option('--out-key <file>', 'with --new-key: where to write it')
       .option('--key-password <password>', 'password of --key, and encryption of a written key'),
-  ).action(
-    async (url: string, o: EnrollCliOptions & { cert: string; key: string; newKey?: boolean }) => {
+  ).action((url: string, o: EnrollCliOptions & { cert: string; key: string; newKey?: boolean }) =>
+    closingTokens(async () => {
       const { delayMs, count } = retries(o);
       if (o.newKey && !o.outKey) throw new CliError('--new-key needs --out-key', EXIT.usage);
       const current = (await readPki(await readInput(o.cert), { filename: o.cert }))
         .certificates[0];
       if (!current) throw new CliError(`${o.cert} holds no certificate`, EXIT.input);
-      const currentKey = await loadKey(o.key, o.keyPassword);
+      const currentKey = await loadKey(o.key, o.keyPassword, o);
       // A new key is of the current one's kind: same type and size, or same curve.
       const info = publicKeyInfo(current.spki);
       const key = o.newKey
@@ -330,6 +423,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
             keyType: info.type === 'ec' ? 'ec' : 'rsa',
             keySize: String(info.bits ?? 2048),
             curve: info.curve ?? 'P-256',
+            keyLocation: 'file',
           })
         : currentKey;
       const request = {
@@ -352,6 +446,6 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
         },
         out,
       );
-    },
+    }),
   );
 }
