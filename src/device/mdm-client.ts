@@ -20,6 +20,7 @@ import {
   parseSyncML,
   SYNCML_CONTENT_TYPE,
   SyncMLError,
+  type Command,
   type Item,
   type SyncMLMessage,
 } from '../omadm/syncml.ts';
@@ -41,6 +42,47 @@ export interface MdmTls {
 
 /** Posts one SyncML message and returns the server's reply body. */
 export type MdmTransport = (url: string, body: string, tls: MdmTls) => Promise<string>;
+
+/** Above this a device message is split across messages (the server's parser takes 1 MiB). */
+export const DEVICE_MAX_MESSAGE_BYTES = 512 * 1024;
+
+/**
+ * Splits a message over `budget` bytes: the first part (no Final, as many commands as fit, at
+ * least one) and the commands left over. A message within budget is sent whole.
+ */
+export function splitMessage(
+  m: SyncMLMessage,
+  budget: number,
+  /** Commands the first part must carry whatever their size (so that each message makes progress). */
+  atLeast = 1,
+): [SyncMLMessage, Command[]] {
+  if (Buffer.byteLength(buildSyncML(m)) <= budget) return [m, []];
+  // A Get's Status and its Results travel together: the server reads an outcome from both.
+  const units: Command[][] = [];
+  for (const c of m.body) {
+    const last = units.at(-1);
+    const head = last?.[0];
+    if (c.kind === 'Results' && head?.kind === 'Status' && head.cmdRef === c.cmdRef) last!.push(c);
+    else units.push([c]);
+  }
+  const empty = Buffer.byteLength(buildSyncML({ ...m, body: [], final: false }));
+  let size = empty;
+  let n = 0;
+  let carried = 0;
+  for (const unit of units) {
+    const bytes = Buffer.byteLength(buildSyncML({ ...m, body: unit, final: false })) - empty;
+    if (carried >= atLeast && size + bytes > budget) break;
+    size += bytes;
+    carried += unit.length;
+    n++;
+  }
+  return [{ ...m, body: units.slice(0, n).flat(), final: false }, units.slice(n).flat()];
+}
+
+/** A command with a new CmdID (CmdIDs are unique per message). */
+function renumber(c: Command, cmdId: string): Command {
+  return c.kind === 'Unknown' ? c : { ...c, cmdId };
+}
 
 /** The largest reply the device reads (MS-MDM messages stay near 512 KiB). */
 const MAX_REPLY = 4 * 1024 * 1024;
@@ -112,6 +154,8 @@ export async function runSession(
     readonly loginStatus?: 'user' | 'others' | 'none';
     /** Generic alerts (1226) for package 1, e.g. the user's request to unenroll. */
     readonly genericAlerts?: readonly Item[];
+    /** Split the device's messages above this size (default {@link DEVICE_MAX_MESSAGE_BYTES}). */
+    readonly maxMessageBytes?: number;
   } = {},
 ): Promise<SessionReport> {
   const mdm = agent.store.data.mdm;
@@ -151,18 +195,39 @@ export async function runSession(
     final: true,
   };
   let outgoing: SyncMLMessage | undefined = first;
+  /** What did not fit in the last message: it goes with the next (OMA-DM 1.2 §8.1, Alert 1222). */
+  let rest: Command[] = [];
+  /** How many leading commands of `outgoing` answer the server (they go, plus one carried over). */
+  let answeredCount = 0;
   const commands: Record<string, number> = {};
   let messages = 0;
+  const budget = o.maxMessageBytes ?? DEVICE_MAX_MESSAGE_BYTES;
   while (outgoing !== undefined) {
     if (++messages > MAX_MESSAGES)
       throw new DeviceError(
         'ERR_DEVICE_MDM_PROTOCOL',
         `the session did not end after ${MAX_MESSAGES} messages`,
       );
-    const msg = await exchange(agent, mdm, outgoing, transport, tls, sessionId);
+    const [send, more] = splitMessage(outgoing, budget, answeredCount + 1);
+    rest = more;
+    answeredCount = 0;
+    const msg = await exchange(agent, mdm, send, transport, tls, sessionId);
     for (const c of msg.body)
       if (c.kind !== 'Status') commands[c.kind] = (commands[c.kind] ?? 0) + 1;
-    outgoing = await agent.handleMessage(msg);
+    const reply = await agent.handleMessage(msg);
+    if (rest.length === 0) outgoing = reply;
+    else {
+      // The server acknowledged part one and asked for more (1222): its Statuses, then the rest.
+      const answered = reply?.body ?? [];
+      answeredCount = answered.length;
+      let next = answered.length + 1;
+      outgoing = {
+        header: reply?.header ?? { ...send.header, msgId: String(Number(send.header.msgId) + 1) },
+        body: [...answered, ...rest.map((c) => renumber(c, String(next++)))],
+        final: true,
+      };
+      if (!reply) agent.store.data.session.msgId = Number(outgoing.header.msgId);
+    }
   }
   return { sessionId, messages, commands };
 }

@@ -633,6 +633,28 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
     }
   });
 
+  it('a device answer over the size budget goes in several messages (Alert 1222), Results with their Status', async () => {
+    const { agent, id } = await enrolledDevice('chatty');
+    try {
+      for (let i = 0; i < 12; i++) {
+        const { der } = await selfSigned(`CN=personal ${i}`, 'ec');
+        agent.certificates.add({ scope: 'user', store: 'My', der, source: { kind: 'user' } });
+      }
+      await agent.save();
+      await server.context.store.touchDevice(id, clock(), { [INVENTORY_AT]: '' });
+      const report = await runSession(agent, undefined, { maxMessageBytes: 6000 });
+      assert.ok(report.messages >= 3, `split: ${report.messages} server messages`);
+      const listed = await showDevice(server.context, id);
+      assert.equal(
+        listed.certificates.filter((c) => c.uri.includes('/CertificateStore/MY/User/')).length,
+        12,
+        'every certificate of the split answer reached the inventory',
+      );
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('a server restart in the middle of a session loses no command: the device gets it in the next session', async () => {
     const { agent, id } = await enrolledDevice('restart');
     try {

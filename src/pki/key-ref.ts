@@ -42,9 +42,17 @@ export function publicKeyOf(key: PrivateKeyRef): KeyObject {
   return isExternalKey(key) ? key.publicKey : createPublicKey(key);
 }
 
-/** SubjectPublicKeyInfo DER of a key's public half. */
+/** SPKIs already computed, by key object (keys are immutable). */
+const spkis = new WeakMap<object, Uint8Array>();
+
+/** SubjectPublicKeyInfo DER of a key's public half (a fresh copy each call). */
 export function spkiOf(key: PrivateKeyRef): Uint8Array {
-  return new Uint8Array(publicKeyOf(key).export({ type: 'spki', format: 'der' }));
+  let spki = spkis.get(key);
+  if (!spki) {
+    spki = new Uint8Array(publicKeyOf(key).export({ type: 'spki', format: 'der' }));
+    spkis.set(key, spki);
+  }
+  return new Uint8Array(spki);
 }
 
 /** `asymmetricKeyType` of either kind of key (`rsa`, `ec`, `ed25519`, …). */
