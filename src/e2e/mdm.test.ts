@@ -146,6 +146,7 @@ describe('Windows MDM over HTTP (digest authentication)', () => {
       );
       const info = (await server.context.store.getDevice(enrolled.serverDeviceId))?.info;
       assert.equal(info?.['DevInfo/DevId'], agent.id, 'DevInfo reported at session start');
+      assert.equal(info?.['LoginStatus'], 'none', 'Alert 1224 LoginStatus kept');
 
       await unassignProfile(server.context, 'test', DEFAULT_PROFILES.scep, { kind: 'all' });
       await agent.sync();

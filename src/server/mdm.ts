@@ -169,7 +169,15 @@ export function createMdmService(config: MdmConfig): MdmService {
         step.outcomes.map((o) => ({ ...o, command: JSON.parse(payloads.get(o.id)!) as Command })),
       );
       await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
-      await store.touchDevice(deviceId, at, reportedInfo(step.reported));
+      // Alert 1224 client events: the login status (user, others, none) is kept with the device.
+      const login = step.alerts
+        .filter((a) => a.code === ALERT.clientEvent)
+        .flatMap((a) => a.items)
+        .find((i) => i.meta?.type === 'com.microsoft/MDM/LoginStatus')?.data;
+      await store.touchDevice(deviceId, at, {
+        ...reportedInfo(step.reported),
+        ...(login !== undefined ? { LoginStatus: login.slice(0, 32) } : {}),
+      });
       for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
         await genericAlert(deviceId, a.items, at);
       return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
