@@ -10,7 +10,7 @@ import { pushDevices } from '../server/mdm-push.ts';
 import * as profiles from '../server/mdm-profiles.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { dataOptions, op, parseDuration, withContext, type DataOptions } from './admin.ts';
-import { readInput } from './io.ts';
+import { readInput, readSecretFile } from './io.ts';
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
@@ -172,7 +172,12 @@ export function mdmCommands(root: Command, out: (s: string) => void): void {
         '--store <store>',
         'trusted: Root, CA, TrustedPublisher, TrustedPeople or UntrustedCertificates',
       )
-      .option('--scope <scope>', 'device or user', 'device')
+      .option('--scope <scope>', 'device or user (default: device; user for pfx)')
+      .option('--pfx <file>', 'pfx: deliver this PFX (an imported identity) instead of making one')
+      .option(
+        '--pfx-password-file <file>',
+        'the password of --pfx (first line); kept sealed for the CA',
+      )
       .option(
         '--settings <file>',
         'the settings as a JSON file (scep: subject, subjectAltNames, ekus, keyProtection, …)',
@@ -200,7 +205,9 @@ Template variables: {{DeviceId}} {{DeviceName}} {{HardwareId}} {{UserPrincipalNa
           kind: 'trusted' | 'scep' | 'pfx';
           cert?: string;
           store?: string;
-          scope: string;
+          pfx?: string;
+          pfxPasswordFile?: string;
+          scope?: string;
           settings?: string;
         },
       ) => {
@@ -229,7 +236,17 @@ Template variables: {{DeviceId}} {{DeviceName}} {{HardwareId}} {{UserPrincipalNa
             ...(o.store !== undefined ? { store: o.store } : {}),
           };
         }
-        settings = { scope: o.scope, ...settings };
+        if (o.pfx !== undefined) {
+          if (o.kind !== 'pfx') throw new CliError('--pfx is for --kind pfx', EXIT.usage);
+          if (o.pfxPasswordFile === undefined)
+            throw new CliError('--pfx needs --pfx-password-file', EXIT.usage);
+          settings = {
+            ...settings,
+            pfx: Buffer.from(await readInput(o.pfx)).toString('base64'),
+            password: await readSecretFile(o.pfxPasswordFile),
+          };
+        }
+        settings = { ...(o.scope !== undefined ? { scope: o.scope } : {}), ...settings };
         await withContext(o, async (ctx) => {
           const r = await op(() =>
             profiles.createProfile(ctx, 'cli', { name, kind: o.kind, settings }),

@@ -24,7 +24,8 @@ import { buildSignedData } from '../pki/cms.ts';
 import { buildCsr } from '../pki/csr.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { buildRequestSecurityToken, parseSoapFault } from '../omadm/mde2.ts';
-import { parsePkcs12 } from '../pki/pkcs12.ts';
+import { encodePkcs12, parsePkcs12 } from '../pki/pkcs12.ts';
+import { describePrivateKey } from '../pki/keys.ts';
 import { recoverIdentity } from '../server/pfx-identity.ts';
 import { inspectCertificate } from '../pki/x509.ts';
 import { tempDir } from '../testing/tools.ts';
@@ -793,6 +794,58 @@ describe('Windows MDM: a PFX profile (S/MIME, server-generated, escrowed)', () =
           ?.revokedAt,
         null,
         'an encryption certificate is not revoked by default (old mail stays readable)',
+      );
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('an imported PFX (the administrator`s file): checked at creation, delivered to the user`s device', async () => {
+    const { privateKey, der } = await selfSigned('CN=dora@example.com', 'rsa');
+    const pfx = await encodePkcs12(
+      { key: describePrivateKey(privateKey), certificates: [parseCertificate(der)] },
+      'file-password',
+      { profile: 'compat' },
+    );
+    const b64 = Buffer.from(pfx).toString('base64');
+    await assert.rejects(
+      createProfile(server.context, 'test', {
+        name: 'dora-bad',
+        kind: 'pfx',
+        settings: { pfx: b64, password: 'wrong' },
+      }),
+      /cannot be opened/,
+    );
+    const created = await createProfile(server.context, 'test', {
+      name: 'dora-mail',
+      kind: 'pfx',
+      settings: { pfx: b64, password: 'file-password' },
+    });
+    assert.equal(
+      JSON.stringify(created).includes('file-password'),
+      false,
+      'the password is sealed',
+    );
+    const { token } = await createEnrollmentToken(server.context, 'test', {
+      user: 'dora@example.com',
+    });
+    const agent = await DeviceAgent.open(join(work, 'dora'));
+    try {
+      const { serverDeviceId: id } = await enrollDevice(agent, {
+        server: server.url,
+        user: 'dora@example.com',
+        token,
+      });
+      await assignProfile(server.context, 'test', 'dora-mail', {
+        kind: 'user',
+        upn: 'dora@example.com',
+      });
+      await agent.sync();
+      const [delivery] = await server.context.store.listDeliveries(id);
+      assert.equal(delivery?.state, 'installed', delivery?.detail);
+      assert.equal(
+        agent.certificates.list('user', 'My')[0]?.thumbprint,
+        inspectCertificate(parseCertificate(der)).sha1.toUpperCase(),
       );
     } finally {
       await agent.close();

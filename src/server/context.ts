@@ -11,7 +11,7 @@
  * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
  * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
-import { issueIdentity } from './pfx-identity.ts';
+import { deliverImported, issueIdentity } from './pfx-identity.ts';
 import { createMdeService, type MdeService } from './mde2.ts';
 import { sha1Thumbprint } from '../pki/x509.ts';
 import { createChallenge } from './admin-ops.ts';
@@ -462,6 +462,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
               ? 'the device has no MDM certificate to encrypt the PFX password to'
               : `no issuance profile "${r.issuanceProfile}"`,
           );
+        if (r.imported) return deliverImported({ ca }, r.imported, mdmCert.der);
         return issueIdentity(
           { enrollment, store, ca, ...(o.now ? { now: o.now } : {}) },
           { ...r, issuanceProfile, deviceCertificate: mdmCert.der },

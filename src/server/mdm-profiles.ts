@@ -15,6 +15,9 @@
  * its commands. Deliveries live in the store, so a restart loses nothing; a command the device
  * never answered is sent again by the queue.
  */
+import type { CaMaterial } from '../ca/authority.ts';
+import { parsePkcs12 } from '../pki/pkcs12.ts';
+import { sealForCa } from './pfx-identity.ts';
 import { PROVIDER_ID } from './mde2.ts';
 import { CHANNEL_INFO, channelGet, pushDevices, type PushResult } from './mdm-push.ts';
 import { createHash, randomUUID } from 'node:crypto';
@@ -119,6 +122,15 @@ export interface PfxSettings {
   /** Keep the key for recovery (key_escrow, encrypted to the CA). */
   readonly escrow: boolean;
   readonly revokeOnRemoval: boolean;
+  /**
+   * An administrator's PFX instead of a server-made identity: the PFX (base64), its password
+   * sealed for the CA (base64 CMS, pfx-identity.ts sealForCa), the leaf's SHA-1.
+   */
+  readonly imported?: {
+    readonly pfx: string;
+    readonly passwordEnvelope: string;
+    readonly thumbprint: string;
+  };
 }
 
 export type ProfileSettings =
@@ -192,6 +204,21 @@ function checkTemplate(name: string, t: unknown): string {
   return t;
 }
 
+/** The sealed form of an imported PFX, as createProfile stores it. */
+function importedField(v: unknown): NonNullable<PfxSettings['imported']> {
+  const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+  const text = (name: string) => {
+    const x = o[name];
+    if (typeof x !== 'string' || x === '') throw invalid(`imported.${name} is missing`);
+    return x;
+  };
+  return {
+    pfx: text('pfx'),
+    passwordEnvelope: text('passwordEnvelope'),
+    thumbprint: text('thumbprint'),
+  };
+}
+
 function bool(o: Record<string, unknown>, name: string, fallback: boolean): boolean {
   const v = field<unknown>(o, name, fallback);
   if (typeof v !== 'boolean') throw invalid(`${name} must be true or false`);
@@ -253,6 +280,7 @@ export function validateSettings(
             'pfxFormat',
             'escrow',
             'revokeOnRemoval',
+            'imported',
           ]
         : [
             'scope',
@@ -358,6 +386,7 @@ export function validateSettings(
         ] as const),
         escrow: bool(o, 'escrow', true),
         revokeOnRemoval: bool(o, 'revokeOnRemoval', false),
+        ...(o['imported'] !== undefined ? { imported: importedField(o['imported']) } : {}),
       };
     }
     default:
@@ -370,6 +399,8 @@ export function validateSettings(
 export interface ProfileAdminDeps {
   readonly store: MdmProfileStore & DeviceStore & AuditLog;
   readonly profiles: ReadonlyMap<string, IssuanceProfile>;
+  /** Seals imported PFX passwords (pfx-identity.ts). */
+  readonly ca?: CaMaterial;
   readonly now?: () => Date;
 }
 
@@ -385,6 +416,41 @@ export interface ProfileRow {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * A PFX profile given `pfx` (base64) and `password`: the file is opened now (a wrong password or
+ * a file without exactly one key is refused here, not on devices), and the password is kept only
+ * sealed for the CA. Other settings pass through.
+ */
+async function importPfx(deps: ProfileAdminDeps, input: unknown): Promise<unknown> {
+  if (typeof input !== 'object' || input === null || !('pfx' in input)) return input;
+  const { pfx, password, ...rest } = input as Record<string, unknown>;
+  if (typeof pfx !== 'string' || typeof password !== 'string')
+    throw invalid('an imported PFX needs pfx (base64) and password');
+  if (!deps.ca) throw invalid('this server cannot seal PFX passwords (no CA)');
+  const bytes = new Uint8Array(Buffer.from(pfx, 'base64'));
+  let contents;
+  try {
+    contents = await parsePkcs12(bytes, password);
+  } catch (e) {
+    throw invalid(`the PFX cannot be opened: ${(e as Error).message}`);
+  }
+  if (contents.keys.length !== 1 || contents.certificates.length === 0)
+    throw invalid('the PFX must hold one private key and its certificate');
+  const key = contents.keys[0]!;
+  const leaf = contents.certificates.find((c) =>
+    Buffer.from(c.certificate.spki).equals(Buffer.from(key.spki)),
+  );
+  if (!leaf) throw invalid('no certificate of the PFX carries its key');
+  return {
+    ...rest,
+    imported: {
+      pfx,
+      passwordEnvelope: Buffer.from(sealForCa(deps.ca, password)).toString('base64'),
+      thumbprint: inspectCertificate(leaf.certificate).sha1.toUpperCase(),
+    },
+  };
+}
+
 export async function createProfile(
   deps: ProfileAdminDeps,
   actor: string,
@@ -394,7 +460,11 @@ export async function createProfile(
     throw invalid(
       'a profile name is 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit',
     );
-  const settings = validateSettings(o.kind, o.settings, deps.profiles);
+  const settings = validateSettings(
+    o.kind,
+    o.kind === 'pfx' ? await importPfx(deps, o.settings) : o.settings,
+    deps.profiles,
+  );
   const at = deps.now?.() ?? new Date();
   const rec: MdmProfileRecord = {
     id: randomUUID(),
@@ -645,6 +715,8 @@ export interface ProfileEngineConfig {
       pfxFormat: 'compat' | 'modern';
       escrow: boolean;
       actor: string;
+      /** Deliver this administrator's PFX instead of making an identity. */
+      imported?: NonNullable<PfxSettings['imported']>;
     },
   ) => Promise<{ pfx: Uint8Array; passwordForDevice: string; thumbprint: string }>;
   /** How often a device lists its stores (inventory); default a day. */
@@ -780,6 +852,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     let identity;
     try {
       identity = await config.issueIdentity(device, {
+        ...(s.imported ? { imported: s.imported } : {}),
         subject,
         subjectAltNames: s.subjectAltNames.map((n) => ({
           type: n.type,

@@ -60,9 +60,49 @@ const newPassword = () => randomBytes(24).toString('base64url');
 /** UTF-16LE, as Windows encrypts a PFX password for PFXCertPasswordEncryptionType 1. */
 const utf16 = (s: string) => new Uint8Array(Buffer.from(s, 'utf16le'));
 
-/** The certificate escrow envelopes go to: the RA (RSA) when the CA has one, else the issuing CA. */
-function escrowRecipient(ca: CaMaterial) {
-  return (ca.ra ?? ca.issuing).certificate;
+/** The pair escrow envelopes go to: the RA (RSA) when the CA has one, else the issuing CA. */
+function escrowHolder(ca: CaMaterial) {
+  return ca.ra ?? ca.issuing;
+}
+
+/** A secret (a PFX password) sealed for the CA: CMS EnvelopedData only the CA's key opens. */
+export function sealForCa(ca: CaMaterial, secret: string): Uint8Array {
+  return buildEnvelopedData(utf16(secret), escrowHolder(ca).certificate, 'aes-256-cbc');
+}
+
+/** Opens what {@link sealForCa} sealed. */
+export async function openSealed(ca: CaMaterial, envelope: Uint8Array): Promise<string> {
+  const holder = escrowHolder(ca);
+  const opened = await decryptEnvelopedData(envelope, {
+    certificate: holder.certificate,
+    key: holder.key,
+  });
+  return Buffer.from(opened.content).toString('utf16le');
+}
+
+/** The PFX password for a device: encrypted to its MDM certificate (type 1), base64. */
+function passwordFor(deviceCertificate: Uint8Array, password: string): string {
+  const cert = parseCertificate(deviceCertificate);
+  return Buffer.from(buildEnvelopedData(utf16(password), cert, 'aes-256-cbc')).toString('base64');
+}
+
+/** An administrator's PFX (imported profile) for a device: its password re-encrypted to it. */
+export async function deliverImported(
+  deps: Pick<IdentityDeps, 'ca'>,
+  imported: {
+    readonly pfx: string;
+    readonly passwordEnvelope: string;
+    readonly thumbprint: string;
+  },
+  deviceCertificate: Uint8Array,
+): Promise<Identity> {
+  const password = await openSealed(deps.ca, Buffer.from(imported.passwordEnvelope, 'base64'));
+  return {
+    pfx: new Uint8Array(Buffer.from(imported.pfx, 'base64')),
+    passwordForDevice: passwordFor(deviceCertificate, password),
+    thumbprint: imported.thumbprint,
+    serial: '',
+  };
 }
 
 /** Makes, issues, packs and (optionally) escrows an identity. Refusals throw with the reason. */
@@ -97,19 +137,12 @@ export async function issueIdentity(deps: IdentityDeps, r: IdentityRequest): Pro
     await deps.store.escrowKey({
       serial,
       pfx,
-      passwordEnvelope: buildEnvelopedData(
-        utf16(password),
-        escrowRecipient(deps.ca),
-        'aes-256-cbc',
-      ),
+      passwordEnvelope: sealForCa(deps.ca, password),
       createdAt: deps.now?.() ?? new Date(),
     });
-  const deviceCert = parseCertificate(r.deviceCertificate);
   return {
     pfx,
-    passwordForDevice: Buffer.from(
-      buildEnvelopedData(utf16(password), deviceCert, 'aes-256-cbc'),
-    ).toString('base64'),
+    passwordForDevice: passwordFor(r.deviceCertificate, password),
     thumbprint: sha1Thumbprint(cert).toUpperCase(),
     serial,
   };
@@ -122,10 +155,5 @@ export async function recoverIdentity(
 ): Promise<{ pfx: Uint8Array; password: string } | undefined> {
   const e = await deps.store.getEscrow(serial);
   if (!e) return undefined;
-  const holder = deps.ca.ra ?? deps.ca.issuing;
-  const opened = await decryptEnvelopedData(e.passwordEnvelope, {
-    certificate: holder.certificate,
-    key: holder.key,
-  });
-  return { pfx: e.pfx, password: Buffer.from(opened.content).toString('utf16le') };
+  return { pfx: e.pfx, password: await openSealed(deps.ca, e.passwordEnvelope) };
 }
