@@ -230,7 +230,15 @@ function unauthenticated(msg: SyncMLMessage, code: 401 | 407, nonce: string): Sy
 
 /** `./DevInfo/Man` → `DevInfo/Man`: what the device reported, keyed without the `./`. */
 function reportedInfo(reported: Readonly<Record<string, string>>): Record<string, string> {
+  // What a device says about itself is kept within bounds: DevInfo/DevDetail nodes only, a
+  // few dozen of them, each value short. A device cannot grow its record at will.
   return Object.fromEntries(
-    Object.entries(reported).map(([uri, value]) => [uri.replace(/^\.\//, ''), value]),
+    Object.entries(reported)
+      .filter(([uri]) => /^\.\/Dev(Info|Detail)\/[A-Za-z0-9/._-]{1,128}$/.test(uri))
+      .slice(0, MAX_REPORTED)
+      .map(([uri, value]) => [uri.slice(2), value.slice(0, MAX_REPORTED_VALUE)]),
   );
 }
+
+const MAX_REPORTED = 64;
+const MAX_REPORTED_VALUE = 512;
