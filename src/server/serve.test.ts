@@ -2,11 +2,12 @@
  * structured `listening` line, answers, and stops cleanly on SIGTERM. */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { it } from 'node:test';
+import { describe, it } from 'node:test';
 import { spawnServe } from '../testing/serve-process.ts';
 import { tempDir } from '../testing/tools.ts';
-import { parseListen } from './serve.ts';
+import { parseListen, urlOf } from './serve.ts';
 
 it('starts on a fresh data directory, serves /healthz and shuts down on SIGTERM', async () => {
   const data = join(tempDir(), 'data');
@@ -46,4 +47,13 @@ it('two servers starting at once on one empty data directory create one CA, not 
   } finally {
     await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
   }
+});
+
+describe('urlOf', () => {
+  it('names this machine for a wildcard listen address, keeps others, brackets IPv6', () => {
+    assert.equal(urlOf('http', '127.0.0.1', 8080), 'http://127.0.0.1:8080');
+    assert.equal(urlOf('https', '::1', 8443), 'https://[::1]:8443');
+    assert.equal(urlOf('http', '0.0.0.0', 80), `http://${hostname()}:80`);
+    assert.equal(urlOf('http', '::', 80), `http://${hostname()}:80`);
+  });
 });

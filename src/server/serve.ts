@@ -44,6 +44,15 @@ export interface ServeOptions {
   readonly inventoryIntervalMs?: number | undefined;
 }
 
+/**
+ * The URL clients reach `host:port` at; a wildcard address (0.0.0.0, ::) reaches nobody, so
+ * this machine's name stands in for it.
+ */
+export function urlOf(scheme: 'http' | 'https', host: string, port: number): string {
+  const name = host === '0.0.0.0' || host === '::' ? hostname() : host;
+  return `${scheme}://${name.includes(':') ? `[${name}]` : name}:${port}`;
+}
+
 /** True for an address only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -113,10 +122,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     database: o.database,
     staticChallenge: o.staticChallenge,
     publicUrl:
-      o.publicUrl ??
-      (port !== 0
-        ? `${o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
-        : undefined),
+      o.publicUrl ?? (port !== 0 ? urlOf(o.tls ? 'https' : 'http', host, port) : undefined),
     createCa: true,
     pkcs11Pin: o.pkcs11Pin,
     openEnrollment: (o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open',
@@ -144,8 +150,19 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   });
   logTo.app = app;
   const address = await app.listen({ host, port });
-  // A port the system chose is known only now: devices are told this URL.
-  context.urls.public ??= address;
+  // A port the system chose is known only now: devices are told this URL. A wildcard address
+  // is no place to send a device: this machine's name stands in, and --public-url should.
+  if (context.urls.public === undefined) {
+    const wildcard = host === '0.0.0.0' || host === '::';
+    context.urls.public = wildcard
+      ? urlOf(o.tls ? 'https' : 'http', host, Number(new URL(address).port))
+      : address;
+    if (wildcard)
+      app.log.warn(
+        { publicUrl: context.urls.public },
+        'listening on every address without --public-url: devices are told this machine`s name',
+      );
+  }
   if ((o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open')
     app.log.warn(
       { enrollment: 'open' },
