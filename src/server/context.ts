@@ -11,6 +11,7 @@
  * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
  * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
  */
+import { countingAudit, createMetrics, type Metrics } from './metrics.ts';
 import { deliverImported, issueIdentity } from './pfx-identity.ts';
 import { createMdeService, type MdeService } from './mde2.ts';
 import { sha1Thumbprint } from '../pki/x509.ts';
@@ -78,6 +79,8 @@ export interface ContextOptions {
 
 export interface ServerContext {
   readonly store: Store;
+  /** Prometheus metrics of this process. */
+  readonly metrics: Metrics;
   readonly ca: CaMaterial;
   /** The next CA of a rollover (`ca/next`), served by GetNextCACert until it is activated. */
   readonly nextCa: CaMaterial | undefined;
@@ -395,7 +398,10 @@ async function createOnce(o: ContextOptions, keyring: Pkcs11Keyring): Promise<Ca
 export async function openContext(o: ContextOptions): Promise<ServerContext> {
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const caDir = join(o.dataDir, 'ca');
-  const store = await openStore(o.database ?? join(o.dataDir, 'certpost.db'));
+  const opened = await openStore(o.database ?? join(o.dataDir, 'certpost.db'));
+  const metrics = createMetrics(opened);
+  // Every audited event is also counted (metrics.ts): the context's store is this one.
+  const store = countingAudit(opened, metrics);
   // Tokens holding CA keys stay open (and logged in) for as long as the context.
   const keyring = createKeyring({ pin: o.pkcs11Pin });
   try {
@@ -476,6 +482,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const mdm: MdmService = createMdmService({
       store,
       profiles: engine,
+      onMessage: (result) => metrics.mdmMessage(result),
       ...(o.now ? { now: o.now } : {}),
     });
     const mde = createMdeService({
@@ -486,7 +493,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       openEnrollment: o.openEnrollment ?? false,
       ...(o.now ? { now: o.now } : {}),
     });
-    return { store, ca, nextCa, profiles, enrollment, scep, mdm, urls, mde, close };
+    return { store, metrics, ca, nextCa, profiles, enrollment, scep, mdm, urls, mde, close };
   } catch (e) {
     await store.close();
     await keyring.close();

@@ -35,10 +35,18 @@ export interface MdmConfig {
   readonly window?: number;
   /** Certificate profiles: reconciled at each session's start, fed the command outcomes. */
   readonly profiles?: ProfileEngine;
+  /** Hears how each device message ended (metrics). */
+  readonly onMessage?: (result: 'ok' | 'unauthenticated' | 'refused' | 'bad') => void;
 }
 
 export type SessionAnswer =
-  | { readonly status: 200; readonly body: string; readonly ended: boolean }
+  | {
+      readonly status: 200;
+      readonly body: string;
+      readonly ended: boolean;
+      /** The message was refused inside SyncML (SyncHdr 401/407): nothing was done. */
+      readonly unauthenticated?: boolean;
+    }
   /** Not even a SyncML header could be read: HTTP 400 with the reason. */
   | { readonly status: 400; readonly message: string }
   /** The device is unknown or unenrolled. */
@@ -102,103 +110,124 @@ export function createMdmService(config: MdmConfig): MdmService {
 
   return {
     async session(body, identity = {}) {
-      let message;
-      try {
-        message = parseSyncML(body);
-      } catch (e) {
-        if (e instanceof SyncMLError) return { status: 400, message: e.message };
-        throw e;
-      }
-      let device;
-      let challenge: { meta: Meta } | undefined;
-      if (identity.certificateDevice !== undefined) {
-        device = await store.getDevice(identity.certificateDevice);
-        if (!device || device.unenrolledAt)
-          return { status: 403, message: 'this device is not enrolled' };
-      } else {
-        device = await store.getDeviceByHardwareId(message.header.source);
-        const auth = device?.auth;
-        const refuse = (code: 401 | 407, nonce: string) => ({
-          status: 200 as const,
-          body: buildSyncML(unauthenticated(message, code, nonce)),
-          ended: true,
-        });
-        // Unknown devices are challenged like known ones: the answer tells nothing.
-        if (!device || !auth) return refuse(message.header.cred ? 401 : 407, newNonce());
-        if (!verifyMd5Cred(message.header.cred, auth.hash, auth.nonce))
-          return refuse(message.header.cred ? 401 : 407, auth.nonce);
-        // The nonce moves on with every message: a copy of this one will not pass again.
-        const next = newNonce();
-        if (!(await store.rotateDeviceNonce(device.id, auth.nonce, next)))
-          return refuse(401, (await store.getDevice(device.id))?.auth?.nonce ?? next);
-        challenge = md5Challenge(next);
-      }
-      const deviceId = device.id;
-      const at = now();
-      // The first message of a session: queue what the device's profiles need now.
-      // A device leaving management gets its Statuses and nothing more.
-      const leaving = message.body.some(
-        (c) =>
-          c.kind === 'Alert' &&
-          c.data === ALERT.generic &&
-          c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
+      const answer = await sessionStep(body, identity);
+      config.onMessage?.(
+        answer.status === 400
+          ? 'bad'
+          : answer.status === 403
+            ? 'refused'
+            : answer.unauthenticated
+              ? 'unauthenticated'
+              : 'ok',
       );
-      if (message.header.msgId === '1' && !leaving) await config.profiles?.reconcile(device);
-      const open = await store.openCommands(deviceId, window);
-      const step = answerDevice({
-        message,
-        queue: (leaving ? [] : open).map((c) => ({
-          id: c.id,
-          command: JSON.parse(c.payload) as Command,
-          sentSession: c.sentSession,
-        })),
-        ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
-        ...(challenge ? { headerChallenge: challenge } : {}),
-      });
-      for (const o of step.outcomes) {
-        const results: StoredResults = { items: o.results, children: o.children };
-        await store.completeCommand(deviceId, o.id, {
-          status: o.status,
-          results: JSON.stringify(results),
-          at,
-        });
-      }
-      const payloads = new Map(open.map((c) => [c.id, c.payload]));
-      await config.profiles?.recordOutcomes(
-        device,
-        step.outcomes.map((o) => ({ ...o, command: JSON.parse(payloads.get(o.id)!) as Command })),
-      );
-      await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
-      // Alert 1224 client events: the login status (user, others, none) is kept with the device.
-      const login = step.alerts
-        .filter((a) => a.code === ALERT.clientEvent)
-        .flatMap((a) => a.items)
-        .find((i) => i.meta?.type === 'com.microsoft/MDM/LoginStatus')?.data;
-      await store.touchDevice(deviceId, at, {
-        ...reportedInfo(step.reported),
-        ...(login !== undefined ? { LoginStatus: login.slice(0, 32) } : {}),
-      });
-      for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
-        await genericAlert(deviceId, a.items, at);
-      return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
+      return answer;
     },
 
-    async enqueue(deviceId, commands, origin) {
-      const createdAt = now();
-      const rows = commands.map((c) => ({
-        id: randomUUID(),
-        deviceId,
-        payload: JSON.stringify(c),
-        origin,
-        createdAt,
-      }));
-      await store.enqueueCommands(rows);
-      return rows.map((r) => r.id);
-    },
+    enqueue: (deviceId, commands, origin) => enqueue(deviceId, commands, origin),
 
     commands: (deviceId, limit) =>
       store.listCommands(deviceId, limit === undefined ? {} : { limit }),
   };
+
+  async function sessionStep(body: string, identity: SessionIdentity): Promise<SessionAnswer> {
+    let message;
+    try {
+      message = parseSyncML(body);
+    } catch (e) {
+      if (e instanceof SyncMLError) return { status: 400, message: e.message };
+      throw e;
+    }
+    let device;
+    let challenge: { meta: Meta } | undefined;
+    if (identity.certificateDevice !== undefined) {
+      device = await store.getDevice(identity.certificateDevice);
+      if (!device || device.unenrolledAt)
+        return { status: 403, message: 'this device is not enrolled' };
+    } else {
+      device = await store.getDeviceByHardwareId(message.header.source);
+      const auth = device?.auth;
+      const refuse = (code: 401 | 407, nonce: string) => ({
+        status: 200 as const,
+        body: buildSyncML(unauthenticated(message, code, nonce)),
+        ended: true,
+        unauthenticated: true,
+      });
+      // Unknown devices are challenged like known ones: the answer tells nothing.
+      if (!device || !auth) return refuse(message.header.cred ? 401 : 407, newNonce());
+      if (!verifyMd5Cred(message.header.cred, auth.hash, auth.nonce))
+        return refuse(message.header.cred ? 401 : 407, auth.nonce);
+      // The nonce moves on with every message: a copy of this one will not pass again.
+      const next = newNonce();
+      if (!(await store.rotateDeviceNonce(device.id, auth.nonce, next)))
+        return refuse(401, (await store.getDevice(device.id))?.auth?.nonce ?? next);
+      challenge = md5Challenge(next);
+    }
+    const deviceId = device.id;
+    const at = now();
+    // The first message of a session: queue what the device's profiles need now.
+    // A device leaving management gets its Statuses and nothing more.
+    const leaving = message.body.some(
+      (c) =>
+        c.kind === 'Alert' &&
+        c.data === ALERT.generic &&
+        c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
+    );
+    if (message.header.msgId === '1' && !leaving) await config.profiles?.reconcile(device);
+    const open = await store.openCommands(deviceId, window);
+    const step = answerDevice({
+      message,
+      queue: (leaving ? [] : open).map((c) => ({
+        id: c.id,
+        command: JSON.parse(c.payload) as Command,
+        sentSession: c.sentSession,
+      })),
+      ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
+      ...(challenge ? { headerChallenge: challenge } : {}),
+    });
+    for (const o of step.outcomes) {
+      const results: StoredResults = { items: o.results, children: o.children };
+      await store.completeCommand(deviceId, o.id, {
+        status: o.status,
+        results: JSON.stringify(results),
+        at,
+      });
+    }
+    const payloads = new Map(open.map((c) => [c.id, c.payload]));
+    await config.profiles?.recordOutcomes(
+      device,
+      step.outcomes.map((o) => ({ ...o, command: JSON.parse(payloads.get(o.id)!) as Command })),
+    );
+    await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
+    // Alert 1224 client events: the login status (user, others, none) is kept with the device.
+    const login = step.alerts
+      .filter((a) => a.code === ALERT.clientEvent)
+      .flatMap((a) => a.items)
+      .find((i) => i.meta?.type === 'com.microsoft/MDM/LoginStatus')?.data;
+    await store.touchDevice(deviceId, at, {
+      ...reportedInfo(step.reported),
+      ...(login !== undefined ? { LoginStatus: login.slice(0, 32) } : {}),
+    });
+    for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
+      await genericAlert(deviceId, a.items, at);
+    return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
+  }
+
+  async function enqueue(
+    deviceId: string,
+    commands: readonly Command[],
+    origin: string | null,
+  ): Promise<string[]> {
+    const createdAt = now();
+    const rows = commands.map((c) => ({
+      id: randomUUID(),
+      deviceId,
+      payload: JSON.stringify(c),
+      origin,
+      createdAt,
+    }));
+    await store.enqueueCommands(rows);
+    return rows.map((r) => r.id);
+  }
 }
 
 /** The generic alert type of a user leaving management on the device (MS-MDM §2.2.7.2). */

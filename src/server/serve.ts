@@ -1,7 +1,8 @@
 /**
  * `certpost serve`: the HTTP server. It opens the data directory (creating the store and a
  * development CA on first start), mounts SCEP at `/scep` and the CRL at `/crl`, answers
- * `/healthz`, logs structured JSON lines (one says `listening`, which tests and scripts wait
+ * `/healthz` (alive) and `/readyz` (the store answers), `/metrics` (Prometheus, with an API
+ * token), logs structured JSON lines (one says `listening`, which tests and scripts wait
  * for), and on SIGINT/SIGTERM stops accepting, finishes in-flight requests, and closes the store.
  */
 import cluster from 'node:cluster';
@@ -11,6 +12,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
 import { registerAdminApi } from './admin-api.ts';
 import { registerMde2 } from './mde2-http.ts';
+import { registerMetrics } from './metrics.ts';
 import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
@@ -104,6 +106,7 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
   );
   registerScep(app, context.scep);
   registerAdminApi(app, context);
+  registerMetrics(app, context.metrics, context);
   registerMde2(app, context.mde);
   registerMdm(app, context.mdm, {
     store: context.store,
