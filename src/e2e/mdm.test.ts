@@ -166,6 +166,16 @@ describe('Windows MDM over HTTP (digest authentication)', () => {
       );
       const revoked = await server.context.store.getCertificateBySha1(issued.sha1.toLowerCase());
       assert.ok(revoked?.revokedAt, 'removal revoked the SCEP certificate (revokeOnRemoval)');
+
+      // The enrollment root is never deleted by unassigning: the device must go on trusting us.
+      await unassignProfile(server.context, 'test', DEFAULT_PROFILES.root, { kind: 'all' });
+      await agent.sync();
+      assert.deepEqual(await deliveryStates(server, enrolled.serverDeviceId), [
+        `${DEFAULT_PROFILES.root}=removed`,
+        `${DEFAULT_PROFILES.scep}=removed`,
+      ]);
+      assert.equal(agent.certificates.list('device', 'Root').length, 1, 'the root stays');
+      await applyDefaults(server.context, 'test'); // for the tests that follow
     } finally {
       await agent.close();
     }

@@ -446,6 +446,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
         return `${publicUrl()}/scep`;
       },
       caThumbprint: sha1Thumbprint(ca.issuing.certificate).toUpperCase(),
+      enrollmentRoots: [sha1Thumbprint(ca.root.certificate).toUpperCase()],
       mintChallenge: async (profile, subject, ttlMs) =>
         (
           await createChallenge(

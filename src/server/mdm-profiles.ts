@@ -25,6 +25,7 @@ import { canonicalFromX500, parseX500 } from '../ca/name.ts';
 import type { IssuanceProfile } from '../ca/profile.ts';
 import {
   addTrustedCertificate,
+  certHash,
   deleteScep,
   deletePfx,
   deleteTrustedCertificate,
@@ -721,6 +722,8 @@ export interface ProfileEngineConfig {
   ) => Promise<{ pfx: Uint8Array; passwordForDevice: string; thumbprint: string }>;
   /** How often a device lists its stores (inventory); default a day. */
   readonly inventoryIntervalMs?: number;
+  /** SHA-1s (upper-case) of the roots enrollment installs: never deleted by unassigning. */
+  readonly enrollmentRoots?: readonly string[];
   /** The validity of a certificate this CA issued, by SHA-1. */
   readonly certificateBySha1: (
     sha1: string,
@@ -891,6 +894,15 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
 
   async function remove(device: DeviceRecord, p: MdmProfileRecord, d: Detail): Promise<void> {
     const s = JSON.parse(p.settings) as ProfileSettings;
+    // The root the device was enrolled with (Root store, provisioning document) stays: without
+    // it the device could no longer trust this server. The profile is removed all the same.
+    if (
+      s.kind === 'trusted' &&
+      s.store === 'Root' &&
+      s.scope === 'device' &&
+      config.enrollmentRoots?.includes(certHash(Buffer.from(s.certificate, 'base64')))
+    )
+      return put(device, p.id, 'removed', { attempts: d.attempts });
     const command =
       s.kind === 'trusted'
         ? deleteTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64'))
