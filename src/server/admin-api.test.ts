@@ -19,6 +19,7 @@ import { secretHash } from '../ca/enrollment.ts';
 import { createApiToken, revokeApiToken } from './admin-ops.ts';
 import { openContext, type ServerContext } from './context.ts';
 import { buildApp } from './serve.ts';
+import { walkRoutes, type Method } from '../testing/routes.ts';
 
 let ctx: ServerContext;
 let app: FastifyInstance;
@@ -49,8 +50,6 @@ before(async () => {
 after(async () => {
   await app.close(); // closes the context too
 });
-
-type Method = 'GET' | 'POST' | 'HEAD' | 'PUT' | 'DELETE' | 'PATCH' | 'OPTIONS';
 
 function call(
   method: Method,
@@ -88,29 +87,6 @@ const ROUTES: readonly { method: Method; url: string; payload?: object }[] = [
 function assertUnauthorized(r: LightMyRequestResponse, what: string): void {
   assert.equal(r.statusCode, 401, `${what}: ${r.body}`);
   assert.match(String(r.headers['www-authenticate']), /^Bearer\b/, what);
-}
-
-/**
- * Every route of `app.printRoutes()`, which lists all routes of the app whoever registered them.
- * It prints a tree (a child line carries only the path segment after its parent's), e.g.
- * `├── /api/v1/requests (GET, HEAD)` then `│   ├── /:id/approve (POST)`.
- */
-function walkRoutes(tree: string): { method: Method; path: string }[] {
-  const out: { method: Method; path: string }[] = [];
-  const parents: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^((?:│ {3}| {4})*)[├└]── (\S+)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) {
-      assert.equal(line.trim(), '', `an unparsed printRoutes line: ${line}`);
-      continue;
-    }
-    const depth = m[1]!.length / 4;
-    const path = (parents[depth - 1] ?? '') + m[2]!;
-    parents[depth] = path;
-    parents.length = depth + 1;
-    for (const method of m[3]?.split(', ') ?? []) out.push({ method: method as Method, path });
-  }
-  return out;
 }
 
 describe('authentication', () => {

@@ -144,7 +144,14 @@ async function answer(
 export function createMdeService(config: MdeConfig): MdeService {
   const { store } = config;
   const now = config.now ?? (() => new Date());
-  const baseUrl = () => config.publicUrl().replace(/\/+$/, '');
+  /** Where devices reach us; unknown (no --public-url, not listening yet) is a server fault. */
+  const baseUrl = () => {
+    try {
+      return config.publicUrl().replace(/\/+$/, '');
+    } catch {
+      throw new Refusal('s:enrollmentserver', 'the server does not know its public URL');
+    }
+  };
   const pollMinutes = config.pollMinutes ?? 60;
 
   /**
