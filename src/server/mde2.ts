@@ -42,7 +42,7 @@ import {
 import { parseSignedData, signerCertificate, verifySigner, type SignedData } from '../pki/cms.ts';
 import { parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import { isPkiError } from '../pki/errors.ts';
-import { nameAttribute, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
+import { sha1Thumbprint, type Certificate } from '../pki/x509.ts';
 import type {
   AuditLog,
   CertificateStore,
@@ -51,7 +51,8 @@ import type {
   EnrollmentTokenStore,
   Store,
 } from '../store/types.ts';
-import { MDM_CLIENT_PROFILE, MDM_PATH } from './mdm-http.ts';
+import { deviceOfCertificate, MDM_CLIENT_PROFILE } from './device-auth.ts';
+import { MDM_PATH } from './mdm-http.ts';
 
 export const DISCOVERY_PATH = '/EnrollmentServer/Discovery.svc';
 export const POLICY_PATH = '/EnrollmentServer/Policy.svc';
@@ -278,34 +279,26 @@ export function createMdeService(config: MdeConfig): MdeService {
         'the renewal is not signed by a current MDM certificate of this server',
       );
     if (!signer || !current || !verifySigner(signed, signer, current)) throw refused();
-    const record = await store.getCertificateBySha1(sha1Thumbprint(current));
+    const who = await deviceOfCertificate(current.der, { store, now });
+    if ('refused' in who) throw refused();
+    const { device } = who;
+    const deviceId = device.id;
     const at = now();
-    if (
-      !record ||
-      record.profile !== MDM_CLIENT_PROFILE ||
-      record.revokedAt ||
-      record.notAfter <= at
-    )
-      throw refused();
-    const deviceId = nameAttribute(current.subject, '2.5.4.3') ?? '';
-    const device = await store.getDevice(deviceId);
-    if (!device || device.unenrolledAt || device.certificateSerial !== record.serial)
-      throw refused();
     const actor = `mde:${deviceId}`;
     const outcome = await issueMdmCertificate(csr, deviceId, base);
     if (outcome.status !== 'issued') throw new Refusal('s:certificaterequest', outcome.message);
     const serial = Buffer.from(outcome.certificate.serial).toString('hex');
-    if (!(await store.replaceDeviceCertificate(deviceId, record.serial, serial))) {
+    if (!(await store.replaceDeviceCertificate(deviceId, who.serial, serial))) {
       await config.enrollment.revoke(serial, 5, actor);
       throw refused();
     }
-    await config.enrollment.revoke(record.serial, 4, actor); // superseded
+    await config.enrollment.revoke(who.serial, 4, actor); // superseded
     await store.appendAudit({
       at,
       actor,
       action: 'device.renewed',
       target: deviceId,
-      details: { certificate: serial, replaces: record.serial },
+      details: { certificate: serial, replaces: who.serial },
     });
     return {
       status: 200,

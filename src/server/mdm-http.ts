@@ -7,53 +7,19 @@
  * - a certificate forwarded by a reverse proxy in a header, only when the administrator named
  *   that header (`clientCertificateHeader`; URL-encoded PEM as nginx's
  *   `$ssl_client_escaped_cert`). Without that setting the header is ignored: anyone could set it.
- * The certificate must be one this CA issued for MDM (looked up by its SHA-1 in the store, so
- * its bytes are ours), not revoked, not expired, and the current certificate of an enrolled
- * device whose id is its CN. The TLS handshake proved the device holds its key.
+ * What the certificate must be is device-auth.ts's rule; the TLS handshake proved the device
+ * holds its key.
  */
-import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SYNCML_CONTENT_TYPE } from '../omadm/syncml.ts';
 import { decodePem } from '../pki/pem.ts';
-import { nameAttribute, parseCertificate } from '../pki/x509.ts';
-import type { CertificateStore, DeviceStore } from '../store/types.ts';
+import { deviceOfCertificate, type DeviceAuthOptions } from './device-auth.ts';
 import type { MdmService } from './mdm.ts';
 
 export const MDM_PATH = '/ManagementServer/MDM.svc';
-/** Issuance profile of MDM client certificates (enrollment issues them). */
-export const MDM_CLIENT_PROFILE = 'mdm-client';
 /** MS-MDM suggests keeping messages near 512 KiB; twice that is refused unread. */
 export const MAX_SYNCML_BODY = 1024 * 1024;
-
-const CN = '2.5.4.3';
-
-export interface DeviceAuthOptions {
-  readonly store: Pick<CertificateStore, 'getCertificateBySha1'> & Pick<DeviceStore, 'getDevice'>;
-  readonly now?: () => Date;
-  /** Header a trusted reverse proxy puts the client certificate in (lowercase), if any. */
-  readonly clientCertificateHeader?: string | undefined;
-}
-
-/** The enrolled device a client certificate (DER) belongs to, or why not. */
-export async function deviceOfCertificate(
-  der: Uint8Array,
-  o: DeviceAuthOptions,
-): Promise<{ readonly deviceId: string } | { readonly refused: string }> {
-  const sha1 = createHash('sha1').update(der).digest('hex');
-  const record = await o.store.getCertificateBySha1(sha1);
-  if (!record || record.profile !== MDM_CLIENT_PROFILE)
-    return { refused: 'the client certificate is not an MDM certificate of this server' };
-  const now = (o.now ?? (() => new Date()))();
-  if (record.revokedAt) return { refused: 'the client certificate is revoked' };
-  if (record.notAfter <= now || record.notBefore > now)
-    return { refused: 'the client certificate is not valid now' };
-  const deviceId = nameAttribute(parseCertificate(der).subject, CN);
-  const device = deviceId === undefined ? undefined : await o.store.getDevice(deviceId);
-  if (!device || device.unenrolledAt || device.certificateSerial !== record.serial)
-    return { refused: 'the client certificate is not the current one of an enrolled device' };
-  return { deviceId: device.id };
-}
 
 /** The client certificate of a request: from the TLS connection, or the configured header. */
 export function clientCertificateOf(
@@ -78,7 +44,10 @@ export function clientCertificateOf(
 export function registerMdm(
   app: FastifyInstance,
   service: MdmService,
-  auth: DeviceAuthOptions,
+  auth: DeviceAuthOptions & {
+    /** Header a trusted reverse proxy puts the client certificate in (lowercase), if any. */
+    readonly clientCertificateHeader?: string | undefined;
+  },
 ): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -96,7 +65,7 @@ export function registerMdm(
       if (der) {
         const who = await deviceOfCertificate(der, auth);
         if ('refused' in who) return reply.code(403).type('text/plain').send(`${who.refused}\n`);
-        certificateDevice = who.deviceId;
+        certificateDevice = who.device.id;
       }
       const body = typeof req.body === 'string' ? req.body : '';
       const answer = await service.session(
