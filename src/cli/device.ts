@@ -14,12 +14,11 @@
  * with `--tpm-module` and `--tpm-token` (PIN: `--tpm-pin-file` or `CERTPOST_TPM_PIN`); RetryDelay minutes last
  * `CERTPOST_DEVICE_MINUTE_MS` ms (60000; tests shorten them).
  */
-import { decodePem } from '../pki/pem.ts';
 import { unenroll } from '../device/mdm-client.ts';
 import { listenForPush } from '../device/push.ts';
 import { parseListen } from '../server/serve.ts';
 import { enrollDevice } from '../device/mdm-enroll.ts';
-import { readInput, readSecretFile } from './io.ts';
+import { enrollmentInputs, readSecretFile } from './io.ts';
 import { Command } from 'commander';
 import { DeviceAgent, type DeviceOptions } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
@@ -249,19 +248,15 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
           json?: boolean;
         },
       ) => {
-        const token =
-          o.tokenFile !== undefined
-            ? await readSecretFile(o.tokenFile)
-            : (process.env['CERTPOST_ENROLLMENT_TOKEN'] ?? '');
-        const ca =
-          o.caFile === undefined
-            ? []
-            : decodePem(Buffer.from(await readInput(o.caFile)).toString('utf8'))
-                .filter((b) => b.label === 'CERTIFICATE')
-                .map((b) => b.text);
+        const inputs = await enrollmentInputs(o);
         await withAgent(o, async (agent) => {
           try {
-            const r = await enrollDevice(agent, { server: o.server, user: o.user, token, ca });
+            const r = await enrollDevice(agent, {
+              server: o.server,
+              user: o.user,
+              token: inputs.token ?? '',
+              ca: inputs.ca ?? [],
+            });
             out(
               o.json
                 ? `${JSON.stringify(r, null, 2)}\n`

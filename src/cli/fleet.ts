@@ -5,9 +5,8 @@
  */
 import type { Command } from 'commander';
 import { runFleet, type FleetProgress } from '../device/fleet.ts';
-import { decodePem } from '../pki/pem.ts';
 import { CliError, EXIT } from './exit-codes.ts';
-import { readInput, readSecretFile } from './io.ts';
+import { enrollmentInputs } from './io.ts';
 
 function bar(p: FleetProgress, total: number, started: number): string {
   const width = 30;
@@ -54,16 +53,7 @@ export function fleetCommands(root: Command, out: (s: string) => void): void {
         ] as const)
           if (!Number.isInteger(v) || v < 1 || v > max)
             throw new CliError(`${name} must be a whole number from 1 to ${max}`, EXIT.usage);
-        const token =
-          o.tokenFile !== undefined
-            ? await readSecretFile(o.tokenFile)
-            : process.env['CERTPOST_ENROLLMENT_TOKEN'];
-        const ca =
-          o.caFile === undefined
-            ? undefined
-            : decodePem(Buffer.from(await readInput(o.caFile)).toString('utf8'))
-                .filter((b) => b.label === 'CERTIFICATE')
-                .map((b) => b.text);
+        const { token, ca } = await enrollmentInputs(o);
         const started = performance.now();
         const tty = process.stderr.isTTY;
         let last = 0;

@@ -3,6 +3,7 @@
  * without echo,.
  * Outputs are written atomically (util/atomic-file.ts): a failed command leaves no partial file.
  */
+import { decodePem } from '../pki/pem.ts';
 import { readFile } from 'node:fs/promises';
 import { readPinSource } from '../hsm/pkcs11.ts';
 import { createInterface } from 'node:readline';
@@ -54,4 +55,25 @@ export async function pkcs11Pin(o: {
  */
 export async function readSecretFile(path: string): Promise<string> {
   return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
+}
+
+/**
+ * What a device enrolls with (`device enroll`, `fleet`): the token from --token-file (first
+ * line) or CERTPOST_ENROLLMENT_TOKEN, and the PEM certificates of --ca-file, each when given.
+ */
+export async function enrollmentInputs(o: {
+  tokenFile?: string | undefined;
+  caFile?: string | undefined;
+}): Promise<{ token: string | undefined; ca: string[] | undefined }> {
+  const token =
+    o.tokenFile !== undefined
+      ? await readSecretFile(o.tokenFile)
+      : process.env['CERTPOST_ENROLLMENT_TOKEN'];
+  const ca =
+    o.caFile === undefined
+      ? undefined
+      : decodePem(Buffer.from(await readInput(o.caFile)).toString('utf8'))
+          .filter((b) => b.label === 'CERTIFICATE')
+          .map((b) => b.text);
+  return { token, ca };
 }

@@ -28,7 +28,7 @@ import type { DeviceAgent } from './agent.ts';
 import { devInfo } from './csp/device-info.ts';
 import { DeviceError } from './errors.ts';
 import { httpRequestBytes } from './http.ts';
-import type { MdmEnrollmentState } from './state.ts';
+import type { CertificateEntry, MdmEnrollmentState } from './state.ts';
 
 /** The TLS credentials of one session. */
 export interface MdmTls {
@@ -121,24 +121,33 @@ export interface SessionReport {
   readonly commands: Readonly<Record<string, number>>;
 }
 
-/** The client certificate and key, and the roots to trust, from the device's own stores. */
+/** The MDM client certificate in the device's My store (enrollment put it there), if it is. */
+export function mdmCertificateEntry(agent: DeviceAgent): CertificateEntry | undefined {
+  const thumbprint = agent.store.data.mdm?.certificateThumbprint;
+  return agent.certificates.all().find((c) => c.thumbprint === thumbprint && c.store === 'My');
+}
+
+/**
+ * The client certificate and key, and the roots to trust, from the device's own stores. Only an
+ * HTTPS server needs them: over HTTP (digest) the key is not exported at all.
+ */
 export async function sessionTls(agent: DeviceAgent, mdm: MdmEnrollmentState): Promise<MdmTls> {
-  const entry = agent.certificates
-    .all()
-    .find((c) => c.thumbprint === mdm.certificateThumbprint && c.store === 'My');
+  const entry = mdmCertificateEntry(agent);
   if (!entry?.keyId)
     throw new DeviceError(
       'ERR_DEVICE_NOT_ENROLLED',
       'the MDM client certificate or its key is gone from the My store',
     );
+  if (!mdm.serverUrl.startsWith('https:')) return { key: '', cert: '', ca: [] };
   const key = await agent.keys.open(entry.keyId);
   if (isExternalKey(key))
     throw new DeviceError('ERR_DEVICE_BAD_PARAMETER', 'the MDM client key must be a software key');
-  const ca = agent.certificates
-    .list('device', 'Root')
-    .map((c) => encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')));
   const pem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
-  return { key: pem, cert: encodePem('CERTIFICATE', Buffer.from(entry.der, 'base64')), ca };
+  return {
+    key: pem,
+    cert: encodePem('CERTIFICATE', Buffer.from(entry.der, 'base64')),
+    ca: agent.certificates.trustedRootsPem(),
+  };
 }
 
 /**

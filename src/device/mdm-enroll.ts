@@ -29,13 +29,13 @@ import {
 import { parseProvisioningDoc, type ProvisioningDoc } from '../omadm/provisioning.ts';
 import { buildSignedData } from '../pki/cms.ts';
 import { buildCsr } from '../pki/csr.ts';
-import { encodePem } from '../pki/pem.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
 import { spkiOf } from '../pki/key-ref.ts';
 import { nameAttribute, parseCertificate } from '../pki/x509.ts';
 import type { DeviceAgent } from './agent.ts';
 import { DeviceError, type DeviceErrorCode } from './errors.ts';
 import { httpRequestBytes } from './http.ts';
+import { mdmCertificateEntry } from './mdm-client.ts';
 
 export interface EnrollOptions {
   /** The server's base URL; discovery is at `<server>/EnrollmentServer/Discovery.svc`. */
@@ -322,9 +322,7 @@ async function apply(
 export function mdmRenewalDue(agent: DeviceAgent, now: Date): boolean {
   const mdm = agent.store.data.mdm;
   if (!mdm?.enrollmentUrl || mdm.renewPeriodDays === undefined) return false;
-  const entry = agent.certificates
-    .all()
-    .find((c) => c.thumbprint === mdm.certificateThumbprint && c.store === 'My');
+  const entry = mdmCertificateEntry(agent);
   if (!entry) return false;
   const notAfter = agent.certificates.certificate(entry).notAfter.getTime();
   if (notAfter - now.getTime() > mdm.renewPeriodDays * 86_400_000) return false;
@@ -349,9 +347,7 @@ export async function renewMdmCertificate(
       'ERR_DEVICE_NOT_ENROLLED',
       'this device has no enrollment service to renew with',
     );
-  const old = agent.certificates
-    .all()
-    .find((c) => c.thumbprint === mdm.certificateThumbprint && c.store === 'My');
+  const old = mdmCertificateEntry(agent);
   if (!old?.keyId)
     throw new DeviceError('ERR_DEVICE_NOT_ENROLLED', 'the MDM client certificate is gone');
   const current = agent.certificates.certificate(old);
@@ -366,9 +362,7 @@ export async function renewMdmCertificate(
       certificates: [current],
     });
     const url = mdm.enrollmentUrl;
-    const ca = agent.certificates
-      .list('device', 'Root')
-      .map((c) => encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')));
+    const ca = agent.certificates.trustedRootsPem();
     const response = await call(
       o.transport ?? httpSoapTransport,
       url,

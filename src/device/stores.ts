@@ -5,6 +5,7 @@
  * from and which key (if any) it was installed with. Removing the last certificate that uses a
  * key removes the key ("Delete removes certificate and key").
  */
+import { encodePem } from '../pki/pem.ts';
 import { createHash } from 'node:crypto';
 import { parseCertificate, type Certificate } from '../pki/x509.ts';
 import { DeviceError } from './errors.ts';
@@ -46,6 +47,13 @@ export class CertificateStores {
 
   list(scope: Scope, store: StoreName): CertificateEntry[] {
     return this.#state().certificates.filter((c) => c.scope === scope && c.store === store);
+  }
+
+  /** The device Root store as PEM: what the device's HTTPS trusts besides the public roots. */
+  trustedRootsPem(): string[] {
+    return this.list('device', 'Root').map((c) =>
+      encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')),
+    );
   }
 
   all(): readonly CertificateEntry[] {

@@ -36,7 +36,7 @@ const UNAUTHORIZED = {
 const CHALLENGE = 'Bearer realm="certpost"';
 
 /** The token, from `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235 §2.1). */
-function bearer(header: string | undefined): string | undefined {
+export function bearer(header: string | undefined): string | undefined {
   const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '');
   return m?.[1];
 }

@@ -18,6 +18,7 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditEntry, AuditLog, RequestStore, Store } from '../store/types.ts';
+import { bearer } from './admin-api.ts';
 import * as ops from './admin-ops.ts';
 
 export interface Metrics {
@@ -104,8 +105,7 @@ export function registerMetrics(
     );
   });
   app.get('/metrics', async (req, reply) => {
-    const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
-    if (!(await ops.authenticateApiToken(deps, m?.[1])))
+    if (!(await ops.authenticateApiToken(deps, bearer(req.headers.authorization))))
       return reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="certpost"')

@@ -32,7 +32,6 @@
  * Microsoft request attribute; RFC 8894 servers decide validity), AttestPrivateKey,
  * AADKeyIdentifierList, CustomTextToShowInPrompt (given to the PIN prompt).
  */
-import { encodePem } from '../../pki/pem.ts';
 import { deviceFetch } from '../http.ts';
 import {
   extKeyUsage,
@@ -466,10 +465,7 @@ export class ScepEnrollments {
 
   #client(url: string, p: ScepParameters) {
     // HTTPS trusts the device Root store (where enrollment put the MDM server's root).
-    const roots = () =>
-      this.#ctx.stores
-        .list('device', 'Root')
-        .map((c) => encodePem('CERTIFICATE', Buffer.from(c.der, 'base64')));
+    const roots = () => this.#ctx.stores.trustedRootsPem();
     const transport =
       this.#ctx.transport?.(url) ?? fetchTransport(url, deviceFetch(roots), { timeoutMs: 30_000 });
     return createScepClient(transport, { digest: digestFor(p), now: this.#ctx.now });
