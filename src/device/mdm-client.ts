@@ -55,8 +55,10 @@ export function splitMessage(
   budget: number,
   /** Commands the first part must carry whatever their size (so that each message makes progress). */
   atLeast = 1,
-): [SyncMLMessage, Command[]] {
-  if (Buffer.byteLength(buildSyncML(m)) <= budget) return [m, []];
+): [SyncMLMessage, Command[], string?] {
+  // The common case: it fits, and the XML built to measure it is the XML sent.
+  const whole = buildSyncML(m);
+  if (Buffer.byteLength(whole) <= budget) return [m, [], whole];
   // A Get's Status and its Results travel together: the server reads an outcome from both.
   const units: Command[][] = [];
   for (const c of m.body) {
@@ -217,10 +219,10 @@ export async function runSession(
         'ERR_DEVICE_MDM_PROTOCOL',
         `the session did not end after ${MAX_MESSAGES} messages`,
       );
-    const [send, more] = splitMessage(outgoing, budget, answeredCount + 1);
+    const [send, more, xml] = splitMessage(signed(mdm, outgoing), budget, answeredCount + 1);
     rest = more;
     answeredCount = 0;
-    const msg = await exchange(agent, mdm, send, transport, tls, sessionId);
+    const msg = await exchange(agent, mdm, send, transport, tls, sessionId, xml);
     for (const c of msg.body)
       if (c.kind !== 'Status') commands[c.kind] = (commands[c.kind] ?? 0) + 1;
     const reply = await agent.handleMessage(msg);
@@ -241,6 +243,19 @@ export async function runSession(
   return { sessionId, messages, commands };
 }
 
+/** The message with a `Cred` for the current nonce, when the device has digest credentials. */
+function signed(mdm: MdmEnrollmentState, message: SyncMLMessage): SyncMLMessage {
+  const auth = mdm.auth;
+  if (!auth) return message;
+  return {
+    ...message,
+    header: {
+      ...message.header,
+      cred: md5Cred(auth.username, auth.password, Buffer.from(auth.nonce, 'base64')),
+    },
+  };
+}
+
 /**
  * Sends one message and reads the answer. With digest credentials the message carries a `Cred`
  * for the current nonce; a NextNonce in the answer replaces it. A 401/407 with a Chal (a nonce
@@ -253,19 +268,13 @@ async function exchange(
   transport: MdmTransport | undefined,
   tls: MdmTls,
   sessionId: string,
+  /** `message` as XML, already signed with the current nonce (the first attempt sends it). */
+  xml?: string,
 ): Promise<SyncMLMessage> {
   for (let attempt = 0; ; attempt++) {
     const auth = mdm.auth;
-    const signed = auth
-      ? {
-          ...message,
-          header: {
-            ...message.header,
-            cred: md5Cred(auth.username, auth.password, Buffer.from(auth.nonce, 'base64')),
-          },
-        }
-      : message;
-    const reply = await (transport ?? httpsTransport)(mdm.serverUrl, buildSyncML(signed), tls);
+    const body = attempt === 0 && xml !== undefined ? xml : buildSyncML(signed(mdm, message));
+    const reply = await (transport ?? httpsTransport)(mdm.serverUrl, body, tls);
     let msg: SyncMLMessage;
     try {
       msg = parseSyncML(reply);

@@ -144,12 +144,15 @@ export function answerDevice(input: SessionStepInput): SessionStep {
   let final = true;
   // A device that is still sending its package (no Final) gets Statuses only, and so does one
   // that aborted the session.
-  if (msg.final && !aborted) {
+  const candidates = input.queue.filter(
+    (q) => !answered.has(q.id) && q.sentSession !== msg.header.sessionId,
+  );
+  // Sizes are measured only when there is something to send (most messages carry nothing).
+  if (msg.final && !aborted && candidates.length > 0) {
     const header = replyHeader(msg);
     const empty = Buffer.byteLength(buildSyncML({ header, body: [], final: false }));
     let size = Buffer.byteLength(buildSyncML({ header, body, final: true }));
-    for (const q of input.queue) {
-      if (answered.has(q.id) || q.sentSession === msg.header.sessionId) continue;
+    for (const q of candidates) {
       const command = withIds(q.command, q.id);
       const bytes =
         Buffer.byteLength(buildSyncML({ header, body: [command], final: false })) - empty;

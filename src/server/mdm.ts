@@ -174,13 +174,15 @@ export function createMdmService(config: MdmConfig): MdmService {
     );
     if (message.header.msgId === '1' && !leaving) await config.profiles?.reconcile(device);
     const open = await store.openCommands(deviceId, window);
+    // Each queued command is read once, for the step and for its outcome.
+    const queue = open.map((c) => ({
+      id: c.id,
+      command: JSON.parse(c.payload) as Command,
+      sentSession: c.sentSession,
+    }));
     const step = answerDevice({
       message,
-      queue: (leaving ? [] : open).map((c) => ({
-        id: c.id,
-        command: JSON.parse(c.payload) as Command,
-        sentSession: c.sentSession,
-      })),
+      queue: leaving ? [] : queue,
       ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
       ...(challenge ? { headerChallenge: challenge } : {}),
     });
@@ -192,10 +194,10 @@ export function createMdmService(config: MdmConfig): MdmService {
         at,
       });
     }
-    const payloads = new Map(open.map((c) => [c.id, c.payload]));
+    const commands = new Map(queue.map((q) => [q.id, q.command]));
     await config.profiles?.recordOutcomes(
       device,
-      step.outcomes.map((o) => ({ ...o, command: JSON.parse(payloads.get(o.id)!) as Command })),
+      step.outcomes.map((o) => ({ ...o, command: commands.get(o.id)! })),
     );
     await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
     // Alert 1224 client events: the login status (user, others, none) is kept with the device.
