@@ -500,7 +500,7 @@ function row(
     id: p.id,
     name: p.name,
     kind: p.kind,
-    settings: JSON.parse(p.settings) as ProfileSettings,
+    settings: settingsOf(p),
     assignments: assignments.map((a) => ({ kind: a.targetKind, target: a.target })),
     createdAt: p.createdAt.toISOString(),
     updatedAt: p.updatedAt.toISOString(),
@@ -747,7 +747,7 @@ function renewAt(
   p: MdmProfileRecord,
   v: { notBefore: Date; notAfter: Date },
 ) {
-  const s = JSON.parse(p.settings) as ProfileSettings;
+  const s = settingsOf(p);
   const threshold = s.kind === 'scep' ? s.renewalThresholdPercent : 20;
   const life = v.notAfter.getTime() - v.notBefore.getTime();
   const stagger =
@@ -788,7 +788,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     attempts: number,
     renewing?: Detail,
   ): Promise<void> {
-    const s = JSON.parse(p.settings) as ProfileSettings;
+    const s = settingsOf(p);
     if (s.kind === 'trusted') {
       const [id] = await queue(device, p, [
         addTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64')),
@@ -893,7 +893,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
   }
 
   async function remove(device: DeviceRecord, p: MdmProfileRecord, d: Detail): Promise<void> {
-    const s = JSON.parse(p.settings) as ProfileSettings;
+    const s = settingsOf(p);
     // The root the device was enrolled with (Root store, provisioning document) stays: without
     // it the device could no longer trust this server. The profile is removed all the same.
     if (
@@ -954,7 +954,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         }
       : next;
     if (!renewing) return ['installed', dated];
-    const s = JSON.parse(p.settings) as ProfileSettings;
+    const s = settingsOf(p);
     const [retire] = await queue(device, p, [deleteScep(s.scope, detail.previous!.cspId)]);
     if (s.kind === 'scep' && s.revokeOnRemoval && detail.previous!.thumbprint)
       await config.revokeByThumbprint(detail.previous!.thumbprint, `profile:${p.name}`, 4);
@@ -980,7 +980,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     await config.mdm.enqueue(device.id, [inventoryGet(), channelGet(PROVIDER_ID)], 'inventory');
     for (const d of deliveries) {
       const p = assigned.find((x) => x.id === d.profileId);
-      const detail = JSON.parse(d.detail) as Detail;
+      const detail = detailOf(d);
       if (!p || p.kind !== 'scep' || d.state !== 'installed' || detail.status || detail.previous)
         continue;
       const [status] = await queue(device, p, [scepStatus(scopeOf(p), detail.cspId ?? p.id)]);
@@ -1024,7 +1024,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
       const byProfile = new Map(deliveries.map((d) => [d.profileId, d]));
       for (const p of assigned) {
         const d = byProfile.get(p.id);
-        const detail = d ? (JSON.parse(d.detail) as Detail) : { attempts: 0 };
+        const detail = d ? detailOf(d) : { attempts: 0 };
         if (!d || d.state === 'removed') await install(device, p, detail.attempts + 1);
         else if (p.kind !== 'scep' || d.state === 'failed' || d.state === 'removing') continue;
         else if (
@@ -1048,7 +1048,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
       for (const d of deliveries) {
         if (wanted.has(d.profileId) || d.state === 'removing' || d.state === 'removed') continue;
         const p = await store.getMdmProfile(d.profileId);
-        if (p) await remove(device, p, JSON.parse(d.detail) as Detail);
+        if (p) await remove(device, p, detailOf(d));
       }
       // Read again: the steps above changed deliveries.
       await inventory(device, assigned, await store.listDeliveries(device.id));
@@ -1074,10 +1074,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
       // One message may answer several commands of one delivery (a SCEP install and its
       // status Get): each outcome reads the detail as the previous one left it.
       const details = new Map(
-        (await store.listDeliveries(device.id)).map((d) => [
-          d.profileId,
-          JSON.parse(d.detail) as Detail,
-        ]),
+        (await store.listDeliveries(device.id)).map((d) => [d.profileId, detailOf(d)]),
       );
       const set = async (profileId: string, state: DeliveryState, detail: Detail) => {
         details.set(profileId, detail);
@@ -1132,6 +1129,16 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
   };
 }
 
+/** A profile's settings as validateSettings stored them. */
+function settingsOf(p: Pick<MdmProfileRecord, 'settings'>): ProfileSettings {
+  return JSON.parse(p.settings) as ProfileSettings;
+}
+
+/** What a delivery tracks, as the engine stored it. */
+function detailOf(d: { readonly detail: string }): Detail {
+  return JSON.parse(d.detail) as Detail;
+}
+
 /** Device info key of when the push channel was first asked for. */
 const CHANNEL_ASKED = 'certpost/channelAskedAt';
 
@@ -1147,7 +1154,7 @@ const SAN_IDS: Readonly<Record<SanTemplate['type'], number>> = {
 };
 
 function scopeOf(p: MdmProfileRecord): CspScope {
-  return (JSON.parse(p.settings) as ProfileSettings).scope;
+  return settingsOf(p).scope;
 }
 
 /** The delivery after a Get of PFXCertInstall Thumbprint: installed when it is the one sent. */
