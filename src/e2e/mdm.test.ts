@@ -79,6 +79,23 @@ async function selfSigned(subject: string, type: 'rsa' | 'ec') {
   return { privateKey, der, name };
 }
 
+/** A device enrolled with a token bound to `upn` (the user's device), its state under `dir`. */
+async function userDevice(
+  server: RunningServer,
+  dir: string,
+  upn: string,
+): Promise<{ agent: DeviceAgent; id: string }> {
+  const { token } = await createEnrollmentToken(server.context, 'test', { user: upn });
+  const agent = await DeviceAgent.open(dir);
+  try {
+    const { serverDeviceId } = await enrollDevice(agent, { server: server.url, user: upn, token });
+    return { agent, id: serverDeviceId };
+  } catch (e) {
+    await agent.close();
+    throw e;
+  }
+}
+
 async function deliveryStates(server: RunningServer, deviceId: string): Promise<string[]> {
   const profiles = await server.context.store.listMdmProfiles();
   const deliveries = await server.context.store.listDeliveries(deviceId);
@@ -535,13 +552,9 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
         certificate: Buffer.from(server.context.ca.issuing.certificate.der).toString('base64'),
       },
     });
-    const { token } = await createEnrollmentToken(server.context, 'test', {
-      user: 'bea@example.com',
-    });
-    const bea = await DeviceAgent.open(join(work, 'bea'));
+    const { agent: bea } = await userDevice(server, join(work, 'bea'), 'bea@example.com');
     const other = await enrolledDevice('other');
     try {
-      await enrollDevice(bea, { server: server.url, user: 'bea@example.com', token });
       await assignProfile(server.context, 'test', 'people', {
         kind: 'user',
         upn: 'BEA@example.com',
@@ -739,16 +752,8 @@ describe('Windows MDM: a PFX profile (S/MIME, server-generated, escrowed)', () =
       kind: 'pfx',
       settings: { issuanceProfile: 'smime', keyLocation: 3, exportable: true },
     });
-    const { token } = await createEnrollmentToken(server.context, 'test', {
-      user: 'carl@example.com',
-    });
-    const agent = await DeviceAgent.open(join(work, 'carl'));
+    const { agent, id } = await userDevice(server, join(work, 'carl'), 'carl@example.com');
     try {
-      const { serverDeviceId: id } = await enrollDevice(agent, {
-        server: server.url,
-        user: 'carl@example.com',
-        token,
-      });
       await assignProfile(server.context, 'test', 'mail', {
         kind: 'user',
         upn: 'carl@example.com',
@@ -836,16 +841,8 @@ describe('Windows MDM: a PFX profile (S/MIME, server-generated, escrowed)', () =
       false,
       'the password is sealed',
     );
-    const { token } = await createEnrollmentToken(server.context, 'test', {
-      user: 'dora@example.com',
-    });
-    const agent = await DeviceAgent.open(join(work, 'dora'));
+    const { agent, id } = await userDevice(server, join(work, 'dora'), 'dora@example.com');
     try {
-      const { serverDeviceId: id } = await enrollDevice(agent, {
-        server: server.url,
-        user: 'dora@example.com',
-        token,
-      });
       await assignProfile(server.context, 'test', 'dora-mail', {
         kind: 'user',
         upn: 'dora@example.com',

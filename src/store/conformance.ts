@@ -18,6 +18,25 @@ import {
   type Store,
 } from './types.ts';
 
+/** Every table a fully migrated database has, in either dialect (sorted). */
+export const SCHEMA_TABLES: readonly string[] = [
+  'api_tokens',
+  'audit',
+  'certificates',
+  'challenge_failures',
+  'challenges',
+  'device_certificates',
+  'device_commands',
+  'device_profiles',
+  'devices',
+  'enrollment_tokens',
+  'key_escrow',
+  'mdm_assignments',
+  'mdm_profiles',
+  'requests',
+  'schema_migrations',
+];
+
 export interface ConformanceOptions {
   /**
    * Makes a database that outlives its stores and returns a function that opens a store on it

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type PostgresServer } from '../testing/postgres.ts';
-import { runStoreConformance } from './conformance.ts';
+import { runStoreConformance, SCHEMA_TABLES } from './conformance.ts';
 import { describeSchema, listMigrations, migrate } from './migrations.ts';
 import { openStore } from './open.ts';
 import { openPostgresKysely, openPostgresStore } from './postgres.ts';
@@ -98,23 +98,7 @@ describe('postgres: schema', () => {
     try {
       const pgSchema = await describeSchema(pgDb, 'postgres');
       assert.deepEqual(pgSchema, await describeSchema(sqliteDb, 'sqlite'));
-      assert.deepEqual(Object.keys(pgSchema).toSorted(), [
-        'api_tokens',
-        'audit',
-        'certificates',
-        'challenge_failures',
-        'challenges',
-        'device_certificates',
-        'device_commands',
-        'device_profiles',
-        'devices',
-        'enrollment_tokens',
-        'key_escrow',
-        'mdm_assignments',
-        'mdm_profiles',
-        'requests',
-        'schema_migrations',
-      ]);
+      assert.deepEqual(Object.keys(pgSchema).toSorted(), SCHEMA_TABLES);
     } finally {
       await pgDb.destroy();
       await sqliteDb.destroy();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { tempDir } from '../testing/tools.ts';
-import { runStoreConformance } from './conformance.ts';
+import { runStoreConformance, SCHEMA_TABLES } from './conformance.ts';
 import { describeSchema, listMigrations, migrate, splitStatements } from './migrations.ts';
 import { openStore } from './open.ts';
 import { openSqliteKysely, openSqliteStore } from './sqlite.ts';
@@ -164,23 +164,7 @@ describe('migrations', () => {
     const db = await openSqliteKysely(':memory:');
     try {
       const schema = await describeSchema(db, 'sqlite');
-      assert.deepEqual(Object.keys(schema).toSorted(), [
-        'api_tokens',
-        'audit',
-        'certificates',
-        'challenge_failures',
-        'challenges',
-        'device_certificates',
-        'device_commands',
-        'device_profiles',
-        'devices',
-        'enrollment_tokens',
-        'key_escrow',
-        'mdm_assignments',
-        'mdm_profiles',
-        'requests',
-        'schema_migrations',
-      ]);
+      assert.deepEqual(Object.keys(schema).toSorted(), SCHEMA_TABLES);
       assert.deepEqual(schema['audit'], ['action', 'actor', 'at', 'details', 'id', 'target']);
     } finally {
       await db.destroy();
