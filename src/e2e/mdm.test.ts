@@ -162,6 +162,16 @@ describe('Windows MDM over HTTP (digest authentication)', () => {
         issued.issuer,
         inspectCertificate(server.context.ca.issuing.certificate).subject,
       );
+      // The administrator's view of the queue never shows the SCEP challenge.
+      const shown = await showDevice(server.context, enrolled.serverDeviceId);
+      const challenges = shown.commands
+        .flatMap((c) => (c.command.kind === 'Atomic' ? c.command.commands : [c.command]))
+        .flatMap((c) => ('items' in c ? c.items : []))
+        .filter((i) => i.target?.endsWith('/Install/Challenge'));
+      assert.deepEqual(
+        challenges.map((i) => i.data),
+        ['(redacted)'],
+      );
       const info = (await server.context.store.getDevice(enrolled.serverDeviceId))?.info;
       assert.equal(info?.['DevInfo/DevId'], agent.id, 'DevInfo reported at session start');
       assert.equal(info?.['LoginStatus'], 'none', 'Alert 1224 LoginStatus kept');

@@ -161,11 +161,28 @@ export interface CommandRow {
   readonly completedAt: string | null;
 }
 
+/** Nodes whose values are secrets: a listing shows that they were set, never what to. */
+const SECRET_LEAF = /\/(Challenge|PFXCertPassword|PFXCertBlob)$/;
+
+/** A command as an administrator may see it: secret values (a SCEP challenge, a PFX and its password) redacted. */
+function redacted(c: Command): Command {
+  if (c.kind === 'Atomic' || c.kind === 'Sequence')
+    return { ...c, commands: c.commands.map(redacted) };
+  if (!('items' in c) || c.kind === 'Results' || c.kind === 'Alert' || c.kind === 'Status')
+    return c;
+  return {
+    ...c,
+    items: c.items.map((i) =>
+      i.data !== undefined && SECRET_LEAF.test(i.target ?? '') ? { ...i, data: '(redacted)' } : i,
+    ),
+  };
+}
+
 function commandRow(c: DeviceCommandRecord): CommandRow {
   return {
     id: c.id,
     origin: c.origin,
-    command: JSON.parse(c.payload) as Command,
+    command: redacted(JSON.parse(c.payload) as Command),
     createdAt: c.createdAt.toISOString(),
     sentAt: c.sentAt?.toISOString() ?? null,
     sentCount: c.sentCount,
