@@ -143,7 +143,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         dataDir: o.dataDir,
         issuing: context.ca.issuing,
         names: tlsNames(host, o.publicUrl),
-        store: context.store,
+        enrollment: context.enrollment,
       })
     : undefined;
   const app = buildApp(context, {
@@ -215,7 +215,7 @@ export async function serve(o: ServeOptions & { readonly workers?: number }): Pr
         dataDir: o.dataDir,
         issuing: first.ca.issuing,
         names: tlsNames(parseListen(o.listen).host, o.publicUrl),
-        store: first.store,
+        enrollment: first.enrollment,
       });
   } finally {
     await first.close();

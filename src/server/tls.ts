@@ -12,20 +12,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import {
-  buildCertificate,
-  extKeyUsage,
-  keyUsage,
-  subjectAltName,
-  subjectKeyIdentifier,
-  authorityKeyIdentifier,
-} from '../ca/certificate.ts';
-import { randomSerial, serialHex } from '../ca/issuer.ts';
+import type { EnrollmentService } from '../ca/enrollment.ts';
 import { parseRfc4514 } from '../ca/name.ts';
+import { DEFAULT_PROFILE, type IssuanceProfile } from '../ca/profile.ts';
+import { buildCsr, parseCsr } from '../pki/csr.ts';
 import { encodePem } from '../pki/pem.ts';
-import { formatName, parseCertificate, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
-import type { PrivateKeyRef } from '../pki/key-ref.ts';
-import type { AuditLog, CertificateStore } from '../store/types.ts';
+import type { Certificate } from '../pki/x509.ts';
 import { writeAtomicFile } from '../util/atomic-file.ts';
 
 const generate = promisify(generateKeyPair);
@@ -42,11 +34,30 @@ export interface TlsMaterial {
 
 export interface ServerTlsOptions {
   readonly dataDir: string;
-  readonly issuing: { readonly certificate: Certificate; readonly key: PrivateKeyRef };
+  /** The issuing CA (its certificate: a kept certificate must still chain to it). */
+  readonly issuing: { readonly certificate: Certificate };
   /** DNS names and IP addresses the certificate must name (the first is the CN). */
   readonly names: readonly string[];
-  readonly store: Pick<CertificateStore, 'insertCertificate'> & AuditLog;
+  readonly enrollment: Pick<EnrollmentService, 'issueAuthenticated'>;
   readonly now?: () => Date;
+}
+
+/** The issuance profile of the listener's certificate: serverAuth, these names, ~13 months. */
+function tlsProfile(names: readonly string[]): IssuanceProfile {
+  return {
+    ...DEFAULT_PROFILE,
+    name: TLS_SERVER_PROFILE,
+    validityDays: VALIDITY_DAYS,
+    keyUsage: ['digitalSignature'],
+    extendedKeyUsage: ['1.3.6.1.5.5.7.3.1'],
+    allowedKeyTypes: ['ec'],
+    subject: { mode: 'fromRequest' },
+    subjectAltNames: {
+      allow: [],
+      forced: names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n })),
+    },
+    allowRenewal: false,
+  };
 }
 
 /** The listener's key and chain, issued or reissued when needed. */
@@ -56,46 +67,21 @@ export async function serverTls(o: ServerTlsOptions): Promise<TlsMaterial> {
   const existing = await readExisting(dir);
   if (existing && stillGood(existing.cert, o, now)) return existing;
 
-  const { privateKey, publicKey } = await generate('ec', { namedCurve: 'P-256' });
-  const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
-  const ca = o.issuing.certificate;
-  const notAfter = new Date(
-    Math.min(now.getTime() + VALIDITY_DAYS * 86_400_000, ca.notAfter.getTime()),
-  );
-  const der = await buildCertificate({
+  // Issued like any certificate of this CA (serial, store, audit): enrollment.ts does it.
+  const { privateKey } = await generate('ec', { namedCurve: 'P-256' });
+  const csr = await buildCsr({
     subject: parseRfc4514(`CN=${o.names[0] ?? 'localhost'}`),
-    spki,
-    serial: randomSerial(),
-    notBefore: new Date(now.getTime() - 5 * 60_000),
-    notAfter,
-    issuer: { name: ca.subject.der, key: o.issuing.key, spki: ca.spki },
-    extensions: [
-      keyUsage(['digitalSignature']),
-      extKeyUsage(['1.3.6.1.5.5.7.3.1']),
-      subjectAltName(o.names.map((n) => ({ type: isIP(n) ? 'ip' : 'dns', value: n }))),
-      subjectKeyIdentifier(spki),
-      authorityKeyIdentifier(ca.spki),
-    ],
+    key: privateKey,
   });
-  const cert = parseCertificate(der);
-  await o.store.insertCertificate({
-    serial: serialHex(cert.serial),
-    sha1: sha1Thumbprint(cert),
-    subject: formatName(cert.subject),
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-    der,
-    profile: TLS_SERVER_PROFILE,
-    requestId: null,
-    issuedAt: now,
-  });
-  await o.store.appendAudit({
-    at: now,
-    actor: 'server',
-    action: 'certificate.issued',
-    target: serialHex(cert.serial),
-    details: { subject: formatName(cert.subject), profile: TLS_SERVER_PROFILE, names: o.names },
-  });
+  const outcome = await o.enrollment.issueAuthenticated(
+    parseCsr(csr),
+    tlsProfile(o.names),
+    'server',
+  );
+  if (outcome.status !== 'issued')
+    throw new Error(`the CA refused the server's TLS certificate: ${outcome.message}`);
+  const der = outcome.certificate.der;
+  const ca = o.issuing.certificate;
   const material = {
     key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     cert: encodePem('CERTIFICATE', der) + encodePem('CERTIFICATE', ca.der),
