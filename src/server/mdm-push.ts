@@ -9,6 +9,7 @@
  * (the stand-in runs on the same machine); anything else is ignored, never fetched, so a device
  * cannot make the server reach into the network for it.
  */
+import { isLoopback } from '../util/loopback.ts';
 import type { Command } from '../omadm/syncml.ts';
 import type { DeviceRecord, DeviceStore } from '../store/types.ts';
 
@@ -29,9 +30,7 @@ export function isLoopbackChannel(url: string): boolean {
     const u = new URL(url);
     return (
       (u.protocol === 'http:' || u.protocol === 'https:') &&
-      (u.hostname === 'localhost' ||
-        u.hostname === '[::1]' ||
-        /^127\.\d+\.\d+\.\d+$/.test(u.hostname))
+      isLoopback(u.hostname.replace(/^\[|\]$/g, ''))
     );
   } catch {
     return false;

@@ -7,6 +7,7 @@
  */
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
+import { isLoopback } from '../util/loopback.ts';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
@@ -53,11 +54,6 @@ export interface ServeOptions {
 export function urlOf(scheme: 'http' | 'https', host: string, port: number): string {
   const name = host === '0.0.0.0' || host === '::' ? hostname() : host;
   return `${scheme}://${name.includes(':') ? `[${name}]` : name}:${port}`;
-}
-
-/** True for an address only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export interface AppOptions {
