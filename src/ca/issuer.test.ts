@@ -5,33 +5,18 @@ import { describe, it } from 'node:test';
 import { parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import { encodePem } from '../pki/pem.ts';
 import { inspectCertificate, type Certificate } from '../pki/x509.ts';
-import { run, tempDir } from '../testing/tools.ts';
+import { opensslCsrDer, run, tempDir } from '../testing/tools.ts';
 import { createAuthority, type CaMaterial } from './authority.ts';
 import { issue, randomSerial, serialHex } from './issuer.ts';
 import { DEFAULT_PROFILE, PolicyError, type IssuanceProfile } from './profile.ts';
 
-function csrFrom(newkey: string[], subj: string, addext: string[] = []): CertificationRequest {
-  const dir = tempDir();
-  run('openssl', [
-    'req',
-    '-new',
-    ...newkey,
-    '-nodes',
-    '-keyout',
-    join(dir, 'k.pem'),
-    '-subj',
-    subj,
-    ...addext.flatMap((e) => ['-addext', e]),
-    '-outform',
-    'DER',
-    '-out',
-    join(dir, 'r.der'),
-  ]);
-  return parseCsr(
-    new Uint8Array(
-      run('openssl', ['req', '-inform', 'DER', '-in', join(dir, 'r.der'), '-outform', 'DER']),
-    ),
-  );
+function csrFrom(
+  newkey: string[],
+  subj: string,
+  addext: string[] = [],
+  digest = 'sha256',
+): CertificationRequest {
+  return parseCsr(opensslCsrDer(newkey, subj, addext, digest));
 }
 
 const NOW = new Date('2026-05-01T10:00:00Z');

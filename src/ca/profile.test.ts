@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as der from '../pki/der.ts';
 import { parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import { EXT } from '../pki/oids.ts';
 import { formatName, generalName, parseName } from '../pki/x509.ts';
-import { run, tempDir } from '../testing/tools.ts';
+import { opensslCsrDer } from '../testing/tools.ts';
 import {
   BACKDATE_MS,
   checkCsrSignature,
@@ -23,28 +22,7 @@ function opensslCsr(
   addext: string[] = [],
   digest = 'sha256',
 ): CertificationRequest {
-  const dir = tempDir();
-  run('openssl', [
-    'req',
-    '-new',
-    ...newkey,
-    '-nodes',
-    '-keyout',
-    join(dir, 'k.pem'),
-    `-${digest}`,
-    '-subj',
-    subj,
-    ...addext.flatMap((e) => ['-addext', e]),
-    '-outform',
-    'DER',
-    '-out',
-    join(dir, 'r.der'),
-  ]);
-  return parseCsr(
-    new Uint8Array(
-      run('openssl', ['req', '-inform', 'DER', '-in', join(dir, 'r.der'), '-outform', 'DER']),
-    ),
-  );
+  return parseCsr(opensslCsrDer(newkey, subj, addext, digest));
 }
 
 const RSA2048 = ['-newkey', 'rsa:2048'];

@@ -139,3 +139,35 @@ export function python(
 ): Buffer {
   return run('/usr/bin/python3', ['-c', script, ...args], options);
 }
+
+/**
+ * A PKCS#10 request (DER) from `openssl req`: a new key of `newkey` (`['-newkey', 'rsa:2048']`),
+ * subject `subj` (`/CN=x`), `-addext` values, signed with `digest`.
+ */
+export function opensslCsrDer(
+  newkey: readonly string[],
+  subj: string,
+  addext: readonly string[] = [],
+  digest = 'sha256',
+): Uint8Array {
+  const dir = tempDir();
+  run('openssl', [
+    'req',
+    '-new',
+    ...newkey,
+    '-nodes',
+    '-keyout',
+    join(dir, 'k.pem'),
+    `-${digest}`,
+    '-subj',
+    subj,
+    ...addext.flatMap((e) => ['-addext', e]),
+    '-outform',
+    'DER',
+    '-out',
+    join(dir, 'r.der'),
+  ]);
+  return new Uint8Array(
+    run('openssl', ['req', '-inform', 'DER', '-in', join(dir, 'r.der'), '-outform', 'DER']),
+  );
+}
