@@ -229,22 +229,28 @@ async function finish(
  */
 async function enrollAndWrite(
   url: string,
-  clientOptions: ScepClientOptions,
-  request: EnrollOptions,
-  r: { delayMs: number; count: number },
-  o: {
-    outCert: string;
-    outKey?: string | undefined;
-    keyPassword?: string | undefined;
-    json?: boolean | undefined;
-  },
+  o: EnrollCliOptions,
+  request: Pick<EnrollOptions, 'subject' | 'key' | 'renewWith'>,
+  /** Where a key made for this request is written (none: the key is the caller's or a token's). */
+  outKey: string | undefined,
   out: (s: string) => void,
 ): Promise<void> {
-  const client = createScepClient(fetchTransport(url), clientOptions);
+  const r = retries(o);
+  const full: EnrollOptions = {
+    ...request,
+    ...(o.challenge ? { challenge: o.challenge } : {}),
+    ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
+  };
+  const client = createScepClient(fetchTransport(url), clientOptionsOf(o));
   const result = await transportErrors(async () =>
-    waitForIssue(client, await client.enroll(request), request, r.delayMs, r.count),
+    waitForIssue(client, await client.enroll(full), full, r.delayMs, r.count),
   );
-  await finish(result, request.key, o, out);
+  await finish(
+    result,
+    request.key,
+    { outCert: o.outCert, outKey, keyPassword: o.keyPassword, json: o.json },
+    out,
+  );
 }
 
 /** The options `scep enroll` and `scep renew` share. */
@@ -353,7 +359,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       ),
   ).action((url: string, o: EnrollCliOptions) =>
     closingTokens(async () => {
-      const { delayMs, count } = retries(o);
+      retries(o); // refuse bad --retry-* before any key is made
       const inToken = o.keyLocation.startsWith('pkcs11:');
       if (!o.key && !o.outKey && !inToken)
         throw new CliError(
@@ -363,25 +369,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       if (inToken && o.outKey)
         throw new CliError('a key generated in a token stays there: no --out-key', EXIT.usage);
       const key = o.key ? await loadKey(o.key, o.keyPassword, o) : await newKey(o);
-      const request = {
-        subject: o.subject,
-        key,
-        ...(o.challenge ? { challenge: o.challenge } : {}),
-        ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
-      };
-      await enrollAndWrite(
-        url,
-        clientOptionsOf(o),
-        request,
-        { delayMs, count },
-        {
-          outCert: o.outCert,
-          outKey: o.key ? undefined : o.outKey,
-          keyPassword: o.keyPassword,
-          json: o.json,
-        },
-        out,
-      );
+      await enrollAndWrite(url, o, { subject: o.subject, key }, o.key ? undefined : o.outKey, out);
     }),
   );
 
@@ -409,7 +397,7 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
       .option('--key-password <password>', 'password of --key, and encryption of a written key'),
   ).action((url: string, o: EnrollCliOptions & { cert: string; key: string; newKey?: boolean }) =>
     closingTokens(async () => {
-      const { delayMs, count } = retries(o);
+      retries(o); // refuse bad --retry-* before any key is made
       if (o.newKey && !o.outKey) throw new CliError('--new-key needs --out-key', EXIT.usage);
       const current = (await readPki(await readInput(o.cert), { filename: o.cert }))
         .certificates[0];
@@ -426,24 +414,11 @@ export function scepCommands(root: Command, out: (s: string) => void): void {
             keyLocation: 'file',
           })
         : currentKey;
-      const request = {
-        subject: current.subject.der,
-        key,
-        renewWith: { certificate: current, key: currentKey },
-        ...(o.challenge ? { challenge: o.challenge } : {}),
-        ...(o.caThumbprint ? { caThumbprint: o.caThumbprint } : {}),
-      };
       await enrollAndWrite(
         url,
-        clientOptionsOf(o),
-        request,
-        { delayMs, count },
-        {
-          outCert: o.outCert,
-          outKey: o.newKey ? o.outKey : undefined,
-          keyPassword: o.keyPassword,
-          json: o.json,
-        },
+        o,
+        { subject: current.subject.der, key, renewWith: { certificate: current, key: currentKey } },
+        o.newKey ? o.outKey : undefined,
         out,
       );
     }),
