@@ -551,10 +551,12 @@ async function devicesOf(
   t: { targetKind: 'device' | 'user' | 'all'; target: string },
 ): Promise<string[]> {
   if (t.targetKind === 'device') return [t.target];
-  const all = await deps.store.listDevices({ limit: Number.MAX_SAFE_INTEGER });
-  return all
-    .filter((d) => !d.unenrolledAt && (t.targetKind === 'all' || d.user === t.target))
-    .map((d) => d.id);
+  const devices = await deps.store.listDevices({
+    limit: Number.MAX_SAFE_INTEGER,
+    enrolled: true,
+    ...(t.targetKind === 'user' ? { user: t.target } : {}),
+  });
+  return devices.map((d) => d.id);
 }
 
 /** Assigns a profile; devices get it in their next session. */

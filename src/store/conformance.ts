@@ -603,6 +603,9 @@ export function runStoreConformance(
         assert.equal(await store.getDevice('zz'), undefined);
         assert.deepEqual(ids(await store.listDevices()), ['c', 'a', 'b']);
         assert.deepEqual(ids(await store.listDevices({ limit: 1 })), ['c']);
+        assert.deepEqual(ids(await store.listDevices({ user: 'ANN@example.com' })), ['a']);
+        await store.unenrollDevice('c', at(9));
+        assert.deepEqual(ids(await store.listDevices({ enrolled: true })), ['a', 'b']);
         await rejectsConflict(store.createDevice(newDevice('a')), 'ERR_STORE_DUPLICATE_ID');
       });
 

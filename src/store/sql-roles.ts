@@ -638,9 +638,11 @@ export function sqlRoles(
     },
 
     async listDevices(query = {}) {
-      const rows = await db
-        .selectFrom('devices')
-        .selectAll()
+      let q = db.selectFrom('devices').selectAll();
+      if (query.user !== undefined)
+        q = q.where(sql<string>`lower(user_name)`, '=', query.user.toLowerCase());
+      if (query.enrolled) q = q.where('unenrolled_at', 'is', null);
+      const rows = await q
         .orderBy('enrolled_at', 'asc')
         .orderBy('id', 'asc')
         .limit(limitOf(query.limit))

@@ -291,7 +291,13 @@ export interface DeviceStore {
    */
   rotateDeviceNonce(id: string, expected: string, next: string): Promise<boolean>;
   /** Devices by `enrolledAt` then id, at most `limit` (default 100). */
-  listDevices(query?: { readonly limit?: number }): Promise<DeviceRecord[]>;
+  listDevices(query?: {
+    readonly limit?: number;
+    /** Only devices of this user (UPN, compared lowercase). */
+    readonly user?: string;
+    /** Only devices still enrolled. */
+    readonly enrolled?: boolean;
+  }): Promise<DeviceRecord[]>;
   /**
    * Records a session: `lastSeenAt = at`, and `info` merged with these values (a key given
    * replaces the stored one). False when no device has this id.
