@@ -247,22 +247,18 @@ async function apply(
   const digest = doc.application.appAuth.find((a) => a.level === 'APPSRV' && a.type === 'DIGEST');
   const snapshot = structuredClone(agent.store.data);
   try {
-    for (const r of doc.rootCertificates)
-      agent.certificates.add({
-        scope: 'device',
-        store: 'Root',
-        der: r.der,
-        source: { kind: 'wstep', uri: './Vendor/MSFT/CertificateStore/Root/System' },
-        expectedThumbprint: r.thumbprint,
-      });
-    for (const c of doc.intermediateCertificates ?? [])
-      agent.certificates.add({
-        scope: 'device',
-        store: 'CA',
-        der: c.der,
-        source: { kind: 'wstep', uri: './Vendor/MSFT/CertificateStore/CA/System' },
-        expectedThumbprint: c.thumbprint,
-      });
+    for (const [store, list] of [
+      ['Root', doc.rootCertificates],
+      ['CA', doc.intermediateCertificates ?? []],
+    ] as const)
+      for (const c of list)
+        agent.certificates.add({
+          scope: 'device',
+          store,
+          der: c.der,
+          source: { kind: 'wstep', uri: `./Vendor/MSFT/CertificateStore/${store}/System` },
+          expectedThumbprint: c.thumbprint,
+        });
     const mine = agent.certificates.add({
       scope: client.store === 'User' ? 'user' : 'device',
       store: 'My',
