@@ -19,13 +19,17 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   omadm: ['pki'],
   store: [],
   hsm: ['pki', 'util'],
-  server: ['pki', 'ca', 'scep', 'omadm', 'store', 'hsm', 'util'],
+  // Mail as a format and a transport: composing and reading messages with certificate
+  // attachments, sending over SMTP (style.md: "Mailer port + SMTP adapter").
+  mail: ['pki', 'util'],
+  server: ['pki', 'ca', 'scep', 'omadm', 'store', 'hsm', 'mail', 'util'],
   // The device builds names and CSR extensions with the CA's encoders (ca/name, ca/certificate).
-  device: ['pki', 'ca', 'scep', 'omadm', 'hsm', 'util'],
-  cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'hsm', 'util'],
+  // The installer reads certificate attachments out of .eml messages (mail/, reading only).
+  device: ['pki', 'ca', 'scep', 'omadm', 'hsm', 'mail', 'util'],
+  cli: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'hsm', 'mail', 'util'],
   testing: [],
   // Tests of the two programs talking to each other: the server and device agents in one process.
-  e2e: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'hsm', 'util'],
+  e2e: ['pki', 'ca', 'scep', 'omadm', 'store', 'server', 'device', 'hsm', 'mail', 'util'],
 };
 
 /**
