@@ -35,10 +35,13 @@ async function main(): Promise<void> {
     return;
   }
   for (const f of figures) {
-    const ratio = f.better === 'higher' ? f.value / f.reference.value : f.reference.value / f.value;
+    const [num, den] =
+      f.better === 'higher' ? [f.value, f.reference.value] : [f.reference.value, f.value];
+    // 0 failures against the reference's 0 is a tie; against its 12 %, "better by any factor".
+    const ratio = den === 0 ? (num === 0 ? '1.00' : '∞') : (num / den).toFixed(2);
     process.stdout.write(
       `\n${f.name}\n  ${fmt(f.value)} ${f.unit}   vs ${f.reference.name}: ${fmt(f.reference.value)} ${f.unit}   ` +
-        `ratio ${ratio.toFixed(2)} (${f.better} is better)${f.goal ? `   goal ${f.goal}` : ''}\n`,
+        `ratio ${ratio} (${f.better} is better)${f.goal ? `   goal ${f.goal}` : ''}\n`,
     );
   }
 }

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnServe } from '../src/testing/serve-process.ts';
 import type { BenchFigure } from './figure.ts';
+import { buildRequests, replayTimed, type LatencyResult } from './scep-latency.ts';
 
 const TOOLS = new URL('../../shared/tools/', import.meta.url).pathname;
 const CHALLENGE = 'bench-challenge';
@@ -59,6 +60,17 @@ function opensslSignRate(): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/** One line of a latency pass's figures. */
+function summary(r: LatencyResult): string {
+  return `${r.ok} ok, ${r.failed} failed, p50 ${r.p50.toFixed(0)} ms, p95 ${r.p95.toFixed(0)} ms, max ${r.max.toFixed(0)} ms, ${r.rate.toFixed(0)}/s`;
+}
+
+/** Builds `n` requests for `url` (with our client), then replays them timed. */
+async function latency(url: string, n: number, c: number): Promise<LatencyResult> {
+  process.stderr.write(`  latency: ${url}, ${n} requests, concurrency ${c}…\n`);
+  return replayTimed(url, await buildRequests(url, CHALLENGE, n), c);
+}
+
 export async function benchScep(): Promise<BenchFigure[]> {
   if (!existsSync(join(TOOLS, 'scep-bench.sh')))
     throw new Error(`SCEP bench needs ${TOOLS} (the shared tools beside the repository)`);
@@ -98,6 +110,31 @@ export async function benchScep(): Promise<BenchFigure[]> {
         better: 'higher',
         goal: '≥ 600/s and ≥ 3× the reference, 0 failures',
       });
+    }
+    // Latency under the same load: every request timed, ours and the reference's.
+    for (const c of [8, 32]) {
+      const mine = await latency(`${ours.url}/scep`, n, c);
+      const ref = await latency('http://127.0.0.1:18081/scep', Math.min(n, 400), c);
+      figures.push(
+        {
+          name: `scep: p99 latency, RSA-2048 PKCSReq, concurrency ${c} (ours: ${summary(mine)}; reference: ${summary(ref)})`,
+          value: mine.p99,
+          unit: 'ms',
+          reference: { name: 'micromdm scepserver 2.1.0, same load', value: ref.p99 },
+          better: 'lower',
+        },
+        {
+          name: `scep: error rate under load, concurrency ${c}`,
+          value: (100 * mine.failed) / (mine.ok + mine.failed),
+          unit: '%',
+          reference: {
+            name: 'micromdm scepserver 2.1.0, same load',
+            value: (100 * ref.failed) / (ref.ok + ref.failed),
+          },
+          better: 'lower',
+          goal: '0 %',
+        },
+      );
     }
     figures.push({
       name: 'scep: physical reference, OpenSSL RSA-2048 signatures on one core (an issuance is ~3 private-key operations)',
