@@ -92,7 +92,7 @@ export function countingAudit<S extends AuditLog>(store: S, metrics: Metrics): S
 export function registerMetrics(
   app: FastifyInstance,
   metrics: Metrics,
-  deps: ops.AdminDeps & { readonly store: Pick<Store, 'listAudit'> },
+  deps: ops.AdminDeps & { readonly store: Pick<Store, 'status'> },
 ): void {
   app.addHook('onResponse', async (req, reply) => {
     metrics.duration.observe(
@@ -116,7 +116,11 @@ export function registerMetrics(
   });
   app.get('/readyz', async (_req, reply) => {
     try {
-      await deps.store.listAudit({ limit: 1 });
+      const s = await deps.store.status();
+      if (s.schemaVersion < s.latestSchemaVersion)
+        return reply
+          .code(503)
+          .send({ status: 'unavailable', reason: 'the schema is not migrated' });
       return { status: 'ready' };
     } catch {
       return reply.code(503).send({ status: 'unavailable', reason: 'the store does not answer' });

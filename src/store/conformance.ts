@@ -63,6 +63,19 @@ export function runStoreConformance(
       await store.close();
     });
 
+    describe('status', () => {
+      it("answers the database's clock and a schema migrated to the newest version", async () => {
+        const before = Date.now();
+        const s = await store.status();
+        const after = Date.now();
+        // Same machine here: the database's clock reads between our two readings (±1 s).
+        assert.ok(s.time.getTime() >= before - 1000 && s.time.getTime() <= after + 1000);
+        assert.ok(s.latestSchemaVersion >= 7);
+        assert.equal(s.schemaVersion, s.latestSchemaVersion);
+        assert.equal(typeof (await store.transaction((tx) => tx.status())).schemaVersion, 'number');
+      });
+    });
+
     describe('certificates', () => {
       it('inserts and reads back by serial and by SHA-1, not revoked', async () => {
         const c = cert('0a1b');

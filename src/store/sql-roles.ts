@@ -6,7 +6,7 @@
  * {@link SqlDialect}) and its own connection setup and `close`.
  */
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
-import type { Schema } from './migrations.ts';
+import { listMigrations, type Schema } from './migrations.ts';
 import type {
   ApiTokenRecord,
   ApiTokenRole,
@@ -47,6 +47,15 @@ export function sqlStore(db: Kysely<Schema>, dialect: SqlDialect): Omit<Store, '
     ...sqlRoles(db, dialect),
     transaction: (f) => db.transaction().execute((tx) => f(sqlRoles(tx, dialect))),
   };
+}
+
+const LATEST = new Map<SqlDialect['backend'], number>();
+
+/** The newest schema version this build ships for `backend` (read once). */
+function latestVersion(backend: SqlDialect['backend']): number {
+  let v = LATEST.get(backend);
+  if (v === undefined) LATEST.set(backend, (v = listMigrations(backend).at(-1)?.version ?? 0));
+  return v;
 }
 
 /** A plain Uint8Array copy: callers compare and hash bytes, never a driver's buffer subclass. */
@@ -219,6 +228,21 @@ export function sqlRoles(
 ): Omit<Store, 'transaction' | 'close'> {
   return {
     backend: dialect.backend,
+    async status() {
+      const clock =
+        dialect.backend === 'postgres'
+          ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8`
+          : sql<number>`unixepoch('subsec') * 1000`;
+      const r = await db
+        .selectFrom('schema_migrations')
+        .select([clock.as('now'), (eb) => eb.fn.max('version').as('version')])
+        .executeTakeFirstOrThrow();
+      return {
+        time: new Date(Math.round(Number(r.now))),
+        schemaVersion: Number(r.version ?? 0),
+        latestSchemaVersion: latestVersion(dialect.backend),
+      };
+    },
 
     async insertCertificate(c) {
       try {

@@ -495,6 +495,12 @@ export interface FailureStore {
   purgeFailures(before: Date): Promise<number>;
 }
 
+export interface StoreStatus {
+  readonly time: Date;
+  readonly schemaVersion: number;
+  readonly latestSchemaVersion: number;
+}
+
 export interface Store
   extends
     CertificateStore,
@@ -511,6 +517,12 @@ export interface Store
     KeyEscrowStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
+  /**
+   * One round trip to the database (readiness, `certpost doctor`): its clock (PostgreSQL's
+   * `now()`; SQLite's is this machine's) and the schema version applied, next to the newest this
+   * build knows.
+   */
+  status(): Promise<StoreStatus>;
   /**
    * Runs `f` in one transaction: all of its writes land or none does. Calls on `tx` run inside
    * it; the outer store must not be used from within `f`.
