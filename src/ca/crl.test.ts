@@ -9,7 +9,8 @@ import { encodePem } from '../pki/pem.ts';
 import { inspectCertificate } from '../pki/x509.ts';
 import { run, tempDir } from '../testing/tools.ts';
 import { createAuthority } from './authority.ts';
-import { buildCrl } from './crl.ts';
+import { buildCrl, parseCrl } from './crl.ts';
+import { checkSignedStructure } from '../pki/chain.ts';
 import { issue, randomSerial, serialHex } from './issuer.ts';
 import { DEFAULT_PROFILE } from './profile.ts';
 
@@ -98,6 +99,20 @@ describe('buildCrl', () => {
           { serial: 'abcdef', revokedAt: NOW, reason: 0 },
         ],
       });
+      // Read back by our own parser: the same fields, and a signature the issuer's key verifies.
+      const parsed = parseCrl(crlDer);
+      assert.equal(parsed.crlNumber, 42n);
+      assert.equal(parsed.thisUpdate.getTime(), NOW.getTime());
+      assert.equal(parsed.nextUpdate?.getTime(), NOW.getTime() + 7 * 86_400_000);
+      assert.deepEqual(
+        parsed.revoked.map((r) => [r.serial, r.reason]),
+        [
+          [serialHex(revoked.serial).replace(/^(00)+(?=..)/, ''), 1],
+          ['abcdef', 0],
+        ],
+      );
+      assert.ok(checkSignedStructure(parsed, ca.issuing.certificate.spki).ok);
+      assert.equal(checkSignedStructure(parsed, ca.root.certificate.spki).ok, false);
       const dir = tempDir();
       writeFileSync(join(dir, 'root.pem'), encodePem('CERTIFICATE', ca.root.certificate.der));
       writeFileSync(join(dir, 'issuing.pem'), encodePem('CERTIFICATE', ca.issuing.certificate.der));

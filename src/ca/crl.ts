@@ -20,7 +20,14 @@ import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import * as der from '../pki/der.ts';
 import { enc, Tag } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
-import { subjectKeyIdentifier, type Certificate } from '../pki/x509.ts';
+import type { SignedStructure } from '../pki/chain.ts';
+import {
+  parseExtensions,
+  parseName,
+  subjectKeyIdentifier,
+  type Certificate,
+  type Name,
+} from '../pki/x509.ts';
 import {
   authorityKeyIdentifier,
   authorityKeyIdentifierFromId,
@@ -113,4 +120,70 @@ export async function buildCrl(input: CrlInput): Promise<Uint8Array> {
     enc.ctx(0, extensions),
   );
   return signStructure(tbs, alg, key);
+}
+
+/** A CRL as read back (RFC 5280 §5.1): what `certpost doctor` and the console show of it. */
+export interface ParsedCrl extends SignedStructure {
+  readonly issuer: Name;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date | undefined;
+  readonly crlNumber: bigint | undefined;
+  readonly revoked: readonly RevokedEntry[];
+}
+
+/**
+ * Reads a DER CRL. Throws {@link PkiError} `ERR_PKI_MALFORMED`/`ERR_PKI_TRUNCATED` for bytes that
+ * are not a CertificateList. The signature is not checked here: pass the result to
+ * `checkSignedStructure` with the issuer's SubjectPublicKeyInfo.
+ */
+export function parseCrl(bytes: Uint8Array): ParsedCrl {
+  const [tbsNode, sigAlg, sigValue] = der.seq(der.decode(bytes), 'CertificateList');
+  const tbs = der.seq(tbsNode, 'TBSCertList');
+  let i = tbs[0]?.tag === Tag.INTEGER ? 1 : 0; // version, v2 when present
+  i++; // inner signature AlgorithmIdentifier
+  const issuer = parseName(tbs[i++], 'issuer');
+  const thisUpdate = der.time(tbs[i++]!);
+  let nextUpdate: Date | undefined;
+  if (tbs[i] && (tbs[i]!.tag === Tag.UTC_TIME || tbs[i]!.tag === Tag.GENERALIZED_TIME))
+    nextUpdate = der.time(tbs[i++]!);
+  const revoked: RevokedEntry[] = [];
+  if (tbs[i]?.tag === Tag.SEQUENCE) {
+    for (const entry of der.children(tbs[i++]!)) {
+      const [serial, date, ext] = der.seq(entry, 'revokedCertificate');
+      const reasonExt = ext && parseExtensions(ext).find((e) => e.oid === CRL_EXT.reasonCode);
+      revoked.push({
+        serial: Buffer.from(der.value(der.expect(serial, Tag.INTEGER, 'userCertificate')))
+          .toString('hex')
+          .replace(/^(00)+(?=..)/, ''),
+        revokedAt: der.time(date!),
+        reason: reasonExt ? reasonCode(reasonExt.value) : 0,
+      });
+    }
+  }
+  let crlNumber: bigint | undefined;
+  if (tbs[i]?.tag === der.ctx(0, true)) {
+    const n = parseExtensions(der.children(tbs[i]!)[0]).find((e) => e.oid === CRL_EXT.cRLNumber);
+    if (n) crlNumber = der.integer(der.decode(n.value));
+  }
+  const algParts = der.seq(sigAlg, 'signatureAlgorithm');
+  return {
+    tbs: der.raw(tbsNode!),
+    signatureAlgorithm: der.oid(algParts[0]!),
+    signatureParams: algParts[1] && algParts[1].tag !== Tag.NULL ? der.raw(algParts[1]) : null,
+    signature: der.bitString(der.expect(sigValue, Tag.BIT_STRING, 'signatureValue')).bytes,
+    issuer,
+    thisUpdate,
+    nextUpdate,
+    crlNumber,
+    revoked,
+  };
+}
+
+/** CRLReason (an ENUMERATED of one octet, RFC 5280 §5.3.1) from its extension value. */
+function reasonCode(value: Uint8Array): number {
+  const n = der.decode(value);
+  const v = der.value(n);
+  if (n.tag !== Tag.ENUMERATED || v.length !== 1)
+    throw new PkiError('ERR_PKI_MALFORMED', 'a reasonCode that is not a one-octet ENUMERATED');
+  return v[0]!;
 }
