@@ -31,6 +31,8 @@ export const EXIT = {
   busy: 11,
   /** A PKCS#11 module, token or key could not be used (not found, removed, token error). */
   token: 12,
+  /** `certpost doctor` found a failing check. */
+  unhealthy: 13,
 } as const;
 
 export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {

@@ -3,6 +3,7 @@
  * `--json` and then print exactly one JSON document on stdout. Errors are one line on stderr,
  * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
  */
+import { doctorCommands } from './doctor.ts';
 import { fleetCommands } from './fleet.ts';
 import { parseDuration } from './admin.ts';
 import { mdmCommands } from './mdm.ts';
@@ -310,6 +311,7 @@ function program(out: (s: string) => void): Command {
   deviceCommands(root, out);
   mdmCommands(root, out);
   fleetCommands(root, out);
+  doctorCommands(root, out);
   return root;
 }
 
