@@ -3,6 +3,7 @@
  * `--json` and then print exactly one JSON document on stdout. Errors are one line on stderr,
  * prefixed `certpost:`, with an exit code from {@link EXIT} (see exit-codes.ts).
  */
+import { backupCommands } from './backup.ts';
 import { doctorCommands } from './doctor.ts';
 import { fleetCommands } from './fleet.ts';
 import { parseDuration } from './admin.ts';
@@ -312,6 +313,7 @@ function program(out: (s: string) => void): Command {
   mdmCommands(root, out);
   fleetCommands(root, out);
   doctorCommands(root, out);
+  backupCommands(root, out);
   return root;
 }
 
