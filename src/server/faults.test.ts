@@ -321,3 +321,87 @@ describe('two server processes on one PostgreSQL database', () => {
     },
   );
 });
+
+describe('PostgreSQL restarted under load', () => {
+  let pg: PostgresServer | undefined;
+  let store: Store | undefined;
+  after(async () => {
+    await store?.close();
+    await pg?.stop();
+  });
+
+  it(
+    'requests fail cleanly while it is down, and the same server process serves again once it is back',
+    { timeout: 90_000 },
+    async (t) => {
+      const [server, keys] = await Promise.all([startPostgres(), rsaKeys(4)]);
+      pg = server;
+      const data = join(tempDir('certpost-faults-'), 'data');
+      const certpost = await startCertpost(data, pg.url);
+      const base = certpost.scep.replace(/\/scep$/, '');
+      const client = createScepClient(fetchTransport(certpost.scep, fetch, { timeoutMs: 15_000 }));
+      await client.caCertificates();
+      const received: Certificate[] = [];
+      const failed: string[] = [];
+      let attempt = 0;
+      const enroll = async (): Promise<void> => {
+        const i = attempt++;
+        try {
+          const r = await client.enroll({
+            subject: `CN=pg-restart-${i},O=faults`,
+            key: keys[i % keys.length]!,
+            challenge: CHALLENGE,
+            transactionId: `pg-restart-${i}-${randomUUID()}`,
+          });
+          if (r.status === 'issued') received.push(r.certificate);
+          else failed.push(`${i}: ${r.status}`);
+        } catch (e) {
+          failed.push(`${i}: ${(e as Error).message}`);
+        }
+      };
+
+      // Load before, during and after the outage: 8 clients enrolling back to back.
+      let outage = true;
+      const load = runPool(10_000, 8, async () => {
+        if (outage || received.length < 400) await enroll();
+      });
+      while (received.length < 20) await new Promise((r) => setTimeout(r, 20));
+      await pg.halt();
+      const down = await fetch(`${base}/readyz`);
+      assert.equal(down.status, 503, 'not ready while the database is down');
+      const whileDown = failed.length;
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(failed.length > whileDown, 'requests during the outage fail');
+      assert.equal(
+        certpost.child.exitCode,
+        null,
+        `the server is still running\n${certpost.stderr()}`,
+      );
+      await pg.resume();
+      const before = received.length;
+      // Recovered without a restart: fresh enrollments succeed again.
+      const deadline = Date.now() + 30_000;
+      while (received.length < before + 20 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      outage = false;
+      await load;
+      assert.ok(
+        received.length >= before + 20,
+        `recovered: ${received.length - before} issued after`,
+      );
+      assert.equal((await fetch(`${base}/readyz`)).status, 200);
+      // Failures were HTTP errors or refusals, never a hang (each request is bounded by 15 s).
+      assert.ok(
+        failed.every((f) => /HTTP 5\d\d|status 5\d\d|50\d/.test(f)),
+        failed.slice(0, 5).join('\n'),
+      );
+      t.diagnostic(
+        `${received.length} issued, ${failed.length} failed during the outage (first: ${failed[0] ?? '-'})`,
+      );
+      store = await openStore(pg.url);
+      await assertStoredOnce(store, received);
+      assert.equal(certpost.child.exitCode, null);
+      await stopCertpost(certpost);
+    },
+  );
+});

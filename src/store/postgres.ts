@@ -25,6 +25,11 @@ const types: pg.CustomTypesConfig = {
  */
 export async function openPostgresKysely(connectionString: string): Promise<Kysely<Schema>> {
   const pool = new pg.Pool({ connectionString, types });
+  // An idle pooled connection that the server drops (a restart, a failover, an idle timeout)
+  // is an 'error' event on the pool; unhandled, it would end the process. The pool has already
+  // discarded that client and the next query opens a new one; queries that fail meanwhile
+  // reject on their own path, where the caller reports them.
+  pool.on('error', () => undefined);
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   try {
     await migrate(db, 'postgres');

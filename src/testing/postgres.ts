@@ -19,6 +19,14 @@ export interface PostgresServer {
   newDatabase(template?: string): Promise<string>;
   /** Stops the server at once (`pg_ctl stop -m immediate`) and removes its directory. */
   stop(): Promise<void>;
+  /**
+   * Fault injection: an administrator's restart, first half. `pg_ctl stop -m fast` ends every
+   * connection at once (clients see 57P01 or a reset) and keeps the data; {@link resume} starts
+   * it again on the same port. Not `-m immediate`: with this harness's synchronous_commit=off a
+   * crash may lose commits already acknowledged, which production settings do not.
+   */
+  halt(): Promise<void>;
+  resume(): Promise<void>;
 }
 
 /** Directory holding initdb and pg_ctl: $PG_BIN, else the newest /usr/lib/postgresql/N/bin. */
@@ -102,17 +110,19 @@ export async function startPostgres(): Promise<PostgresServer> {
       '--no-instructions',
     ]);
     const port = await freePort();
-    asServerUser(join(bin, 'pg_ctl'), [
-      '-D',
-      data,
-      '-l',
-      join(dir, 'server.log'),
-      '-o',
-      `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
-      '-w',
-      '-s',
-      'start',
-    ]);
+    const start = (): void =>
+      asServerUser(join(bin, 'pg_ctl'), [
+        '-D',
+        data,
+        '-l',
+        join(dir, 'server.log'),
+        '-o',
+        `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+        '-w',
+        '-s',
+        'start',
+      ]);
+    start();
     const base = `postgres://postgres@127.0.0.1:${port}`;
     let databases = 0;
     const newDatabase = async (template = 'template1'): Promise<string> => {
@@ -131,6 +141,9 @@ export async function startPostgres(): Promise<PostgresServer> {
       url,
       newDatabase,
       stop: async () => stopNow(),
+      halt: async () =>
+        asServerUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-s']),
+      resume: async () => start(),
     };
   } catch (e) {
     stopNow();
