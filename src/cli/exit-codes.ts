@@ -68,6 +68,8 @@ export const HSM_EXIT: Readonly<Record<HsmErrorCode, number>> = {
 
 /** Configuration and data-directory errors (their `code`), printed as one line. */
 export const CONFIG_EXIT: Readonly<Record<string, number>> = {
+  ERR_STORE_UNWRITABLE: EXIT.output,
+  ERR_STORE_UNREACHABLE: EXIT.network,
   ERR_PROFILES: EXIT.input,
   ERR_CA_STATE: EXIT.input,
   ERR_DEVICE_STATE: EXIT.input,

@@ -9,7 +9,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { migrate, type Schema } from './migrations.ts';
 import { sqlStore, type SqlDialect } from './sql-roles.ts';
-import { StoreConflictError, type Store } from './types.ts';
+import { StoreConflictError, StoreUnavailableError, type Store } from './types.ts';
 
 /** int8 (BIGINT, BIGSERIAL) as a JS number; pg's default is a string. */
 const types: pg.CustomTypesConfig = {
@@ -35,9 +35,34 @@ export async function openPostgresKysely(connectionString: string): Promise<Kyse
     await migrate(db, 'postgres');
   } catch (e) {
     await db.destroy();
-    throw e;
+    throw unreachable(connectionString, e);
   }
   return db;
+}
+
+/** Connection and login failures of the first use, as one line that names no password. */
+const UNREACHABLE: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'nothing listens there',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'the host name does not resolve',
+  ETIMEDOUT: 'the connection timed out',
+  ECONNRESET: 'the connection was reset',
+  '28P01': 'the password was refused',
+  '28000': 'the login was refused',
+  '3D000': 'the database does not exist',
+};
+
+function unreachable(connectionString: string, e: unknown): unknown {
+  const code = (e as { code?: string }).code;
+  const why = code !== undefined ? UNREACHABLE[code] : undefined;
+  if (why === undefined) return e;
+  const u = new URL(connectionString);
+  const where = `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  return new StoreUnavailableError(
+    'ERR_STORE_UNREACHABLE',
+    `cannot reach PostgreSQL at ${where}: ${why}`,
+    { cause: e },
+  );
 }
 
 /** Opens (migrating when needed) the PostgreSQL store at `connectionString` (`postgres://…`). */

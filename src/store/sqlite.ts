@@ -9,11 +9,13 @@
  * same process that writes while the first holds a transaction open across an `await` cannot
  * get the lock until the timeout ends (SQLITE_BUSY). Single statements never hold it across one.
  */
+import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { migrate, type Schema } from './migrations.ts';
 import { sqlStore, type SqlDialect } from './sql-roles.ts';
-import { StoreConflictError, type Store } from './types.ts';
+import { StoreConflictError, StoreUnavailableError, type Store } from './types.ts';
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -50,12 +52,49 @@ function adapt(raw: DatabaseSync): SqliteDatabase {
 }
 
 /**
+ * Why SQLite could not open `path`, in the operator's terms: SQLite says only "unable to open
+ * database file" or "attempt to write a readonly database", so the directory is asked (access(2)
+ * reports a read-only file system even to root).
+ */
+function unwritable(path: string, e: unknown): unknown {
+  if (path === ':memory:') return e;
+  const dir = dirname(path);
+  let why = (e as Error).message;
+  try {
+    accessSync(dir, constants.W_OK);
+    if (existsSync(path)) accessSync(path, constants.R_OK | constants.W_OK);
+    const fs = statfsSync(dir);
+    if (fs.bavail === 0) why = 'the disk is full';
+  } catch (a) {
+    const code = (a as NodeJS.ErrnoException).code;
+    why =
+      code === 'EROFS'
+        ? 'the file system is read-only'
+        : code === 'ENOENT'
+          ? 'the directory does not exist'
+          : code === 'EACCES' || code === 'EPERM'
+            ? 'permission denied'
+            : why;
+  }
+  return new StoreUnavailableError(
+    'ERR_STORE_UNWRITABLE',
+    `cannot open the database ${path}: ${why}`,
+    { cause: e },
+  );
+}
+
+/**
  * A Kysely instance on the SQLite database at `path` (a file, or `:memory:`), with the pragmas
  * set and the schema migrated. Exposed for the schema tests; the application uses
  * {@link openSqliteStore}.
  */
 export async function openSqliteKysely(path: string): Promise<Kysely<Schema>> {
-  const raw = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+  let raw: DatabaseSync;
+  try {
+    raw = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+  } catch (e) {
+    throw unwritable(path, e);
+  }
   try {
     // busy_timeout first: switching to WAL needs a lock another opener may hold.
     raw.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -64,7 +103,7 @@ export async function openSqliteKysely(path: string): Promise<Kysely<Schema>> {
     raw.exec('PRAGMA foreign_keys = ON');
   } catch (e) {
     raw.close();
-    throw e;
+    throw unwritable(path, e);
   }
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(raw) }) });
   try {

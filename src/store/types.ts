@@ -52,6 +52,21 @@ export class StoreConflictError extends Error {
   }
 }
 
+/**
+ * The database cannot be opened: `ERR_STORE_UNWRITABLE` for a SQLite file whose directory is
+ * read-only, full, missing or not ours; `ERR_STORE_UNREACHABLE` for a PostgreSQL server that
+ * does not answer or refuses the login. The message names the place and the cause, never a
+ * password.
+ */
+export class StoreUnavailableError extends Error {
+  readonly code: 'ERR_STORE_UNWRITABLE' | 'ERR_STORE_UNREACHABLE';
+  constructor(code: StoreUnavailableError['code'], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 export interface CertificateStore {
   /**
    * Records an issued certificate. The serial is unique by a database constraint: a second

@@ -28,10 +28,20 @@ export interface ServeProcess {
 /** Spawns `certpost serve ARGS…` (with `--listen 127.0.0.1:0` unless given) and waits until it listens. */
 export async function spawnServe(
   args: readonly string[],
-  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  o: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /**
+     * A command the server is started through, e.g. `['unshare', '-m', 'sh', '-c', 'mount … &&
+     * exec "$0" "$@"']` for fault tests; it must exec the server in the end (signals reach it).
+     */
+    wrap?: readonly string[];
+  } = {},
 ): Promise<ServeProcess> {
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
-  const child = spawn(process.execPath, [BIN, 'serve', ...listen, ...args], {
+  const argv = [process.execPath, BIN, 'serve', ...listen, ...args];
+  const [file, ...rest] = [...(o.wrap ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(file, rest, {
     env: o.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
