@@ -44,7 +44,7 @@ export const MAIL_SETTINGS = {
   passwordFile: {
     flag: '--smtp-password-file <file>',
     env: 'CERTPOST_SMTP_PASSWORD_FILE',
-    help: 'relay password, first line of this file (or CERTPOST_SMTP_PASSWORD)',
+    help: 'relay password, first line of this file; CERTPOST_SMTP_PASSWORD may hold the password itself',
   },
   caFile: {
     flag: '--smtp-ca-file <file>',
