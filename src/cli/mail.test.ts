@@ -17,7 +17,7 @@ import { openContext } from '../server/context.ts';
 import { escrowedSerial, issuedSerial } from '../server/testing.ts';
 import { spawnServe } from '../testing/serve-process.ts';
 import { startSmtpListener, type SmtpListener } from '../testing/smtp.ts';
-import { freePort, run, tempDir } from '../testing/tools.ts';
+import { freePort, opensslPkcs12Info, run, tempDir } from '../testing/tools.ts';
 
 const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
 const TESTDATA = new URL('../mail/testdata/', import.meta.url).pathname;
@@ -51,6 +51,9 @@ function certpost(args: readonly string[], env: Record<string, string> = {}) {
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** A relay and a sender, nothing else: no login, the system's roots. */
+const bareRelay = (url: string) => ['--smtp-url', url, '--smtp-from', 'pki@contoso.example'];
 
 /** The relay settings as flags (the password comes from CERTPOST_SMTP_PASSWORD_FILE). */
 const relayFlags = () => [
@@ -153,16 +156,8 @@ describe('certpost mail send', () => {
     assert.ok(password, r.stdout);
     const { a, file, raw, text } = await lastAttachment();
     assert.equal(a.contentType, 'application/x-pkcs12');
-    const info = run('openssl', [
-      'pkcs12',
-      '-in',
-      file,
-      '-info',
-      '-nodes',
-      '-passin',
-      `pass:${password}`,
-    ]);
-    assert.match(info.toString(), /-----BEGIN PRIVATE KEY-----/);
+    const info = opensslPkcs12Info(file, password);
+    assert.match(info, /-----BEGIN PRIVATE KEY-----/);
     assert.ok(!raw.includes(password));
     assert.match(text, /password that is not in this message/);
 
@@ -182,15 +177,7 @@ describe('certpost mail send', () => {
     assert.equal(mine.code, 0, mine.stderr);
     assert.doesNotMatch(mine.stdout, /password/i);
     const second = await lastAttachment();
-    run('openssl', [
-      'pkcs12',
-      '-in',
-      second.file,
-      '-info',
-      '-nokeys',
-      '-passin',
-      'pass:operator-chosen-pw',
-    ]);
+    assert.match(opensslPkcs12Info(second.file, 'operator-chosen-pw'), /BEGIN PRIVATE KEY/);
     assert.ok(!second.raw.includes('operator-chosen-pw'));
   });
 
@@ -214,10 +201,7 @@ describe('certpost mail send', () => {
           'send',
           '--data',
           data,
-          '--smtp-url',
-          `smtp://127.0.0.1:${port}`,
-          '--smtp-from',
-          'pki@contoso.example',
+          ...bareRelay(`smtp://127.0.0.1:${port}`),
           '--to',
           'a@example.com',
           '--cert',
@@ -234,10 +218,7 @@ describe('certpost mail send', () => {
             'send',
             '--data',
             data,
-            '--smtp-url',
-            relay.url,
-            '--smtp-from',
-            'pki@contoso.example',
+            ...bareRelay(relay.url),
             '--smtp-user',
             RELAY_USER,
             '--to',
@@ -323,10 +304,7 @@ describe('certpost serve with a relay', () => {
       data,
       '--listen',
       '127.0.0.1:0',
-      '--smtp-url',
-      relay.url,
-      '--smtp-from',
-      'pki@contoso.example',
+      ...bareRelay(relay.url),
       '--smtp-user',
       RELAY_USER,
     ]);

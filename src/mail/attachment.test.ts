@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseCertificate, sha256Thumbprint } from '../pki/x509.ts';
-import { run, tempDir } from '../testing/tools.ts';
+import { opensslPkcs12Info, opensslThumbprint, run, tempDir } from '../testing/tools.ts';
 import {
   attachmentBaseName,
   buildAttachment,
@@ -81,18 +81,8 @@ describe('attachment bytes, as openssl reads them', () => {
       const a = await buildAttachment(format, source);
       assert.equal(a.filename, `Alice-Example-Contoso.${format}`);
       assert.equal(a.contentType, 'application/pkix-cert');
-      const fp = run('openssl', [
-        'x509',
-        '-inform',
-        'DER',
-        '-in',
-        save(a.filename, a.content),
-        '-noout',
-        '-fingerprint',
-        '-sha256',
-      ]).toString();
       assert.equal(
-        fp.split('=')[1]!.trim().replace(/:/g, '').toLowerCase(),
+        opensslThumbprint(save(a.filename, a.content), 'sha256', 'DER'),
         sha256Thumbprint(fx.user),
       );
     }
@@ -135,21 +125,11 @@ describe('attachment bytes, as openssl reads them', () => {
     assert.equal(a.contentType, 'application/x-pkcs12');
     assert.equal(a.filename, 'Alice-Example-Contoso.pfx');
     const file = save(a.filename, a.content);
-    const info = run('openssl', [
-      'pkcs12',
-      '-in',
-      file,
-      '-info',
-      '-nodes',
-      '-passin',
-      `pass:${password}`,
-    ]).toString();
+    const info = opensslPkcs12Info(file, password);
     assert.match(info, /-----BEGIN PRIVATE KEY-----/);
     assert.equal(info.match(/-----BEGIN CERTIFICATE-----/g)?.length, 3);
     assert.match(info, /friendlyName: Alice Example \(Contoso\)/);
-    assert.throws(() =>
-      run('openssl', ['pkcs12', '-in', file, '-info', '-nodes', '-passin', 'pass:wrong']),
-    );
+    assert.throws(() => opensslPkcs12Info(file, 'wrong'));
   });
 
   it('file names come from the common name, only safe characters', () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { run } from '../testing/tools.ts';
+import { opensslThumbprint } from '../testing/tools.ts';
 import { DEFAULT_FALLBACKS, OPEN_POLICY } from './attachment.ts';
 import { isMailError } from './errors.ts';
 import { checkAddress } from './mailer.ts';
@@ -15,17 +15,8 @@ import { mailFixtures } from './testing.ts';
 const fx = mailFixtures();
 const source = { certificate: fx.user, chain: [fx.issuing, fx.root] };
 
-function opensslFingerprint(digest: 'sha1' | 'sha256'): string {
-  const out = run('openssl', [
-    'x509',
-    '-in',
-    fx.path('user.pem'),
-    '-noout',
-    '-fingerprint',
-    `-${digest}`,
-  ]);
-  return out.toString().split('=')[1]!.trim().replace(/:/g, '').toLowerCase();
-}
+const opensslFingerprint = (digest: 'sha1' | 'sha256') =>
+  opensslThumbprint(fx.path('user.pem'), digest);
 
 describe('certificate mail text', () => {
   it('names the certificate: subject, issuer, serial, validity and both thumbprints', async () => {

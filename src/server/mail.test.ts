@@ -14,7 +14,7 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { parsePkcs12 } from '../pki/pkcs12.ts';
 import { loadMailSettings, type MailSettingsInput } from '../mail/settings.ts';
 import { startSmtpListener, type SmtpListener } from '../testing/smtp.ts';
-import { run, tempDir } from '../testing/tools.ts';
+import { opensslPkcs12Info, run, tempDir } from '../testing/tools.ts';
 import { createApiToken } from './admin-ops.ts';
 import { openContext, type ServerContext } from './context.ts';
 import { buildApp } from './serve.ts';
@@ -179,15 +179,7 @@ describe('POST /api/v1/certificates/:serial/mail', () => {
     const { parsed, file, raw } = await lastMessage();
     assert.equal(parsed.attachments[0]!.contentType, 'application/x-pkcs12');
     assert.equal(parsed.attachments[0]!.filename, 'bob-example.com.pfx');
-    const info = run('openssl', [
-      'pkcs12',
-      '-in',
-      file,
-      '-info',
-      '-nodes',
-      '-passin',
-      `pass:${password}`,
-    ]).toString();
+    const info = opensslPkcs12Info(file, password);
     assert.match(info, /-----BEGIN PRIVATE KEY-----/);
     assert.match(info, /subject=CN = bob@example\.com/);
     const opened = await parsePkcs12(new Uint8Array(parsed.attachments[0]!.content), password);

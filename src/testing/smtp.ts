@@ -6,10 +6,10 @@
  * in, and can write each one as an .eml file. Tests parse the messages with mailparser.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { run, tempDir } from './tools.ts';
+import { opensslSelfSigned, tempDir } from './tools.ts';
 
 export interface SmtpListenerOptions {
   /** `starttls` (default): plain, STARTTLS offered; `implicit`: smtps; `none`: STARTTLS refused. */
@@ -50,32 +50,9 @@ let identity: { key: string; cert: string } | undefined;
 
 /** A key and a self-signed certificate for 127.0.0.1 and localhost, made once per process. */
 export function listenerIdentity(): { key: string; cert: string } {
-  if (!identity) {
-    const dir = tempDir();
-    run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=certpost test SMTP listener',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ]);
-    identity = {
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    };
-  }
+  identity ??= opensslSelfSigned(tempDir(), '/CN=certpost test SMTP listener', [
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ]);
   return identity;
 }
 
