@@ -127,10 +127,9 @@ export async function loadMailSettings(
   const password =
     input.passwordFile !== undefined
       ? await readSetting('passwordFile', input.passwordFile)
-      : env['CERTPOST_SMTP_PASSWORD'];
+      : env['CERTPOST_SMTP_PASSWORD'] || undefined;
   const passwordLine = password?.replace(/\r?\n$/, '');
-  if (passwordLine !== undefined && passwordLine === '')
-    throw invalid('passwordFile', 'the password is empty');
+  if (passwordLine === '') throw invalid('passwordFile', 'the password is empty');
   if ((input.user === undefined) !== (passwordLine === undefined))
     throw invalid(
       input.user === undefined ? 'user' : 'passwordFile',
