@@ -22,6 +22,7 @@ import {
   installAuthority,
   openContext,
   prepareNextAuthority,
+  type ContextOptions,
   type ServerContext,
 } from '../server/context.ts';
 import { builtinProfiles } from '../server/profiles.ts';
@@ -68,10 +69,12 @@ export async function op<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Opens the data directory for `f` and closes it after; `more` adds context options (mail). */
 export async function withContext<T>(
   o: DataOptions,
   f: (ctx: ServerContext) => Promise<T>,
   createCa = false,
+  more: Pick<ContextOptions, 'mail'> = {},
 ): Promise<T> {
   let ctx: ServerContext;
   try {
@@ -80,6 +83,7 @@ export async function withContext<T>(
       database: o.database,
       createCa,
       pkcs11Pin: await pkcs11Pin(o),
+      ...more,
     });
   } catch (e) {
     // Only "the CA directory is missing" (context.ts missingCa) means "no CA"; a missing file

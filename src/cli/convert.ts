@@ -7,7 +7,7 @@ import { CliError, EXIT } from './exit-codes.ts';
 import { writeAtomicFile } from '../util/atomic-file.ts';
 import { exportPkcs8 } from '../pki/keys.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
-import { encodePem } from '../pki/pem.ts';
+import { encodePem, encodePemCertificates } from '../pki/pem.ts';
 import { encodePkcs12 } from '../pki/pkcs12.ts';
 import { encodePkcs7Certificates } from '../pki/pkcs7.ts';
 import type { PkiContents } from '../pki/read.ts';
@@ -42,7 +42,7 @@ export async function encodeAs(
     case 'pem': {
       if (certs.length === 0 && !(o.keys && contents.keys.length))
         throw new ConvertError('the file holds no certificate');
-      let text = certs.map((c) => encodePem('CERTIFICATE', c.der)).join('');
+      let text = encodePemCertificates(certs);
       if (o.keys) {
         for (const k of contents.keys) {
           text += encodePem(

@@ -3,6 +3,7 @@
  * Scripts may rely on these numbers; add codes, never renumber.
  */
 import type { HsmErrorCode } from '../hsm/errors.ts';
+import type { MailErrorCode } from '../mail/errors.ts';
 import type { PkiErrorCode } from '../pki/errors.ts';
 
 export const EXIT = {
@@ -13,7 +14,7 @@ export const EXIT = {
   usage: 2,
   /** The input could not be read: empty, truncated, malformed or not a PKI file. */
   input: 3,
-  /** A password is missing or wrong, or the integrity check failed. */
+  /** A password is missing or wrong, or the integrity check failed (or a mail relay refused the login). */
   password: 4,
   /** The input uses an algorithm or feature certpost does not support. */
   unsupported: 5,
@@ -21,11 +22,17 @@ export const EXIT = {
   limit: 6,
   /** An output file could not be written. */
   output: 7,
-  /** A CA refused a request (CertRep FAILURE), or was not the expected CA. */
+  /**
+   * A CA refused a request (CertRep FAILURE), or was not the expected CA; or a mail relay refused
+   * the recipient or the message.
+   */
   refused: 8,
   /** A request is still pending approval after the last retry. */
   pending: 9,
-  /** A server could not be reached or answered with an HTTP error. */
+  /**
+   * A server could not be reached or answered with an HTTP error; or a mail relay could not be
+   * reached, did not answer in time, or failed TLS.
+   */
   network: 10,
   /** Another process is using the state directory. */
   busy: 11,
@@ -64,6 +71,19 @@ export const HSM_EXIT: Readonly<Record<HsmErrorCode, number>> = {
   ERR_HSM_INVALID_URI: EXIT.usage,
   ERR_HSM_INVALID_ARGUMENT: EXIT.usage,
   ERR_HSM_DEVICE: EXIT.token,
+};
+
+export const MAIL_EXIT: Readonly<Record<MailErrorCode, number>> = {
+  ERR_MAIL_CONFIG: EXIT.usage,
+  ERR_MAIL_NOT_CONFIGURED: EXIT.usage,
+  ERR_MAIL_INVALID_ADDRESS: EXIT.usage,
+  ERR_MAIL_FORMAT_BLOCKED: EXIT.usage,
+  ERR_MAIL_CONNECTION: EXIT.network,
+  ERR_MAIL_TIMEOUT: EXIT.network,
+  ERR_MAIL_TLS: EXIT.network,
+  ERR_MAIL_AUTH: EXIT.password,
+  ERR_MAIL_RECIPIENT_REFUSED: EXIT.refused,
+  ERR_MAIL_REFUSED: EXIT.refused,
 };
 
 /** Configuration and data-directory errors (their `code`), printed as one line. */

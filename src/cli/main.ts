@@ -8,6 +8,8 @@ import { doctorCommands } from './doctor.ts';
 import { fleetCommands } from './fleet.ts';
 import { parseDuration } from './admin.ts';
 import { mdmCommands } from './mdm.ts';
+import { mailCommands, mailOptions, mailSettingsOf } from './mail.ts';
+import { MailError } from '../mail/errors.ts';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -15,7 +17,7 @@ import { HsmError } from '../hsm/errors.ts';
 import { isPkiError, PkiError } from '../pki/errors.ts';
 import { inspectContents } from '../pki/inspect.ts';
 import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
-import { CliError, CONFIG_EXIT, EXIT, HSM_EXIT, PKI_EXIT } from './exit-codes.ts';
+import { CliError, CONFIG_EXIT, EXIT, HSM_EXIT, MAIL_EXIT, PKI_EXIT } from './exit-codes.ts';
 import { canPrompt, pkcs11Pin, promptSecret, readInput, readSecretFile } from './io.ts';
 import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
@@ -200,8 +202,7 @@ function program(out: (s: string) => void): Command {
     },
   );
 
-  root
-    .command('serve')
+  mailOptions(root.command('serve'))
     .description(
       'start the certpost server (embedded defaults: SQLite and a development CA in the data directory)',
     )
@@ -286,6 +287,9 @@ function program(out: (s: string) => void): Command {
         enrollment?: 'open' | 'token';
         inventoryInterval: string;
       }) => {
+        // Checked before anything starts: a mistake in the mail settings is a clear error now,
+        // not a failed mail later.
+        const mail = await mailSettingsOf(o);
         const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
         if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
           throw new CliError('--workers must be a whole number from 1 to 64, or auto', EXIT.usage);
@@ -303,6 +307,7 @@ function program(out: (s: string) => void): Command {
           clientCertificateHeader: o.clientCertHeader,
           enrollment: o.enrollment,
           inventoryIntervalMs: parseDuration(o.inventoryInterval),
+          mail,
         });
       },
     );
@@ -311,6 +316,7 @@ function program(out: (s: string) => void): Command {
   scepCommands(root, out);
   deviceCommands(root, out);
   mdmCommands(root, out);
+  mailCommands(root, out);
   fleetCommands(root, out);
   doctorCommands(root, out);
   backupCommands(root, out);
@@ -343,6 +349,11 @@ function reportError(e: unknown): number {
     // Messages name the module, token and key, never a PIN (hsm/errors.ts).
     process.stderr.write(`certpost: ${e.message}\n`);
     return HSM_EXIT[e.code];
+  }
+  if (e instanceof MailError) {
+    // Messages name the relay and the recipient, never a password (mail/errors.ts).
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return MAIL_EXIT[e.code];
   }
   if (e instanceof CliError) {
     process.stderr.write(`certpost: ${e.message}\n`);

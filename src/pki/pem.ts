@@ -88,3 +88,8 @@ export function encodePem(label: string, der: Uint8Array): string {
   const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
   return `-----BEGIN ${label}-----\n${wrap(b64)}-----END ${label}-----\n`;
 }
+
+/** Certificates as one PEM bundle (`CERTIFICATE` blocks in the given order), as .pem files carry them. */
+export function encodePemCertificates(certs: readonly { readonly der: Uint8Array }[]): string {
+  return certs.map((c) => encodePem('CERTIFICATE', c.der)).join('');
+}

@@ -15,7 +15,11 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiTokenRecord, RequestStatus } from '../store/types.ts';
+import { MAIL_FORMAT_NAMES, type MailFormat } from '../mail/attachment.ts';
+import { MailError, type MailErrorCode } from '../mail/errors.ts';
+import type { Pkcs12Profile } from '../pki/pkcs12.ts';
 import * as ops from './admin-ops.ts';
+import { mailCertificate, type MailDeps } from './mail-ops.ts';
 import * as mdm from './mdm-admin.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
@@ -26,6 +30,24 @@ const ADMIN_STATUS: Readonly<Record<ops.AdminErrorCode, number>> = {
   ERR_ADMIN_UNKNOWN_PROFILE: 400,
   ERR_ADMIN_NOT_FOUND: 404,
   ERR_ADMIN_CONFLICT: 409,
+};
+
+/**
+ * HTTP status of each mail failure: the caller's mistakes are 4xx; a relay that cannot be
+ * reached, refuses our login or fails TLS is the server's upstream problem (502/504); no relay
+ * configured is 503.
+ */
+const MAIL_STATUS: Readonly<Record<MailErrorCode, number>> = {
+  ERR_MAIL_CONFIG: 500,
+  ERR_MAIL_NOT_CONFIGURED: 503,
+  ERR_MAIL_INVALID_ADDRESS: 400,
+  ERR_MAIL_FORMAT_BLOCKED: 409,
+  ERR_MAIL_CONNECTION: 502,
+  ERR_MAIL_TIMEOUT: 504,
+  ERR_MAIL_TLS: 502,
+  ERR_MAIL_AUTH: 502,
+  ERR_MAIL_RECIPIENT_REFUSED: 422,
+  ERR_MAIL_REFUSED: 502,
 };
 
 /** One answer for every authentication failure: nothing tells the four cases apart. */
@@ -86,7 +108,7 @@ function badRequest(e: FastifyError): { error: 'bad-request'; message: string } 
 /** Registers the admin API on `app` (one call in the composition root, serve.ts). */
 export function registerAdminApi(
   app: FastifyInstance,
-  deps: ops.AdminDeps & mdm.MdmAdminDeps,
+  deps: ops.AdminDeps & mdm.MdmAdminDeps & MailDeps,
   prefix = ADMIN_API_PREFIX,
 ): void {
   /** The token each authenticated request came with. */
@@ -113,6 +135,12 @@ export function registerAdminApi(
       api.setErrorHandler(async (e: FastifyError, req, reply: FastifyReply) => {
         if (e instanceof ops.AdminError)
           return reply.code(ADMIN_STATUS[e.code]).send({ error: e.code, message: e.message });
+        if (e instanceof MailError) {
+          const status = MAIL_STATUS[e.code];
+          // Mail messages name the relay and the recipient, never a password (mail/errors.ts).
+          if (status >= 500) req.log.warn({ code: e.code }, `admin API: ${e.message}`);
+          return reply.code(status).send({ error: e.code, message: e.message });
+        }
         if (e.validation || (e.statusCode !== undefined && e.statusCode < 500))
           return reply.code(e.statusCode ?? 400).send(badRequest(e));
         req.log.error({ err: e }, 'admin API: request failed');
@@ -191,6 +219,35 @@ export function registerAdminApi(
         },
         handler: async (req) =>
           ops.revokeCertificate(deps, actor(req), req.params.serial, req.body.reason),
+      });
+
+      api.route<{
+        Params: { serial: string };
+        Body: { to: string; format?: MailFormat; pfxProfile?: Pkcs12Profile };
+      }>({
+        method: 'POST',
+        url: '/certificates/:serial/mail',
+        schema: {
+          params: strictObject({ serial: { type: 'string', pattern: '^[0-9A-Fa-f]{1,64}$' } }, [
+            'serial',
+          ]),
+          body: strictObject(
+            {
+              to: { type: 'string', minLength: 3, maxLength: 320 },
+              format: { enum: MAIL_FORMAT_NAMES },
+              pfxProfile: { enum: ['modern', 'compat'] },
+            },
+            ['to'],
+          ),
+        },
+        // A PFX password generated here is in this answer only: it is never mailed or stored.
+        handler: async (req) =>
+          mailCertificate(deps, actor(req), {
+            to: req.body.to,
+            source: { serial: req.params.serial },
+            ...(req.body.format !== undefined ? { format: req.body.format } : {}),
+            ...(req.body.pfxProfile !== undefined ? { pfxProfile: req.body.pfxProfile } : {}),
+          }),
       });
 
       api.route<{ Body: { user?: string; uses?: number; ttlSeconds?: number } }>({

@@ -18,6 +18,9 @@ import { sha1Thumbprint } from '../pki/x509.ts';
 import { createChallenge } from './admin-ops.ts';
 import { createProfileEngine } from './mdm-profiles.ts';
 import { createMdmService, type MdmService } from './mdm.ts';
+import type { MailDelivery } from './mail-ops.ts';
+import type { MailSettings } from '../mail/settings.ts';
+import { createSmtpMailer } from '../mail/smtp.ts';
 import { randomBytes } from 'node:crypto';
 import { access, copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -73,6 +76,8 @@ export interface ContextOptions {
   readonly inventoryIntervalMs?: number | undefined;
   /** MS-MDE2 enrollment without a token (development servers on loopback; mde2.ts). */
   readonly openEnrollment?: boolean;
+  /** The site's mail relay and attachment policy (mail/settings.ts); no mail when absent. */
+  readonly mail?: MailSettings | undefined;
   readonly now?: () => Date;
   readonly log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
 }
@@ -96,6 +101,8 @@ export interface ServerContext {
   readonly urls: { public: string | undefined };
   /** Windows enrollment (MS-MDE2): discovery, policy, enrollment. */
   readonly mde: MdeService;
+  /** Certificate mail (mail-ops.ts), when a relay is configured. */
+  readonly mail: MailDelivery | undefined;
   close(): Promise<void>;
 }
 
@@ -430,7 +437,11 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
         ? { next: [nextCa.issuing.certificate, ...(nextCa.ra ? [nextCa.ra.certificate] : [])] }
         : {}),
     });
+    const mail: MailDelivery | undefined = o.mail
+      ? { mailer: createSmtpMailer(o.mail.relay), policy: o.mail.policy }
+      : undefined;
     const close = async () => {
+      mail?.mailer.close();
       await store.close();
       await keyring.close();
     };
@@ -494,7 +505,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       openEnrollment: o.openEnrollment ?? false,
       ...(o.now ? { now: o.now } : {}),
     });
-    return { store, metrics, ca, nextCa, profiles, enrollment, scep, mdm, urls, mde, close };
+    return { store, metrics, ca, nextCa, profiles, enrollment, scep, mdm, urls, mde, mail, close };
   } catch (e) {
     await store.close();
     await keyring.close();

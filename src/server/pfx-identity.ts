@@ -55,7 +55,7 @@ export interface IdentityDeps {
 }
 
 /** A Windows PFX password: 24 random bytes, base64url (no character a keyboard lacks). */
-const newPassword = () => randomBytes(24).toString('base64url');
+export const newPfxPassword = (): string => randomBytes(24).toString('base64url');
 
 /** UTF-16LE, as Windows encrypts a PFX password for PFXCertPasswordEncryptionType 1. */
 const utf16 = (s: string) => new Uint8Array(Buffer.from(s, 'utf16le'));
@@ -121,7 +121,7 @@ export async function issueIdentity(deps: IdentityDeps, r: IdentityRequest): Pro
   if (outcome.status !== 'issued')
     throw new Error(`the CA refused the identity: ${outcome.message}`);
   const cert = outcome.certificate;
-  const password = newPassword();
+  const password = newPfxPassword();
   const chain = [deps.ca.issuing.certificate, ...deps.ca.intermediates];
   const pfx = await encodePkcs12(
     {

@@ -17,6 +17,7 @@ import { registerMetrics } from './metrics.ts';
 import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
+import type { MailSettings } from '../mail/settings.ts';
 
 export interface ServeOptions {
   readonly dataDir: string;
@@ -45,6 +46,8 @@ export interface ServeOptions {
   readonly now?: () => Date;
   /** How often devices list their stores (MDM inventory); default a day. */
   readonly inventoryIntervalMs?: number | undefined;
+  /** The site's mail relay and attachment policy, checked already (mail/settings.ts). */
+  readonly mail?: MailSettings | undefined;
 }
 
 /**
@@ -127,6 +130,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     openEnrollment: (o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open',
     ...(o.now ? { now: o.now } : {}),
     inventoryIntervalMs: o.inventoryIntervalMs,
+    mail: o.mail,
     // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
     // lines are printed directly in the same JSON shape rather than lost.
     log: (level, msg, fields) =>
@@ -162,6 +166,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         'listening on every address without --public-url: devices are told this machine`s name',
       );
   }
+  if (context.mail)
+    app.log.info(
+      { relay: context.mail.mailer.relay, blocked: [...context.mail.policy.blocked] },
+      'certificate mail goes through this relay',
+    );
   if ((o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open')
     app.log.warn(
       { enrollment: 'open' },

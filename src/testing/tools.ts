@@ -6,7 +6,7 @@
  * them.
  */
 import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -170,4 +170,71 @@ export function opensslCsrDer(
   return new Uint8Array(
     run('openssl', ['req', '-inform', 'DER', '-in', join(dir, 'r.der'), '-outform', 'DER']),
   );
+}
+
+/**
+ * A throw-away P-256 key and self-signed certificate from `openssl req -x509` (two days), with
+ * `-addext` values, written to `dir` as `key.pem` and `cert.pem`; returns both PEM texts.
+ */
+export function opensslSelfSigned(
+  dir: string,
+  subj: string,
+  addext: readonly string[] = [],
+): { key: string; cert: string } {
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    subj,
+    ...addext.flatMap((e) => ['-addext', e]),
+  ]);
+  return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+}
+
+/** `openssl x509 -fingerprint` of a certificate file as certpost writes thumbprints: lowercase hex. */
+export function opensslThumbprint(
+  file: string,
+  digest: 'sha1' | 'sha256',
+  inform: 'PEM' | 'DER' = 'PEM',
+): string {
+  const out = run('openssl', [
+    'x509',
+    '-inform',
+    inform,
+    '-in',
+    file,
+    '-noout',
+    '-fingerprint',
+    `-${digest}`,
+  ]);
+  return out.toString().split('=')[1]!.trim().replace(/:/g, '').toLowerCase();
+}
+
+/**
+ * What `openssl pkcs12 -info -nodes` prints of a PFX opened with `password`: every certificate
+ * and key as PEM with its bag attributes. Throws when openssl cannot open it.
+ */
+export function opensslPkcs12Info(file: string, password: string): string {
+  return run('openssl', [
+    'pkcs12',
+    '-in',
+    file,
+    '-info',
+    '-nodes',
+    '-passin',
+    `pass:${password}`,
+  ]).toString();
 }
