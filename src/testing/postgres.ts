@@ -141,8 +141,7 @@ export async function startPostgres(): Promise<PostgresServer> {
       url,
       newDatabase,
       stop: async () => stopNow(),
-      halt: async () =>
-        asServerUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-s']),
+      halt: async () => asServerUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-s']),
       resume: async () => start(),
     };
   } catch (e) {
