@@ -14,7 +14,8 @@
  * with `propertyNames`, and {@link badRequest} turns that into `unknown field "x"`.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ApiTokenRecord, RequestStatus } from '../store/types.ts';
+import { sendUnavailable } from './unavailable.ts';
+import { isStoreUnavailable, type ApiTokenRecord, type RequestStatus } from '../store/types.ts';
 import { MAIL_FORMAT_NAMES, type MailFormat } from '../mail/attachment.ts';
 import { MailError, type MailErrorCode } from '../mail/errors.ts';
 import type { Pkcs12Profile } from '../pki/pkcs12.ts';
@@ -143,6 +144,7 @@ export function registerAdminApi(
         }
         if (e.validation || (e.statusCode !== undefined && e.statusCode < 500))
           return reply.code(e.statusCode ?? 400).send(badRequest(e));
+        if (isStoreUnavailable(e)) return sendUnavailable(reply, true);
         req.log.error({ err: e }, 'admin API: request failed');
         return reply.code(500).send({ error: 'internal', message: 'internal error' });
       });

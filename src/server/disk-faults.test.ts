@@ -59,7 +59,7 @@ describe('disk faults', { skip: root ? false : 'needs root for unshare -m' }, ()
     );
   });
 
-  it('a full disk: enrollments fail with HTTP 500, the server stays up, serves again once there is room, and the database is intact', async () => {
+  it('a full disk: enrollments fail with HTTP 503, the server stays up, serves again once there is room, and the database is intact', async () => {
     const data = join(tempDir(), 'data');
     const server = await spawnServe(
       ['--data', data, '--scep-challenge', CHALLENGE, '--log-level', 'fatal'],
@@ -110,7 +110,7 @@ describe('disk faults', { skip: root ? false : 'needs root for unshare -m' }, ()
         }
       }
       assert.ok(
-        refused.every((m) => /HTTP 500/.test(m)),
+        refused.every((m) => /HTTP 503/.test(m)),
         refused.join('\n'),
       );
       assert.equal(server.child.exitCode, null, 'still running');

@@ -392,7 +392,7 @@ describe('PostgreSQL restarted under load', () => {
       assert.equal((await fetch(`${base}/readyz`)).status, 200);
       // Failures were HTTP errors or refusals, never a hang (each request is bounded by 15 s).
       assert.ok(
-        failed.every((f) => /HTTP 5\d\d|status 5\d\d|50\d/.test(f)),
+        failed.every((f) => /HTTP 503/.test(f)),
         failed.slice(0, 5).join('\n'),
       );
       t.diagnostic(

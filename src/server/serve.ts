@@ -8,7 +8,9 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { isLoopback } from '../util/loopback.ts';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import { isStoreUnavailable } from '../store/types.ts';
+import { sendUnavailable } from './unavailable.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { openContext, type ServerContext } from './context.ts';
 import { registerAdminApi } from './admin-api.ts';
@@ -97,6 +99,17 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
         })
       : Fastify(common)
   ) as FastifyInstance;
+  // A database that is down, restarting or full answers 503 with Retry-After on every route:
+  // clients (SCEP, OMA-DM, the API) try again later instead of taking it as a refusal. Any
+  // other error keeps fastify's own handling.
+  app.setErrorHandler(async (e: FastifyError, req, reply) => {
+    if (!isStoreUnavailable(e)) throw e;
+    req.log.warn(
+      { code: (e as { code?: string }).code },
+      `the database is unavailable: ${e.message}`,
+    );
+    return sendUnavailable(reply, false);
+  });
   app.get('/healthz', async () => ({ status: 'ok', version: pkg.version }));
   app.get('/crl', async (_req, reply) =>
     reply

@@ -30,6 +30,10 @@ export async function openPostgresKysely(connectionString: string): Promise<Kyse
   // discarded that client and the next query opens a new one; queries that fail meanwhile
   // reject on their own path, where the caller reports them.
   pool.on('error', () => undefined);
+  // The same for a connection that drops while checked out between two statements (pg-pool
+  // takes its own listener off a client it lends): the client is marked broken, the statement
+  // that uses it next rejects, and the pool discards it when it comes back.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   try {
     await migrate(db, 'postgres');

@@ -67,6 +67,31 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** SQLite result codes that mean "the database cannot take this now" (sqlite.org/rescode.html). */
+const SQLITE_UNAVAILABLE = new Set([5, 6, 8, 10, 13, 14]); // BUSY LOCKED READONLY IOERR FULL CANTOPEN
+
+/** PostgreSQL SQLSTATEs and socket errors of a database that is going or gone. */
+const PG_UNAVAILABLE =
+  /^(57P0[1-3]|08\d{3}|53\d{3}|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND)$/;
+
+/**
+ * True when `e` says the database is unavailable (down, restarting, full, read-only, locked
+ * past the busy timeout), as opposed to a bug or a bad request: HTTP adapters answer 503 with
+ * Retry-After for these, so clients try again instead of giving up.
+ */
+export function isStoreUnavailable(e: unknown): boolean {
+  if (e instanceof StoreUnavailableError) return true;
+  const err = e as { code?: unknown; errcode?: unknown; message?: unknown } | null;
+  if (!err || typeof err !== 'object') return false;
+  if (err.code === 'ERR_SQLITE_ERROR' && typeof err.errcode === 'number')
+    return SQLITE_UNAVAILABLE.has(err.errcode & 0xff);
+  if (typeof err.code === 'string' && PG_UNAVAILABLE.test(err.code)) return true;
+  return (
+    typeof err.message === 'string' &&
+    /^Connection terminated|^Client has encountered a connection error/.test(err.message)
+  );
+}
+
 export interface CertificateStore {
   /**
    * Records an issued certificate. The serial is unique by a database constraint: a second
