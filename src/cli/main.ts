@@ -13,7 +13,17 @@ import { HsmError } from '../hsm/errors.ts';
 import { PkiError } from '../pki/errors.ts';
 import { inspectContents } from '../pki/inspect.ts';
 import { readPkiWithPassword, type PkiContents } from '../pki/read.ts';
-import { CliError, CONFIG_EXIT, EXIT, HSM_EXIT, PKI_EXIT } from './exit-codes.ts';
+import {
+  CliError,
+  CONFIG_EXIT,
+  DEVICE_EXIT,
+  EML_EXIT,
+  EXIT,
+  HSM_EXIT,
+  PKI_EXIT,
+} from './exit-codes.ts';
+import { DeviceError } from '../device/errors.ts';
+import { EmlError } from '../mail/eml.ts';
 import {
   askPassword,
   canPrompt,
@@ -29,6 +39,7 @@ import { serve } from '../server/serve.ts';
 import { adminCommands } from './admin.ts';
 import { scepCommands } from './scep.ts';
 import { deviceCommands } from './device.ts';
+import { installCommands } from './install.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -307,6 +318,7 @@ function program(out: (s: string) => void): Command {
   adminCommands(root, out);
   scepCommands(root, out);
   deviceCommands(root, out);
+  installCommands(root, out);
   mdmCommands(root, out);
   fleetCommands(root, out);
   return root;
@@ -338,6 +350,14 @@ function reportError(e: unknown): number {
     // Messages name the module, token and key, never a PIN (hsm/errors.ts).
     process.stderr.write(`certpost: ${e.message}\n`);
     return HSM_EXIT[e.code];
+  }
+  if (e instanceof DeviceError) {
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return DEVICE_EXIT[e.code];
+  }
+  if (e instanceof EmlError) {
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return EML_EXIT[e.code];
   }
   if (e instanceof CliError) {
     process.stderr.write(`certpost: ${e.message}\n`);

@@ -206,6 +206,15 @@ async function readSource(
   }
 }
 
+/** The trust rule (module comment): written, bound for a store that confers trust, not trusted. */
+function refusedByTrustRule(r: ReviewedCertificate): boolean {
+  return (
+    r.install.action !== 'present' &&
+    r.install.store !== 'UntrustedCertificates' &&
+    (r.trust.status === 'untrusted' || r.trust.status === 'expired')
+  );
+}
+
 /** A root this input may add: bound for Root, and self-signed with a signature that verifies. */
 function newAnchor(cert: Certificate): boolean {
   return !isSelfIssued(cert) || checkSignature(cert, cert.spki).ok;
@@ -284,14 +293,28 @@ export async function reviewInstall(
     if (r.install.store === 'Root' && r.install.action === 'install' && !r.install.newRoot)
       warnings.push(`"${r.subject}" is bound for Root but its self-signature does not verify`);
   const refusals = reviewed
-    .filter(
-      (r) =>
-        r.install.action !== 'present' &&
-        r.install.store !== 'UntrustedCertificates' &&
-        (r.trust.status === 'untrusted' || r.trust.status === 'expired'),
-    )
+    .filter(refusedByTrustRule)
     .map((r) => `"${r.subject || r.sha1}" (for ${r.install.store}): ${r.trust.summary}`);
   return { report: { sources, certificates: reviewed, warnings, refusals }, plan };
+}
+
+/**
+ * Throws what the trust rule refuses in a review (`ERR_DEVICE_UNTRUSTED`, or
+ * `ERR_DEVICE_EXPIRED` when validity is the only problem), unless `allowUntrusted`: so that a
+ * caller can stop before asking a person to confirm what would be refused anyway.
+ */
+export function checkTrustRule(
+  report: InstallReport,
+  o: Pick<ApplyOptions, 'allowUntrusted'>,
+): void {
+  if (report.refusals.length === 0 || o.allowUntrusted) return;
+  const expiredOnly = report.certificates
+    .filter(refusedByTrustRule)
+    .every((c) => c.trust.status === 'expired');
+  throw new DeviceError(
+    expiredOnly ? 'ERR_DEVICE_EXPIRED' : 'ERR_DEVICE_UNTRUSTED',
+    `nothing installed: ${report.refusals[0]}${report.refusals.length > 1 ? ` (and ${report.refusals.length - 1} more)` : ''}`,
+  );
 }
 
 /**
@@ -305,13 +328,7 @@ export async function applyInstall(
   o: ApplyOptions,
 ): Promise<InstalledCertificate[]> {
   const { report, plan } = review;
-  if (report.refusals.length && !o.allowUntrusted) {
-    const expiredOnly = report.certificates.every((c) => c.trust.status !== 'untrusted');
-    throw new DeviceError(
-      expiredOnly ? 'ERR_DEVICE_EXPIRED' : 'ERR_DEVICE_UNTRUSTED',
-      `nothing installed: ${report.refusals[0]}${report.refusals.length > 1 ? ` (and ${report.refusals.length - 1} more)` : ''}`,
-    );
-  }
+  checkTrustRule(report, o);
   const roots = report.certificates.filter((c) => c.install.newRoot);
   if (roots.length && !o.rootsConfirmed)
     throw new DeviceError(

@@ -114,7 +114,7 @@ describe('selectCertificate', () => {
       '+eku: EKU anyExtendedKeyUsage',
     ]);
     assert.deepEqual(why(s, 'all').slice(2), ['+eku: no EKU extension: all purposes']);
-    assert.deepEqual(why(s, 'mail').slice(2), ['-eku: EKU emailProtection']);
+    assert.deepEqual(why(s, 'mail').slice(2), ['-eku: EKU emailProtection, not clientAuth']);
     assert.match(why(s, 'expired')[0]!, /^-validity: expired /);
     assert.deepEqual(why(s, 'alice').slice(1), [
       '-private-key: no private key on the device',

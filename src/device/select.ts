@@ -141,10 +141,11 @@ function ekuCheck(
           detail: 'anyExtendedKeyUsage, and any-purpose certificates are excluded',
         }
       : { check: 'eku', ok: true, detail: 'EKU anyExtendedKeyUsage' };
+  const names = wanted.map((w) => EKU_NAMES[w] ?? w).join(' or ');
   return {
     check: 'eku',
     ok: false,
-    detail: `EKU ${eku.map((e) => e.name).join(', ') || '(empty)'}`,
+    detail: `EKU ${eku.map((e) => e.name).join(', ') || '(empty)'}, not ${names}`,
   };
 }
 
