@@ -55,9 +55,20 @@ const KEYS = {
   rsa: ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'],
 } as const;
 
-/** Makes the PKI (about a second: most of it is RSA key generation for dave). */
-export function makeTestPki(): TestPki {
-  const dir = tempDir('certpost-pki-');
+export interface IssueOptions {
+  /** `/O=…/CN=…`; `/O=certpost tests/CN=<name>` by default. */
+  readonly subject?: string;
+  readonly key?: keyof typeof KEYS;
+  /** 365 by default. */
+  readonly days?: number;
+}
+
+/**
+ * Issues certificates with `openssl` in `dir` (which gets the `ext.cnf` of the profiles `ca`,
+ * `person`, `server`): `issue(name, profile, issuer)` writes `<name>.key`, `.csr`, `.pem` and
+ * `.der`, signed by `<issuer>.pem`/`.key`, or self-signed when `issuer` is null.
+ */
+export function opensslIssuer(dir: string) {
   writeFileSync(join(dir, 'ext.cnf'), EXTENSIONS);
   const openssl = (...args: string[]) => run('openssl', args, { cwd: dir });
   let serial = 1;
@@ -65,19 +76,11 @@ export function makeTestPki(): TestPki {
     name: string,
     ext: 'ca' | 'person' | 'server',
     issuer: string | null,
-    o: { key?: keyof typeof KEYS; days?: number } = {},
-  ) => {
+    o: IssueOptions = {},
+  ): void => {
     openssl('genpkey', ...KEYS[o.key ?? 'ec'], '-out', `${name}.key`);
-    openssl(
-      'req',
-      '-new',
-      '-key',
-      `${name}.key`,
-      '-subj',
-      `/O=certpost tests/CN=${name}`,
-      '-out',
-      `${name}.csr`,
-    );
+    const subject = o.subject ?? `/O=certpost tests/CN=${name}`;
+    openssl('req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
     const by = issuer
       ? ['-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`]
       : ['-signkey', `${name}.key`];
@@ -86,6 +89,13 @@ export function makeTestPki(): TestPki {
       '-out', `${name}.pem`); // prettier-ignore
     openssl('x509', '-in', `${name}.pem`, '-outform', 'DER', '-out', `${name}.der`);
   };
+  return { openssl, issue };
+}
+
+/** Makes the PKI (about a second: most of it is RSA key generation for dave). */
+export function makeTestPki(): TestPki {
+  const dir = tempDir('certpost-pki-');
+  const { openssl, issue } = opensslIssuer(dir);
   const pfx = (name: string) =>
     openssl('pkcs12', '-export', '-in', `${name}.pem`, '-inkey', `${name}.key`, '-certfile',
       'chain.pem', '-name', name, '-passout', `pass:${PFX_PASSWORD}`, '-out', `${name}.pfx`); // prettier-ignore

@@ -1,52 +1,39 @@
 /**
  * Regenerates the .eml test vectors of this directory (see README.md): a small PKI made with
- * `openssl`, messages composed with nodemailer's MailComposer, and one S/MIME-signed message
- * made with `openssl smime -sign`. Run from the repository root:
+ * `openssl` (the profiles of testing/test-pki.ts), messages composed with nodemailer's
+ * MailComposer, and one S/MIME-signed message made with `openssl smime -sign`. Run from the
+ * repository root:
  *
  *   npx node src/mail/testdata/make-vectors.ts
  *
  * Keys are thrown away; the certificates are valid for ten years from the run.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type Mail from 'nodemailer/lib/mailer';
+import { opensslIssuer } from '../../testing/test-pki.ts';
 
 const OUT = new URL('.', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'certpost-eml-'));
-const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: work, stdio: 'pipe' });
+const { openssl: ssl, issue } = opensslIssuer(work);
 const file = (name: string) => readFileSync(join(work, name));
 
-writeFileSync(
-  join(work, 'ext.cnf'),
-  `[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[person]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = emailProtection,clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-`,
-);
-let serial = 1;
-function issue(name: string, subject: string, ext: string, issuer: string | null): void {
-  ssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
-  ssl('req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
-  const by = issuer ? ['-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`] : ['-signkey', `${name}.key`];
-  ssl('x509', '-req', '-in', `${name}.csr`, ...by, '-sha256', '-days', '3650', '-set_serial',
-    String(serial++), '-extfile', 'ext.cnf', '-extensions', ext, '-out', `${name}.pem`); // prettier-ignore
-  ssl('x509', '-in', `${name}.pem`, '-outform', 'DER', '-out', `${name}.der`);
-}
-issue('root', '/O=certpost vectors/CN=Vector Root', 'ca', null);
-issue('inter', '/O=certpost vectors/CN=Vector Issuing CA', 'ca', 'root');
-issue('alice', '/CN=Alice/emailAddress=alice@example.test', 'person', 'inter');
-issue('bob', '/CN=Bob/emailAddress=bob@example.test', 'person', 'inter');
+const TEN_YEARS = 3650;
+issue('root', 'ca', null, { subject: '/O=certpost vectors/CN=Vector Root', days: TEN_YEARS });
+issue('inter', 'ca', 'root', {
+  subject: '/O=certpost vectors/CN=Vector Issuing CA',
+  days: TEN_YEARS,
+});
+issue('alice', 'person', 'inter', {
+  subject: '/CN=Alice/emailAddress=alice@example.test',
+  days: TEN_YEARS,
+});
+issue('bob', 'person', 'inter', {
+  subject: '/CN=Bob/emailAddress=bob@example.test',
+  days: TEN_YEARS,
+});
 ssl('crl2pkcs7', '-nocrl', '-certfile', 'inter.pem', '-outform', 'DER', '-out', 'inter.p7c');
 writeFileSync(join(work, 'chain.pem'), Buffer.concat([file('inter.pem'), file('root.pem')]));
 ssl('pkcs12', '-export', '-in', 'alice.pem', '-inkey', 'alice.key', '-certfile', 'chain.pem',
