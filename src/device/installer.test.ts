@@ -482,6 +482,7 @@ async function serve(handler: RequestListener, tls?: { key: Buffer; cert: Buffer
   return {
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    closeAll: () => server.closeAllConnections(),
   };
 }
 
@@ -587,6 +588,21 @@ describe('downloads', () => {
       await a.close();
     } finally {
       await Promise.all([trusted.close(), unknown.close(), plain.close()]);
+    }
+  });
+
+  it('a server that never answers times out', async () => {
+    const silent = await serve(() => undefined); // accepts, never answers
+    try {
+      const a = await trusting();
+      await assert.rejects(load(a, `${silent.url}/root.cer`, { timeoutMs: 200 }), {
+        code: 'ERR_DEVICE_DOWNLOAD',
+        message: /cannot reach .*\/root\.cer: no answer in time/,
+      });
+      await a.close();
+    } finally {
+      silent.closeAll();
+      await silent.close();
     }
   });
 
