@@ -453,6 +453,8 @@ describe('every error path leaves the state as it was', () => {
 
   it('KeyLocation 1 without a TPM, and an exportable TPM key, are refused before any change', async () => {
     const a = await trusting();
+    // Without a key to import, where keys would go does not matter.
+    await install(a, [pki.path('bob.pem')], { keyLocation: 1, exportable: true });
     await refused(
       a,
       () => install(a, [pki.path('alice.pfx')], { password: PFX_PASSWORD, keyLocation: 1 }),

@@ -337,7 +337,10 @@ export async function applyInstall(
     );
   const location = o.keyLocation ?? 3;
   const exportable = o.exportable ?? false;
-  agent.keys.importProviderFor(location, { exportable }); // refuses bad combinations first
+  // Refuses a bad combination (no TPM, an exportable TPM key) before any change, when a key
+  // is to be imported at all.
+  if (plan.entries.some((e, i) => e.key && report.certificates[i]!.install.action !== 'present'))
+    agent.keys.importProviderFor(location, { exportable });
   return await agent.transact(async () => {
     const done: InstalledCertificate[] = [];
     for (const [i, entry] of plan.entries.entries()) {
