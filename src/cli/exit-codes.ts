@@ -33,12 +33,13 @@ export const EXIT = {
   busy: 11,
   /** A PKCS#11 module, token or key could not be used (not found, removed, token error). */
   token: 12,
+  // 13 is main's `certpost doctor` (unhealthy): these follow it.
   /** A certificate to install does not chain to a trusted root, or is expired; nothing installed. */
-  untrusted: 13,
+  untrusted: 14,
   /** The user declined (or a new root was not confirmed); nothing changed. */
-  cancelled: 14,
+  cancelled: 15,
   /** No certificate matched (store show/delete, select). */
-  notFound: 15,
+  notFound: 16,
 } as const;
 
 export const PKI_EXIT: Readonly<Record<PkiErrorCode, number>> = {

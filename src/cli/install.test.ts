@@ -296,7 +296,7 @@ describe('certpost install refusals change nothing', () => {
     );
   });
 
-  it('an untrusted chain (exit 13, after the review), unless --allow-untrusted', async () => {
+  it('an untrusted chain (exit 14, after the review), unless --allow-untrusted', async () => {
     const dir = await trustingDevice();
     const r = await refused(
       dir,
@@ -351,13 +351,16 @@ describe('certpost install on a terminal', () => {
       argv(dir, pki.path('alice.pfx')),
       [
         ['Password for', 'first-wrong-guess'],
-        ['wrong password, try again', PFX_PASSWORD],
+        // The next prompt, after "wrong password, try again" (typing ahead of a prompt echoes,
+        // on any terminal).
+        ['Password for', PFX_PASSWORD],
         ['[y/N] ', 'y'],
       ],
       ENV,
     );
     assert.equal(r.status, 0, r.output);
     assert.doesNotMatch(r.output, /first-wrong-guess|Pa55/, 'passwords are not echoed');
+    assert.match(r.output, /alice\.pfx: \r\ncertpost: wrong password, try again\r\nPassword for /);
     // Readline moves the cursor (ESC [ n G) before it echoes the answer.
     assert.match(
       r.output.replaceAll('\u001b', '^'),
@@ -367,7 +370,7 @@ describe('certpost install on a terminal', () => {
     assert.ok((await listed(dir)).includes(`device/My ${pki.sha1('alice')} key:software`));
   });
 
-  it('a new root is named in the question; answering no changes nothing (exit 14)', async () => {
+  it('a new root is named in the question; answering no changes nothing (exit 15)', async () => {
     const dir = await trustingDevice();
     const file = stateFile(dir);
     const r = runInPty(argv(dir, pki.path('other-root.pem')), [['[y/N] ', 'n']], ENV);
@@ -430,7 +433,7 @@ describe('certpost store', () => {
 });
 
 describe('certpost select', () => {
-  it('warns when several client certificates match, and exits 15 when none does', async () => {
+  it('warns when several client certificates match, and exits 16 when none does', async () => {
     const dir = await trustingDevice();
     const pw = join(tempDir(), 'pw');
     writeFileSync(pw, PFX_PASSWORD);

@@ -11,8 +11,8 @@
  * - `select`: which client certificate a Wi-Fi/VPN profile with these criteria would pick
  *   (device/select.ts), with a warning on stderr when several match.
  *
- * Exit codes (exit-codes.ts): 13 a certificate's chain is untrusted or expired, 14 not
- * confirmed, 15 no such certificate or no match, and the usual ones for unreadable input (3),
+ * Exit codes (exit-codes.ts): 14 a certificate's chain is untrusted or expired, 15 not
+ * confirmed, 16 no such certificate or no match, and the usual ones for unreadable input (3),
  * passwords (4) and downloads (10).
  */
 import { Command, Option } from 'commander';
@@ -294,9 +294,9 @@ export function installCommands(root: Command, out: (s: string) => void): void {
 The format comes from the content, never the name. A self-signed CA goes to Root, another CA
 to CA, a certificate with its private key to My, someone else's certificate to TrustedPeople.
 Every certificate must chain to a root the device trusts, or to a root the input brings and you
-confirm; otherwise nothing is installed (exit 13). Plain http:// downloads work with a warning.
+confirm; otherwise nothing is installed (exit 14). Plain http:// downloads work with a warning.
 Exit codes: 3 unreadable or not a certificate, 4 password missing or wrong, 10 download failed,
-13 untrusted or expired, 14 not confirmed.`,
+14 untrusted or expired, 15 not confirmed.`,
     )
     .action((inputs: string[], o: InstallCli) => install(inputs, o, out));
 
@@ -420,7 +420,7 @@ Exit codes: 3 unreadable or not a certificate, 4 password missing or wrong, 10 d
   )
     .addHelpText(
       'after',
-      '\nWhen several certificates match, the most recently issued is shown as chosen; Windows does not\ndocument its choice, so the warning is the point: narrow the filter. Exit 15 when none matches.',
+      '\nWhen several certificates match, the most recently issued is shown as chosen; Windows does not\ndocument its choice, so the warning is the point: narrow the filter. Exit 16 when none matches.',
     )
     .action(
       async (

@@ -196,7 +196,7 @@ describe('each format goes to the right stores', () => {
 
   it('.eml with several attachments: each reviewed, the PFX with its password', async () => {
     const a = await open();
-    const eml = new URL('../mail/testdata/certificates.eml', import.meta.url).pathname;
+    const eml = new URL('../mail/testdata/eml/certificates.eml', import.meta.url).pathname;
     const asked: string[] = [];
     const ask: PasswordSource = async ({ source }) => {
       asked.push(source);
@@ -342,9 +342,10 @@ describe('every error path leaves the state as it was', () => {
       'ERR_DEVICE_NOT_A_CERTIFICATE',
       /no certificate in .*bob\.key \(only private keys\)/,
     );
-    const none = new URL('../mail/testdata/no-certificate.eml', import.meta.url).pathname;
+    const none = new URL('../mail/testdata/eml/no-certificate.eml', import.meta.url).pathname;
     await assert.rejects(() => install(a, [none]), { code: 'ERR_EML_NO_CERTIFICATE' });
-    const corrupt = new URL('../mail/testdata/corrupt-attachment.eml', import.meta.url).pathname;
+    const corrupt = new URL('../mail/testdata/eml/corrupt-attachment.eml', import.meta.url)
+      .pathname;
     await refused(
       a,
       () => install(a, [corrupt]),

@@ -1,5 +1,5 @@
 /**
- * Certificate attachments of .eml messages: the vectors of testdata/ (README.md there says how
+ * Certificate attachments of .eml messages: the vectors of testdata/eml/ (README.md there says how
  * they were made), cross-checked with `openssl`, and messages composed here with nodemailer's
  * MailComposer for the limits and the key-beside-certificate case.
  */
@@ -18,7 +18,7 @@ import {
 } from './eml.ts';
 
 const vector = (name: string) =>
-  new Uint8Array(readFileSync(new URL(`testdata/${name}`, import.meta.url)));
+  new Uint8Array(readFileSync(new URL(`testdata/eml/${name}`, import.meta.url)));
 
 const subject = (args: string[]) => run('openssl', args).toString();
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -4,7 +4,7 @@
  * MailComposer, and one S/MIME-signed message made with `openssl smime -sign`. Run from the
  * repository root:
  *
- *   npx node src/mail/testdata/make-vectors.ts
+ *   npx node src/mail/testdata/eml/make-vectors.ts
  *
  * Keys are thrown away; the certificates are valid for ten years from the run.
  */
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type Mail from 'nodemailer/lib/mailer';
-import { opensslIssuer } from '../../testing/test-pki.ts';
+import { opensslIssuer } from '../../../testing/test-pki.ts';
 
 const OUT = new URL('.', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'certpost-eml-'));
