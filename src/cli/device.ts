@@ -24,11 +24,11 @@ import { DeviceAgent, type DeviceOptions } from '../device/agent.ts';
 import { isDeviceError } from '../device/errors.ts';
 import type { PinSource } from '../device/keys.ts';
 import { openTpm } from '../device/tpm.ts';
-import { SCEP_STATUS } from '../device/state.ts';
+import { SCEP_STATUS, type CertificateEntry } from '../device/state.ts';
 import { inspectCertificate } from '../pki/x509.ts';
-import { CliError, CONFIG_EXIT, EXIT } from './exit-codes.ts';
+import { CliError, DEVICE_EXIT, EXIT } from './exit-codes.ts';
 
-interface AgentCliOptions {
+export interface AgentCliOptions {
   state: string;
   pinFile?: string;
   tpmModule?: string;
@@ -36,7 +36,8 @@ interface AgentCliOptions {
   tpmPinFile?: string;
 }
 
-function stateOption(cmd: Command): Command {
+/** The options every command on a device state takes (`--state`, PIN and TPM sources). */
+export function stateOption(cmd: Command): Command {
   return cmd
     .option(
       '--state <dir>',
@@ -81,14 +82,18 @@ async function openTpmOption(o: AgentCliOptions) {
   return openTpm({ module: o.tpmModule, token: o.tpmToken, ...(pin ? { pin } : {}) });
 }
 
-async function withAgent<T>(o: AgentCliOptions, f: (a: DeviceAgent) => Promise<T>): Promise<T> {
+/** Opens the device of `--state` (and its TPM), runs `f`, closes both. */
+export async function withAgent<T>(
+  o: AgentCliOptions,
+  f: (a: DeviceAgent) => Promise<T>,
+): Promise<T> {
   const tpm = await openTpmOption(o);
   try {
     let agent: DeviceAgent;
     try {
       agent = await DeviceAgent.open(o.state, { ...agentOptions(o), ...(tpm ? { tpm } : {}) });
     } catch (e) {
-      if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+      if (isDeviceError(e)) throw new CliError(e.message, DEVICE_EXIT[e.code]);
       throw e;
     }
     try {
@@ -114,32 +119,40 @@ const STATUS_NAMES: Readonly<Record<number, string>> = {
   [SCEP_STATUS.unknown]: 'in progress',
 };
 
+/** One certificate of a store as `device show` and `store list` report it (stable JSON). */
+export function certificateSummary(agent: DeviceAgent, c: CertificateEntry) {
+  const info = inspectCertificate(agent.certificates.certificate(c));
+  const key = c.keyId ? agent.keys.find(c.keyId) : undefined;
+  return {
+    scope: c.scope,
+    store: c.store,
+    thumbprint: c.thumbprint,
+    subject: info.subject,
+    issuer: info.issuer,
+    notAfter: info.notAfter,
+    source: c.source,
+    ...(key
+      ? {
+          key: {
+            provider: key.provider,
+            exportable: key.exportable,
+            ...(key.container ? { container: key.container } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** {@link certificateSummary} as one line of text. */
+export function summaryLine(c: ReturnType<typeof certificateSummary>): string {
+  return `${c.scope}/${c.store}  ${c.thumbprint}  ${c.subject}  until ${c.notAfter}  [${c.source.kind}${c.source.id ? ` ${c.source.id}` : ''}${c.key ? `, key: ${c.key.provider}` : ''}]`;
+}
+
 function describe(agent: DeviceAgent) {
   const data = agent.store.data;
   return {
     device: data.device,
-    certificates: data.certificates.map((c) => {
-      const info = inspectCertificate(agent.certificates.certificate(c));
-      const key = c.keyId ? agent.keys.find(c.keyId) : undefined;
-      return {
-        scope: c.scope,
-        store: c.store,
-        thumbprint: c.thumbprint,
-        subject: info.subject,
-        issuer: info.issuer,
-        notAfter: info.notAfter,
-        source: c.source,
-        ...(key
-          ? {
-              key: {
-                provider: key.provider,
-                exportable: key.exportable,
-                ...(key.container ? { container: key.container } : {}),
-              },
-            }
-          : {}),
-      };
-    }),
+    certificates: data.certificates.map((c) => certificateSummary(agent, c)),
     scep: data.scep.map((e) => ({
       scope: e.scope,
       csp: e.csp,
@@ -263,7 +276,7 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
                 : `enrolled as ${r.serverDeviceId}; management server ${r.managementUrl}\n`,
             );
           } catch (e) {
-            if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+            if (isDeviceError(e)) throw new CliError(e.message, DEVICE_EXIT[e.code]);
             throw e;
           }
         });
@@ -287,7 +300,7 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
             : `unenrolled; ${r.removed} certificate(s) removed${r.told ? '' : ' (the server could not be told)'}\n`,
         );
       } catch (e) {
-        if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+        if (isDeviceError(e)) throw new CliError(e.message, DEVICE_EXIT[e.code]);
         throw e;
       }
     });
@@ -304,7 +317,7 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
       try {
         report = await agent.sync();
       } catch (e) {
-        if (isDeviceError(e)) throw new CliError(e.message, CONFIG_EXIT[e.code] ?? EXIT.input);
+        if (isDeviceError(e)) throw new CliError(e.message, DEVICE_EXIT[e.code]);
         throw e;
       }
       if (o.json) return out(`${JSON.stringify(report, null, 2)}\n`);
@@ -327,10 +340,7 @@ export function deviceCommands(root: Command, out: (s: string) => void): void {
       const d = describe(agent);
       if (o.json) return out(`${JSON.stringify(d, null, 2)}\n`);
       const lines = [`device ${d.device.id} (${d.device.name})`];
-      for (const c of d.certificates)
-        lines.push(
-          `${c.scope}/${c.store}  ${c.thumbprint}  ${c.subject}  until ${c.notAfter}  [${c.source.kind}${c.source.id ? ` ${c.source.id}` : ''}${c.key ? `, key: ${c.key.provider}` : ''}]`,
-        );
+      for (const c of d.certificates) lines.push(summaryLine(c));
       for (const e of d.scep)
         lines.push(
           `scep ${e.scope}/${e.id}: ${e.state}${e.error ? ` (${e.error})` : ''}${e.nextAttemptAt ? `, next attempt ${e.nextAttemptAt}` : ''}`,

@@ -1,9 +1,10 @@
 /**
  * Terminal and file I/O shared by the commands: reading an input, asking for a password
- * without echo,.
+ * without echo, asking yes or no.
  * Outputs are written atomically (util/atomic-file.ts): a failed command leaves no partial file.
  */
 import { decodePem } from '../pki/pem.ts';
+import type { PasswordPrompt } from '../pki/read.ts';
 import { readFile } from 'node:fs/promises';
 import { readPinSource } from '../hsm/pkcs11.ts';
 import { createInterface } from 'node:readline';
@@ -34,6 +35,28 @@ export async function promptSecret(question: string): Promise<string> {
   } finally {
     rl.close();
     process.stderr.write('\n');
+  }
+}
+
+/**
+ * A {@link PasswordPrompt} on the terminal: asks `question` without echo, saying so first when
+ * the previous answer was wrong.
+ */
+export function askPassword(question: string): PasswordPrompt {
+  return async ({ wrong }) => {
+    if (wrong) process.stderr.write('certpost: wrong password, try again\n');
+    return await promptSecret(question);
+  };
+}
+
+/** Asks a yes/no question on the terminal; only `y` or `yes` (any case) is a yes. */
+export async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+    return /^\s*y(es)?\s*$/i.test(answer);
+  } finally {
+    rl.close();
   }
 }
 

@@ -14,11 +14,29 @@ import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { HsmError } from '../hsm/errors.ts';
-import { isPkiError, PkiError } from '../pki/errors.ts';
+import { PkiError } from '../pki/errors.ts';
 import { inspectContents } from '../pki/inspect.ts';
-import { readPki, type PkiContents, type ReadOptions } from '../pki/read.ts';
-import { CliError, CONFIG_EXIT, EXIT, HSM_EXIT, MAIL_EXIT, PKI_EXIT } from './exit-codes.ts';
-import { canPrompt, pkcs11Pin, promptSecret, readInput, readSecretFile } from './io.ts';
+import { readPkiWithPassword, type PkiContents } from '../pki/read.ts';
+import {
+  CliError,
+  CONFIG_EXIT,
+  DEVICE_EXIT,
+  EML_EXIT,
+  EXIT,
+  HSM_EXIT,
+  MAIL_EXIT,
+  PKI_EXIT,
+} from './exit-codes.ts';
+import { DeviceError } from '../device/errors.ts';
+import { EmlError } from '../mail/eml.ts';
+import {
+  askPassword,
+  canPrompt,
+  pkcs11Pin,
+  promptSecret,
+  readInput,
+  readSecretFile,
+} from './io.ts';
 import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
@@ -26,6 +44,7 @@ import { serve } from '../server/serve.ts';
 import { adminCommands } from './admin.ts';
 import { scepCommands } from './scep.ts';
 import { deviceCommands } from './device.ts';
+import { installCommands } from './install.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -46,20 +65,12 @@ async function givenPassword(o: PasswordOptions): Promise<string | undefined> {
  */
 export async function readWithPassword(path: string, o: PasswordOptions): Promise<PkiContents> {
   const bytes = await readInput(path);
-  let password = await givenPassword(o);
-  const opts: ReadOptions = { filename: path === '-' ? undefined : basename(path) };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await readPki(bytes, { ...opts, password });
-    } catch (e) {
-      const retry =
-        isPkiError(e, 'ERR_PKI_PASSWORD_REQUIRED') ||
-        (isPkiError(e, 'ERR_PKI_BAD_PASSWORD') && attempt > 0);
-      if (!retry || !canPrompt() || attempt >= 3) throw e;
-      if (attempt > 0) process.stderr.write('certpost: wrong password, try again\n');
-      password = await promptSecret(`Password for ${basename(path)}: `);
-    }
-  }
+  const name = path === '-' ? undefined : basename(path);
+  return await readPkiWithPassword(bytes, {
+    filename: name,
+    password: await givenPassword(o),
+    ...(canPrompt() ? { ask: askPassword(`Password for ${name ?? 'standard input'}: `) } : {}),
+  });
 }
 
 function passwordOptions(cmd: Command): Command {
@@ -315,6 +326,7 @@ function program(out: (s: string) => void): Command {
   adminCommands(root, out);
   scepCommands(root, out);
   deviceCommands(root, out);
+  installCommands(root, out);
   mdmCommands(root, out);
   mailCommands(root, out);
   fleetCommands(root, out);
@@ -354,6 +366,14 @@ function reportError(e: unknown): number {
     // Messages name the relay and the recipient, never a password (mail/errors.ts).
     process.stderr.write(`certpost: ${e.message}\n`);
     return MAIL_EXIT[e.code];
+  }
+  if (e instanceof DeviceError) {
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return DEVICE_EXIT[e.code];
+  }
+  if (e instanceof EmlError) {
+    process.stderr.write(`certpost: ${e.message}\n`);
+    return EML_EXIT[e.code];
   }
   if (e instanceof CliError) {
     process.stderr.write(`certpost: ${e.message}\n`);

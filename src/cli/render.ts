@@ -36,7 +36,8 @@ const fmt = (d: Date) =>
     .replace('T', ' ')
     .replace(/\.\d+Z$/, ' UTC');
 
-function line(label: string, value: string | undefined | null): string {
+/** One `Label:  value` line of a report; nothing when there is no value. */
+export function field(label: string, value: string | undefined | null): string {
   return value ? `  ${`${label}:`.padEnd(24)}${value}\n` : '';
 }
 
@@ -47,35 +48,38 @@ export function renderCertificate(
   now = new Date(),
 ): string {
   let out = `Certificate ${index + 1} of ${total}: ${ROLE[c.role]}\n`;
-  out += line('Subject', c.subject || '(empty)');
-  out += line('Issuer', c.issuer || '(empty)');
-  out += line('Friendly name', c.friendlyName);
-  out += line('Serial number', c.serialNumber);
-  out += line('Validity', validity(c, now));
-  out += line('SHA-1 thumbprint', c.sha1);
-  out += line('SHA-256 thumbprint', c.sha256);
-  out += line('Public key', keyText(c.publicKey));
-  out += line('Signature algorithm', c.signatureAlgorithm);
-  out += line('Key usage', c.keyUsage?.join(', '));
-  out += line(
+  out += field('Subject', c.subject || '(empty)');
+  out += field('Issuer', c.issuer || '(empty)');
+  out += field('Friendly name', c.friendlyName);
+  out += field('Serial number', c.serialNumber);
+  out += field('Validity', validity(c, now));
+  out += field('SHA-1 thumbprint', c.sha1);
+  out += field('SHA-256 thumbprint', c.sha256);
+  out += field('Public key', keyText(c.publicKey));
+  out += field('Signature algorithm', c.signatureAlgorithm);
+  out += field('Key usage', c.keyUsage?.join(', '));
+  out += field(
     'Extended key usage',
     c.extendedKeyUsage?.map((e) => (e.name === e.oid ? e.oid : `${e.name} (${e.oid})`)).join(', '),
   );
-  out += line('Subject alt names', c.subjectAltNames.map((s) => `${s.type}:${s.value}`).join(', '));
-  out += line(
+  out += field(
+    'Subject alt names',
+    c.subjectAltNames.map((s) => `${s.type}:${s.value}`).join(', '),
+  );
+  out += field(
     'Basic constraints',
     c.basicConstraints &&
       `CA:${c.basicConstraints.ca ? 'TRUE' : 'FALSE'}${c.basicConstraints.pathLen !== null ? `, pathlen:${c.basicConstraints.pathLen}` : ''}`,
   );
-  out += line('Subject key id', c.subjectKeyIdentifier);
-  out += line('Authority key id', c.authorityKeyIdentifier);
-  out += line('CRL distribution', c.crlDistributionPoints.join(', '));
-  out += line('OCSP', c.authorityInfoAccess.ocsp.join(', '));
-  out += line('CA issuers', c.authorityInfoAccess.caIssuers.join(', '));
-  out += line('Policies', c.certificatePolicies.map((p) => p.name ?? p.oid).join(', '));
-  out += line('Template', c.template);
-  out += line('Private key', c.hasPrivateKey ? 'present in this file' : null);
-  out += line('Trust', c.trust?.summary);
+  out += field('Subject key id', c.subjectKeyIdentifier);
+  out += field('Authority key id', c.authorityKeyIdentifier);
+  out += field('CRL distribution', c.crlDistributionPoints.join(', '));
+  out += field('OCSP', c.authorityInfoAccess.ocsp.join(', '));
+  out += field('CA issuers', c.authorityInfoAccess.caIssuers.join(', '));
+  out += field('Policies', c.certificatePolicies.map((p) => p.name ?? p.oid).join(', '));
+  out += field('Template', c.template);
+  out += field('Private key', c.hasPrivateKey ? 'present in this file' : null);
+  out += field('Trust', c.trust?.summary);
   return out;
 }
 
@@ -89,18 +93,18 @@ export function renderReport(r: InspectionReport, source: string, now = new Date
   parts.push(`${source}: ${r.format.toUpperCase()} (${r.encoding}), ${counts.join(', ')}\n`);
   if (r.pkcs12) {
     parts.push(
-      line(
+      field(
         'Integrity',
         `${r.pkcs12.integrity.mac}${r.pkcs12.integrity.iterations ? `, ${r.pkcs12.integrity.iterations} iterations` : ''}`,
-      ) + line('Encryption', r.pkcs12.encryption.join(', ')),
+      ) + field('Encryption', r.pkcs12.encryption.join(', ')),
     );
   }
   r.certificates.forEach((c, i) => parts.push(renderCertificate(c, i, r.certificates.length, now)));
   r.privateKeys.forEach((k, i) => {
     let out = `Private key ${i + 1} of ${r.privateKeys.length}\n`;
-    out += line('Type', keyText(k));
-    out += line('Friendly name', k.friendlyName);
-    out += line(
+    out += field('Type', keyText(k));
+    out += field('Friendly name', k.friendlyName);
+    out += field(
       'Certificate',
       k.matchesCertificate ? `matches ${k.certificateSha1}` : 'no certificate in this file matches',
     );
@@ -108,15 +112,15 @@ export function renderReport(r: InspectionReport, source: string, now = new Date
   });
   r.certificateRequests.forEach((q, i) => {
     let out = `Certificate request ${i + 1} of ${r.certificateRequests.length}\n`;
-    out += line('Subject', q.subject || '(empty)');
-    out += line('Public key', keyText(q.publicKey));
-    out += line('Signature algorithm', q.signatureAlgorithm);
-    out += line('Challenge password', q.hasChallengePassword ? 'present (not shown)' : null);
-    out += line(
+    out += field('Subject', q.subject || '(empty)');
+    out += field('Public key', keyText(q.publicKey));
+    out += field('Signature algorithm', q.signatureAlgorithm);
+    out += field('Challenge password', q.hasChallengePassword ? 'present (not shown)' : null);
+    out += field(
       'Subject alt names',
       q.subjectAltNames.map((s) => `${s.type}:${s.value}`).join(', '),
     );
-    out += line('Requested extensions', q.requestedExtensions.map((e) => e.oid).join(', '));
+    out += field('Requested extensions', q.requestedExtensions.map((e) => e.oid).join(', '));
     parts.push(out);
   });
   for (const n of r.notes) parts.push(`Note: ${n}\n`);

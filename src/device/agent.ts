@@ -192,6 +192,33 @@ export class DeviceAgent {
   }
 
   /**
+   * Runs `change` (which adds or removes certificates and keys) and saves once: all or nothing.
+   * When `change` or the write of the state fails, the certificate entries and key records are
+   * put back as they were and the token (TPM) objects it created are destroyed, so the state
+   * file and the token are as before. Token objects of keys it removed are destroyed only once
+   * the state that no longer names them is written (keys.ts).
+   */
+  async transact<T>(change: () => Promise<T>): Promise<T> {
+    const data = this.store.data;
+    const before = { certificates: [...data.certificates], keys: [...data.keys] };
+    let result: T;
+    try {
+      result = await change();
+      data.tree = this.tree.data();
+      await this.store.save();
+    } catch (e) {
+      data.certificates = before.certificates;
+      data.keys = before.keys;
+      // Destroys what no record names any more: the objects `change` created. A failure here
+      // must not hide the one that made us roll back.
+      await this.keys.commit().catch(() => undefined);
+      throw e;
+    }
+    await this.keys.commit();
+    return result;
+  }
+
+  /**
    * Applies one server message (SyncML XML) and returns the device's reply, or undefined when
    * the message carried only Statuses (the session is over). Throws SyncMLError for a message
    * that does not parse, before anything changes.

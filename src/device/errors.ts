@@ -42,7 +42,6 @@ export const DEVICE_ERRORS = {
   ERR_DEVICE_SCEP_UNREACHABLE: { hresult: 0x80072efd, name: 'ERROR_INTERNET_CANNOT_CONNECT' },
   /** The server answered, but not with a CertRep we can verify and open. */
   ERR_DEVICE_SCEP_BAD_RESPONSE: { hresult: 0x80090005, name: 'NTE_BAD_DATA' },
-  /** The enrollment was interrupted (agent killed) in a step that cannot be resumed. */
   /** The MDM server could not be reached or answered with an HTTP error. */
   ERR_DEVICE_MDM_UNREACHABLE: { hresult: 0x80072efd, name: 'ERROR_INTERNET_CANNOT_CONNECT' },
   /** The device is not enrolled in MDM (no management server to talk to). */
@@ -66,7 +65,25 @@ export const DEVICE_ERRORS = {
   },
   /** The enrollment server failed (s:enrollmentserver, s:internalservicefault). */
   ERR_DEVICE_ENROLL_SERVER: { hresult: 0x80180006, name: 'MENROLL_E_DEVICE_INTERNALSERVICE_ERROR' },
+  /** The enrollment was interrupted (agent killed) in a step that cannot be resumed. */
   ERR_DEVICE_INTERRUPTED: { hresult: 0x800704d3, name: 'ERROR_REQUEST_ABORTED' },
+  // The installer (installer.ts) and the store commands.
+  /** The input holds no certificate: another format (a key alone, a request) or none at all. */
+  ERR_DEVICE_NOT_A_CERTIFICATE: { hresult: 0x80092009, name: 'CRYPT_E_NO_MATCH' },
+  /** A certificate to install does not chain to a trusted root (installer.ts, the trust rule). */
+  ERR_DEVICE_UNTRUSTED: { hresult: 0x800b0109, name: 'CERT_E_UNTRUSTEDROOT' },
+  /** A certificate to install (or its chain) is outside its validity period. */
+  ERR_DEVICE_EXPIRED: { hresult: 0x800b0101, name: 'CERT_E_EXPIRED' },
+  /** The installation was not confirmed (a new root needs explicit confirmation). */
+  ERR_DEVICE_NOT_CONFIRMED: { hresult: 0x800704c7, name: 'ERROR_CANCELLED' },
+  /** A download failed: no connection, a timeout, an HTTP error, too many redirects. */
+  ERR_DEVICE_DOWNLOAD: { hresult: 0x80072efd, name: 'ERROR_INTERNET_CANNOT_CONNECT' },
+  /** An HTTPS server's certificate is not trusted by the device (nor by the public roots). */
+  ERR_DEVICE_DOWNLOAD_UNTRUSTED: { hresult: 0x80072f0d, name: 'ERROR_INTERNET_INVALID_CA' },
+  /** An input is larger than the installer reads. */
+  ERR_DEVICE_INPUT_TOO_LARGE: { hresult: 0x800700df, name: 'ERROR_FILE_TOO_LARGE' },
+  /** No certificate with this thumbprint in the stores searched. */
+  ERR_DEVICE_CERT_NOT_FOUND: { hresult: 0x80092004, name: 'CRYPT_E_NOT_FOUND' },
 } as const satisfies Record<string, { hresult: number; name: string }>;
 
 export type DeviceErrorCode = keyof typeof DEVICE_ERRORS;

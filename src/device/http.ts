@@ -7,7 +7,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { DeviceError } from './errors.ts';
+import { DeviceError, type DeviceErrorCode } from './errors.ts';
 
 export interface HttpOptions {
   readonly method: 'GET' | 'POST';
@@ -19,6 +19,10 @@ export interface HttpOptions {
   readonly clientCertificate?: { readonly cert: string; readonly key: string };
   readonly timeoutMs?: number;
   readonly maxBytes?: number;
+  /** The code of a network failure or timeout (default `ERR_DEVICE_MDM_UNREACHABLE`). */
+  readonly failure?: DeviceErrorCode;
+  /** The code of a reply over `maxBytes` (default: `failure`'s). */
+  readonly tooLarge?: DeviceErrorCode;
 }
 
 export interface HttpResponse {
@@ -29,7 +33,9 @@ export interface HttpResponse {
 
 /**
  * Sends one request. A network failure, a timeout or an oversized reply is a DeviceError
- * `ERR_DEVICE_MDM_UNREACHABLE` naming the URL; any HTTP status is returned as it is.
+ * (`ERR_DEVICE_MDM_UNREACHABLE` unless `failure`/`tooLarge` say otherwise) naming the URL, with
+ * Node's error (a TLS verification code among them) as its cause; any HTTP status is returned
+ * as it is. Redirects are not followed.
  */
 export function httpRequestBytes(url: string, o: HttpOptions): Promise<HttpResponse> {
   const maxBytes = o.maxBytes ?? 4 * 1024 * 1024;
@@ -39,9 +45,13 @@ export function httpRequestBytes(url: string, o: HttpOptions): Promise<HttpRespo
       reject(
         e instanceof DeviceError
           ? e
-          : new DeviceError('ERR_DEVICE_MDM_UNREACHABLE', `cannot reach ${url}: ${e.message}`, {
-              cause: e,
-            }),
+          : new DeviceError(
+              o.failure ?? 'ERR_DEVICE_MDM_UNREACHABLE',
+              `cannot reach ${url}: ${e.message}`,
+              {
+                cause: e,
+              },
+            ),
       );
     const req = (https ? httpsRequest : httpRequest)(
       url,
@@ -59,8 +69,16 @@ export function httpRequestBytes(url: string, o: HttpOptions): Promise<HttpRespo
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size > maxBytes) req.destroy(new Error(`the reply is larger than ${maxBytes} bytes`));
-          else chunks.push(c);
+          if (size <= maxBytes) return void chunks.push(c);
+          // Fail first, then drop the connection: once the reply is flowing, an error passed to
+          // destroy() would surface on the socket, where nobody listens.
+          fail(
+            new DeviceError(
+              o.tooLarge ?? o.failure ?? 'ERR_DEVICE_MDM_UNREACHABLE',
+              `${url}: the reply is larger than ${maxBytes} bytes`,
+            ),
+          );
+          req.destroy();
         });
         res.on('end', () =>
           resolve({

@@ -1,8 +1,23 @@
 /**
  * Helpers for tests that talk to a device as an MDM server would: build a server message
  * around command XML, read the statuses and results of the reply, and drive a SCEP profile
- * (the Install Atomic, the background work, the outcome nodes) against any SCEP server.
+ * (the Install Atomic, the background work, the outcome nodes) against any SCEP server; and
+ * client identities with chosen dates, EKUs and template for certificate selection.
  */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  authorityKeyIdentifier,
+  basicConstraints,
+  buildCertificate,
+  extKeyUsage,
+  keyUsage,
+} from '../ca/certificate.ts';
+import { parseRfc4514 } from '../ca/name.ts';
+import { enc } from '../pki/der.ts';
+import { parsePrivateKeyPem } from '../pki/keys.ts';
+import { EXT } from '../pki/oids.ts';
+import { encodePem } from '../pki/pem.ts';
+import { parseCertificate } from '../pki/x509.ts';
 import { parseSyncML, type Command } from '../omadm/syncml.ts';
 import { fetchTransport, type ScepTransport, type ScepTransportRequest } from '../scep/client.ts';
 import type { DeviceAgent } from './agent.ts';
@@ -148,4 +163,58 @@ export function recordingScepTransport(
       return t(req);
     };
   };
+}
+
+export interface IdentityOptions {
+  readonly cn: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** EKU OIDs; null leaves the extension out (all purposes). */
+  readonly ekus: readonly string[] | null;
+  /** Microsoft template: the v1 name extension and/or the v2 OID extension. */
+  readonly template?: { readonly name?: string; readonly oid?: string };
+}
+
+/**
+ * A client identity issued by a CA of test-pki.ts (its certificate DER and PEM key): a new
+ * P-256 key and a certificate with the given dates, EKUs and template, signed by our CA
+ * encoder. Returned as one PEM text (certificate, then PKCS#8 key), as the installer reads it.
+ */
+export async function clientIdentityPem(
+  issuer: { readonly der: Uint8Array; readonly keyPem: string },
+  o: IdentityOptions,
+): Promise<string> {
+  const ca = parseCertificate(issuer.der);
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+  const template = [
+    ...(o.template?.name !== undefined
+      ? [{ oid: EXT.msCertificateTemplateName, critical: false, value: enc.bmp(o.template.name) }]
+      : []),
+    ...(o.template?.oid !== undefined
+      ? [
+          {
+            oid: EXT.msCertificateTemplate,
+            critical: false,
+            value: enc.seq(enc.oid(o.template.oid), enc.int(100), enc.int(0)),
+          },
+        ]
+      : []),
+  ];
+  const der = await buildCertificate({
+    subject: parseRfc4514(`CN=${o.cn},O=certpost tests`),
+    spki,
+    serial: Uint8Array.of(0x40, ...randomBytes(8)),
+    notBefore: o.notBefore,
+    notAfter: o.notAfter,
+    issuer: { name: ca.subject.der, key: parsePrivateKeyPem(issuer.keyPem).key, spki: ca.spki },
+    extensions: [
+      basicConstraints(false),
+      keyUsage(['digitalSignature']),
+      ...(o.ekus ? [extKeyUsage(o.ekus)] : []),
+      authorityKeyIdentifier(ca.spki),
+      ...template,
+    ],
+  });
+  return encodePem('CERTIFICATE', der) + privateKey.export({ type: 'pkcs8', format: 'pem' });
 }

@@ -7,7 +7,7 @@
  * extendedKeyUsage, subjectAltNames, isCA, selfSigned, role, …}], privateKeys: [{type,
  * bits|curve, matchesCertificate}] }`. Fields may be added, never renamed or removed.
  */
-import { buildChain, describeTrust, type ChainProblemCode } from './chain.ts';
+import { buildChain, describeTrust, type ChainProblemCode, type ChainResult } from './chain.ts';
 import { inspectCsr, type CsrInfo } from './csr.ts';
 import { keyMatchesCertificate } from './keys.ts';
 import type { PkiContents, PkiFormat } from './read.ts';
@@ -108,7 +108,11 @@ function trustOf(
   trusted: readonly Certificate[],
   at?: Date,
 ): TrustReport {
-  const r = buildChain(cert, { trusted, intermediates: inFile, ...(at ? { at } : {}) });
+  return trustReport(buildChain(cert, { trusted, intermediates: inFile, ...(at ? { at } : {}) }));
+}
+
+/** A chain validation result as the inspection reports it. */
+export function trustReport(r: ChainResult): TrustReport {
   return {
     trusted: r.trusted,
     summary: describeTrust(r),

@@ -77,6 +77,70 @@ export async function readPki(bytes: Uint8Array, options: ReadOptions = {}): Pro
   return { ...contents, notes };
 }
 
+/** Asks for a password; `wrong` is true when the previous answer was wrong. */
+export type PasswordPrompt = (request: {
+  readonly attempt: number;
+  readonly wrong: boolean;
+}) => Promise<string | undefined>;
+
+/**
+ * {@link readPki}, asking for the password when the content needs one: when no password was
+ * given (or the given one is the empty password a PKCS#12 tried), and again after each wrong
+ * answer, up to `attempts` questions (3 by default). A wrong password that was *given* is not
+ * asked again: scripts get the error at once. `ask` answering undefined gives up with the last
+ * error; so does the last wrong answer (`ERR_PKI_BAD_PASSWORD`).
+ */
+export async function readPkiWithPassword(
+  bytes: Uint8Array,
+  options: ReadOptions & { readonly ask?: PasswordPrompt; readonly attempts?: number },
+): Promise<PkiContents> {
+  const attempts = options.attempts ?? 3;
+  let password = options.password;
+  for (let asked = 0; ; asked++) {
+    try {
+      return await readPki(bytes, { ...options, password });
+    } catch (e) {
+      const again =
+        isPkiError(e, 'ERR_PKI_PASSWORD_REQUIRED') ||
+        (isPkiError(e, 'ERR_PKI_BAD_PASSWORD') && asked > 0);
+      if (!again || !options.ask || asked >= attempts) throw e;
+      const answer = await options.ask({ attempt: asked + 1, wrong: asked > 0 });
+      if (answer === undefined) throw e;
+      password = answer;
+    }
+  }
+}
+
+/**
+ * The format {@link readPki} would find, judged by structure alone: no decryption and no key
+ * derivation, so it is cheap on any input (a mail attachment, a download). Null when the
+ * bytes are none of the formats. PEM is judged by its block labels: certificates (or a PKCS7
+ * block) make `pem`/`pkcs7`, otherwise keys make `key` and requests `csr`.
+ */
+export function sniffPkiFormat(bytes: Uint8Array, allowBase64 = true): PkiFormat | null {
+  if (bytes.length === 0) return null;
+  if (looksLikePem(bytes)) {
+    let labels: string[];
+    try {
+      labels = decodePem(bytes).map((b) => b.label);
+    } catch {
+      return null;
+    }
+    if (labels.some((l) => CERT_LABELS.has(l))) return 'pem';
+    if (labels.includes('PKCS7')) return 'pkcs7';
+    if (labels.some((l) => KEY_LABELS.has(l))) return 'key';
+    if (labels.some((l) => CSR_LABELS.has(l))) return 'csr';
+    return null;
+  }
+  const b64 = allowBase64 ? bareBase64(bytes) : null;
+  if (b64) return sniffPkiFormat(b64, false);
+  if (looksLikeCertificate(bytes)) return 'der';
+  if (looksLikePkcs7(bytes)) return 'pkcs7';
+  if (looksLikePkcs12(bytes)) return 'pkcs12';
+  if (looksLikeCsr(bytes)) return 'csr';
+  return sniffPrivateKeyEncoding(bytes) ? 'key' : null;
+}
+
 function describe(c: PkiContents): string {
   const enc = c.encoding === 'binary' ? 'binary' : c.encoding === 'pem' ? 'PEM' : 'base64';
   const what = {

@@ -508,11 +508,26 @@ function certificatePolicies(cert: Certificate): CertificateInfo['certificatePol
   });
 }
 
-function template(cert: Certificate): string | null {
+/**
+ * The Microsoft certificate template a certificate was issued from: the name of the v1
+ * extension (1.3.6.1.4.1.311.20.2, a BMPString such as `User`) and the OID of the v2 extension
+ * (1.3.6.1.4.1.311.21.7, `CertificateTemplate ::= SEQUENCE { templateID OBJECT IDENTIFIER,
+ * templateMajorVersion INTEGER OPTIONAL, templateMinorVersion INTEGER OPTIONAL }`), each when
+ * present; null when neither is.
+ */
+export function certificateTemplate(cert: Certificate): { name?: string; oid?: string } | null {
   const v1 = extension(cert, EXT.msCertificateTemplateName);
-  if (v1) return der.string(der.decode(v1.value));
   const v2 = extension(cert, EXT.msCertificateTemplate);
-  return v2 ? der.oid(der.seq(der.decode(v2.value), 'certificateTemplate')[0]!) : null;
+  if (!v1 && !v2) return null;
+  return {
+    ...(v1 ? { name: der.string(der.decode(v1.value)) } : {}),
+    ...(v2 ? { oid: der.oid(der.seq(der.decode(v2.value), 'certificateTemplate')[0]!) } : {}),
+  };
+}
+
+function template(cert: Certificate): string | null {
+  const t = certificateTemplate(cert);
+  return t ? (t.name ?? t.oid ?? null) : null;
 }
 
 /** Key type and size from a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7, RFC 5480, RFC 8410). */
