@@ -22,6 +22,7 @@ import { serve } from '../server/serve.ts';
 import { adminCommands } from './admin.ts';
 import { scepCommands } from './scep.ts';
 import { deviceCommands } from './device.ts';
+import { userCommands } from './user.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -310,6 +311,7 @@ function program(out: (s: string) => void): Command {
   deviceCommands(root, out);
   mdmCommands(root, out);
   fleetCommands(root, out);
+  userCommands(root, out);
   return root;
 }
 
