@@ -233,7 +233,7 @@ const COMMAND_COLUMNS = [
   'completed_at',
 ] as const;
 
-function user(r: Schema['users']): UserRecord {
+function userRecord(r: Schema['users']): UserRecord {
   return {
     id: r.id,
     username: r.username,
@@ -1126,7 +1126,7 @@ export function sqlRoles(
 
     async getUser(id) {
       const r = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
-      return r && user(r);
+      return r && userRecord(r);
     },
 
     async getUserByName(username) {
@@ -1135,12 +1135,12 @@ export function sqlRoles(
         .selectAll()
         .where('username', '=', username)
         .executeTakeFirst();
-      return r && user(r);
+      return r && userRecord(r);
     },
 
     async listUsers() {
       const rows = await db.selectFrom('users').selectAll().orderBy('username', 'asc').execute();
-      return rows.map(user);
+      return rows.map(userRecord);
     },
 
     async updateUser(id, changes, at) {
