@@ -16,6 +16,7 @@ import { registerMde2 } from './mde2-http.ts';
 import { registerMetrics } from './metrics.ts';
 import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
+import { registerPortal, requestForLog, type PortalOptions } from './portal/index.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
 
 export interface ServeOptions {
@@ -45,6 +46,8 @@ export interface ServeOptions {
   readonly now?: () => Date;
   /** How often devices list their stores (MDM inventory); default a day. */
   readonly inventoryIntervalMs?: number | undefined;
+  /** The portal's limits, timeouts and password hashing (tests make them small). */
+  readonly portal?: Omit<PortalOptions, 'now'> | undefined;
 }
 
 /**
@@ -58,6 +61,10 @@ export function urlOf(scheme: 'http' | 'https', host: string, port: number): str
 
 export interface AppOptions {
   readonly logLevel?: string | undefined;
+  /** Where log lines go (default standard output); tests capture them. */
+  readonly logStream?: { write(line: string): void } | undefined;
+  /** The portal's clock, limits and session timeouts. */
+  readonly portal?: PortalOptions | undefined;
   readonly https?: TlsMaterial | undefined;
   readonly clientCertificateHeader?: string | undefined;
 }
@@ -81,7 +88,12 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
   // Per-request lines are off: at hundreds of enrollments per second they would be most of the
   // server's I/O. Errors are still logged.
   const common = {
-    logger: { level: o.logLevel ?? 'info' },
+    logger: {
+      level: o.logLevel ?? 'info',
+      // No URL is logged as it came: a one-time download link's token is redacted.
+      serializers: { req: requestForLog },
+      ...(o.logStream ? { stream: o.logStream } : {}),
+    },
     logController: new LogController({ disableRequestLogging: true }),
   };
   const app = (
@@ -108,6 +120,7 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
     store: context.store,
     clientCertificateHeader: o.clientCertificateHeader?.toLowerCase(),
   });
+  registerPortal(app, context, o.portal);
   app.addHook('onClose', async () => context.close());
   return app;
 }
@@ -146,6 +159,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     logLevel: o.logLevel,
     https,
     clientCertificateHeader: o.clientCertificateHeader,
+    portal: { now: o.now, ...o.portal },
   });
   logTo.app = app;
   const address = await app.listen({ host, port });
