@@ -15,7 +15,7 @@
  *   cookie and the same value in the form.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type {} from '@fastify/cookie'; // its request.cookies / reply.setCookie types
+import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { secretHash } from '../../ca/enrollment.ts';
 import type { UserRecord, UserStore, WebSessionStore } from '../../store/types.ts';
@@ -54,10 +54,22 @@ export function newToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
 /** Constant-time equality of two secrets of any length (their SHA-256 digests are compared). */
 export function secretsEqual(a: string, b: string): boolean {
-  const d = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(d(a), d(b));
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/** The cookie attributes of a session or sign-in cookie. */
+function cookieOptions(secure: boolean, maxAgeMs: number): CookieSerializeOptions {
+  return {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'strict',
+    secure,
+    maxAge: Math.floor(maxAgeMs / 1000),
+  };
 }
 
 /** Whether the request came over TLS (cookies are then Secure and `__Host-`-prefixed). */
@@ -102,13 +114,6 @@ export function createSessions(deps: SessionDeps, o: SessionOptions = {}): Sessi
     isSecure(req, deps.publicUrl())
       ? { session: '__Host-certpost-session', signin: '__Host-certpost-signin', secure: true }
       : { session: 'certpost-session', signin: 'certpost-signin', secure: false };
-  const cookie = (secure: boolean, maxAgeMs: number) => ({
-    path: '/',
-    httpOnly: true,
-    sameSite: 'strict' as const,
-    secure,
-    maxAge: Math.floor(maxAgeMs / 1000),
-  });
 
   return {
     async read(req) {
@@ -141,7 +146,7 @@ export function createSessions(deps: SessionDeps, o: SessionOptions = {}): Sessi
         expiresAt: new Date(now.getTime() + absoluteMs),
       };
       await deps.store.createWebSession(session);
-      reply.setCookie(n.session, token, cookie(n.secure, absoluteMs));
+      reply.setCookie(n.session, token, cookieOptions(n.secure, absoluteMs));
       reply.clearCookie(n.signin, { path: '/', secure: n.secure });
       return { user, csrf: session.csrfToken, tokenHash: session.tokenHash };
     },
@@ -163,7 +168,7 @@ export function createSessions(deps: SessionDeps, o: SessionOptions = {}): Sessi
       const have = req.cookies[n.signin];
       if (have && /^[A-Za-z0-9_-]{43}$/.test(have)) return have;
       const token = newToken();
-      reply.setCookie(n.signin, token, cookie(n.secure, SIGNIN_COOKIE_MS));
+      reply.setCookie(n.signin, token, cookieOptions(n.secure, SIGNIN_COOKIE_MS));
       return token;
     },
 
