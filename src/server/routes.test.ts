@@ -39,7 +39,7 @@ const RULES: readonly (readonly [RegExp, Identity, (readonly string[])?])[] = [
   [/^\/ManagementServer\/MDM\.svc$/, 'device'],
   [/^\/metrics$/, 'admin'],
   [/^\/api\/v1(\/.*)?$/, 'admin'],
-  [/^\/(signin|assets\/:file)$/, 'portal'],
+  [/^\/(signin|assets\/:file|ca\/:file)?$/, 'portal'],
   [/^\/signout$/, 'user'],
 ];
 

@@ -29,6 +29,7 @@ import {
   type Session,
   type SessionOptions,
 } from './session.ts';
+import { registerPublic } from './public.ts';
 import { registerSignin, type SigninLimits } from './signin.ts';
 
 export interface PortalOptions {
@@ -174,5 +175,6 @@ export function registerPortal(
 
     registerAssets(scope);
     registerSignin(scope, portal, deps.store, o.signinLimits);
+    registerPublic(scope, portal);
   });
 }
