@@ -30,6 +30,8 @@ after(async () => {
   await app.close();
 });
 
+const get = (url: string) => app.inject({ method: 'GET', url });
+
 describe('public page', () => {
   it('lists root, issuing and next CA with subject, validity and both thumbprints; a QR code; SCEP and CRL URLs', async () => {
     const res = await app.inject({ method: 'GET', url: '/' });
@@ -64,7 +66,6 @@ describe('public page', () => {
 
   it('serves each format with its Content-Type, Content-Disposition and bytes', async () => {
     const issuing = ctx.ca.issuing.certificate;
-    const get = (url: string) => app.inject({ method: 'GET', url });
 
     const cer = await get('/ca/issuing.cer');
     assert.equal(cer.headers['content-type'], 'application/pkix-cert');
@@ -104,6 +105,6 @@ describe('public page', () => {
 
   it('answers 404 for an unknown CA or format', async () => {
     for (const url of ['/ca/nope.cer', '/ca/root.exe', '/ca/root', '/ca/..%2Fetc.pem'])
-      assert.equal((await app.inject({ method: 'GET', url })).statusCode, 404, url);
+      assert.equal((await get(url)).statusCode, 404, url);
   });
 });
