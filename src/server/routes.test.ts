@@ -40,7 +40,7 @@ const RULES: readonly (readonly [RegExp, Identity, (readonly string[])?])[] = [
   [/^\/metrics$/, 'admin'],
   [/^\/api\/v1(\/.*)?$/, 'admin'],
   [/^\/(signin|assets\/:file|ca\/:file)?$/, 'portal'],
-  [/^\/signout$/, 'user'],
+  [/^\/(signout|my|my\/request|download\/:token)$/, 'user'],
 ];
 
 function ruleOf(method: string, path: string): Identity | undefined {

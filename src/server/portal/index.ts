@@ -30,6 +30,7 @@ import {
   type SessionOptions,
 } from './session.ts';
 import { registerPublic } from './public.ts';
+import { registerSelfService } from './self-service.ts';
 import { registerSignin, type SigninLimits } from './signin.ts';
 
 export interface PortalOptions {
@@ -61,7 +62,8 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
  * download link (`/download/<token>`), replaced.
  */
 export function redactUrl(url: string): string {
-  return url.replace(/\/download\/[^?#]*/, '/download/[redacted]');
+  // Also where the sign-in page carries it on (`/signin?next=%2Fdownload%2F…`).
+  return url.replace(/(\/|%2F)download(\/|%2F)[^?#&]*/gi, '$1download$2[redacted]');
 }
 
 /** Fastify's request serializer with {@link redactUrl} applied: every logged `req`. */
@@ -176,5 +178,6 @@ export function registerPortal(
     registerAssets(scope);
     registerSignin(scope, portal, deps.store, o.signinLimits);
     registerPublic(scope, portal);
+    registerSelfService(scope, portal);
   });
 }
