@@ -20,7 +20,13 @@ import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import * as der from '../pki/der.ts';
 import { enc, Tag } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
-import { subjectKeyIdentifier, type Certificate } from '../pki/x509.ts';
+import {
+  formatName,
+  parseExtensions,
+  parseName,
+  subjectKeyIdentifier,
+  type Certificate,
+} from '../pki/x509.ts';
 import {
   authorityKeyIdentifier,
   authorityKeyIdentifierFromId,
@@ -113,4 +119,47 @@ export async function buildCrl(input: CrlInput): Promise<Uint8Array> {
     enc.ctx(0, extensions),
   );
   return signStructure(tbs, alg, key);
+}
+
+/** What a CRL says, as an administrator wants to see it (the CA status page). */
+export interface CrlSummary {
+  readonly issuer: string;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date | null;
+  /** cRLNumber (§5.2.3), or null when the CRL has none. */
+  readonly number: bigint | null;
+  /** Revoked serials, lowercase hex without a sign octet, in the CRL's order. */
+  readonly revoked: readonly string[];
+}
+
+/**
+ * Reads a DER CRL (the TBSCertList fields of the module comment). The signature is not checked:
+ * this describes our own CRL, it does not decide whether to trust one. Throws
+ * `ERR_PKI_MALFORMED`/`ERR_PKI_TRUNCATED` for bytes that are not a CRL.
+ */
+export function describeCrl(crl: Uint8Array): CrlSummary {
+  const [tbsNode] = der.seq(der.decode(crl), 'CertificateList');
+  const tbs = der.seq(tbsNode, 'TBSCertList');
+  let i = tbs[0]?.tag === Tag.INTEGER ? 1 : 0; // version (v2) is optional
+  i++; // signature AlgorithmIdentifier
+  const issuer = formatName(parseName(tbs[i++], 'issuer'));
+  const thisUpdate = der.time(tbs[i++]!);
+  let nextUpdate: Date | null = null;
+  if (tbs[i] && (tbs[i]!.tag === Tag.UTC_TIME || tbs[i]!.tag === Tag.GENERALIZED_TIME))
+    nextUpdate = der.time(tbs[i++]!);
+  const revoked: string[] = [];
+  if (tbs[i]?.tag === Tag.SEQUENCE)
+    for (const entry of der.children(tbs[i++]!)) {
+      const serial = der.expect(der.seq(entry, 'revokedCertificate')[0], Tag.INTEGER, 'serial');
+      revoked.push(
+        Buffer.from(der.value(serial))
+          .toString('hex')
+          .replace(/^(00)+(?=.)/, ''),
+      );
+    }
+  let number: bigint | null = null;
+  const exts = tbs[i]?.tag === der.ctx(0, true) ? der.children(tbs[i]!)[0] : undefined;
+  for (const e of exts ? parseExtensions(exts) : [])
+    if (e.oid === CRL_EXT.cRLNumber) number = der.integer(der.decode(e.value));
+  return { issuer, thisUpdate, nextUpdate, number, revoked };
 }

@@ -41,6 +41,7 @@ const RULES: readonly (readonly [RegExp, Identity, (readonly string[])?])[] = [
   [/^\/api\/v1(\/.*)?$/, 'admin'],
   [/^\/(signin|assets\/:file|ca\/:file)?$/, 'portal'],
   [/^\/(signout|my|my\/request|download\/:token)$/, 'user'],
+  [/^\/admin(\/.*)?$/, 'portal-admin'],
 ];
 
 function ruleOf(method: string, path: string): Identity | undefined {

@@ -18,6 +18,7 @@ import formbody from '@fastify/formbody';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { ADMIN_STATUS } from '../admin-api.ts';
 import { AdminError } from '../admin-ops.ts';
+import { registerAdminConsole } from './admin.ts';
 import { registerAssets } from './assets.ts';
 import { createPortal, field, type Access, type PortalDeps } from './context.ts';
 import { html } from './html.ts';
@@ -179,5 +180,6 @@ export function registerPortal(
     registerSignin(scope, portal, deps.store, o.signinLimits);
     registerPublic(scope, portal);
     registerSelfService(scope, portal);
+    registerAdminConsole(scope, portal);
   });
 }

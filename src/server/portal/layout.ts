@@ -79,3 +79,23 @@ export function when(d: Date | string | null | undefined): string {
 export function colons(hex: string): string {
   return hex.toUpperCase().replace(/(..)(?=.)/g, '$1:');
 }
+
+export type CertificateStatus = 'valid' | 'expiring' | 'expired' | 'revoked';
+
+/** A certificate this close to its end is shown as expiring. */
+const EXPIRING_MS = 30 * 86_400_000;
+
+/** Where a certificate stands at `now`: revoked, expired, expiring (30 days), or valid. */
+export function certificateStatus(
+  c: { readonly revoked: boolean; readonly notAfter: Date },
+  now: Date,
+): CertificateStatus {
+  if (c.revoked) return 'revoked';
+  if (c.notAfter <= now) return 'expired';
+  if (c.notAfter.getTime() - now.getTime() < EXPIRING_MS) return 'expiring';
+  return 'valid';
+}
+
+export function statusBadge(status: CertificateStatus): SafeHtml {
+  return html`<span class="badge ${status}">${status}</span>`;
+}

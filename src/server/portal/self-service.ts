@@ -26,28 +26,11 @@ import { AdminError } from '../admin-ops.ts';
 import { issueIdentityWithPassword } from '../pfx-identity.ts';
 import { field, type Portal, type PortalDeps } from './context.ts';
 import { html } from './html.ts';
-import { colons, csrfField, when } from './layout.ts';
+import { certificateStatus, colons, csrfField, statusBadge, when } from './layout.ts';
 import { newToken } from './session.ts';
 
 /** How long a download link works. */
 export const LINK_TTL_MS = 15 * 60_000;
-/** A certificate this close to its end is shown as expiring. */
-const EXPIRING_MS = 30 * 86_400_000;
-
-export type CertificateStatus = 'valid' | 'expiring' | 'expired' | 'revoked';
-
-export function statusOf(c: CertificateRecord, now: Date): CertificateStatus {
-  if (c.revokedAt) return 'revoked';
-  if (c.notAfter <= now) return 'expired';
-  if (c.notAfter.getTime() - now.getTime() < EXPIRING_MS) return 'expiring';
-  return 'valid';
-}
-
-export function statusBadge(c: CertificateRecord, now: Date) {
-  const s = statusOf(c, now);
-  return html`<span class="badge ${s}">${s}</span>`;
-}
-
 /** The alt names that name this user: `email:<email>`, and `upn:<username>` for a UPN. */
 function namesOf(user: UserRecord): string[] {
   return [
@@ -121,7 +104,7 @@ function table(rows: readonly MyCertificate[], now: Date) {
 <td>${r.certificate.profile}</td>
 <td>${r.where.join(', ')}</td>
 <td>${when(r.certificate.notAfter)}</td>
-<td>${statusBadge(r.certificate, now)}</td>
+<td>${statusBadge(certificateStatus({ revoked: r.certificate.revokedAt !== null, notAfter: r.certificate.notAfter }, now))}</td>
 </tr>`,
   )}</tbody></table></div>`;
 }
