@@ -58,10 +58,7 @@ describe('public page', () => {
     for (const id of ['root', 'issuing', 'next'])
       for (const ext of ['cer', 'crt', 'pem', 'p7b'])
         assert.ok(body.includes(`href="/ca/${id}.${ext}"`), `${id}.${ext}`);
-    assert.match(
-      body,
-      /<a class="button secondary" href="\/ca\/root.cer" download="certpost-development-root-ca.cer">/,
-    );
+    assert.match(body, /<a class="button secondary" href="\/ca\/root.cer">\.cer \(DER\)<\/a>/);
   });
 
   it('serves each format with its Content-Type, Content-Disposition and bytes', async () => {

@@ -11,7 +11,8 @@
  * | `.pem` | `application/x-pem-file`           | the certificate, PEM                           |
  * | `.p7b` | `application/x-pkcs7-certificates` | PKCS#7 certs-only: the certificate and its chain up to the root |
  *
- * `.cer`, `.pem` and `.p7b` are `attachment`s with a file name from the subject's CN. The page
+ * `.cer`, `.pem` and `.p7b` are `attachment`s with a file name from the subject's CN (the links
+ * carry no `download` attribute: the server's headers decide, as for any client). The page
  * also shows a QR code of its own URL (for phones), the SCEP URL and the CRL URL.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -137,7 +138,7 @@ ${e.id === 'root' ? '' : html`<dt>Issuer</dt><dd>${formatName(c.issuer)}</dd>`}
 </dl>
 <div class="downloads">${(Object.keys(DOWNLOADS) as DownloadFormat[]).map(
     (f) =>
-      html`<a class="button${f === 'crt' ? '' : ' secondary'}" href="/ca/${e.id}.${f}"${DOWNLOADS[f].disposition === 'attachment' ? html` download="${fileName(c, f)}"` : ''}>${DOWNLOADS[f].label}</a>`,
+      html`<a class="button${f === 'crt' ? '' : ' secondary'}" href="/ca/${e.id}.${f}">${DOWNLOADS[f].label}</a>`,
   )}</div>
 </article>`;
 }

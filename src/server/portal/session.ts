@@ -10,7 +10,7 @@
  *   (the old one, if the browser had one, is ended): no session fixation.
  * - Every form of a session carries its synchronizer token (`_csrf`); every POST is refused
  *   unless the token matches (compared as SHA-256 digests in constant time) and the browser's
- *   `Origin` / `Sec-Fetch-Site` headers, when present, say the request comes from this site.
+ *   `Sec-Fetch-Site` / `Origin` headers, when present, say the request comes from this site.
  *   The sign-in form, before there is a session, uses a double-submit token: a short-lived
  *   cookie and the same value in the form.
  */
@@ -78,16 +78,18 @@ export function isSecure(req: FastifyRequest, publicUrl: string | undefined): bo
 }
 
 /**
- * Whether a state-changing request comes from this site, as far as the browser says: a
- * `Sec-Fetch-Site` other than same-origin, or an `Origin` that is neither this host nor the
- * public URL's origin, is refused. Clients that send neither (not browsers, so not a CSRF
- * vector) are left to the token check.
+ * Whether a state-changing request comes from this site, as far as the browser says (Fetch
+ * Metadata, then Origin). `Sec-Fetch-Site` decides when present: only `same-origin` passes.
+ * Without it, an `Origin` must be this host or the public URL's origin; `Origin: null` is what
+ * browsers send for our own forms under `Referrer-Policy: no-referrer` (Fetch §3.2.5), so it and
+ * a missing Origin (not a browser, so not a CSRF vector) are left to the token check, which
+ * every POST passes as well.
  */
 export function fromThisSite(req: FastifyRequest, publicUrl: string | undefined): boolean {
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin') return false;
+  if (site !== undefined) return site === 'same-origin';
   const origin = req.headers.origin;
-  if (origin === undefined) return true;
+  if (origin === undefined || origin === 'null') return true;
   const own = [`${req.protocol}://${req.headers.host ?? ''}`];
   if (publicUrl) own.push(new URL(publicUrl).origin);
   return own.includes(origin);

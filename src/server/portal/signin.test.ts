@@ -217,7 +217,20 @@ describe('portal core', () => {
       { 'sec-fetch-site': 'cross-site' },
     );
     assert.equal(fetchSite.statusCode, 403);
+    const sandboxed = await client.post(
+      '/signin',
+      { _csrf: token, username: 'ann@contoso.com', password: PW },
+      { origin: 'null', 'sec-fetch-site': 'cross-site' },
+    );
+    assert.equal(sandboxed.statusCode, 403);
     assert.equal(client.cookies.get('certpost-session'), undefined);
+    // Our own form under Referrer-Policy: no-referrer: Origin null, Sec-Fetch-Site same-origin.
+    const own = await client.post(
+      '/signin',
+      { _csrf: token, username: 'ann@contoso.com', password: PW },
+      { origin: 'null', 'sec-fetch-site': 'same-origin' },
+    );
+    assert.equal(own.statusCode, 303);
   });
 
   it('signs out only with the session`s CSRF token from this site', async () => {
