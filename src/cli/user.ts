@@ -13,7 +13,7 @@ import { Option, type Command } from 'commander';
 import * as users from '../server/portal/users.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/types.ts';
-import { op } from './admin.ts';
+import { op, storeOptions } from './admin.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { canPrompt, promptSecret, readSecretFile } from './io.ts';
 
@@ -27,14 +27,7 @@ interface DataOptions {
 
 /** --data, --database and --json: these commands need the store only (no CA, no PIN). */
 function dataOptions(cmd: Command): Command {
-  return cmd
-    .option('--data <dir>', 'data directory', process.env['CERTPOST_DATA'] ?? './data')
-    .option(
-      '--database <url>',
-      'postgres://… instead of the SQLite file in the data directory (or CERTPOST_DATABASE)',
-      process.env['CERTPOST_DATABASE'],
-    )
-    .option('--json', 'print one JSON document');
+  return storeOptions(cmd).option('--json', 'print one JSON document');
 }
 
 /** Runs `f` on the data directory's store (created when missing), closing it afterwards. */

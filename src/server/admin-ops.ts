@@ -48,6 +48,20 @@ export class AdminError extends Error {
   }
 }
 
+/**
+ * Runs a store insert whose name must be unique; a taken name (`ERR_STORE_DUPLICATE_NAME`)
+ * becomes the caller's {@link AdminError} `ERR_ADMIN_CONFLICT` with `message`.
+ */
+export async function uniquelyNamed<T>(insert: Promise<T>, message: string): Promise<T> {
+  try {
+    return await insert;
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ERR_STORE_DUPLICATE_NAME')
+      throw new AdminError('ERR_ADMIN_CONFLICT', message);
+    throw e;
+  }
+}
+
 /** The parts the operations use; a `ServerContext` is one. */
 export interface AdminDeps {
   readonly store: CertificateStore & ChallengeStore & RequestStore & AuditLog & ApiTokenStore;
@@ -345,20 +359,17 @@ export async function createApiToken(
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const now = nowOf(deps);
   const expiresAt = ttl === null ? null : new Date(now.getTime() + ttl);
-  try {
-    await deps.store.createApiToken({
+  await uniquelyNamed(
+    deps.store.createApiToken({
       id,
       name,
       secretHash: secretHash(token),
       role: 'admin',
       createdAt: now,
       expiresAt,
-    });
-  } catch (e) {
-    if ((e as { code?: unknown }).code === 'ERR_STORE_DUPLICATE_NAME')
-      throw new AdminError('ERR_ADMIN_CONFLICT', `a token named "${name}" already exists`);
-    throw e;
-  }
+    }),
+    `a token named "${name}" already exists`,
+  );
   await deps.store.appendAudit({
     at: now,
     actor,

@@ -16,10 +16,9 @@ import { openContext, type ServerContext } from '../context.ts';
 import { createProfile } from '../mdm-profiles.ts';
 import { buildApp } from '../serve.ts';
 import { barChart, niceMax } from './charts.ts';
-import { csrfOf, signIn, type FormClient } from './testing.ts';
+import { CHEAP_SCRYPT, csrfOf, signIn, type FormClient } from './testing.ts';
 import { createUser } from './users.ts';
 
-const CHEAP = { N: 1024, r: 8, p: 1 };
 const PW = 'the right password';
 const DAY = 86_400_000;
 let ctx: ServerContext;
@@ -51,9 +50,9 @@ before(async () => {
     createCa: true,
     publicUrl: 'http://localhost:80',
   });
-  app = buildApp(ctx, { logLevel: 'silent', portal: { passwordParams: CHEAP } });
+  app = buildApp(ctx, { logLevel: 'silent', portal: { passwordParams: CHEAP_SCRYPT } });
   await app.ready();
-  const deps = { store: ctx.store, passwordParams: CHEAP };
+  const deps = { store: ctx.store, passwordParams: CHEAP_SCRYPT };
   await createUser(deps, 'test', {
     username: 'root',
     password: PW,

@@ -20,9 +20,9 @@ import { run, tempDir } from '../../testing/tools.ts';
 import { createProfile } from '../mdm-profiles.ts';
 import { startServer, type RunningServer } from '../serve.ts';
 import { oneTimeChallenge } from '../testing.ts';
+import { CHEAP_SCRYPT } from './testing.ts';
 import { createUser } from './users.ts';
 
-const CHEAP = { N: 1024, r: 8, p: 1 };
 const PW = 'a long enough password';
 const DAY = 86_400_000;
 let server: RunningServer;
@@ -97,9 +97,9 @@ before(async () => {
     dataDir: join(work, 'data'),
     listen: '127.0.0.1:0',
     logLevel: 'warn',
-    portal: { passwordParams: CHEAP, signinLimits: { perUser: 3, perAddress: 50 } },
+    portal: { passwordParams: CHEAP_SCRYPT, signinLimits: { perUser: 3, perAddress: 50 } },
   });
-  const deps = { store: server.context.store, passwordParams: CHEAP };
+  const deps = { store: server.context.store, passwordParams: CHEAP_SCRYPT };
   await createUser(deps, 'test', {
     username: 'admin@contoso.com',
     password: PW,

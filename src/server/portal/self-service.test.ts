@@ -15,10 +15,9 @@ import { openContext, type ServerContext } from '../context.ts';
 import { recoverIdentity } from '../pfx-identity.ts';
 import { buildApp } from '../serve.ts';
 import { myCertificates } from './self-service.ts';
-import { csrfOf, signIn, type FormClient } from './testing.ts';
+import { CHEAP_SCRYPT, csrfOf, signIn, type FormClient } from './testing.ts';
 import { createUser } from './users.ts';
 
-const CHEAP = { N: 1024, r: 8, p: 1 };
 const PW = 'the right password';
 /** The portal's clock runs with real time (the CA audits with it), moved on by `skew`. */
 let skew = 0;
@@ -30,10 +29,10 @@ before(async () => {
   ctx = await openContext({ dataDir: join(tempDir(), 'data'), createCa: true });
   app = buildApp(ctx, {
     logLevel: 'silent',
-    portal: { now: () => new Date(Date.now() + skew), passwordParams: CHEAP },
+    portal: { now: () => new Date(Date.now() + skew), passwordParams: CHEAP_SCRYPT },
   });
   await app.ready();
-  const deps = { store: ctx.store, passwordParams: CHEAP };
+  const deps = { store: ctx.store, passwordParams: CHEAP_SCRYPT };
   await createUser(deps, 'test', {
     username: 'ann@contoso.com',
     password: PW,

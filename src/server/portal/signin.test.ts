@@ -14,10 +14,9 @@ import { buildApp } from '../serve.ts';
 import { STYLESHEET } from './assets.ts';
 import { CSP, redactUrl } from './index.ts';
 import { SIGNIN_FAILED, localPath } from './signin.ts';
-import { csrfOf, formClient, signIn } from './testing.ts';
+import { CHEAP_SCRYPT, csrfOf, formClient, signIn } from './testing.ts';
 import { createUser } from './users.ts';
 
-const CHEAP = { N: 1024, r: 8, p: 1 };
 const PW = 'the right password';
 let t = Date.parse('2026-05-04T09:00:00Z');
 let ctx: ServerContext;
@@ -31,13 +30,13 @@ before(async () => {
     logStream: { write: (line) => void logs.push(line) },
     portal: {
       now: () => new Date(t),
-      passwordParams: CHEAP,
+      passwordParams: CHEAP_SCRYPT,
       signinLimits: { perUser: 3, perAddress: 8, windowMs: 600_000 },
       sessions: { idleMs: 60_000, absoluteMs: 300_000 },
     },
   });
   await app.ready();
-  const deps = { store: ctx.store, passwordParams: CHEAP, now: () => new Date(t) };
+  const deps = { store: ctx.store, passwordParams: CHEAP_SCRYPT, now: () => new Date(t) };
   await createUser(deps, 'test', { username: 'ann@contoso.com', password: PW });
   await createUser(deps, 'test', { username: 'root', password: PW, role: 'admin' });
   await createUser(deps, 'test', { username: 'limited', password: PW });

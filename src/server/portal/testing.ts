@@ -16,6 +16,9 @@ export interface FormClient {
   ): Promise<LightMyRequestResponse>;
 }
 
+/** scrypt parameters for tests that hash many passwords: the format and checks are the same. */
+export const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 } as const;
+
 /** The `_csrf` value of the first form on a page. */
 export function csrfOf(body: string): string {
   const m = /name="_csrf" value="([^"]+)"/.exec(body);

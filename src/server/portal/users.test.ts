@@ -5,10 +5,9 @@ import { openSqliteStore } from '../../store/sqlite.ts';
 import type { Store } from '../../store/types.ts';
 import { AdminError } from '../admin-ops.ts';
 import { DEFAULT_PARAMS, hashPassword, needsRehash, verifyPassword } from './password.ts';
+import { CHEAP_SCRYPT } from './testing.ts';
 import * as users from './users.ts';
 
-/** Cheap scrypt for tests that make many hashes; the format and the checks are the same. */
-const CHEAP = { N: 1024, r: 8, p: 1 };
 const PW = 'correct horse battery';
 
 describe('password hashes', () => {
@@ -20,19 +19,19 @@ describe('password hashes', () => {
     assert.equal(await verifyPassword(PW, a), true);
     assert.equal(await verifyPassword(`${PW} `, a), false);
     assert.equal(await verifyPassword('', a), false);
-    const cheap = await hashPassword(PW, CHEAP);
+    const cheap = await hashPassword(PW, CHEAP_SCRYPT);
     assert.equal(await verifyPassword(PW, cheap), true, 'stored parameters are used');
     assert.equal(needsRehash(cheap), true);
     assert.equal(needsRehash(a), false);
   });
 
   it('NFC: a composed and a decomposed é are the same password', async () => {
-    const h = await hashPassword('caf\u00e9-passw0rd', CHEAP);
+    const h = await hashPassword('caf\u00e9-passw0rd', CHEAP_SCRYPT);
     assert.equal(await verifyPassword('cafe\u0301-passw0rd', h), true);
   });
 
   it('malformed hashes and parameters beyond the limits never match', async () => {
-    const good = await hashPassword(PW, CHEAP);
+    const good = await hashPassword(PW, CHEAP_SCRYPT);
     const [, , r, p, salt, key] = good.split('$');
     for (const bad of [
       '',
@@ -51,7 +50,7 @@ describe('password hashes', () => {
 describe('user operations', () => {
   let store: Store;
   let t = Date.parse('2026-05-01T08:00:00Z');
-  const deps = () => ({ store, passwordParams: CHEAP, now: () => new Date(t) });
+  const deps = () => ({ store, passwordParams: CHEAP_SCRYPT, now: () => new Date(t) });
   beforeEach(async () => {
     store = await openSqliteStore(':memory:');
   });

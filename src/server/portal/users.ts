@@ -13,7 +13,7 @@ import type {
   UserStore,
   WebSessionStore,
 } from '../../store/types.ts';
-import { AdminError } from '../admin-ops.ts';
+import { AdminError, uniquelyNamed } from '../admin-ops.ts';
 import {
   DEFAULT_PARAMS,
   DUMMY_HASH,
@@ -132,13 +132,7 @@ export async function createUser(
     createdAt: at,
     updatedAt: at,
   };
-  try {
-    await deps.store.createUser(rec);
-  } catch (e) {
-    if ((e as { code?: unknown }).code === 'ERR_STORE_DUPLICATE_NAME')
-      throw new AdminError('ERR_ADMIN_CONFLICT', `a user "${username}" exists already`);
-    throw e;
-  }
+  await uniquelyNamed(deps.store.createUser(rec), `a user "${username}" exists already`);
   await deps.store.appendAudit({
     at,
     actor,
