@@ -271,9 +271,71 @@ describe('portal core', () => {
     assert.equal(res.statusCode, 401, 'idle for 60 s: the session is gone');
   });
 
+  it('over TLS (an https public URL) the cookies are Secure and __Host- prefixed', async () => {
+    const tls = await openContext({
+      dataDir: join(tempDir(), 'data'),
+      createCa: true,
+      publicUrl: 'https://pki.contoso.test',
+    });
+    const tlsApp = buildApp(tls, { logLevel: 'silent', portal: { passwordParams: CHEAP_SCRYPT } });
+    try {
+      await createUser({ store: tls.store, passwordParams: CHEAP_SCRYPT }, 'test', {
+        username: 'ann',
+        password: PW,
+      });
+      const client = formClient(tlsApp, { origin: 'https://pki.contoso.test' });
+      const page = await client.get('/signin');
+      const pre = page.cookies.find((c) => c.name === '__Host-certpost-signin');
+      assert.ok(pre?.secure && pre.path === '/' && pre.domain === undefined);
+      const res = await client.post('/signin', {
+        _csrf: csrfOf(page.body),
+        username: 'ann',
+        password: PW,
+      });
+      assert.equal(res.statusCode, 303);
+      const session = res.cookies.find((c) => c.name === '__Host-certpost-session');
+      assert.ok(session?.secure && session.httpOnly && session.sameSite === 'Strict');
+      assert.equal(
+        res.cookies.find((c) => c.name === 'certpost-session'),
+        undefined,
+      );
+    } finally {
+      await tlsApp.close();
+    }
+  });
+
+  it('a sign-in purges sessions that ended and links a day past their expiry', async () => {
+    const u = (await ctx.store.getUserByName('root'))!;
+    const old = {
+      tokenHash: 'e'.repeat(64),
+      userId: u.id,
+      csrfToken: 'c',
+      createdAt: new Date(t - 7_200_000),
+      lastSeenAt: new Date(t - 7_200_000),
+      idleExpiresAt: new Date(t - 3_600_000),
+      expiresAt: new Date(t + 3_600_000),
+    };
+    await ctx.store.createWebSession(old);
+    await ctx.store.createDownloadLink({
+      tokenHash: 'f'.repeat(64),
+      userId: u.id,
+      kind: 'pfx',
+      target: '01',
+      createdAt: new Date(t - 3 * 86_400_000),
+      expiresAt: new Date(t - 2 * 86_400_000),
+    });
+    await signIn(app, 'root', PW);
+    assert.equal(await ctx.store.purgeWebSessions(new Date(t)), 0, 'already purged');
+    assert.equal(await ctx.store.getDownloadLink('f'.repeat(64)), undefined);
+  });
+
   it('never logs a download token: the request serializer redacts it', async () => {
     assert.equal(redactUrl('/download/abcDEF_123?x=1'), '/download/[redacted]?x=1');
     assert.equal(redactUrl('/admin/certificates?q=download'), '/admin/certificates?q=download');
+    assert.equal(
+      redactUrl('/signin?next=%2Fdownload%2FabcDEF_123&x=1'),
+      '/signin?next=%2Fdownload%2F[redacted]&x=1',
+    );
     logs.length = 0;
     app.log.info({ req: { method: 'GET', url: '/download/SECRET-TOKEN', ip: '127.0.0.1' } }, 'x');
     assert.ok(logs.join('').includes('/download/[redacted]'));
