@@ -129,9 +129,9 @@ export function registerSignin(
     await audit('user.signed-in', user.id, { username: user.username });
     // Housekeeping at the pace of sign-ins: sessions no longer usable, and download links a
     // day past their expiry (until then a late click is told "expired", not "invalid").
-    const now = portal.now();
-    await portal.deps.store.purgeWebSessions(now);
-    await portal.deps.store.purgeDownloadLinks(new Date(now.getTime() - 86_400_000));
+    const at = portal.now();
+    await portal.deps.store.purgeWebSessions(at);
+    await portal.deps.store.purgeDownloadLinks(new Date(at.getTime() - 86_400_000));
     return reply.redirect(next ?? (user.role === 'admin' ? '/admin' : '/my'), 303);
   });
 
