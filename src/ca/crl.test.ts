@@ -9,7 +9,7 @@ import { encodePem } from '../pki/pem.ts';
 import { inspectCertificate } from '../pki/x509.ts';
 import { run, tempDir } from '../testing/tools.ts';
 import { createAuthority } from './authority.ts';
-import { buildCrl, parseCrl } from './crl.ts';
+import { buildCrl, describeCrl, parseCrl } from './crl.ts';
 import { checkSignedStructure } from '../pki/chain.ts';
 import { issue, randomSerial, serialHex } from './issuer.ts';
 import { DEFAULT_PROFILE } from './profile.ts';
@@ -142,6 +142,13 @@ describe('buildCrl', () => {
         { stdio: ['pipe', 'pipe', 'pipe'] },
       );
       const all = text.toString();
+      assert.deepEqual(describeCrl(crlDer), {
+        issuer: 'CN=Issuing',
+        thisUpdate: NOW,
+        nextUpdate: new Date(NOW.getTime() + 7 * 86_400_000),
+        number: 42n,
+        revoked: [serialHex(revoked.serial).replace(/^(00)+/, ''), 'abcdef'],
+      });
       assert.match(all, /Version 2 \(0x1\)/);
       assert.match(all, /Issuer: CN = Issuing/);
       assert.match(all, /Last Update: May  1 10:00:00 2026 GMT/);
@@ -195,6 +202,17 @@ describe('buildCrl', () => {
     // version, signature, issuer, thisUpdate, nextUpdate, [0] extensions
     assert.equal(tbs.length, 6);
     assert.equal(tbs[5]!.tag, der.ctx(0, true));
+    assert.deepEqual(describeCrl(empty), {
+      issuer: 'CN=I',
+      thisUpdate: NOW,
+      nextUpdate: base.nextUpdate,
+      number: 1n,
+      revoked: [],
+    });
+    assert.throws(
+      () => describeCrl(ca.issuing.certificate.der.subarray(0, 40)),
+      /truncated|malformed/i,
+    );
     await assert.rejects(
       buildCrl({ ...base, revoked: [{ serial: 'xyz', revokedAt: NOW, reason: 0 }] }),
       /bad serial/,

@@ -22,6 +22,7 @@ import { enc, Tag } from '../pki/der.ts';
 import { PkiError } from '../pki/errors.ts';
 import type { SignedStructure } from '../pki/chain.ts';
 import {
+  formatName,
   parseExtensions,
   parseName,
   subjectKeyIdentifier,
@@ -186,4 +187,27 @@ function reasonCode(value: Uint8Array): number {
   if (n.tag !== Tag.ENUMERATED || v.length !== 1)
     throw new PkiError('ERR_PKI_MALFORMED', 'a reasonCode that is not a one-octet ENUMERATED');
   return v[0]!;
+}
+
+/** What a CRL says, as an administrator wants to see it (the CA status page). */
+export interface CrlSummary {
+  readonly issuer: string;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date | null;
+  /** cRLNumber (§5.2.3), or null when the CRL has none. */
+  readonly number: bigint | null;
+  /** Revoked serials, lowercase hex without a sign octet, in the CRL's order. */
+  readonly revoked: readonly string[];
+}
+
+/** {@link parseCrl}, as the CA status page shows it. The signature is not checked here. */
+export function describeCrl(crl: Uint8Array): CrlSummary {
+  const p = parseCrl(crl);
+  return {
+    issuer: formatName(p.issuer),
+    thisUpdate: p.thisUpdate,
+    nextUpdate: p.nextUpdate ?? null,
+    number: p.crlNumber ?? null,
+    revoked: p.revoked.map((r) => r.serial),
+  };
 }

@@ -22,7 +22,13 @@ import { createHash, timingSafeEqual, randomUUID } from 'node:crypto';
 import type { PrivateKeyRef } from '../pki/key-ref.ts';
 import type { CertificationRequest } from '../pki/csr.ts';
 import { parseCsr } from '../pki/csr.ts';
-import { formatName, parseCertificate, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
+import {
+  formatName,
+  parseCertificate,
+  sha1Thumbprint,
+  subjectAltNames,
+  type Certificate,
+} from '../pki/x509.ts';
 import type {
   AuditLog,
   CertificateStore,
@@ -114,6 +120,14 @@ export function secretHash(secret: string): string {
   return digestOf(secret).toString('hex');
 }
 
+/**
+ * A certificate's subject alternative names as the store indexes them (`type:value`), a line
+ * break (the index's separator) shown as U+FFFD.
+ */
+export function altNamesOf(cert: Certificate): string[] {
+  return subjectAltNames(cert).map((n) => `${n.type}:${n.value}`.replace(/[\r\n]/g, '\ufffd'));
+}
+
 /** How long a signed CRL is served again while the revocation list has not changed. */
 const CRL_REUSE_MS = 60_000;
 
@@ -187,6 +201,7 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
           profile: profile.name,
           requestId,
           issuedAt: at,
+          altNames: altNamesOf(cert),
         });
         return cert;
       } catch (e) {

@@ -56,6 +56,13 @@ export interface IssuanceProfile {
   readonly requireApproval: boolean;
   readonly allowRenewal: boolean;
   readonly renewalRequiresChallenge: boolean;
+  /**
+   * Signed-in portal users may request a certificate of this profile for themselves: the
+   * server makes the key, escrows it, and hands out a PFX (server/portal/self-service.ts).
+   * Such a request is issued at once (the user is authenticated), so it excludes
+   * `requireApproval`.
+   */
+  readonly selfService: boolean;
   /** CRL distribution point URI written into issued certificates. */
   readonly crlUrl?: string;
 }
@@ -78,6 +85,7 @@ export const DEFAULT_PROFILE: IssuanceProfile = {
   requireApproval: false,
   allowRenewal: true,
   renewalRequiresChallenge: false,
+  selfService: false,
 };
 
 /**

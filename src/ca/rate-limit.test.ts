@@ -30,8 +30,9 @@ it('in the store, two limiters (two processes) share one count, and a window fre
   const store = await openSqliteStore(':memory:');
   try {
     let t = Date.parse('2026-03-01T00:00:00Z');
-    const a = new StoreFailureLimiter(store, { maxFailures: 3, windowMs: 60_000, now: () => t });
-    const b = new StoreFailureLimiter(store, { maxFailures: 3, windowMs: 60_000, now: () => t });
+    const o = { namespace: 'challenge:', maxFailures: 3, windowMs: 60_000, now: () => t };
+    const a = new StoreFailureLimiter(store, o);
+    const b = new StoreFailureLimiter(store, o);
     await a.fail('198.51.100.1');
     await b.fail('198.51.100.1');
     assert.equal(await a.blocked('198.51.100.1'), false);
@@ -44,6 +45,35 @@ it('in the store, two limiters (two processes) share one count, and a window fre
     assert.equal(await b.blocked('198.51.100.2'), false);
     t += 60_001;
     assert.equal(await a.blocked('198.51.100.1'), false);
+  } finally {
+    await store.close();
+  }
+});
+
+it('in the store, a limiter counts and purges only its own namespace', async () => {
+  const store = await openSqliteStore(':memory:');
+  try {
+    let t = Date.parse('2026-03-01T00:00:00Z');
+    const short = new StoreFailureLimiter(store, {
+      namespace: 'a:',
+      maxFailures: 1000,
+      windowMs: 1000,
+      now: () => t,
+    });
+    const long = new StoreFailureLimiter(store, {
+      namespace: 'b:',
+      maxFailures: 1,
+      windowMs: 3_600_000,
+      now: () => t,
+    });
+    await long.fail('k');
+    assert.equal(await short.blocked('k'), false, 'the same key in another namespace');
+    t += 10_000;
+    // 100 failures make the short limiter purge what is older than its own window.
+    for (let i = 0; i < 100; i++) await short.fail('x');
+    assert.equal(await long.blocked('k'), true, 'the other namespace was not purged');
+    assert.equal(await store.countFailures('a:x', new Date(0)), 100);
+    assert.throws(() => new StoreFailureLimiter(store, { namespace: '' }), RangeError);
   } finally {
     await store.close();
   }

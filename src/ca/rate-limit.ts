@@ -61,33 +61,43 @@ export class FailureLimiter implements Limiter {
   }
 }
 
-/** The limiter over the store's failure table; old rows are purged as it goes. */
+export interface StoreFailureLimiterOptions extends Omit<FailureLimiterOptions, 'maxKeys'> {
+  /**
+   * Prefix of this limiter's keys in the shared table (`challenge:`, `signin:`): limiters with
+   * different windows purge only their own rows.
+   */
+  readonly namespace: string;
+}
+
+/** The limiter over the store's failure table; old rows of its namespace are purged as it goes. */
 export class StoreFailureLimiter implements Limiter {
   readonly #store: FailureStore;
   readonly #max: number;
   readonly #window: number;
   readonly #now: () => number;
+  readonly #namespace: string;
   #failuresSincePurge = 0;
 
-  constructor(store: FailureStore, o: Omit<FailureLimiterOptions, 'maxKeys'> = {}) {
+  constructor(store: FailureStore, o: StoreFailureLimiterOptions) {
+    if (o.namespace === '') throw new RangeError('a store limiter needs a namespace');
     this.#store = store;
     this.#max = o.maxFailures ?? 10;
     this.#window = o.windowMs ?? 60_000;
     this.#now = o.now ?? Date.now;
+    this.#namespace = o.namespace;
   }
 
   async blocked(key: string): Promise<boolean> {
-    return (
-      (await this.#store.countFailures(key, new Date(this.#now() - this.#window))) >= this.#max
-    );
+    const since = new Date(this.#now() - this.#window);
+    return (await this.#store.countFailures(this.#namespace + key, since)) >= this.#max;
   }
 
   async fail(key: string): Promise<void> {
     const now = this.#now();
-    await this.#store.recordFailure(key, new Date(now));
+    await this.#store.recordFailure(this.#namespace + key, new Date(now));
     if (++this.#failuresSincePurge >= 100) {
       this.#failuresSincePurge = 0;
-      await this.#store.purgeFailures(new Date(now - this.#window));
+      await this.#store.purgeFailures(new Date(now - this.#window), this.#namespace);
     }
   }
 }

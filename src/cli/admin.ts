@@ -36,14 +36,19 @@ export interface DataOptions {
   pkcs11PinFile?: string;
 }
 
-export function dataOptions(cmd: Command): Command {
+/** --data and --database: where the store is (the user commands need nothing else). */
+export function storeOptions(cmd: Command): Command {
   return cmd
     .option('--data <dir>', 'data directory', process.env['CERTPOST_DATA'] ?? './data')
     .option(
       '--database <url>',
       'postgres://… instead of the SQLite file in the data directory (or CERTPOST_DATABASE)',
       process.env['CERTPOST_DATABASE'],
-    )
+    );
+}
+
+export function dataOptions(cmd: Command): Command {
+  return storeOptions(cmd)
     .option(
       '--pkcs11-pin-file <file>',
       'user PIN of the PKCS#11 token holding the CA keys, if they are in one (or CERTPOST_PKCS11_PIN)',

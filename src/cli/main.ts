@@ -45,6 +45,7 @@ import { adminCommands } from './admin.ts';
 import { scepCommands } from './scep.ts';
 import { deviceCommands } from './device.ts';
 import { installCommands } from './install.ts';
+import { userCommands } from './user.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 interface PasswordOptions {
@@ -332,6 +333,7 @@ function program(out: (s: string) => void): Command {
   fleetCommands(root, out);
   doctorCommands(root, out);
   backupCommands(root, out);
+  userCommands(root, out);
   return root;
 }
 

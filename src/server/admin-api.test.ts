@@ -385,7 +385,7 @@ describe('validation', () => {
       method: 'POST',
       url: '/api/v1/challenges',
       payload: { profile: 'nope' },
-      message: /no profile "nope" \(have: default, manual\)/,
+      message: /no profile "nope" \(have: default, manual, user\)/,
     },
     {
       what: 'unknown query field',

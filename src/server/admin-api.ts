@@ -26,7 +26,7 @@ import * as mdm from './mdm-admin.ts';
 export const ADMIN_API_PREFIX = '/api/v1';
 
 /** HTTP status of each admin operation failure: the one table for this API. */
-const ADMIN_STATUS: Readonly<Record<ops.AdminErrorCode, number>> = {
+export const ADMIN_STATUS: Readonly<Record<ops.AdminErrorCode, number>> = {
   ERR_ADMIN_INVALID: 400,
   ERR_ADMIN_UNKNOWN_PROFILE: 400,
   ERR_ADMIN_NOT_FOUND: 404,

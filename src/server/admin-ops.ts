@@ -48,6 +48,20 @@ export class AdminError extends Error {
   }
 }
 
+/**
+ * Runs a store insert whose name must be unique; a taken name (`ERR_STORE_DUPLICATE_NAME`)
+ * becomes the caller's {@link AdminError} `ERR_ADMIN_CONFLICT` with `message`.
+ */
+export async function uniquelyNamed<T>(insert: Promise<T>, message: string): Promise<T> {
+  try {
+    return await insert;
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ERR_STORE_DUPLICATE_NAME')
+      throw new AdminError('ERR_ADMIN_CONFLICT', message);
+    throw e;
+  }
+}
+
 /** The parts the operations use; a `ServerContext` is one. */
 export interface AdminDeps {
   readonly store: CertificateStore & ChallengeStore & RequestStore & AuditLog & ApiTokenStore;
@@ -182,31 +196,49 @@ export async function decideRequest(
 export interface CertificateRow {
   readonly serial: string;
   readonly subject: string;
+  readonly altNames: readonly string[];
   readonly sha1: string;
   readonly profile: string;
+  readonly issuedAt: string;
   readonly notAfter: string;
   readonly revoked: { readonly at: string; readonly reason: RevocationReasonName } | null;
 }
 
-/** Issued certificates, newest first. */
+/**
+ * Issued certificates, newest first: of an exact subject, or matching `search` (a substring of
+ * the subject, the serial or an alt name, any case); skipping `offset` for paging.
+ */
 export async function listCertificates(
   deps: AdminDeps,
-  o: { readonly subject?: string; readonly revoked?: boolean; readonly limit?: number } = {},
+  o: {
+    readonly subject?: string;
+    readonly search?: string;
+    readonly revoked?: boolean;
+    readonly limit?: number;
+    readonly offset?: number;
+  } = {},
 ): Promise<{ certificates: CertificateRow[] }> {
   const limit = o.limit ?? 100;
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new AdminError('ERR_ADMIN_INVALID', 'limit must be a positive whole number');
+  const offset = o.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new AdminError('ERR_ADMIN_INVALID', 'offset must be a whole number ≥ 0');
   const list = await deps.store.listCertificates({
     limit,
+    offset,
     ...(o.subject !== undefined ? { subject: subjectOf(o.subject) } : {}),
+    ...(o.search !== undefined && o.search.trim() !== '' ? { search: o.search.trim() } : {}),
     ...(o.revoked !== undefined ? { revoked: o.revoked } : {}),
   });
   return {
     certificates: list.map((c) => ({
       serial: c.serial,
       subject: c.subject,
+      altNames: c.altNames,
       sha1: c.sha1,
       profile: c.profile,
+      issuedAt: c.issuedAt.toISOString(),
       notAfter: c.notAfter.toISOString(),
       revoked: c.revokedAt
         ? { at: c.revokedAt.toISOString(), reason: CRL_REASONS[c.revocationReason ?? 0] }
@@ -259,10 +291,10 @@ export interface AuditRow {
   readonly details: Readonly<Record<string, unknown>>;
 }
 
-/** Audit entries, newest first. */
+/** Audit entries, newest first, skipping `offset` for paging. */
 export async function listAudit(
   deps: AdminDeps,
-  o: { readonly limit?: number; readonly action?: string } = {},
+  o: { readonly limit?: number; readonly offset?: number; readonly action?: string } = {},
 ): Promise<{ audit: AuditRow[] }> {
   const list = await deps.store.listAudit(o);
   return { audit: list.map((e) => ({ ...e, at: e.at.toISOString() })) };
@@ -327,20 +359,17 @@ export async function createApiToken(
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const now = nowOf(deps);
   const expiresAt = ttl === null ? null : new Date(now.getTime() + ttl);
-  try {
-    await deps.store.createApiToken({
+  await uniquelyNamed(
+    deps.store.createApiToken({
       id,
       name,
       secretHash: secretHash(token),
       role: 'admin',
       createdAt: now,
       expiresAt,
-    });
-  } catch (e) {
-    if ((e as { code?: unknown }).code === 'ERR_STORE_DUPLICATE_NAME')
-      throw new AdminError('ERR_ADMIN_CONFLICT', `a token named "${name}" already exists`);
-    throw e;
-  }
+    }),
+    `a token named "${name}" already exists`,
+  );
   await deps.store.appendAudit({
     at: now,
     actor,

@@ -423,7 +423,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       staticChallenge: o.staticChallenge,
       store,
       // In the store, so the limit holds across worker processes and servers (PostgreSQL).
-      limiter: new StoreFailureLimiter(store),
+      limiter: new StoreFailureLimiter(store, { namespace: 'challenge:' }),
       ...(o.now ? { now: o.now } : {}),
     });
     const responder = ca.ra ?? ca.issuing;

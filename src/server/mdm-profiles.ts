@@ -51,7 +51,7 @@ import type {
   MdmProfileRecord,
   MdmProfileStore,
 } from '../store/types.ts';
-import { AdminError } from './admin-ops.ts';
+import { AdminError, uniquelyNamed } from './admin-ops.ts';
 import type { MdmService } from './mdm.ts';
 
 const TRUSTED_STORES: readonly TrustedStore[] = [
@@ -475,13 +475,7 @@ export async function createProfile(
     createdAt: at,
     updatedAt: at,
   };
-  try {
-    await deps.store.createMdmProfile(rec);
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_STORE_DUPLICATE_NAME')
-      throw new AdminError('ERR_ADMIN_CONFLICT', `a profile named "${o.name}" exists`);
-    throw e;
-  }
+  await uniquelyNamed(deps.store.createMdmProfile(rec), `a profile named "${o.name}" exists`);
   await deps.store.appendAudit({
     at,
     actor,

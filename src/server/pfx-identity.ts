@@ -105,8 +105,15 @@ export async function deliverImported(
   };
 }
 
-/** Makes, issues, packs and (optionally) escrows an identity. Refusals throw with the reason. */
-export async function issueIdentity(deps: IdentityDeps, r: IdentityRequest): Promise<Identity> {
+/**
+ * Makes, issues, packs and (optionally) escrows an identity; returns the PFX with its password
+ * in the clear, for a caller that hands it to its owner (the portal shows it once). Refusals
+ * throw with the reason.
+ */
+export async function issueIdentityWithPassword(
+  deps: IdentityDeps,
+  r: Omit<IdentityRequest, 'deviceCertificate'>,
+): Promise<Omit<Identity, 'passwordForDevice'> & { readonly password: string }> {
   const { privateKey } = await generate('rsa', { modulusLength: r.keyBits });
   const csr = await buildCsr({
     subject: parseX500(r.subject),
@@ -140,12 +147,16 @@ export async function issueIdentity(deps: IdentityDeps, r: IdentityRequest): Pro
       passwordEnvelope: sealForCa(deps.ca, password),
       createdAt: deps.now?.() ?? new Date(),
     });
-  return {
-    pfx,
-    passwordForDevice: passwordFor(r.deviceCertificate, password),
-    thumbprint: sha1Thumbprint(cert).toUpperCase(),
-    serial,
-  };
+  return { pfx, password, thumbprint: sha1Thumbprint(cert).toUpperCase(), serial };
+}
+
+/**
+ * Makes, issues, packs and (optionally) escrows an identity for a device: the PFX password
+ * travels only encrypted to the device's MDM certificate. Refusals throw with the reason.
+ */
+export async function issueIdentity(deps: IdentityDeps, r: IdentityRequest): Promise<Identity> {
+  const { password, ...identity } = await issueIdentityWithPassword(deps, r);
+  return { ...identity, passwordForDevice: passwordFor(r.deviceCertificate, password) };
 }
 
 /** An escrowed identity back: the PFX and its password (decrypted with the CA's key). */

@@ -49,17 +49,27 @@ describe('issuance profiles', () => {
     refused(() => parseProfile({ name: 'Bad Name' }), /profile name "Bad Name"/);
     refused(() => parseProfile({ name: 'x', allowedKeyTypes: [] }), /allow at least one key type/);
     refused(() => parseProfile({ name: 'x', subject: { mode: 'forced' } }), /subject: expected/);
+    refused(
+      () => parseProfile({ name: 'x', selfService: 'yes' }),
+      /selfService: expected true or false/,
+    );
+    refused(
+      () => parseProfile({ name: 'x', selfService: true, requireApproval: true }),
+      /cannot be combined with requireApproval/,
+    );
+    assert.equal(parseProfile({ name: 'x', selfService: true }).selfService, true);
+    assert.equal(parseProfile({ name: 'x' }).selfService, false);
   });
 
   it('loads profiles.json over the built-ins and refuses invalid JSON and duplicates', async () => {
     const dir = tempDir();
-    assert.deepEqual([...(await loadProfiles(dir)).keys()], ['default', 'manual']);
+    assert.deepEqual([...(await loadProfiles(dir)).keys()], ['default', 'manual', 'user']);
     writeFileSync(
       join(dir, 'profiles.json'),
       JSON.stringify([{ name: 'wifi' }, { name: 'manual', requireApproval: false }]),
     );
     const loaded = await loadProfiles(dir, 'https://pki.example.test/');
-    assert.deepEqual([...loaded.keys()], ['default', 'manual', 'wifi']);
+    assert.deepEqual([...loaded.keys()], ['default', 'manual', 'user', 'wifi']);
     assert.equal(loaded.get('manual')?.requireApproval, false, 'a built-in can be redefined');
     assert.equal(loaded.get('wifi')?.crlUrl, 'https://pki.example.test/crl');
     writeFileSync(join(dir, 'profiles.json'), '[{"name": "a"},');

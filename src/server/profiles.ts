@@ -1,6 +1,7 @@
 /**
- * Issuance profiles of a data directory: the built-in `default` (issues at once) and `manual`
- * (held for approval), plus those in `DATA/profiles.json`, which may also redefine the
+ * Issuance profiles of a data directory: the built-in `default` (issues at once), `manual`
+ * (held for approval) and `user` (a person's identity, client authentication and S/MIME,
+ * requested by the user in the portal), plus those in `DATA/profiles.json`, which may also redefine the
  * built-ins. The file is validated when the server or a command starts; any mistake stops it
  * with one message naming the profile and the field, so a typo never silently widens policy.
  *
@@ -35,6 +36,7 @@ const FIELDS = new Set([
   'requireApproval',
   'allowRenewal',
   'renewalRequiresChallenge',
+  'selfService',
 ]);
 
 /** A mistake in profiles.json (code ERR_PROFILES, one line). */
@@ -48,6 +50,19 @@ export function builtinProfiles(publicUrl?: string): Map<string, IssuanceProfile
   return new Map<string, IssuanceProfile>([
     ['default', { ...DEFAULT_PROFILE, ...crl }],
     ['manual', { ...DEFAULT_PROFILE, ...crl, name: 'manual', requireApproval: true }],
+    [
+      'user',
+      {
+        ...DEFAULT_PROFILE,
+        ...crl,
+        name: 'user',
+        // clientAuth, emailProtection (S/MIME, RFC 8550)
+        extendedKeyUsage: ['1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.4'],
+        allowedKeyTypes: ['rsa'],
+        subjectAltNames: { allow: ['email', 'upn'] },
+        selfService: true,
+      },
+    ],
   ]);
 }
 
@@ -121,8 +136,17 @@ export function parseProfile(raw: unknown, publicUrl?: string): IssuanceProfile 
     p.allowedKeyTypes = list(at('allowedKeyTypes'), o['allowedKeyTypes'], ['rsa', 'ec'] as const);
   if ('minRsaBits' in o) p.minRsaBits = int(at('minRsaBits'), o['minRsaBits'], 1024, 16384);
   if ('allowedCurves' in o) p.allowedCurves = list(at('allowedCurves'), o['allowedCurves'], CURVES);
-  for (const f of ['requireApproval', 'allowRenewal', 'renewalRequiresChallenge'] as const)
+  for (const f of [
+    'requireApproval',
+    'allowRenewal',
+    'renewalRequiresChallenge',
+    'selfService',
+  ] as const)
     if (f in o) p[f] = bool(at(f), o[f]);
+  if (p.selfService && p.requireApproval)
+    throw new ProfilesError(
+      `${at('selfService')}: the portal issues self-service certificates at once; it cannot be combined with requireApproval`,
+    );
   if ('subject' in o) {
     const s = o['subject'] as { mode?: unknown; value?: unknown } | null;
     if (s?.mode === 'fromRequest') p.subject = { mode: 'fromRequest' };

@@ -9,6 +9,10 @@
  * - device: OMA-DM, authenticated by client certificate or digest: without them, a SyncHdr
  *   401/407 (or HTTP 401/403) and nothing done;
  * - admin: an API token, else 401.
+ * - portal: web pages for anyone (GET); a POST (the sign-in form) without its CSRF token is
+ *   refused with 403;
+ * - user, portal-admin: a signed-in portal session (any user; an administrator): a GET without
+ *   one is redirected to the sign-in page, anything else gets 401.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -21,7 +25,8 @@ import { tempDir } from '../testing/tools.ts';
 import { openContext, type ServerContext } from './context.ts';
 import { buildApp } from './serve.ts';
 
-type Identity = 'anonymous' | 'enrollment' | 'device' | 'admin';
+type Identity =
+  'anonymous' | 'enrollment' | 'device' | 'admin' | 'portal' | 'user' | 'portal-admin';
 
 /** Path pattern → who may call it (HEAD follows GET). Order matters: first match wins. */
 const RULES: readonly (readonly [RegExp, Identity, (readonly string[])?])[] = [
@@ -34,6 +39,9 @@ const RULES: readonly (readonly [RegExp, Identity, (readonly string[])?])[] = [
   [/^\/ManagementServer\/MDM\.svc$/, 'device'],
   [/^\/metrics$/, 'admin'],
   [/^\/api\/v1(\/.*)?$/, 'admin'],
+  [/^\/(signin|assets\/:file|ca\/:file)?$/, 'portal'],
+  [/^\/(signout|my|my\/request|download\/:token)$/, 'user'],
+  [/^\/admin(\/.*)?$/, 'portal-admin'],
 ];
 
 function ruleOf(method: string, path: string): Identity | undefined {
@@ -62,13 +70,22 @@ describe('route authorization walk', () => {
     assert.deepEqual(missing, [], 'routes without an authorization rule');
     for (const { method, path } of routes) {
       const url = path.replace(/:[^/]+/g, '0a').replace(/\*/g, 'x');
+      const rule = ruleOf(method, path);
+      const form = rule === 'portal' || rule === 'user' || rule === 'portal-admin';
       const res = await app.inject({
         method,
         url,
-        ...(method === 'POST' ? { payload: '<x/>', headers: { 'content-type': 'text/xml' } } : {}),
+        ...(method === 'POST'
+          ? form
+            ? {
+                payload: 'username=a&password=b',
+                headers: { 'content-type': 'application/x-www-form-urlencoded' },
+              }
+            : { payload: '<x/>', headers: { 'content-type': 'text/xml' } }
+          : {}),
       });
       const what = `${method} ${path} → ${res.statusCode}`;
-      switch (ruleOf(method, path)) {
+      switch (rule) {
         case 'anonymous':
           assert.ok(res.statusCode !== 401 && res.statusCode !== 403, what);
           break;
@@ -86,6 +103,17 @@ describe('route authorization walk', () => {
           assert.ok(status?.kind === 'Status' && ['401', '407'].includes(status.data), what);
           break;
         }
+        case 'portal':
+          if (method === 'POST') assert.equal(res.statusCode, 403, what);
+          else assert.ok(res.statusCode !== 401 && res.statusCode !== 403, what);
+          break;
+        case 'user':
+        case 'portal-admin':
+          if (method === 'GET' || method === 'HEAD') {
+            assert.equal(res.statusCode, 303, what);
+            assert.match(String(res.headers.location), /^\/signin\?next=/, what);
+          } else assert.equal(res.statusCode, 401, what);
+          break;
         default:
           assert.fail(what);
       }

@@ -18,6 +18,7 @@ import { registerMde2 } from './mde2-http.ts';
 import { registerMetrics } from './metrics.ts';
 import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
+import { registerPortal, requestForLog, type PortalOptions } from './portal/index.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
 import type { MailSettings } from '../mail/settings.ts';
 
@@ -50,6 +51,8 @@ export interface ServeOptions {
   readonly inventoryIntervalMs?: number | undefined;
   /** The site's mail relay and attachment policy, checked already (mail/settings.ts). */
   readonly mail?: MailSettings | undefined;
+  /** The portal's limits, timeouts and password hashing (tests make them small). */
+  readonly portal?: Omit<PortalOptions, 'now'> | undefined;
 }
 
 /**
@@ -63,6 +66,10 @@ export function urlOf(scheme: 'http' | 'https', host: string, port: number): str
 
 export interface AppOptions {
   readonly logLevel?: string | undefined;
+  /** Where log lines go (default standard output); tests capture them. */
+  readonly logStream?: { write(line: string): void } | undefined;
+  /** The portal's clock, limits and session timeouts. */
+  readonly portal?: PortalOptions | undefined;
   readonly https?: TlsMaterial | undefined;
   readonly clientCertificateHeader?: string | undefined;
 }
@@ -86,7 +93,12 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
   // Per-request lines are off: at hundreds of enrollments per second they would be most of the
   // server's I/O. Errors are still logged.
   const common = {
-    logger: { level: o.logLevel ?? 'info' },
+    logger: {
+      level: o.logLevel ?? 'info',
+      // No URL is logged as it came: a one-time download link's token is redacted.
+      serializers: { req: requestForLog },
+      ...(o.logStream ? { stream: o.logStream } : {}),
+    },
     logController: new LogController({ disableRequestLogging: true }),
   };
   const app = (
@@ -124,6 +136,7 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
     store: context.store,
     clientCertificateHeader: o.clientCertificateHeader?.toLowerCase(),
   });
+  registerPortal(app, context, o.portal);
   app.addHook('onClose', async () => context.close());
   return app;
 }
@@ -163,6 +176,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     logLevel: o.logLevel,
     https,
     clientCertificateHeader: o.clientCertificateHeader,
+    portal: { now: o.now, ...o.portal },
   });
   logTo.app = app;
   const address = await app.listen({ host, port });

@@ -14,6 +14,8 @@ import {
   type EnrollmentTokenRecord,
   type MdmProfileKind,
   type NewCertificate,
+  type UserRecord,
+  type WebSessionRecord,
   type RequestRecord,
   type Store,
 } from './types.ts';
@@ -29,12 +31,15 @@ export const SCHEMA_TABLES: readonly string[] = [
   'device_commands',
   'device_profiles',
   'devices',
+  'download_links',
   'enrollment_tokens',
   'key_escrow',
   'mdm_assignments',
   'mdm_profiles',
   'requests',
   'schema_migrations',
+  'users',
+  'web_sessions',
 ];
 
 export interface ConformanceOptions {
@@ -208,6 +213,131 @@ export function runStoreConformance(
         ]);
         assert.deepEqual(serials(await store.listRevoked(at(0))), ['0a', '0b', '0c']);
         assert.deepEqual(await store.listRevoked(at(9001)), []);
+      });
+
+      it('keeps alt names in order; finds by exact alt name, case-insensitively', async () => {
+        const names = ['email:Ann@Contoso.com', 'upn:ann@contoso.com', 'dns:a%b_c.example'];
+        await store.insertCertificate(cert('01', { altNames: names, issuedAt: at(1) }));
+        await store.insertCertificate(
+          cert('02', { altNames: ['email:bob@contoso.com'], issuedAt: at(2) }),
+        );
+        await store.insertCertificate(
+          cert('03', { altNames: ['email:ann@contoso.com.evil'], issuedAt: at(3) }),
+        );
+        await store.insertCertificate(cert('04', { issuedAt: at(4) }));
+        assert.deepEqual((await store.getCertificate('01'))?.altNames, names);
+        assert.deepEqual((await store.getCertificate('04'))?.altNames, []);
+        const by = async (altNames: string[]) =>
+          serials(await store.listCertificates({ altNames }));
+        assert.deepEqual(await by(['email:ann@contoso.com']), ['01'], 'whole names only');
+        assert.deepEqual(await by(['EMAIL:BOB@CONTOSO.COM', 'upn:ann@contoso.com']), ['02', '01']);
+        assert.deepEqual(await by(['dns:a%b_c.example']), ['01']);
+        assert.deepEqual(await by(['dns:a%']), [], '% is a plain character');
+        assert.deepEqual(await by([]), []);
+      });
+
+      it('refuses an alt name with a line break and stores nothing', async () => {
+        await assert.rejects(
+          store.insertCertificate(cert('01', { altNames: ['dns:a\nemail:x@y'] })),
+          RangeError,
+        );
+        assert.equal(await store.getCertificate('01'), undefined);
+      });
+
+      it('searches subject, serial and alt names by substring, case-insensitively', async () => {
+        await store.insertCertificate(
+          cert('0abc', { subject: 'CN=Laptop-7,O=Contoso', issuedAt: at(1) }),
+        );
+        await store.insertCertificate(
+          cert('0def', { altNames: ['dns:laptop-9.contoso.com'], issuedAt: at(2) }),
+        );
+        await store.insertCertificate(cert('77', { subject: 'CN=100%_sure', issuedAt: at(3) }));
+        const find = async (search: string) => serials(await store.listCertificates({ search }));
+        assert.deepEqual(await find('LAPTOP'), ['0def', '0abc']);
+        assert.deepEqual(await find('0AB'), ['0abc']);
+        assert.deepEqual(await find('contoso'), ['0def', '0abc']);
+        assert.deepEqual(await find('%_'), ['77'], 'LIKE wildcards are plain characters');
+        assert.deepEqual(await find('0%s'), [], 'no wildcard: "0%_s" is there, "0%s" is not');
+        assert.deepEqual(await find('!'), []);
+        assert.deepEqual(serials(await store.listCertificates({ search: '' })), [
+          '77',
+          '0def',
+          '0abc',
+        ]);
+      });
+
+      it('pages with offset and limit', async () => {
+        for (let i = 0; i < 5; i++)
+          await store.insertCertificate(cert(`0${i}`, { issuedAt: at(i) }));
+        assert.deepEqual(serials(await store.listCertificates({ limit: 2 })), ['04', '03']);
+        assert.deepEqual(serials(await store.listCertificates({ limit: 2, offset: 2 })), [
+          '02',
+          '01',
+        ]);
+        assert.deepEqual(serials(await store.listCertificates({ limit: 2, offset: 4 })), ['00']);
+        assert.deepEqual(serials(await store.listCertificates({ offset: 9 })), []);
+        await assert.rejects(store.listCertificates({ offset: -1 }), RangeError);
+      });
+
+      it('counts certificates per interval by issuedAt or notAfter, zeros included', async () => {
+        const day = 86_400_000;
+        await store.insertCertificate(cert('01', { issuedAt: at(0), notAfter: at(10 * day) }));
+        await store.insertCertificate(
+          cert('02', { issuedAt: at(day - 1), notAfter: at(10 * day) }),
+        );
+        await store.insertCertificate(
+          cert('03', { issuedAt: at(2 * day), notAfter: at(17 * day) }),
+        );
+        await store.insertCertificate(cert('04', { issuedAt: at(3 * day), notAfter: at(3 * day) }));
+        await store.insertCertificate(cert('05', { issuedAt: at(-1), notAfter: at(11 * day) }));
+        assert.deepEqual(
+          await store.countCertificatesByInterval({
+            by: 'issuedAt',
+            from: at(0),
+            bucketMs: day,
+            buckets: 3,
+          }),
+          [2, 0, 1],
+          'the end of the last interval is excluded, and so is what came before `from`',
+        );
+        assert.deepEqual(
+          await store.countCertificatesByInterval({
+            by: 'notAfter',
+            from: at(7 * day),
+            bucketMs: 7 * day,
+            buckets: 2,
+          }),
+          [3, 1],
+        );
+        await store.revokeCertificate('05', 1, at(5));
+        assert.deepEqual(
+          await store.countCertificatesByInterval({
+            by: 'notAfter',
+            from: at(7 * day),
+            bucketMs: 7 * day,
+            buckets: 2,
+            revoked: false,
+          }),
+          [2, 1],
+        );
+        assert.deepEqual(
+          await store.countCertificatesByInterval({
+            by: 'issuedAt',
+            from: at(0),
+            bucketMs: 1,
+            buckets: 1,
+          }),
+          [1],
+        );
+        await assert.rejects(
+          store.countCertificatesByInterval({
+            by: 'issuedAt',
+            from: at(0),
+            bucketMs: 0,
+            buckets: 1,
+          }),
+          RangeError,
+        );
       });
     });
 
@@ -426,6 +556,14 @@ export function runStoreConformance(
         assert.equal((await store.listAudit({ action: 'even' })).length, 53);
         assert.deepEqual(await store.listAudit({ action: 'none' }), []);
       });
+
+      it('pages with offset, newest first', async () => {
+        for (let i = 0; i < 5; i++) await store.appendAudit(entry(at(i), 'x', { i }));
+        const pages = [];
+        for (const offset of [0, 2, 4, 5])
+          pages.push((await store.listAudit({ limit: 2, offset })).map((e) => e.details['i']));
+        assert.deepEqual(pages, [[4, 3], [2, 1], [0], []]);
+      });
     });
 
     describe('API tokens', () => {
@@ -538,6 +676,16 @@ export function runStoreConformance(
         assert.equal(await store.purgeFailures(new Date(t0.getTime() + 2000)), 2);
         assert.equal(await store.countFailures('k', t0), 1);
         assert.equal(await store.purgeFailures(t0), 0);
+      });
+
+      it('purges only the keys under a prefix when one is given', async () => {
+        const t0 = new Date('2026-03-01T00:00:00.000Z');
+        for (const key of ['signin:ip:a', 'signin:user:b', 'Signin:x', '198.51.100.1'])
+          await store.recordFailure(key, t0);
+        assert.equal(await store.purgeFailures(new Date(t0.getTime() + 1), 'signin:'), 2);
+        assert.equal(await store.countFailures('Signin:x', t0), 1, 'the prefix is case-sensitive');
+        assert.equal(await store.countFailures('198.51.100.1', t0), 1);
+        assert.equal(await store.countFailures('signin:ip:a', t0), 0);
       });
     });
 
@@ -870,6 +1018,160 @@ export function runStoreConformance(
       });
     });
 
+    describe('users', () => {
+      it('creates, reads by id and by name, lists by username', async () => {
+        const b = newUser('u2', 'bob@contoso.com');
+        const a = newUser('u1', 'ann@contoso.com', { email: null, role: 'admin' });
+        await store.createUser(b);
+        await store.createUser(a);
+        assert.deepEqual(await store.getUser('u1'), { ...a, disabledAt: null });
+        assert.deepEqual(await store.getUserByName('bob@contoso.com'), { ...b, disabledAt: null });
+        assert.equal(await store.getUserByName('Bob@contoso.com'), undefined, 'names are exact');
+        assert.equal(await store.getUser('u3'), undefined);
+        assert.deepEqual(
+          (await store.listUsers()).map((u) => u.username),
+          ['ann@contoso.com', 'bob@contoso.com'],
+        );
+      });
+
+      it('refuses a duplicate id or username and changes nothing', async () => {
+        await store.createUser(newUser('u1', 'ann'));
+        await rejectsConflict(store.createUser(newUser('u1', 'other')), 'ERR_STORE_DUPLICATE_ID');
+        await rejectsConflict(
+          store.createUser(newUser('u2', 'ann', { displayName: 'Impostor' })),
+          'ERR_STORE_DUPLICATE_NAME',
+        );
+        assert.equal((await store.listUsers()).length, 1);
+        assert.equal((await store.getUser('u1'))?.displayName, 'User ann');
+      });
+
+      it('updates only the fields given, disables and enables; unknown ids return false', async () => {
+        const u = newUser('u1', 'ann');
+        await store.createUser(u);
+        assert.equal(await store.updateUser('u1', { passwordHash: 'scrypt$new' }, at(5)), true);
+        assert.deepEqual(await store.getUser('u1'), {
+          ...u,
+          passwordHash: 'scrypt$new',
+          updatedAt: at(5),
+          disabledAt: null,
+        });
+        assert.equal(
+          await store.updateUser('u1', { disabledAt: at(6), role: 'admin' }, at(6)),
+          true,
+        );
+        const disabled = await store.getUser('u1');
+        assert.deepEqual([disabled?.disabledAt, disabled?.role], [at(6), 'admin']);
+        assert.equal(await store.updateUser('u1', { disabledAt: null, email: null }, at(7)), true);
+        const enabled = await store.getUser('u1');
+        assert.deepEqual(
+          [enabled?.disabledAt, enabled?.email, enabled?.passwordHash],
+          [null, null, 'scrypt$new'],
+        );
+        assert.equal(await store.updateUser('nobody', { role: 'admin' }, at(8)), false);
+      });
+    });
+
+    describe('web sessions', () => {
+      beforeEach(async () => {
+        await store.createUser(newUser('u1', 'ann'));
+        await store.createUser(newUser('u2', 'bob'));
+      });
+
+      it('finds a session while both timeouts are ahead, never after either', async () => {
+        const s = webSession('s1', 'u1', { idleExpiresAt: at(100), expiresAt: at(1000) });
+        await store.createWebSession(s);
+        assert.deepEqual(await store.findWebSession(s.tokenHash, at(99)), s);
+        assert.equal(await store.findWebSession(s.tokenHash, at(100)), undefined, 'idle timeout');
+        const t = webSession('s2', 'u1', { idleExpiresAt: at(2000), expiresAt: at(50) });
+        await store.createWebSession(t);
+        assert.equal(
+          await store.findWebSession(t.tokenHash, at(50)),
+          undefined,
+          'absolute timeout',
+        );
+        assert.equal(await store.findWebSession(sha256('unknown'), at(0)), undefined);
+        await rejectsConflict(store.createWebSession(s), 'ERR_STORE_DUPLICATE_ID');
+      });
+
+      it('a use moves the idle timeout on, never past the absolute one, and not once expired', async () => {
+        const s = webSession('s1', 'u1', { idleExpiresAt: at(100), expiresAt: at(300) });
+        await store.createWebSession(s);
+        assert.equal(await store.touchWebSession(s.tokenHash, at(90), at(190)), true);
+        assert.deepEqual(await store.findWebSession(s.tokenHash, at(150)), {
+          ...s,
+          lastSeenAt: at(90),
+          idleExpiresAt: at(190),
+        });
+        assert.equal(await store.touchWebSession(s.tokenHash, at(180), at(280)), true);
+        assert.equal(await store.touchWebSession(s.tokenHash, at(250), at(350)), true);
+        assert.deepEqual(
+          (await store.findWebSession(s.tokenHash, at(251)))?.idleExpiresAt,
+          at(300),
+        );
+        assert.equal(await store.touchWebSession(s.tokenHash, at(300), at(400)), false);
+        assert.equal(await store.touchWebSession(sha256('unknown'), at(0), at(1)), false);
+      });
+
+      it('ends one session, every session of a user, and purges expired ones', async () => {
+        await store.createWebSession(webSession('a', 'u1'));
+        await store.createWebSession(webSession('b', 'u1'));
+        await store.createWebSession(webSession('c', 'u2'));
+        await store.createWebSession(webSession('d', 'u2', { idleExpiresAt: at(10) }));
+        assert.equal(await store.deleteWebSession(sha256('a')), true);
+        assert.equal(await store.deleteWebSession(sha256('a')), false);
+        assert.equal(await store.findWebSession(sha256('a'), at(0)), undefined);
+        assert.equal(await store.deleteUserWebSessions('u1'), 1);
+        assert.equal(await store.findWebSession(sha256('b'), at(0)), undefined);
+        assert.ok(await store.findWebSession(sha256('c'), at(0)), "another user's session stays");
+        assert.equal(await store.purgeWebSessions(at(10)), 1);
+        assert.ok(await store.findWebSession(sha256('c'), at(0)));
+        assert.equal(await store.purgeWebSessions(at(86_400_000)), 1);
+      });
+    });
+
+    describe('download links', () => {
+      beforeEach(async () => {
+        await store.createUser(newUser('u1', 'ann'));
+        await store.createUser(newUser('u2', 'bob'));
+      });
+
+      it('is used once, by its user only, before it expires', async () => {
+        const l = downloadLink('l1', 'u1', { expiresAt: at(100) });
+        await store.createDownloadLink(l);
+        assert.deepEqual(await store.getDownloadLink(l.tokenHash), { ...l, usedAt: null });
+        assert.equal(await store.consumeDownloadLink(l.tokenHash, 'u2', at(1)), undefined);
+        assert.deepEqual(await store.consumeDownloadLink(l.tokenHash, 'u1', at(2)), {
+          ...l,
+          usedAt: at(2),
+        });
+        assert.equal(await store.consumeDownloadLink(l.tokenHash, 'u1', at(3)), undefined);
+        assert.deepEqual((await store.getDownloadLink(l.tokenHash))?.usedAt, at(2));
+        const late = downloadLink('l2', 'u1', { expiresAt: at(100) });
+        await store.createDownloadLink(late);
+        assert.equal(await store.consumeDownloadLink(late.tokenHash, 'u1', at(100)), undefined);
+        assert.equal((await store.getDownloadLink(late.tokenHash))?.usedAt, null);
+        assert.equal(await store.getDownloadLink(sha256('unknown')), undefined);
+        await rejectsConflict(store.createDownloadLink(l), 'ERR_STORE_DUPLICATE_ID');
+      });
+
+      it('ten concurrent uses give exactly one download', async () => {
+        const l = downloadLink('l1', 'u1');
+        await store.createDownloadLink(l);
+        const uses = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.consumeDownloadLink(l.tokenHash, 'u1', at(i))),
+        );
+        assert.equal(uses.filter((u) => u !== undefined).length, 1);
+      });
+
+      it('purges links that expired before a time', async () => {
+        await store.createDownloadLink(downloadLink('l1', 'u1', { expiresAt: at(10) }));
+        await store.createDownloadLink(downloadLink('l2', 'u1', { expiresAt: at(20) }));
+        assert.equal(await store.purgeDownloadLinks(at(20)), 1);
+        assert.equal(await store.getDownloadLink(sha256('l1')), undefined);
+        assert.ok(await store.getDownloadLink(sha256('l2')));
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write when f resolves, and returns its value', async () => {
         const value = await store.transaction(async (tx) => {
@@ -1075,6 +1377,7 @@ function cert(serial: string, over: Partial<NewCertificate> = {}): NewCertificat
     profile: 'device',
     requestId: null,
     issuedAt: at(0),
+    altNames: [],
     ...over,
   };
 }
@@ -1132,6 +1435,54 @@ function mdmProfile(id: string, title: string, kind: MdmProfileKind = 'trusted')
     settings: `{"n":"${title}"}`,
     createdAt: at(0),
     updatedAt: at(0),
+  };
+}
+
+function newUser(
+  id: string,
+  username: string,
+  over: Partial<Omit<UserRecord, 'disabledAt'>> = {},
+): Omit<UserRecord, 'disabledAt'> {
+  return {
+    id,
+    username,
+    email: `${username.split('@')[0]}@contoso.com`,
+    displayName: `User ${username}`,
+    passwordHash: `scrypt$fixture$${id}`,
+    role: 'user',
+    createdAt: at(0),
+    updatedAt: at(0),
+    ...over,
+  };
+}
+
+/** A session whose token is `token` (stored as its SHA-256). */
+function webSession(
+  token: string,
+  userId: string,
+  over: Partial<WebSessionRecord> = {},
+): WebSessionRecord {
+  return {
+    tokenHash: sha256(token),
+    userId,
+    csrfToken: `csrf-${token}`,
+    createdAt: at(0),
+    lastSeenAt: at(0),
+    idleExpiresAt: at(3_600_000),
+    expiresAt: at(43_200_000),
+    ...over,
+  };
+}
+
+function downloadLink(token: string, userId: string, over: Partial<{ expiresAt: Date }> = {}) {
+  return {
+    tokenHash: sha256(token),
+    userId,
+    kind: 'pfx' as const,
+    target: '0a1b',
+    createdAt: at(0),
+    expiresAt: at(600_000),
+    ...over,
   };
 }
 

@@ -22,6 +22,8 @@ export interface CertificatesTable {
   issued_at: number;
   revoked_at: number | null;
   revocation_reason: number | null;
+  /** `\n`-separated `type:value` lines with a `\n` before the first and after the last; '' for none. */
+  alt_names: ColumnType<string, string | undefined, string>;
 }
 
 export interface ChallengesTable {
@@ -155,6 +157,38 @@ export interface KeyEscrowTable {
   created_at: number;
 }
 
+export interface UsersTable {
+  id: string;
+  username: string;
+  email: string | null;
+  display_name: string;
+  password_hash: string;
+  role: string;
+  created_at: number;
+  updated_at: number;
+  disabled_at: number | null;
+}
+
+export interface WebSessionsTable {
+  token_hash: string;
+  user_id: string;
+  csrf_token: string;
+  created_at: number;
+  last_seen_at: number;
+  idle_expires_at: number;
+  expires_at: number;
+}
+
+export interface DownloadLinksTable {
+  token_hash: string;
+  user_id: string;
+  kind: string;
+  target: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -177,6 +211,9 @@ export interface Schema {
   device_profiles: DeviceProfilesTable;
   device_certificates: DeviceCertificatesTable;
   key_escrow: KeyEscrowTable;
+  users: UsersTable;
+  web_sessions: WebSessionsTable;
+  download_links: DownloadLinksTable;
   schema_migrations: SchemaMigrationsTable;
 }
 

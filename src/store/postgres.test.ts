@@ -54,6 +54,7 @@ describe('postgres: two pools on one database', () => {
         profile: 'device',
         requestId: null,
         issuedAt: new Date(0),
+        altNames: [],
       };
       // Several rounds, so the two inserts really overlap on the server at least once.
       for (let round = 0; round < 5; round++) {

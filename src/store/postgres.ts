@@ -94,6 +94,10 @@ const CONSTRAINTS: Readonly<Record<string, StoreConflictError['code']>> = {
   mdm_profiles_pkey: 'ERR_STORE_DUPLICATE_ID',
   mdm_profiles_name_key: 'ERR_STORE_DUPLICATE_NAME',
   key_escrow_pkey: 'ERR_STORE_DUPLICATE_SERIAL',
+  users_pkey: 'ERR_STORE_DUPLICATE_ID',
+  users_username_key: 'ERR_STORE_DUPLICATE_NAME',
+  web_sessions_pkey: 'ERR_STORE_DUPLICATE_ID',
+  download_links_pkey: 'ERR_STORE_DUPLICATE_ID',
 };
 
 /** Maps unique_violation (SQLSTATE 23505) to the contract's codes by constraint name. */

@@ -18,6 +18,8 @@ import type {
   AssignmentRecord,
   DeliveryRecord,
   DeliveryState,
+  DownloadKind,
+  DownloadLinkRecord,
   MdmProfileKind,
   MdmProfileRecord,
   EnrollmentTokenRecord,
@@ -25,6 +27,9 @@ import type {
   RequestStatus,
   RevocationReason,
   Store,
+  UserRecord,
+  UserRole,
+  WebSessionRecord,
 } from './types.ts';
 
 const DEFAULT_LIMIT = 100;
@@ -76,7 +81,34 @@ function limitOf(limit: number | undefined): number {
   return n;
 }
 
-function certificate(r: Schema['certificates']): CertificateRecord {
+/**
+ * Alt names as stored: one per line, with a line break before the first and after the last, so
+ * that a whole name is matched by `LIKE '%\n<name>\n%'`; '' for none.
+ */
+function encodeAltNames(names: readonly string[]): string {
+  for (const n of names)
+    if (/[\r\n]/.test(n))
+      throw new RangeError(`an alt name must not contain a line break: ${JSON.stringify(n)}`);
+  return names.length ? `\n${names.join('\n')}\n` : '';
+}
+
+function decodeAltNames(stored: string): string[] {
+  return stored === '' ? [] : stored.slice(1, -1).split('\n');
+}
+
+/** A LIKE pattern matching `text` literally (escape character `!`). */
+function literal(text: string): string {
+  return text.replace(/[!%_]/g, '!$&');
+}
+
+/** A non-negative safe integer, or a RangeError naming it. */
+function whole(what: string, n: number, min = 0): number {
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new RangeError(`${what} must be an integer ≥ ${min}, got ${n}`);
+  return n;
+}
+
+function certificate(r: Selectable<Schema['certificates']>): CertificateRecord {
   return {
     serial: r.serial,
     sha1: r.sha1,
@@ -89,6 +121,7 @@ function certificate(r: Schema['certificates']): CertificateRecord {
     issuedAt: date(r.issued_at),
     revokedAt: date(r.revoked_at),
     revocationReason: r.revocation_reason as RevocationReason | null,
+    altNames: decodeAltNames(r.alt_names),
   };
 }
 
@@ -209,6 +242,44 @@ const COMMAND_COLUMNS = [
   'completed_at',
 ] as const;
 
+function userRecord(r: Schema['users']): UserRecord {
+  return {
+    id: r.id,
+    username: r.username,
+    email: r.email,
+    displayName: r.display_name,
+    passwordHash: r.password_hash,
+    role: r.role as UserRole,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+    disabledAt: date(r.disabled_at),
+  };
+}
+
+function webSession(r: Schema['web_sessions']): WebSessionRecord {
+  return {
+    tokenHash: r.token_hash,
+    userId: r.user_id,
+    csrfToken: r.csrf_token,
+    createdAt: date(r.created_at),
+    lastSeenAt: date(r.last_seen_at),
+    idleExpiresAt: date(r.idle_expires_at),
+    expiresAt: date(r.expires_at),
+  };
+}
+
+function downloadLink(r: Schema['download_links']): DownloadLinkRecord {
+  return {
+    tokenHash: r.token_hash,
+    userId: r.user_id,
+    kind: r.kind as DownloadKind,
+    target: r.target,
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    usedAt: date(r.used_at),
+  };
+}
+
 function apiToken(r: Schema['api_tokens']): ApiTokenRecord {
   return {
     id: r.id,
@@ -260,6 +331,7 @@ export function sqlRoles(
             issued_at: c.issuedAt.getTime(),
             revoked_at: null,
             revocation_reason: null,
+            alt_names: encodeAltNames(c.altNames),
           })
           .execute();
       } catch (e) {
@@ -290,12 +362,55 @@ export function sqlRoles(
       if (query.subject !== undefined) q = q.where('subject', '=', query.subject);
       if (query.revoked !== undefined)
         q = q.where('revoked_at', query.revoked ? 'is not' : 'is', null);
+      if (query.search !== undefined) {
+        const p = `%${literal(query.search.toLowerCase())}%`;
+        q = q.where(
+          sql<boolean>`(lower(subject) like ${p} escape '!' or lower(serial) like ${p} escape '!' or lower(alt_names) like ${p} escape '!')`,
+        );
+      }
+      if (query.altNames !== undefined) {
+        const names = query.altNames;
+        if (names.length === 0) return [];
+        q = q.where((eb) =>
+          eb.or(
+            names.map(
+              (n) =>
+                sql<boolean>`lower(alt_names) like ${`%\n${literal(n.toLowerCase())}\n%`} escape '!'`,
+            ),
+          ),
+        );
+      }
       const rows = await q
         .orderBy('issued_at', 'desc')
         .orderBy('serial', 'asc')
         .limit(limitOf(query.limit))
+        .offset(whole('offset', query.offset ?? 0))
         .execute();
       return rows.map(certificate);
+    },
+
+    async countCertificatesByInterval(query) {
+      const from = whole('from', query.from.getTime(), Number.MIN_SAFE_INTEGER);
+      const width = whole('bucketMs', query.bucketMs, 1);
+      const buckets = whole('buckets', query.buckets, 1);
+      if (buckets > 10_000) throw new RangeError(`at most 10000 buckets, got ${buckets}`);
+      const column = query.by === 'issuedAt' ? 'issued_at' : 'not_after';
+      // Validated integers as literals: the bucket expression is then the same text in SELECT
+      // and GROUP BY, and integer division in both dialects.
+      let q = db
+        .selectFrom('certificates')
+        .select((eb) => [
+          sql<number>`(${sql.ref(column)} - ${sql.lit(from)}) / ${sql.lit(width)}`.as('bucket'),
+          eb.fn.countAll<number | string | bigint>().as('n'),
+        ])
+        .where(column, '>=', from)
+        .where(column, '<', from + width * buckets);
+      if (query.revoked !== undefined)
+        q = q.where('revoked_at', query.revoked ? 'is not' : 'is', null);
+      const rows = await q.groupBy(sql`1`).execute();
+      const counts = Array.from({ length: buckets }, () => 0);
+      for (const r of rows) counts[Number(r.bucket)] = Number(r.n);
+      return counts;
     },
 
     async revokeCertificate(serial, reason, at) {
@@ -456,6 +571,7 @@ export function sqlRoles(
         .orderBy('at', 'desc')
         .orderBy('id', 'desc')
         .limit(limitOf(query.limit))
+        .offset(whole('offset', query.offset ?? 0))
         .execute();
       return rows.map((r) => ({
         id: r.id,
@@ -531,11 +647,12 @@ export function sqlRoles(
       return Number(r?.n ?? 0);
     },
 
-    async purgeFailures(before) {
-      const r = await db
-        .deleteFrom('challenge_failures')
-        .where('at', '<', before.getTime())
-        .executeTakeFirst();
+    async purgeFailures(before, keyPrefix) {
+      let q = db.deleteFrom('challenge_failures').where('at', '<', before.getTime());
+      // A prefix compared exactly (SQLite's LIKE ignores case, PostgreSQL's does not).
+      if (keyPrefix !== undefined)
+        q = q.where(sql<boolean>`substr(key, 1, ${keyPrefix.length}) = ${keyPrefix}`);
+      const r = await q.executeTakeFirst();
       return Number(r.numDeletedRows);
     },
 
@@ -1008,6 +1125,192 @@ export function sqlRoles(
           createdAt: date(r.created_at),
         }
       );
+    },
+
+    async createUser(u) {
+      try {
+        await db
+          .insertInto('users')
+          .values({
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            display_name: u.displayName,
+            password_hash: u.passwordHash,
+            role: u.role,
+            created_at: u.createdAt.getTime(),
+            updated_at: u.updatedAt.getTime(),
+            disabled_at: null,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, `user ${u.id} ("${u.username}")`);
+      }
+    },
+
+    async getUser(id) {
+      const r = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+      return r && userRecord(r);
+    },
+
+    async getUserByName(username) {
+      const r = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return r && userRecord(r);
+    },
+
+    async listUsers() {
+      const rows = await db.selectFrom('users').selectAll().orderBy('username', 'asc').execute();
+      return rows.map(userRecord);
+    },
+
+    async updateUser(id, changes, at) {
+      const r = await db
+        .updateTable('users')
+        .set({
+          ...(changes.passwordHash !== undefined ? { password_hash: changes.passwordHash } : {}),
+          ...(changes.role !== undefined ? { role: changes.role } : {}),
+          ...(changes.displayName !== undefined ? { display_name: changes.displayName } : {}),
+          ...(changes.email !== undefined ? { email: changes.email } : {}),
+          ...(changes.disabledAt !== undefined
+            ? { disabled_at: changes.disabledAt?.getTime() ?? null }
+            : {}),
+          updated_at: at.getTime(),
+        })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async createWebSession(w) {
+      try {
+        await db
+          .insertInto('web_sessions')
+          .values({
+            token_hash: w.tokenHash,
+            user_id: w.userId,
+            csrf_token: w.csrfToken,
+            created_at: w.createdAt.getTime(),
+            last_seen_at: w.lastSeenAt.getTime(),
+            idle_expires_at: w.idleExpiresAt.getTime(),
+            expires_at: w.expiresAt.getTime(),
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, 'web session');
+      }
+    },
+
+    async findWebSession(tokenHash, now) {
+      const r = await db
+        .selectFrom('web_sessions')
+        .selectAll()
+        .where('token_hash', '=', tokenHash)
+        .where('idle_expires_at', '>', now.getTime())
+        .where('expires_at', '>', now.getTime())
+        .executeTakeFirst();
+      return r && webSession(r);
+    },
+
+    async touchWebSession(tokenHash, at, idleExpiresAt) {
+      const r = await db
+        .updateTable('web_sessions')
+        .set((eb) => ({
+          last_seen_at: at.getTime(),
+          idle_expires_at: eb
+            .case()
+            .when('expires_at', '<', idleExpiresAt.getTime())
+            .then(eb.ref('expires_at'))
+            .else(idleExpiresAt.getTime())
+            .end(),
+        }))
+        .where('token_hash', '=', tokenHash)
+        .where('idle_expires_at', '>', at.getTime())
+        .where('expires_at', '>', at.getTime())
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async deleteWebSession(tokenHash) {
+      const r = await db
+        .deleteFrom('web_sessions')
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
+      return r.numDeletedRows > 0n;
+    },
+
+    async deleteUserWebSessions(userId) {
+      const r = await db
+        .deleteFrom('web_sessions')
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+
+    async purgeWebSessions(before) {
+      const r = await db
+        .deleteFrom('web_sessions')
+        .where((eb) =>
+          eb.or([
+            eb('idle_expires_at', '<=', before.getTime()),
+            eb('expires_at', '<=', before.getTime()),
+          ]),
+        )
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+
+    async createDownloadLink(l) {
+      try {
+        await db
+          .insertInto('download_links')
+          .values({
+            token_hash: l.tokenHash,
+            user_id: l.userId,
+            kind: l.kind,
+            target: l.target,
+            created_at: l.createdAt.getTime(),
+            expires_at: l.expiresAt.getTime(),
+            used_at: null,
+          })
+          .execute();
+      } catch (e) {
+        throw dialect.conflict(e, 'download link');
+      }
+    },
+
+    async consumeDownloadLink(tokenHash, userId, now) {
+      // One statement: the check and the mark are atomic (see consumeChallenge).
+      const r = await db
+        .updateTable('download_links')
+        .set({ used_at: now.getTime() })
+        .where('token_hash', '=', tokenHash)
+        .where('user_id', '=', userId)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', now.getTime())
+        .returningAll()
+        .executeTakeFirst();
+      return r && downloadLink(r);
+    },
+
+    async getDownloadLink(tokenHash) {
+      const r = await db
+        .selectFrom('download_links')
+        .selectAll()
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
+      return r && downloadLink(r);
+    },
+
+    async purgeDownloadLinks(before) {
+      const r = await db
+        .deleteFrom('download_links')
+        .where('expires_at', '<', before.getTime())
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
     },
   };
 }

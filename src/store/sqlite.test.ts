@@ -43,6 +43,7 @@ describe('sqlite: two connections on one file', () => {
         profile: 'device',
         requestId: null,
         issuedAt: new Date(0),
+        altNames: [],
       };
       const settled = await Promise.allSettled([
         a.insertCertificate(c),
@@ -94,7 +95,7 @@ const RACER = `
       if (await tx.getCertificate(serial)) return;
       const der = new TextEncoder().encode(serial);
       await tx.insertCertificate({ serial, sha1: serial.padStart(40, '0'), subject: who, notBefore: new Date(0),
-        notAfter: new Date(1), der, profile: 'p', requestId: null, issuedAt: new Date(i) });
+        notAfter: new Date(1), der, profile: 'p', requestId: null, issuedAt: new Date(i), altNames: [] });
       await tx.appendAudit({ at: new Date(i), actor: who, action: 'certificate.issued', target: serial, details: {} });
       inserted++;
     });

@@ -147,9 +147,14 @@ function conflict(e: unknown, what: string): unknown {
             column === 'enrollment_tokens.secret_hash' ||
             column === 'devices.id' ||
             column === 'device_commands.id' ||
-            column === 'mdm_profiles.id'
+            column === 'mdm_profiles.id' ||
+            column === 'users.id' ||
+            column === 'web_sessions.token_hash' ||
+            column === 'download_links.token_hash'
           ? 'ERR_STORE_DUPLICATE_ID'
-          : column === 'api_tokens.name' || column === 'mdm_profiles.name'
+          : column === 'api_tokens.name' ||
+              column === 'mdm_profiles.name' ||
+              column === 'users.username'
             ? 'ERR_STORE_DUPLICATE_NAME'
             : undefined;
   if (!code) return e;

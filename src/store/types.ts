@@ -26,6 +26,13 @@ export interface CertificateRecord {
   readonly issuedAt: Date;
   readonly revokedAt: Date | null;
   readonly revocationReason: RevocationReason | null;
+  /**
+   * The subject alternative names, each `type:value` (`email:ann@contoso.com`, `upn:…`,
+   * `dns:…`, `ip:…`, `uri:…`), in the certificate's order: what search and "my certificates"
+   * match (case-insensitively). No entry may contain a line break (RangeError on insert).
+   * Certificates recorded before schema 0008 have none.
+   */
+  readonly altNames: readonly string[];
 }
 
 /**
@@ -105,13 +112,31 @@ export interface CertificateStore {
   getCertificateBySha1(sha1: string): Promise<CertificateRecord | undefined>;
   /**
    * Certificates ordered by `issuedAt` descending, then serial; `subject` filters by exact
-   * subject string. At most `limit` (default 100).
+   * subject string; `search` by a case-insensitive substring of the subject, the serial or any
+   * alt name (`%` and `_` are plain characters); `altNames` keeps those with any of these alt
+   * names, compared whole and case-insensitively. Skips `offset` (default 0), then at most
+   * `limit` (default 100).
    */
   listCertificates(query?: {
     readonly subject?: string;
+    readonly search?: string;
+    readonly altNames?: readonly string[];
     readonly limit?: number;
+    readonly offset?: number;
     readonly revoked?: boolean;
   }): Promise<CertificateRecord[]>;
+  /**
+   * How many certificates fall in each of `buckets` consecutive intervals of `bucketMs`
+   * starting at `from`, by `issuedAt` or by `notAfter` (an interval includes its start, not its
+   * end); `revoked: false` counts only unrevoked ones. Always `buckets` numbers, zeros included.
+   */
+  countCertificatesByInterval(query: {
+    readonly by: 'issuedAt' | 'notAfter';
+    readonly from: Date;
+    readonly bucketMs: number;
+    readonly buckets: number;
+    readonly revoked?: boolean;
+  }): Promise<number[]>;
   /**
    * Marks a certificate revoked. Returns false when no such serial exists or it is already
    * revoked (the first revocation's time and reason are kept).
@@ -211,9 +236,10 @@ export interface AuditEntry {
 export interface AuditLog {
   /** Appends an entry; entries are never changed or deleted. */
   appendAudit(e: AuditEntry): Promise<void>;
-  /** Newest first, at most `limit` (default 100). */
+  /** Newest first: skips `offset` (default 0), then at most `limit` (default 100). */
   listAudit(query?: {
     readonly limit?: number;
+    readonly offset?: number;
     readonly action?: string;
   }): Promise<(AuditEntry & { readonly id: number })[]>;
 }
@@ -531,8 +557,131 @@ export interface FailureStore {
   recordFailure(key: string, at: Date): Promise<void>;
   /** How many failures `key` has at or after `since`; 0 when none. */
   countFailures(key: string, since: Date): Promise<number>;
-  /** Deletes failures before `before`; returns how many. */
-  purgeFailures(before: Date): Promise<number>;
+  /**
+   * Deletes failures before `before`, of keys starting with `keyPrefix` when given (each limiter
+   * purges only its own keys: their windows differ); returns how many.
+   */
+  purgeFailures(before: Date, keyPrefix?: string): Promise<number>;
+}
+
+/** What a portal user may do: `user` sees their own certificates, `admin` the console too. */
+export type UserRole = 'admin' | 'user';
+
+/** Someone who signs in to the web portal. */
+export interface UserRecord {
+  readonly id: string;
+  /** The sign-in name (a UPN, `ann@contoso.com`, or a plain name), lowercase: unique. */
+  readonly username: string;
+  readonly email: string | null;
+  readonly displayName: string;
+  /**
+   * The password as an encoded scrypt hash with its salt and parameters (server/portal/
+   * password.ts). The store neither reads nor compares it.
+   */
+  readonly passwordHash: string;
+  readonly role: UserRole;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  /** Disabled users cannot sign in; null: enabled. */
+  readonly disabledAt: Date | null;
+}
+
+export interface UserStore {
+  /**
+   * Stores a new, enabled user. A duplicate id throws `ERR_STORE_DUPLICATE_ID`, a duplicate
+   * username `ERR_STORE_DUPLICATE_NAME`; either changes nothing.
+   */
+  createUser(u: Omit<UserRecord, 'disabledAt'>): Promise<void>;
+  getUser(id: string): Promise<UserRecord | undefined>;
+  /** The user with exactly this username (callers lowercase it), or undefined. */
+  getUserByName(username: string): Promise<UserRecord | undefined>;
+  /** Every user, by username. */
+  listUsers(): Promise<UserRecord[]>;
+  /**
+   * Changes the given fields and sets `updatedAt = at`. False (and nothing changes) when no
+   * user has this id.
+   */
+  updateUser(
+    id: string,
+    changes: Partial<
+      Pick<UserRecord, 'passwordHash' | 'role' | 'displayName' | 'email' | 'disabledAt'>
+    >,
+    at: Date,
+  ): Promise<boolean>;
+}
+
+/**
+ * A signed-in browser. Only the SHA-256 of the session token (the cookie) is stored. A session
+ * ends at `expiresAt` (absolute timeout) or at `idleExpiresAt` (idle timeout), whichever comes
+ * first; each use moves `idleExpiresAt` on.
+ */
+export interface WebSessionRecord {
+  /** SHA-256 of the session token, lowercase hex: unique. */
+  readonly tokenHash: string;
+  readonly userId: string;
+  /** The synchronizer token every form of this session carries (CSRF). */
+  readonly csrfToken: string;
+  readonly createdAt: Date;
+  readonly lastSeenAt: Date;
+  readonly idleExpiresAt: Date;
+  readonly expiresAt: Date;
+}
+
+export interface WebSessionStore {
+  /** Stores a new session. A duplicate tokenHash throws `ERR_STORE_DUPLICATE_ID`. */
+  createWebSession(s: WebSessionRecord): Promise<void>;
+  /**
+   * The session with this hash when it is usable at `now` (`idleExpiresAt > now` and
+   * `expiresAt > now`); otherwise undefined: unknown and expired are not told apart.
+   */
+  findWebSession(tokenHash: string, now: Date): Promise<WebSessionRecord | undefined>;
+  /**
+   * Records a use at `at`: `lastSeenAt = at`, `idleExpiresAt` = the smaller of `idleExpiresAt`
+   * and the session's `expiresAt`. False when the session is unknown or no longer usable at `at`.
+   */
+  touchWebSession(tokenHash: string, at: Date, idleExpiresAt: Date): Promise<boolean>;
+  /** Ends one session (sign-out); false when there was none. */
+  deleteWebSession(tokenHash: string): Promise<boolean>;
+  /** Ends every session of a user (password changed, user disabled); returns how many. */
+  deleteUserWebSessions(userId: string): Promise<number>;
+  /** Deletes sessions no longer usable at `before`; returns how many. */
+  purgeWebSessions(before: Date): Promise<number>;
+}
+
+/** What a one-time download link delivers: `pfx`, the escrowed identity of serial `target`. */
+export type DownloadKind = 'pfx';
+
+/** A one-time, expiring download link. Only the SHA-256 of its token is stored. */
+export interface DownloadLinkRecord {
+  /** SHA-256 of the token, lowercase hex: unique. */
+  readonly tokenHash: string;
+  /** Only this user may use it. */
+  readonly userId: string;
+  readonly kind: DownloadKind;
+  /** What it delivers (for `pfx`: the certificate's serial, canonical hex). */
+  readonly target: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly usedAt: Date | null;
+}
+
+export interface DownloadLinkStore {
+  /** Stores a new, unused link. A duplicate tokenHash throws `ERR_STORE_DUPLICATE_ID`. */
+  createDownloadLink(l: Omit<DownloadLinkRecord, 'usedAt'>): Promise<void>;
+  /**
+   * Uses a link atomically: when the link with this hash belongs to `userId`, is unused and
+   * `expiresAt > now`, marks it used at `now` and returns it (with `usedAt` set). Otherwise
+   * returns undefined and changes nothing. Under concurrency exactly one caller wins.
+   */
+  consumeDownloadLink(
+    tokenHash: string,
+    userId: string,
+    now: Date,
+  ): Promise<DownloadLinkRecord | undefined>;
+  /** The link with this hash, used or not (to tell "already used" from "expired"). */
+  getDownloadLink(tokenHash: string): Promise<DownloadLinkRecord | undefined>;
+  /** Deletes links that expired before `before`; returns how many. */
+  purgeDownloadLinks(before: Date): Promise<number>;
 }
 
 export interface StoreStatus {
@@ -554,7 +703,10 @@ export interface Store
     DeviceCommandStore,
     MdmProfileStore,
     InventoryStore,
-    KeyEscrowStore {
+    KeyEscrowStore,
+    UserStore,
+    WebSessionStore,
+    DownloadLinkStore {
   /** Which backend this is (for logs and `certpost doctor`). */
   readonly backend: 'sqlite' | 'postgres';
   /**
