@@ -294,6 +294,52 @@ describe('certpost mail send', () => {
     );
     assert.ok(!JSON.stringify(audit).includes('operator-chosen-pw'));
   });
+
+  it('the device installs what arrived: the received .eml with the chain, then the PFX with its password', async () => {
+    // The two channels meet: a mail this CA sent, saved as the user's mail client saves it.
+    const chain = await send(['--to', 'carol@example.com', '--cert', serial, '--json']);
+    assert.equal(chain.code, 0, chain.stderr);
+    const chainEml = join(work, 'chain.eml');
+    writeFileSync(chainEml, relay.messages.at(-1)!.raw);
+    const pfx = await send(['--to', 'bob@example.com', '--cert', escrowed, '--format', 'pfx']);
+    assert.equal(pfx.code, 0, pfx.stderr);
+    const password = /not shown again\):\n([A-Za-z0-9_-]{32})\n$/.exec(pfx.stdout)?.[1];
+    assert.ok(password);
+    const pfxEml = join(work, 'pfx.eml');
+    writeFileSync(pfxEml, relay.messages.at(-1)!.raw);
+    const pfxPassword = join(work, 'received-pfx.pw');
+    writeFileSync(pfxPassword, `${password}\n`);
+
+    const state = join(work, 'device');
+    const installed = await certpost(['install', chainEml, '--yes', '--state', state, '--json']);
+    assert.equal(installed.code, 0, installed.stderr);
+    const withKey = await certpost([
+      'install',
+      pfxEml,
+      '--yes',
+      '--password-file',
+      pfxPassword,
+      '--state',
+      state,
+      '--json',
+    ]);
+    assert.equal(withKey.code, 0, withKey.stderr);
+    const listed = await certpost(['store', 'list', '--state', state, '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const entries = JSON.parse(listed.stdout) as { store: string; subject: string; key?: object }[];
+    const stores = entries.map((c) => `${c.store} ${c.subject}`).toSorted();
+    assert.ok(entries.find((c) => c.store === 'My')?.key, 'the PFX key came with it');
+    assert.ok(
+      stores.some((s) => /^Root CN=certpost development root CA/.test(s)),
+      stores.join('\n'),
+    );
+    assert.ok(
+      stores.some((s) => /^CA CN=certpost development issuing CA/.test(s)),
+      stores.join('\n'),
+    );
+    assert.ok(stores.includes('TrustedPeople CN=alice,O=Contoso'), stores.join('\n'));
+    assert.ok(stores.includes('My CN=bob@example.com'), stores.join('\n'));
+  });
 });
 
 describe('certpost serve with a relay', () => {
