@@ -38,7 +38,7 @@ export const ADMIN_STATUS: Readonly<Record<ops.AdminErrorCode, number>> = {
  * reached, refuses our login or fails TLS is the server's upstream problem (502/504); no relay
  * configured is 503.
  */
-const MAIL_STATUS: Readonly<Record<MailErrorCode, number>> = {
+export const MAIL_STATUS: Readonly<Record<MailErrorCode, number>> = {
   ERR_MAIL_CONFIG: 500,
   ERR_MAIL_NOT_CONFIGURED: 503,
   ERR_MAIL_INVALID_ADDRESS: 400,

@@ -19,6 +19,8 @@ import { createApiToken } from './admin-ops.ts';
 import { openContext, type ServerContext } from './context.ts';
 import { buildApp } from './serve.ts';
 import { escrowedSerial, issuedSerial } from './testing.ts';
+import { CHEAP_SCRYPT, csrfOf, signIn } from './portal/testing.ts';
+import { createUser } from './portal/users.ts';
 
 const RELAY_USER = 'certpost';
 const RELAY_PASSWORD = 'relay-pass-Kd82-unique';
@@ -244,6 +246,53 @@ describe('POST /api/v1/certificates/:serial/mail', () => {
       assert.match(json<{ message: string }>(r).message, /--smtp-url/);
     } finally {
       await noneApp.close();
+    }
+  });
+});
+
+describe('the admin console mails a certificate', () => {
+  it('from the certificate list: the blocked .cer goes as .p7b, the page says so, audited as the signed-in user', async () => {
+    const serial = await issuedSerial(ctx, 'CN=console-mail,O=Contoso');
+    await createUser({ store: ctx.store, passwordParams: CHEAP_SCRYPT }, 'test', {
+      username: 'mailer-admin',
+      password: 'console password',
+      role: 'admin',
+    });
+    const portalApp = buildApp(ctx, {
+      logLevel: 'silent',
+      portal: { passwordParams: CHEAP_SCRYPT },
+    });
+    try {
+      const admin = await signIn(portalApp, 'mailer-admin', 'console password');
+      const list = await admin.get(`/admin/certificates?q=${serial}`);
+      assert.match(list.body, new RegExp(`action="/admin/certificates/${serial}/mail"`));
+      const sentBefore = relay.messages.length;
+      const sent = await admin.post(`/admin/certificates/${serial}/mail`, {
+        _csrf: csrfOf(list.body),
+        to: 'dana@example.com',
+        format: 'cer',
+        back: '/admin/certificates',
+      });
+      assert.equal(sent.statusCode, 303, sent.body);
+      assert.equal(sent.headers.location, '/admin/certificates?notice=mailed-switched');
+      assert.equal(relay.messages.length, sentBefore + 1);
+      const { parsed } = await lastMessage();
+      assert.equal(parsed.attachments[0]?.filename, 'console-mail.p7b');
+      const [entry] = await mailedAudit();
+      assert.equal(entry?.actor, 'portal:mailer-admin');
+      assert.equal(entry?.details['to'], 'dana@example.com');
+
+      // A PFX is not offered here (its password must be shown): refused, nothing sent.
+      const page = await admin.get('/admin/certificates');
+      const pfx = await admin.post(`/admin/certificates/${serial}/mail`, {
+        _csrf: csrfOf(page.body),
+        to: 'dana@example.com',
+        format: 'pfx',
+      });
+      assert.equal(pfx.statusCode, 400);
+      assert.equal(relay.messages.length, sentBefore + 1);
+    } finally {
+      await portalApp.close();
     }
   });
 });

@@ -9,6 +9,8 @@
  * `/admin/devices/:id` (inventory), `/admin/profiles` (issuance and MDM profiles, assignments),
  * `/admin/audit` (pages).
  */
+import { mailCertificate } from '../mail-ops.ts';
+import type { MailFormat } from '../../mail/attachment.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describeCrl } from '../../ca/crl.ts';
 import { EKU_NAMES } from '../../pki/oids.ts';
@@ -34,7 +36,13 @@ const NOTICES: Readonly<Record<string, string>> = {
   rejected: "The request was rejected: the device's next poll gets FAILURE.",
   assigned: 'The profile was assigned. Devices get it in their next session.',
   unassigned: 'The assignment was removed. Devices remove the profile in their next session.',
+  mailed: 'The certificate was mailed.',
+  'mailed-switched':
+    'The certificate was mailed in another format: this site blocks the one chosen (the audit log says which went).',
 };
+
+/** The formats the console mails (a PFX needs its password shown: the API and CLI do that). */
+const CONSOLE_MAIL_FORMATS = ['cer', 'pem', 'p7b', 'crt'] as const;
 
 function noticeOf(req: FastifyRequest): string | undefined {
   return NOTICES[param(req, 'notice') ?? ''];
@@ -156,6 +164,16 @@ function revokeForm(csrf: string, serial: string, back: string) {
 <button class="danger" type="submit">Revoke</button></form>`;
 }
 
+function mailForm(csrf: string, serial: string, back: string) {
+  return html`<form class="inline" method="post" action="${urlPath('/admin/certificates', serial, 'mail')}">${csrfField(csrf)}
+<input type="hidden" name="back" value="${back}">
+<label class="sr-only" for="to-${serial}">Mail to</label>
+<input id="to-${serial}" type="email" name="to" required placeholder="user@example.com">
+<label class="sr-only" for="format-${serial}">Format</label>
+<select id="format-${serial}" name="format">${CONSOLE_MAIL_FORMATS.map((f) => html`<option value="${f}">.${f}</option>`)}</select>
+<button type="submit">Mail</button></form>`;
+}
+
 async function certificatesPage(portal: Portal, req: FastifyRequest): Promise<SafeHtml> {
   const q = (param(req, 'q') ?? '').slice(0, 200);
   const state = param(req, 'state') ?? '';
@@ -170,6 +188,7 @@ async function certificatesPage(portal: Portal, req: FastifyRequest): Promise<Sa
   const now = portal.now();
   const csrf = portal.signedIn(req).csrf;
   const back = `/admin/certificates${query({ q, state, page: page > 1 ? page : undefined })}`;
+  const mail = portal.deps.mail !== undefined;
   return html`<h1>Issued certificates</h1>
 <form class="card inline" method="get" action="/admin/certificates" role="search">
 <label class="sr-only" for="q">Search</label>
@@ -187,7 +206,7 @@ ${
   rows.length === 0
     ? html`<p class="card muted">No certificates${q ? html` match “${q}”` : ''}.</p>`
     : html`<div class="table-wrap"><table>
-<thead><tr><th>Serial</th><th>Subject and names</th><th>Profile</th><th>Issued</th><th>Expires</th><th>Status</th><th>Revoke</th></tr></thead>
+<thead><tr><th>Serial</th><th>Subject and names</th><th>Profile</th><th>Issued</th><th>Expires</th><th>Status</th><th>Revoke</th>${mail ? html`<th>Mail</th>` : ''}</tr></thead>
 <tbody>${rows.map((c) => {
         const status = certificateStatus(
           { revoked: c.revoked !== null, notAfter: new Date(c.notAfter) },
@@ -198,7 +217,7 @@ ${
 <td>${c.subject}${c.altNames.length ? html`<br><span class="muted">${c.altNames.join(', ')}</span>` : ''}</td>
 <td>${c.profile}</td><td>${when(c.issuedAt)}</td><td>${when(c.notAfter)}</td>
 <td>${statusBadge(status)}${c.revoked ? html`<br><span class="muted">${c.revoked.reason}</span>` : ''}</td>
-<td>${c.revoked ? '' : revokeForm(csrf, c.serial, back)}</td></tr>`;
+<td>${c.revoked ? '' : revokeForm(csrf, c.serial, back)}</td>${mail ? html`<td>${c.revoked ? '' : mailForm(csrf, c.serial, back)}</td>` : ''}</tr>`;
       })}</tbody></table></div>`
 }
 ${pager('/admin/certificates', { q, state }, page, certificates.length > CERTIFICATES_PER_PAGE)}`;
@@ -454,6 +473,27 @@ export function registerAdminConsole(scope: FastifyInstance, portal: Portal): vo
       );
       const back = localPath(field(req, 'back')) ?? '/admin/certificates';
       return reply.redirect(`${back}${back.includes('?') ? '&' : '?'}notice=revoked`, 303);
+    },
+  );
+
+  scope.post<{ Params: { serial: string } }>(
+    '/admin/certificates/:serial/mail',
+    admin,
+    async (req, reply) => {
+      const format = field(req, 'format') ?? 'cer';
+      if (!(CONSOLE_MAIL_FORMATS as readonly string[]).includes(format))
+        throw new ops.AdminError(
+          'ERR_ADMIN_INVALID',
+          `the console mails ${CONSOLE_MAIL_FORMATS.join(', ')}`,
+        );
+      const sent = await mailCertificate(portal.deps, portal.actor(req), {
+        to: field(req, 'to') ?? '',
+        source: { serial: req.params.serial },
+        format: format as MailFormat,
+      });
+      const back = localPath(field(req, 'back')) ?? '/admin/certificates';
+      const notice = sent.switched ? 'mailed-switched' : 'mailed';
+      return reply.redirect(`${back}${back.includes('?') ? '&' : '?'}notice=${notice}`, 303);
     },
   );
 

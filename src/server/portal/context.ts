@@ -18,7 +18,7 @@ export type Access = 'static' | 'public' | 'user' | 'admin';
 /** The server parts the portal uses: a {@link ServerContext} is one. */
 export type PortalDeps = Pick<
   ServerContext,
-  'store' | 'ca' | 'nextCa' | 'profiles' | 'enrollment' | 'mdm' | 'urls'
+  'store' | 'ca' | 'nextCa' | 'profiles' | 'enrollment' | 'mdm' | 'urls' | 'mail'
 >;
 
 export interface Portal {

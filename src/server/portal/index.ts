@@ -13,6 +13,8 @@
  * through the same operations as the CLI and the admin API (admin-ops.ts, mdm-admin.ts,
  * mdm-profiles.ts), which write the audit log with the actor `portal:<username>`.
  */
+import { MailError } from '../../mail/errors.ts';
+import { MAIL_STATUS } from '../admin-api.ts';
 import { isStoreUnavailable } from '../../store/types.ts';
 import { RETRY_AFTER_SECONDS } from '../unavailable.ts';
 import cookie from '@fastify/cookie';
@@ -168,6 +170,14 @@ export function registerPortal(
           status: e.statusCode,
           error: 'The request could not be read.',
           body: html``,
+        });
+      if (e instanceof MailError)
+        // Mail messages name the relay and the recipient, never a password (mail/errors.ts).
+        return portal.render(req, reply, {
+          title: 'Not sent',
+          status: MAIL_STATUS[e.code],
+          error: e.message,
+          body: html`<p><a href="/admin/certificates">Back</a></p>`,
         });
       if (isStoreUnavailable(e)) {
         reply.header('retry-after', String(RETRY_AFTER_SECONDS));
