@@ -7,33 +7,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isPkiError } from '../pki/errors.ts';
+import { decodeGetMessage } from '../scep/get-message.ts';
 import type { ScepResponse, ScepService } from '../scep/service.ts';
 
 /** A pkiMessage is a few kilobytes; anything near this is hostile. */
 export const MAX_SCEP_BODY = 256 * 1024;
-
-/**
- * Decodes the `message` query value of a GET PKIOperation as real clients send it: percent
- * encoded or not, `+` and `/` unescaped (macOS), line breaks inside (Cisco, sscep), padding
- * missing. Base64 never contains spaces, so a space is a `+` that form-decoding mangled.
- */
-export function decodeGetMessage(rawQuery: string): Uint8Array | undefined {
-  const m = /(?:^|&)message=([^&]*)/.exec(rawQuery);
-  if (!m) return undefined;
-  let v = m[1]!;
-  try {
-    v = decodeURIComponent(v.replace(/\+/g, '%2B'));
-  } catch {
-    return undefined;
-  }
-  v = v
-    .replace(/ /g, '+')
-    .replace(/[\r\n\t]/g, '')
-    .replace(/-/g, '+')
-    .replace(/_/g, '/');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return undefined;
-  return new Uint8Array(Buffer.from(v, 'base64'));
-}
 
 function send(reply: FastifyReply, r: ScepResponse): FastifyReply {
   return reply
