@@ -10,6 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import * as der from './der.ts';
 import { isPkiError, type PkiErrorCode } from './errors.ts';
 import { parseCsr } from './csr.ts';
+import { parsePkcs12 } from './pkcs12.ts';
 import { parsePkcs7Certificates } from './pkcs7.ts';
 import { readPki } from './read.ts';
 import { parseCertificate } from './x509.ts';
@@ -38,6 +39,11 @@ const CASES: Readonly<Record<string, { run: (b: Uint8Array) => unknown; code: Pk
   'pkcs7--name-attribute-without-type.der': {
     run: parsePkcs7Certificates,
     code: 'ERR_PKI_MALFORMED',
+  },
+  // Under the default budget this MAC is a legitimate cost; a smaller budget refuses it first.
+  'pkcs12--mac-iterations-1m.p12': {
+    run: (b) => parsePkcs12(b, 'secret', { maxIterations: 100_000 }),
+    code: 'ERR_PKI_LIMIT',
   },
   'read--pkcs12-integer-60k.p12.gz': {
     run: (b) => readPki(b, { password: 'secret' }),

@@ -139,7 +139,11 @@ async function sniffAndRead(
   if (keyEncoding)
     return {
       ...empty('key', 'binary'),
-      keys: [parsePrivateKeyDer(bytes, keyEncoding, options.password)],
+      keys: [
+        parsePrivateKeyDer(bytes, keyEncoding, options.password, {
+          maxIterations: options.maxIterations,
+        }),
+      ],
     };
   // Not recognised: if it is DER cut short, say "truncated" rather than "unknown format".
   if (bytes[0] === 0x30) {
@@ -201,7 +205,9 @@ async function readPem(bytes: Uint8Array, options: ReadOptions): Promise<PkiCont
       pkcs7 = true;
       certificates.push(...parsePkcs7Certificates(block.der));
     } else if (KEY_LABELS.has(block.label)) {
-      keys.push(parsePrivateKeyPem(block.text, options.password));
+      keys.push(
+        parsePrivateKeyPem(block.text, options.password, { maxIterations: options.maxIterations }),
+      );
     } else if (CSR_LABELS.has(block.label)) {
       csrs.push(parseCsr(block.der));
     } else {
