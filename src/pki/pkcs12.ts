@@ -85,6 +85,7 @@ import {
   type PbeParams,
   type Pbkdf2Params,
 } from './pkcs12-kdf.ts';
+import { MAX_BUNDLE_CERTIFICATES } from './pkcs7.ts';
 import { certificateFromAsn1, publicKeyInfo, type Certificate } from './x509.ts';
 
 /** Bag types of RFC 7292 §4.2. */
@@ -368,7 +369,10 @@ function readPfx(bytes: Uint8Array): Pfx {
   const authSafe = dataContent(ciContent);
   const mac = macData ? readMacData(macData) : undefined;
   const items: AuthSafeItem[] = [];
-  for (const ci of der.seq(der.decode(authSafe), 'AuthenticatedSafe')) {
+  const contentInfos = der.seq(der.decode(authSafe), 'AuthenticatedSafe');
+  if (contentInfos.length > MAX_BUNDLE_CERTIFICATES)
+    throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} ContentInfos`);
+  for (const ci of contentInfos) {
     const [t, content] = der.seq(ci, 'ContentInfo');
     const ct = der.oid(der.expect(t, Tag.OID, 'contentType'));
     if (ct === CMS.data) {
@@ -427,6 +431,8 @@ function readEncryptedData(content: Asn1 | undefined): AuthSafeItem {
 /** Collects the bags of a SafeContents, descending into safeContentsBags. */
 function readSafeContents(node: Asn1, out: Bag[]): void {
   for (const bag of der.seq(node, 'SafeContents')) {
+    if (out.length === MAX_BUNDLE_CERTIFICATES)
+      throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} bags`);
     const [idNode, valueNode, attrNode] = der.seq(bag, 'SafeBag');
     const bagId = der.oid(der.expect(idNode, Tag.OID, 'bagId'));
     const [bagValue] = der.children(der.expect(valueNode, der.ctx(0, true), 'bagValue'));
@@ -625,7 +631,8 @@ async function openItems(
       try {
         readSafeContents(der.decode(plain), bags);
       } catch (e) {
-        if (isPkiError(e, 'ERR_PKI_UNSUPPORTED')) throw e;
+        // Only the right key decrypts to something that parses far enough for these.
+        if (isPkiError(e, 'ERR_PKI_UNSUPPORTED') || isPkiError(e, 'ERR_PKI_LIMIT')) throw e;
         throw decryptFailed();
       }
       checkParts(bags.filter((b) => b.kind === 'shrouded').length + pfx.items.length);

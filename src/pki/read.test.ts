@@ -7,14 +7,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { run, tempDir } from '../testing/tools.ts';
+import { parseSignedData } from './cms.ts';
 import * as der from './der.ts';
 import { isPkiError, type PkiErrorCode } from './errors.ts';
 import { inspectContents } from './inspect.ts';
 import { exportPkcs8, parsePrivateKeyDer } from './keys.ts';
 import { decodePem, encodePem } from './pem.ts';
-import { encodePkcs7Certificates } from './pkcs7.ts';
+import { encodePkcs12 } from './pkcs12.ts';
+import { encodePkcs7Certificates, MAX_BUNDLE_CERTIFICATES } from './pkcs7.ts';
 import { readPki } from './read.ts';
-import { sha1Thumbprint } from './x509.ts';
+import { parseCertificate, sha1Thumbprint } from './x509.ts';
 
 let dir = '';
 const f = (name: string) => join(dir, name);
@@ -287,6 +289,36 @@ describe('readPki: sniffing what real files contain', () => {
     await rejects(readPki(bytes('leaf-enc.pem')), 'ERR_PKI_PASSWORD_REQUIRED');
     await rejects(readPki(bytes('leaf-enc.der'), { password: 'wrong' }), 'ERR_PKI_BAD_PASSWORD');
     await rejects(readPki(bytes('leaf-enc.pem'), { password: 'wrong' }), 'ERR_PKI_BAD_PASSWORD');
+  });
+
+  it('refuses more than MAX_BUNDLE_CERTIFICATES certificates in any format', async () => {
+    const cert = bytes('leaf.cer');
+    const many = (n: number) => Array.from({ length: n }, () => cert);
+    const pem = (n: number) =>
+      Buffer.from(
+        many(n)
+          .map((c) => encodePem('CERTIFICATE', c))
+          .join(''),
+      );
+    assert.equal((await readPki(pem(MAX_BUNDLE_CERTIFICATES))).certificates.length, 1000);
+    await rejects(readPki(pem(MAX_BUNDLE_CERTIFICATES + 1)), 'ERR_PKI_LIMIT');
+    await rejects(readPki(der.concat(many(MAX_BUNDLE_CERTIFICATES + 1))), 'ERR_PKI_LIMIT');
+    const certs = many(600).map((c) => parseCertificate(c));
+    const p7 = encodePkcs7Certificates(certs);
+    await rejects(
+      readPki(Buffer.from(encodePem('PKCS7', p7) + encodePem('PKCS7', p7))),
+      'ERR_PKI_LIMIT',
+    );
+    const p7big = encodePkcs7Certificates([...certs, ...certs]);
+    await rejects(readPki(p7big), 'ERR_PKI_LIMIT');
+    assert.throws(
+      () => parseSignedData(p7big),
+      (e) => isPkiError(e, 'ERR_PKI_LIMIT'),
+    );
+    const p12 = await encodePkcs12({ certificates: [...certs, ...certs] }, '', {
+      iterations: 1,
+    });
+    await rejects(readPki(p12, { password: '' }), 'ERR_PKI_LIMIT');
   });
 
   it('refuses an encrypted key whose key derivation is over budget before OpenSSL runs it', async () => {
