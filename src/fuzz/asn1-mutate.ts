@@ -9,6 +9,7 @@
  * BIT STRING contents that themselves parse as DER (extnValue, PKCS#12 authSafe, signed
  * attributes) are opened too, so mutations reach inside them.
  */
+import { concat } from '../pki/der.ts';
 import type { Rng } from './rng.ts';
 
 /** One TLV. `children` when the contents parsed as TLVs; otherwise `value`. */
@@ -98,20 +99,11 @@ function readList(
     if (!l) return null;
     const [len, valueStart] = l;
     if (len < 0) {
-      // Indefinite: children up to the end-of-contents octets.
       if (!constructed) return null;
-      const kids: Node[] = [];
-      let q = valueStart;
-      for (;;) {
-        if (q + 2 > end) return null;
-        if (buf[q] === 0 && buf[q + 1] === 0) break;
-        const one = readOne(buf, q, end, depth + 1, st);
-        if (!one) return null;
-        kids.push(one[0]);
-        q = one[1];
-      }
-      out.push({ tag, children: kids, indefinite: true });
-      p = q + 2;
+      const one = readIndefinite(buf, tag, valueStart, end, depth, st);
+      if (!one) return null;
+      out.push(one[0]);
+      p = one[1];
       continue;
     }
     const valueEnd = valueStart + len;
@@ -143,9 +135,20 @@ function readOne(
     const list = readList(buf, p, stop, depth, st);
     return list && list.length === 1 ? [list[0]!, stop] : null;
   }
-  const tag = buf.slice(p, q);
+  return readIndefinite(buf, buf.slice(p, q), l[1], end, depth, st);
+}
+
+/** The children of an indefinite-length value, up to its end-of-contents octets. */
+function readIndefinite(
+  buf: Uint8Array,
+  tag: Uint8Array,
+  start: number,
+  end: number,
+  depth: number,
+  st: Parsed,
+): [Node, number] | null {
   const kids: Node[] = [];
-  let r = l[1];
+  let r = start;
   for (;;) {
     if (r + 2 > end) return null;
     if (buf[r] === 0 && buf[r + 1] === 0) break;
@@ -219,15 +222,7 @@ function write(n: Node, parts: Uint8Array[], rng: Rng | undefined): number {
 function serialize(nodes: readonly Node[], rng?: Rng): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const n of nodes) write(n, parts, rng);
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** The input as a TLV forest, or null when it is not (or too big to be worth it). */

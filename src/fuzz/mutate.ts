@@ -8,6 +8,7 @@
  * - amplify: a short slice repeated up to the target's size limit, rarely, so that work that
  *   grows faster than the input (a quadratic scan, one allocation per element) shows as a hang.
  */
+import { concat } from '../pki/der.ts';
 import { amplifyAsn1, mutateAsn1 } from './asn1-mutate.ts';
 import type { Rng } from './rng.ts';
 
@@ -39,18 +40,6 @@ const NUMBERS = [
   'NaN',
   '',
 ];
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 const latin1 = (b: Uint8Array) =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -95,17 +84,17 @@ function mutateBytes(input: Uint8Array, c: MutationContext): Uint8Array {
       const ins = new Uint8Array(n);
       const fill = rng.oneIn(2) ? rng.below(256) : -1;
       for (let i = 0; i < n; i++) ins[i] = fill >= 0 ? fill : rng.below(256);
-      return out(concat(input.subarray(0, pos), ins, input.subarray(pos)));
+      return out(concat([input.subarray(0, pos), ins, input.subarray(pos)]));
     }
     case 5: {
       const n = Math.min(rng.smallLength(len), len - pos);
-      return concat(input.subarray(0, pos), input.subarray(pos + n));
+      return concat([input.subarray(0, pos), input.subarray(pos + n)]);
     }
     case 6: {
       // Copy a slice to another place (insert).
       const n = Math.min(rng.smallLength(len), len - pos);
       const to = rng.below(len + 1);
-      return out(concat(input.subarray(0, to), input.slice(pos, pos + n), input.subarray(to)));
+      return out(concat([input.subarray(0, to), input.slice(pos, pos + n), input.subarray(to)]));
     }
     case 7: {
       // Copy a slice over another place.
@@ -118,14 +107,14 @@ function mutateBytes(input: Uint8Array, c: MutationContext): Uint8Array {
     case 8: {
       // Splice: a prefix of this input and a suffix of another.
       const other = c.other();
-      return out(concat(input.subarray(0, pos), other.subarray(rng.below(other.length + 1))));
+      return out(concat([input.subarray(0, pos), other.subarray(rng.below(other.length + 1))]));
     }
     case 9: {
       if (!c.dictionary.length) return input.subarray(0, pos);
       const token = rng.pick(c.dictionary);
-      if (rng.oneIn(2)) return out(concat(input.subarray(0, pos), token, input.subarray(pos)));
+      if (rng.oneIn(2)) return out(concat([input.subarray(0, pos), token, input.subarray(pos)]));
       return out(
-        concat(input.subarray(0, pos), token, input.subarray(Math.min(len, pos + token.length))),
+        concat([input.subarray(0, pos), token, input.subarray(Math.min(len, pos + token.length))]),
       );
     }
     case 10: {
@@ -173,7 +162,7 @@ function amplify(input: Uint8Array, c: MutationContext): Uint8Array {
   const times = Math.floor(room / slice.length);
   const reps = new Uint8Array(slice.length * times);
   for (let i = 0; i < times; i++) reps.set(slice, i * slice.length);
-  return concat(input.subarray(0, pos), reps, input.subarray(pos));
+  return concat([input.subarray(0, pos), reps, input.subarray(pos)]);
 }
 
 function mutateOnce(input: Uint8Array, c: MutationContext, depth = 0): Uint8Array {

@@ -770,23 +770,8 @@ describe('pkcs12: failures', () => {
   });
 
   it('more than MAX_ENCRYPTED_PARTS encrypted parts are refused before any derivation', async () => {
-    const ci = enc.seq(
-      enc.oid(CMS.encryptedData),
-      enc.ctx(
-        0,
-        enc.seq(
-          enc.int(0),
-          enc.seq(
-            enc.oid(CMS.data),
-            encodePbe(pbeSha13DesParams(1)),
-            enc.ctxPrim(0, new Uint8Array(8)),
-          ),
-        ),
-      ),
-    );
-    const authSafe = enc.seq(...Array.from({ length: MAX_ENCRYPTED_PARTS + 1 }, () => ci));
-    const pfx = enc.seq(enc.int(3), enc.seq(enc.oid(CMS.data), enc.ctx(0, enc.octets(authSafe))));
-    await rejects(parsePkcs12(pfx, 'x'), 'ERR_PKI_LIMIT');
+    const parts = Array.from({ length: MAX_ENCRYPTED_PARTS + 1 }, () => encryptedPart(1));
+    await rejects(parsePkcs12(pfxOf(parts), 'x'), 'ERR_PKI_LIMIT');
   });
 
   it('unsupported encryption (RC4, patched OID): unsupported', async () => {
