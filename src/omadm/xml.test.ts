@@ -48,6 +48,23 @@ describe('XML guard', () => {
     // self-closing and sibling elements do not add depth
     assert.doesNotThrow(() => read(`${'<a>'.repeat(8)}<b/><b/>${'</a>'.repeat(8)}`));
   });
+
+  it('counts depth past a ">" inside an attribute value and after stray end tags', () => {
+    // `/>` inside quotes made a start tag look self-closing; end tags first drove depth negative.
+    refuses(`${'<a x="/>">'.repeat(9)}${'</a>'.repeat(9)}`, 'limit');
+    refuses(`${'</a>'.repeat(9)}${'<a>'.repeat(9)}${'</a>'.repeat(9)}`, 'limit');
+    assert.doesNotThrow(() => read(`<a x='>' y="a>b"><b c="/>"></b></a>`));
+  });
+
+  it('scans in linear time: unterminated comments, CDATA and tags (fuzzing regression)', () => {
+    // The depth scan looked for the end of each `<!--` from its start: quadratic, so 1 MiB of
+    // them held the thread for minutes (testdata/fuzz/mde2-server--comment-openers-256k).
+    const big = { maxBytes: 1 << 20, maxDepth: 32 };
+    const started = performance.now();
+    for (const opener of ['<!--', '<![CDATA[', '<?x', '<a/', '<a x="', '</a'])
+      guardXml(opener.repeat((1 << 20) / opener.length), big, (k, m) => new Refused(k, m));
+    assert.ok(performance.now() - started < 1000, 'a megabyte of each is scanned promptly');
+  });
 });
 
 describe('XML reader', () => {

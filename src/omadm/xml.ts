@@ -24,22 +24,48 @@ export interface XmlLimits {
 /** Why {@link guardXml} refused an input. */
 export type XmlGuardFailure = 'limit' | 'doctype';
 
-/** Depth of element nesting, by a linear scan that skips comments, CDATA and PIs. */
+/**
+ * Depth of element nesting, by one linear pass that skips comments, CDATA sections, processing
+ * instructions and declarations, and reads start tags up to their `>` outside quoted attribute
+ * values. Linear on purpose: the first version looked for the end of each `<!--` from its start,
+ * so a message of `<!--` repeated took time quadratic in its size (found by fuzzing: 256 KiB of
+ * them held the thread for seconds, 1 MiB for minutes). An unterminated construct ends the scan:
+ * the parser refuses the document anyway. A stray end tag cannot lower the depth below zero, so
+ * end tags first cannot hide deep nesting after them.
+ */
 function nestingDepth(xml: string, max: number): number {
   let depth = 0;
   let deepest = 0;
-  for (let i = xml.indexOf('<'); i >= 0; i = xml.indexOf('<', i + 1)) {
-    if (xml.startsWith('<!--', i)) i = Math.max(i, xml.indexOf('-->', i));
-    else if (xml.startsWith('<![CDATA[', i)) i = Math.max(i, xml.indexOf(']]>', i));
-    else if (xml[i + 1] === '?' || xml[i + 1] === '!') continue;
-    else if (xml[i + 1] === '/') depth--;
-    else {
-      const end = xml.indexOf('>', i);
-      if (end < 0) break;
-      if (xml[end - 1] !== '/') depth++;
-      if (depth > deepest && (deepest = depth) > max) return deepest;
+  const skipTo = (from: number, end: string): number => {
+    const at = xml.indexOf(end, from);
+    return at < 0 ? -1 : at + end.length;
+  };
+  for (let i = xml.indexOf('<'); i >= 0 && i < xml.length; i = xml.indexOf('<', i)) {
+    let next: number;
+    if (xml.startsWith('<!--', i)) next = skipTo(i + 4, '-->');
+    else if (xml.startsWith('<![CDATA[', i)) next = skipTo(i + 9, ']]>');
+    else if (xml[i + 1] === '?') next = skipTo(i + 2, '?>');
+    else if (xml[i + 1] === '!') next = skipTo(i + 2, '>');
+    else if (xml[i + 1] === '/') {
+      depth = Math.max(0, depth - 1);
+      next = skipTo(i + 2, '>');
+    } else {
+      // A start or empty-element tag: find its '>' outside quotes.
+      let j = i + 1;
+      let quoted = '';
+      for (; j < xml.length; j++) {
+        const c = xml[j]!;
+        if (quoted) {
+          if (c === quoted) quoted = '';
+        } else if (c === '"' || c === "'") quoted = c;
+        else if (c === '>') break;
+      }
+      if (j >= xml.length) break;
+      if (xml[j - 1] !== '/' && ++depth > deepest && (deepest = depth) > max) return deepest;
+      next = j + 1;
     }
-    if (i < 0) break;
+    if (next < 0) break;
+    i = next;
   }
   return deepest;
 }

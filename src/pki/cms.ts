@@ -59,6 +59,7 @@ import { desCbcDecrypt } from './des.ts';
 import { PkiError, malformed } from './errors.ts';
 import { publicKeyFromSpki } from './keys.ts';
 import { ALG, CMS, SIGNATURE_ALGS } from './oids.ts';
+import { MAX_BUNDLE_CERTIFICATES } from './pkcs7.ts';
 import { decryptWith, keyTypeOf, signWith, type PrivateKeyRef } from './key-ref.ts';
 import { signatureAlgorithmFor } from './sign.ts';
 import {
@@ -163,8 +164,12 @@ export function parseSignedData(bytes: Uint8Array): SignedData {
   }
   const certificates: Certificate[] = [];
   if (sd[i]?.tag === der.ctx(0, true)) {
-    for (const c of der.children(sd[i++]!))
-      if (c.tag === Tag.SEQUENCE) certificates.push(certificateFromAsn1(c));
+    for (const c of der.children(sd[i++]!)) {
+      if (c.tag !== Tag.SEQUENCE) continue;
+      if (certificates.length === MAX_BUNDLE_CERTIFICATES)
+        throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} certificates`);
+      certificates.push(certificateFromAsn1(c));
+    }
   }
   if (sd[i]?.tag === der.ctx(1, true)) i++;
   const infos = der.children(der.expect(sd[i], Tag.SET, 'signerInfos'));

@@ -62,6 +62,72 @@ describe('der', () => {
     assert.ok(isPkiError(catchErr(walk), 'ERR_PKI_LIMIT'));
   });
 
+  it('readers refuse an absent field as malformed, never a TypeError (fuzzing regression)', () => {
+    // A SEQUENCE with fewer children than its type declares: callers index child lists.
+    const [missing] = der.children(der.decode(der.enc.seq()));
+    for (const read of [
+      der.children,
+      der.value,
+      der.raw,
+      der.octets,
+      der.oid,
+      der.integer,
+      (n: der.Asn1 | undefined) => der.smallInt(n),
+      der.boolean,
+      der.bitString,
+      der.string,
+      der.time,
+    ]) {
+      assert.ok(
+        isPkiError(
+          catchErr(() => read(missing)),
+          'ERR_PKI_MALFORMED',
+        ),
+        read.name,
+      );
+    }
+  });
+
+  it('refuses a UniversalString character beyond U+10FFFF as malformed (fuzzing regression)', () => {
+    const ucs4 = der.decode(
+      der.tlv(der.Tag.UNIVERSAL_STRING, Uint8Array.of(0x7f, 0xff, 0xff, 0xff)),
+    );
+    assert.ok(
+      isPkiError(
+        catchErr(() => der.string(ucs4)),
+        'ERR_PKI_MALFORMED',
+      ),
+    );
+  });
+
+  it('bounds the cost of huge INTEGERs and OID arcs (fuzzing regressions)', () => {
+    // A 128-bit UUID arc (X.667) is the longest real OIDs use: 19 octets.
+    const uuid = `2.25.${(2n ** 128n - 1n).toString()}`;
+    assert.equal(der.oid(der.decode(der.enc.oid(uuid))), uuid);
+    const longArc = der.tlv(
+      der.Tag.OID,
+      Uint8Array.of(0x2a, ...Array.from({ length: 20 }, () => 0x81), 0x01),
+    );
+    assert.ok(
+      isPkiError(
+        catchErr(() => der.oid(der.decode(longArc))),
+        'ERR_PKI_LIMIT',
+      ),
+    );
+    // Linear conversion: 256 KiB of INTEGER (it took seconds octet by octet).
+    const big = der.decode(der.tlv(der.Tag.INTEGER, new Uint8Array(256 * 1024).fill(0x7f)));
+    const t0 = performance.now();
+    assert.equal(der.integer(big) > 0n, true);
+    assert.ok(
+      isPkiError(
+        catchErr(() => der.smallInt(big)),
+        'ERR_PKI_LIMIT',
+      ),
+    );
+    assert.ok(performance.now() - t0 < 500);
+    assert.equal(der.smallInt(der.decode(der.enc.int(2n ** 53n - 1n))), 2 ** 53 - 1);
+  });
+
   it('sorts SET OF encodings (X.690 §11.6) and encodes times per RFC 5280', () => {
     const s = der.enc.setOf(der.enc.int(300), der.enc.int(1));
     assert.deepEqual(

@@ -134,8 +134,20 @@ export function decode(buf: Uint8Array, allowTrailing = false): Asn1 {
   return node;
 }
 
+/**
+ * The node, or `ERR_PKI_MALFORMED` when it is absent. Every reader below takes
+ * `Asn1 | undefined` and starts here: callers index child lists freely (`parts[1]`), so a
+ * SEQUENCE with fewer children than its type declares must be a malformed input, not a
+ * TypeError (found by fuzzing: a certificate whose `[0]` version is empty).
+ */
+function present(node: Asn1 | undefined, what: string): Asn1 {
+  if (!node) throw malformed(`expected ${what}, found none`);
+  return node;
+}
+
 /** The children of a constructed value. */
-export function children(n: Asn1): Asn1[] {
+export function children(node: Asn1 | undefined): Asn1[] {
+  const n = present(node, 'a constructed value');
   if (!n.constructed) throw malformed(`expected a constructed value, got tag 0x${hex2(n.tag)}`);
   const out: Asn1[] = [];
   let p = n.valueStart;
@@ -148,12 +160,14 @@ export function children(n: Asn1): Asn1[] {
 }
 
 /** The contents octets of a primitive value (a view, not a copy). */
-export function value(n: Asn1): Uint8Array {
+export function value(node: Asn1 | undefined): Uint8Array {
+  const n = present(node, 'a value');
   return n.buf.subarray(n.valueStart, n.valueEnd);
 }
 
 /** The whole TLV as it appeared in the input (a view). Hash this, never a re-encoding. */
-export function raw(n: Asn1): Uint8Array {
+export function raw(node: Asn1 | undefined): Uint8Array {
+  const n = present(node, 'a value');
   return n.buf.subarray(n.start, n.end);
 }
 
@@ -177,14 +191,16 @@ export function seq(n: Asn1 | undefined, what: string): Asn1[] {
  * OCTET STRING contents, joining the segments of a constructed (BER) OCTET STRING.
  * Accepts any tag with the OCTET STRING shape (implicitly tagged fields pass their own tag).
  */
-export function octets(n: Asn1): Uint8Array {
+export function octets(node: Asn1 | undefined): Uint8Array {
+  const n = present(node, 'an OCTET STRING');
   if (!n.constructed) return value(n);
   const parts = children(n).map(octets);
   return concat(parts);
 }
 
 /** OBJECT IDENTIFIER in dotted form (X.690 §8.19). */
-export function oid(n: Asn1): string {
+export function oid(node: Asn1 | undefined): string {
+  const n = present(node, 'an OBJECT IDENTIFIER');
   if (n.tag !== Tag.OID) throw malformed(`expected an OBJECT IDENTIFIER, got tag 0x${hex2(n.tag)}`);
   return oidFromBytes(value(n));
 }
@@ -206,13 +222,26 @@ export function oidFromBytes(v: Uint8Array): string {
   return decodeOid(v);
 }
 
+/**
+ * Longest arc accepted, in octets: 20 octets hold 140 bits, above the 128-bit UUID arcs of
+ * `2.25` (X.667), the longest any real OID uses. Without a cap one huge arc made decoding
+ * quadratic (found by fuzzing: a 60 KB arc took a third of a second, 256 KB several seconds).
+ */
+const MAX_OID_ARC_OCTETS = 20;
+
 function decodeOid(v: Uint8Array): string {
   const arcs: string[] = [];
   let acc = 0n;
   let small = 0;
   let big = false;
+  let arcOctets = 0;
   for (let i = 0; i < v.length; i++) {
     const b = v[i]!;
+    if (++arcOctets > MAX_OID_ARC_OCTETS)
+      throw new PkiError(
+        'ERR_PKI_LIMIT',
+        `OBJECT IDENTIFIER arc longer than ${MAX_OID_ARC_OCTETS} octets`,
+      );
     if (!big && small > 0x1ffffff) {
       big = true;
       acc = BigInt(small);
@@ -228,38 +257,44 @@ function decodeOid(v: Uint8Array): string {
       acc = 0n;
       small = 0;
       big = false;
+      arcOctets = 0;
     } else if (i === v.length - 1) throw malformed('OBJECT IDENTIFIER ends inside an arc');
   }
   return arcs.join('.');
 }
 
 /** INTEGER as a bigint (two's complement). */
-export function integer(n: Asn1): bigint {
+export function integer(node: Asn1 | undefined): bigint {
+  const n = present(node, 'an INTEGER');
   if (n.tag !== Tag.INTEGER) throw malformed(`expected an INTEGER, got tag 0x${hex2(n.tag)}`);
   const v = value(n);
   if (v.length === 0) throw malformed('empty INTEGER');
-  let x = 0n;
-  for (const b of v) x = (x << 8n) | BigInt(b);
-  if (v[0]! & 0x80) x -= 1n << BigInt(v.length * 8);
-  return x;
+  // Through hex, which is linear: shifting a bigint octet by octet copies it each time, so a
+  // 60 KB INTEGER took half a second (found by fuzzing, an iteration count in a PKCS#12 bag).
+  const x = BigInt(`0x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`);
+  return v[0]! & 0x80 ? x - (1n << BigInt(v.length * 8)) : x;
 }
 
 /** A small non-negative INTEGER as a number (versions, iteration counts). */
-export function smallInt(n: Asn1, max = Number.MAX_SAFE_INTEGER): number {
+export function smallInt(n: Asn1 | undefined, max = Number.MAX_SAFE_INTEGER): number {
+  // More than 8 contents octets is beyond 2^63 in any valid encoding (X.690 §8.3.2).
+  if (n && n.tag === Tag.INTEGER && n.valueEnd - n.valueStart > 8)
+    throw new PkiError('ERR_PKI_LIMIT', `an INTEGER of ${n.valueEnd - n.valueStart} octets`);
   const x = integer(n);
   if (x < 0n || x > BigInt(max)) throw new PkiError('ERR_PKI_LIMIT', `integer ${x} out of range`);
   return Number(x);
 }
 
 /** BOOLEAN (BER: any non-zero octet is TRUE). */
-export function boolean(n: Asn1): boolean {
+export function boolean(node: Asn1 | undefined): boolean {
+  const n = present(node, 'a BOOLEAN');
   const v = value(n);
   if (n.tag !== Tag.BOOLEAN || v.length !== 1) throw malformed('bad BOOLEAN');
   return v[0] !== 0;
 }
 
 /** BIT STRING contents: the unused-bit count and the data octets (a view). */
-export function bitString(n: Asn1): { unused: number; bytes: Uint8Array } {
+export function bitString(n: Asn1 | undefined): { unused: number; bytes: Uint8Array } {
   const v = octets(n);
   if (v.length === 0 || v[0]! > 7) throw malformed('bad BIT STRING');
   return { unused: v[0]!, bytes: v.subarray(1) };
@@ -269,7 +304,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const latin1 = new TextDecoder('latin1');
 
 /** Any ASN.1 character string, converted to a JS string. */
-export function string(n: Asn1): string {
+export function string(node: Asn1 | undefined): string {
+  const n = present(node, 'a character string');
   const v = octets(n);
   switch (n.tag) {
     case Tag.UTF8_STRING:
@@ -284,9 +320,10 @@ export function string(n: Asn1): string {
       if (v.length % 4) throw malformed('odd UniversalString length');
       let s = '';
       for (let i = 0; i < v.length; i += 4) {
-        s += String.fromCodePoint(
-          ((v[i]! << 24) | (v[i + 1]! << 16) | (v[i + 2]! << 8) | v[i + 3]!) >>> 0,
-        );
+        const c = ((v[i]! << 24) | (v[i + 1]! << 16) | (v[i + 2]! << 8) | v[i + 3]!) >>> 0;
+        // UCS-4 beyond Unicode's range has no JS string (found by fuzzing: a RangeError).
+        if (c > 0x10ffff) throw malformed(`UniversalString character U+${c.toString(16)}`);
+        s += String.fromCodePoint(c);
       }
       return s;
     }
@@ -313,7 +350,8 @@ export function bmp(v: Uint8Array): string {
 }
 
 /** UTCTime or GeneralizedTime (RFC 5280 §4.1.2.5 forms, seconds optional in BER). */
-export function time(n: Asn1): Date {
+export function time(node: Asn1 | undefined): Date {
+  const n = present(node, 'a time');
   const s = latin1.decode(value(n));
   let m: RegExpExecArray | null;
   let year: number;

@@ -8,6 +8,8 @@ import * as der from './der.ts';
 import { Tag } from './der.ts';
 import { PkiError } from './errors.ts';
 import { publicKeyOf, type PrivateKeyRef } from './key-ref.ts';
+import { decodePem } from './pem.ts';
+import { DEFAULT_MAX_ITERATIONS, encryptedKeyWork } from './pkcs12-kdf.ts';
 import type { Certificate } from './x509.ts';
 import { publicKeyInfo, type PublicKeyInfo } from './x509.ts';
 
@@ -52,15 +54,48 @@ function keyError(e: unknown, encrypted: boolean, password: string | undefined):
   return new PkiError('ERR_PKI_MALFORMED', 'private key');
 }
 
+/** Limits of reading an encrypted key. */
+export interface KeyReadOptions {
+  /**
+   * Most key-derivation work decrypting it may take, in iterations as `parsePkcs12` counts
+   * them (default {@link DEFAULT_MAX_ITERATIONS}); more is `ERR_PKI_LIMIT`.
+   */
+  readonly maxIterations?: number | undefined;
+}
+
+/**
+ * Refuses an EncryptedPrivateKeyInfo whose key derivation is over budget. OpenSSL would run it
+ * synchronously inside `createPrivateKey`, with the file's own iteration count (found by
+ * fuzzing: a PBKDF2 count of 2^31 held the thread for minutes).
+ */
+function checkKeyDerivation(encrypted: Uint8Array, options: KeyReadOptions): void {
+  const max = options.maxIterations ?? DEFAULT_MAX_ITERATIONS;
+  let work: number;
+  try {
+    const [alg] = der.seq(der.decode(encrypted), 'EncryptedPrivateKeyInfo');
+    work = encryptedKeyWork(der.expect(alg, Tag.SEQUENCE, 'encryptionAlgorithm'));
+  } catch (e) {
+    if (e instanceof PkiError) throw e;
+    throw new PkiError('ERR_PKI_MALFORMED', 'EncryptedPrivateKeyInfo', { cause: e });
+  }
+  if (work > max)
+    throw new PkiError(
+      'ERR_PKI_LIMIT',
+      `decrypting the key demands ${work} iterations of key derivation (limit ${max})`,
+    );
+}
+
 /** Parses a DER private key of a known encoding. */
 export function parsePrivateKeyDer(
   bytes: Uint8Array,
   encoding: PrivateKeyEncoding,
   password?: string,
+  options: KeyReadOptions = {},
 ): PrivateKey {
   const encrypted = encoding === 'encrypted-pkcs8';
   if (encrypted && password === undefined)
     throw new PkiError('ERR_PKI_PASSWORD_REQUIRED', 'the private key is encrypted');
+  if (encrypted) checkKeyDerivation(bytes, options);
   let key: KeyObject;
   try {
     key = createPrivateKey({
@@ -75,11 +110,20 @@ export function parsePrivateKeyDer(
   return describePrivateKey(key);
 }
 
-/** Parses a PEM private key block (including legacy `Proc-Type: 4,ENCRYPTED` PEM). */
-export function parsePrivateKeyPem(pem: string, password?: string): PrivateKey {
+/**
+ * Parses a PEM private key block (including legacy `Proc-Type: 4,ENCRYPTED` PEM, whose key
+ * derivation is one MD5 iteration, so only `ENCRYPTED PRIVATE KEY` blocks need the budget).
+ */
+export function parsePrivateKeyPem(
+  pem: string,
+  password?: string,
+  options: KeyReadOptions = {},
+): PrivateKey {
   const encrypted = /ENCRYPTED/.test(pem);
   if (encrypted && password === undefined)
     throw new PkiError('ERR_PKI_PASSWORD_REQUIRED', 'the private key is encrypted');
+  for (const block of decodePem(pem))
+    if (block.label === 'ENCRYPTED PRIVATE KEY') checkKeyDerivation(block.der, options);
   let key: KeyObject;
   try {
     key = createPrivateKey({

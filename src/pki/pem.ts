@@ -20,6 +20,12 @@ export interface PemBlock {
 
 const BEGIN = /-----BEGIN ([A-Z0-9 #]+)-----/g;
 
+/**
+ * Most blocks one PEM text may hold: the biggest real bundles (the system CA lists) have a few
+ * hundred certificates, and each block is decoded and parsed, so more is `ERR_PKI_LIMIT`.
+ */
+export const MAX_PEM_BLOCKS = 1000;
+
 /** True when the bytes contain a PEM BEGIN line (a cheap check for format sniffing). */
 export function looksLikePem(bytes: Uint8Array): boolean {
   const head = Buffer.from(
@@ -30,7 +36,10 @@ export function looksLikePem(bytes: Uint8Array): boolean {
   return head.includes('-----BEGIN ');
 }
 
-/** Every PEM block in `input`, in order. Throws `ERR_PKI_TRUNCATED` for a BEGIN without END. */
+/**
+ * Every PEM block in `input`, in order. Throws `ERR_PKI_TRUNCATED` for a BEGIN without END and
+ * `ERR_PKI_LIMIT` past {@link MAX_PEM_BLOCKS} blocks.
+ */
 export function decodePem(input: string | Uint8Array): PemBlock[] {
   const text =
     typeof input === 'string'
@@ -40,6 +49,8 @@ export function decodePem(input: string | Uint8Array): PemBlock[] {
   BEGIN.lastIndex = 0;
   for (let m = BEGIN.exec(text); m; m = BEGIN.exec(text)) {
     const label = m[1]!;
+    if (blocks.length === MAX_PEM_BLOCKS)
+      throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_PEM_BLOCKS} PEM blocks`);
     const endLine = `-----END ${label}-----`;
     const bodyStart = m.index + m[0].length;
     const end = text.indexOf(endLine, bodyStart);

@@ -279,6 +279,82 @@ export function readPbkdf2(kdf: Asn1 | undefined): Pbkdf2Params {
   };
 }
 
+/**
+ * Default budget of key-derivation work for reading one PKCS#12 file or encrypted key, in
+ * units of {@link appendixBWork} ("iterations"; pkcs12.ts's header says how a read spends it).
+ * The costliest files real producers write are GnuTLS's and NSS's: 600,000 iterations for the
+ * MAC and for each of two parts, 1.8 million in all; every other producer stays below 100,000.
+ * A unit is 0.3 µs on an idle core here (0.7 µs with the other core busy), so a read stays
+ * within about a second however hostile the file, and a count of 10^9 is refused before any
+ * derivation. It used to be a cap of 10 million per count: fuzzing found files within it that
+ * took seconds (RC2-40 at 10^6 iterations, 1.4 s), and 32 parts at the cap would take minutes.
+ */
+export const DEFAULT_MAX_ITERATIONS = 2_500_000;
+
+/**
+ * What a derivation costs, in units of one hash iteration of the Appendix B KDF with SHA-1
+ * (about 0.3 µs here): its iteration count, times the hash blocks it has to produce, times a
+ * weight for hashes that cost more per iteration. Measured on this machine (`bench/pkcs12.ts`
+ * has the method): Appendix B with SHA-1 or SHA-256 0.27–0.31 µs per iteration (a specialised
+ * compression loop), with SHA-224/384/512 1.1–1.2 µs (a native call each, so weight 4);
+ * PBKDF2 0.12–0.14 µs per block with SHA-1/224/256 and 0.41 µs with SHA-384/512 (weight 2).
+ * Callers add these up against a budget before any derivation runs.
+ */
+export function appendixBWork(hashName: HashName, iterations: number, bytes: number): number {
+  const weight = hashName === 'sha1' || hashName === 'sha256' ? 1 : 4;
+  return iterations * Math.ceil(bytes / HASH_SIZES[hashName].u) * weight;
+}
+
+/** {@link appendixBWork} for PBKDF2 (RFC 8018 §5.2: one HMAC chain per block of output). */
+export function pbkdf2Work(prf: HashName, iterations: number, bytes: number): number {
+  const weight = prf === 'sha384' || prf === 'sha512' ? 2 : 1;
+  return iterations * Math.ceil(bytes / HASH_SIZES[prf].u) * weight;
+}
+
+/** The work {@link pbeDecrypt} does for these parameters: key (and IV) derivation. */
+export function pbeWork(params: PbeParams): number {
+  if (params.scheme === 'pbes2')
+    return pbkdf2Work(params.prf, params.iterations, params.cipher.keyLen);
+  return (
+    appendixBWork('sha1', params.iterations, params.cipher.keyLen) +
+    appendixBWork('sha1', params.iterations, params.ivLen)
+  );
+}
+
+const SCRYPT_OID = '1.3.6.1.4.1.11591.4.11';
+/** PBES1 (RFC 8018 §6.1, Appendix A.3): MD2/MD5/SHA-1 with DES or RC2. */
+const PBES1_OIDS = new Set(['1', '3', '4', '6', '10', '11'].map((n) => `1.2.840.113549.1.5.${n}`));
+
+/**
+ * The key-derivation work (units of {@link appendixBWork}) of decrypting an
+ * EncryptedPrivateKeyInfo with this `encryptionAlgorithm` (RFC 5958 §3), read without any
+ * cryptography, or 0 for a scheme that derives nothing we know of (OpenSSL refuses those
+ * without work). Node hands these keys to OpenSSL, which derives the key synchronously on the
+ * calling thread with the file's own parameters, so the caller checks this first. Covers PBES2
+ * with PBKDF2 (the cipher is not checked here: its key is at most 32 bytes) or scrypt (RFC 7914:
+ * N × r × p block mixes, each about one unit), the PKCS#12 PBE schemes and PBES1.
+ */
+export function encryptedKeyWork(algId: Asn1): number {
+  const [oidNode, params] = der.seq(algId, 'encryptionAlgorithm');
+  const oid = der.oid(der.expect(oidNode, Tag.OID, 'encryption algorithm'));
+  if (PKCS12_PBE[oid] || PBES1_OIDS.has(oid)) {
+    const [, iter] = der.seq(params, 'PBEParameter');
+    // 3DES's 24-byte key and 8-byte IV: three SHA-1 blocks, the most any of these needs.
+    return appendixBWork('sha1', iterationCount(iter), 60);
+  }
+  if (oid !== PBE_OIDS.pbes2) return 0;
+  const [kdf] = der.seq(params, 'PBES2-params');
+  const [kdfOid, kdfParams] = der.seq(kdf, 'keyDerivationFunc');
+  if (der.oid(der.expect(kdfOid, Tag.OID, 'key derivation function')) === SCRYPT_OID) {
+    // scrypt-params ::= SEQUENCE { salt OCTET STRING, costParameter, blockSize,
+    //   parallelizationParameter INTEGER (1..MAX), keyLength INTEGER (1..MAX) OPTIONAL }
+    const [, n, r, p] = der.seq(kdfParams, 'scrypt-params');
+    return iterationCount(n) * iterationCount(r) * iterationCount(p);
+  }
+  const params2 = readPbkdf2(kdf);
+  return pbkdf2Work(params2.prf, params2.iterations, params2.keyLength ?? 32);
+}
+
 /** An iteration count: a positive INTEGER. Limits are the caller's (checked before any work). */
 export function iterationCount(n: Asn1 | undefined): number {
   const x = der.integer(der.expect(n, Tag.INTEGER, 'iteration count'));

@@ -26,7 +26,9 @@ import {
   type HashName,
 } from './pkcs12-kdf.ts';
 import {
+  DEFAULT_MAX_ITERATIONS,
   MAX_ENCRYPTED_PARTS,
+  MAX_WRITE_ITERATIONS,
   PKCS12_BAGS,
   encodePkcs12,
   looksLikePkcs12,
@@ -121,6 +123,37 @@ async function rejects(p: Promise<unknown>, code: PkiErrorCode): Promise<Error> 
   }
   assert.fail(`expected ${code}, got success`);
 }
+
+/** A PFX (no MAC unless given) whose AuthenticatedSafe holds these ContentInfos. */
+const pfxOf = (contentInfos: readonly Uint8Array[], macData?: Uint8Array) =>
+  enc.seq(
+    enc.int(3),
+    enc.seq(enc.oid(CMS.data), enc.ctx(0, enc.octets(enc.seq(...contentInfos)))),
+    ...(macData ? [macData] : []),
+  );
+/** An EncryptedData part (3DES PKCS#12 PBE) with this iteration count and junk content. */
+const encryptedPart = (iterations: number) =>
+  enc.seq(
+    enc.oid(CMS.encryptedData),
+    enc.ctx(
+      0,
+      enc.seq(
+        enc.int(0),
+        enc.seq(
+          enc.oid(CMS.data),
+          encodePbe(pbeSha13DesParams(iterations)),
+          enc.ctxPrim(0, new Uint8Array(8)),
+        ),
+      ),
+    ),
+  );
+/** MacData with this digest OID and iteration count (the digest itself is junk). */
+const junkMacData = (digestOid: string, iterations: number) =>
+  enc.seq(
+    enc.seq(enc.seq(enc.oid(digestOid), enc.null()), enc.octets(new Uint8Array(64))),
+    enc.octets(new Uint8Array(8)),
+    enc.int(iterations),
+  );
 
 const CHAIN = ['leaf-rsa.pem', 'inter.pem', 'root.pem'];
 const PBES2_256 = 'pbes2-aes-256-cbc-pbkdf2-hmac-sha256';
@@ -677,24 +710,68 @@ describe('pkcs12: failures', () => {
     assert.ok(performance.now() - t0 < 50, 'refused without deriving keys');
   });
 
-  it('more than MAX_ENCRYPTED_PARTS encrypted parts are refused before any derivation', async () => {
-    const ci = enc.seq(
-      enc.oid(CMS.encryptedData),
-      enc.ctx(
-        0,
-        enc.seq(
-          enc.int(0),
-          enc.seq(
-            enc.oid(CMS.data),
-            encodePbe(pbeSha13DesParams(1)),
-            enc.ctxPrim(0, new Uint8Array(8)),
-          ),
-        ),
-      ),
+  it('a count of 10^9 is refused before any derivation, by default', async () => {
+    const t0 = performance.now();
+    await rejects(parsePkcs12(pfxOf([encryptedPart(1_000_000_000)]), 'x'), 'ERR_PKI_LIMIT');
+    await rejects(
+      parsePkcs12(pfxOf([], junkMacData('2.16.840.1.101.3.4.2.1', 1_000_000_000)), 'x'),
+      'ERR_PKI_LIMIT',
     );
-    const authSafe = enc.seq(...Array.from({ length: MAX_ENCRYPTED_PARTS + 1 }, () => ci));
-    const pfx = enc.seq(enc.int(3), enc.seq(enc.oid(CMS.data), enc.ctx(0, enc.octets(authSafe))));
-    await rejects(parsePkcs12(pfx, 'x'), 'ERR_PKI_LIMIT');
+    assert.ok(performance.now() - t0 < 200, 'refused without deriving keys');
+  });
+
+  it('the budget is the total: parts each within it but over it together are refused first', async () => {
+    // 3DES costs three SHA-1 blocks per iteration (24-byte key, 8-byte IV): 300,000 a part.
+    // Nine parts are 2.7 million, over the default 2.5 million; each alone passed the old
+    // per-count cap, and 32 of them at that cap meant minutes of derivation.
+    assert.equal(DEFAULT_MAX_ITERATIONS, 2_500_000);
+    const t0 = performance.now();
+    const err = await rejects(
+      parsePkcs12(pfxOf(Array.from({ length: 9 }, () => encryptedPart(100_000))), 'x'),
+      'ERR_PKI_LIMIT',
+    );
+    assert.match(err.message, /demands 2700000 iterations/);
+    assert.ok(performance.now() - t0 < 200, 'refused without deriving keys');
+  });
+
+  it('a MAC hash without the fast path counts four units per iteration', async () => {
+    // SHA-512's Appendix B KDF makes a native call per iteration: 700,000 of them is 2.8 million.
+    await rejects(
+      parsePkcs12(pfxOf([encryptedPart(1)], junkMacData('2.16.840.1.101.3.4.2.3', 700_000)), 'x'),
+      'ERR_PKI_LIMIT',
+    );
+  });
+
+  it('a budget spent on password forms means "password required", not a limit', async () => {
+    // No password: the empty password is tried in two encodings. default.p12 costs 6,144 per
+    // form (MAC and two parts at 2048); 10,000 lets the MACs and the first form's decryption
+    // run but not the second's, so the probe for a modified file stops at the budget.
+    await rejects(
+      parsePkcs12(read('default.p12'), undefined, { maxIterations: 10_000 }),
+      'ERR_PKI_PASSWORD_REQUIRED',
+    );
+    // The same budget refuses upfront what one form alone would exceed.
+    await rejects(
+      parsePkcs12(read('default.p12'), 'secret', { maxIterations: 6_000 }),
+      'ERR_PKI_LIMIT',
+    );
+  });
+
+  it('what encodePkcs12 writes at its highest count reads back within the default budget', async () => {
+    const key = parsePrivateKeyPem(readFileSync(path('leaf-ec.key'), 'latin1'));
+    await rejects(
+      encodePkcs12({ key, certificates: [certFromPem('leaf-ec.pem')] }, 'x', {
+        iterations: MAX_WRITE_ITERATIONS + 1,
+      }),
+      'ERR_PKI_INVALID_ARGUMENT',
+    );
+    // compat: MAC (1 unit) + 3DES certificates and key (3 units each) per iteration.
+    assert.ok(7 * MAX_WRITE_ITERATIONS <= DEFAULT_MAX_ITERATIONS);
+  });
+
+  it('more than MAX_ENCRYPTED_PARTS encrypted parts are refused before any derivation', async () => {
+    const parts = Array.from({ length: MAX_ENCRYPTED_PARTS + 1 }, () => encryptedPart(1));
+    await rejects(parsePkcs12(pfxOf(parts), 'x'), 'ERR_PKI_LIMIT');
   });
 
   it('unsupported encryption (RC4, patched OID): unsupported', async () => {

@@ -8,10 +8,14 @@
  * keytool and python-cryptography; unencrypted bags and files without a MAC; nested
  * safeContentsBags; keyBags; PBMAC1 integrity (RFC 9579). Contract:
  *
- * - The structure is read completely, and every iteration count that is visible without
- *   decryption is checked against `maxIterations`, before any key derivation (`ERR_PKI_LIMIT`).
- *   Counts inside encrypted content are checked before their own derivation, and a file may
- *   have at most {@link MAX_ENCRYPTED_PARTS} encrypted parts, so the total work is bounded.
+ * - Key derivation is the only work a file can make expensive, so one read may spend at most
+ *   `maxIterations` on it in total ({@link DEFAULT_MAX_ITERATIONS}): each derivation costs its
+ *   iteration count times the hash blocks it produces (`pbeWork`, `appendixBWork`), summed over
+ *   the MAC, every encrypted part and every password form tried. The structure is read
+ *   completely and what it demands without decryption is checked first, before any derivation
+ *   (`ERR_PKI_LIMIT`); every derivation is charged before it starts, so parts hidden inside
+ *   encrypted content are bounded too. A file may have at most {@link MAX_ENCRYPTED_PARTS}
+ *   encrypted parts.
  * - Passwords: RFC 7292 Appendix B.1 makes the MAC and PKCS#12-PBE password a BMPString with a
  *   two-byte NUL terminator, and PBES2 takes the UTF-8 bytes. Producers disagree on the corner
  *   cases, so when the first form fails we also try: for an empty (or absent) password, the
@@ -57,6 +61,8 @@ import {
 } from './keys.ts';
 import { ALG, CMS, PKCS9 } from './oids.ts';
 import {
+  appendixBWork,
+  DEFAULT_MAX_ITERATIONS,
   DIGEST_OIDS,
   HASH_SIZES,
   KDF_ID,
@@ -70,6 +76,8 @@ import {
   pbeSha13DesParams,
   pbes2Aes256Params,
   pbkdf2Async,
+  pbkdf2Work,
+  pbeWork,
   pkcs12Kdf,
   readPbkdf2,
   type HashName,
@@ -77,6 +85,7 @@ import {
   type PbeParams,
   type Pbkdf2Params,
 } from './pkcs12-kdf.ts';
+import { MAX_BUNDLE_CERTIFICATES } from './pkcs7.ts';
 import { certificateFromAsn1, publicKeyInfo, type Certificate } from './x509.ts';
 
 /** Bag types of RFC 7292 §4.2. */
@@ -92,14 +101,43 @@ export const PKCS12_BAGS = {
 const ENVELOPED_DATA = CMS.envelopedData;
 const SIGNED_DATA = CMS.signedData;
 
-/** Default for `maxIterations`: above any producer's default (GnuTLS uses 600,000). */
-export const DEFAULT_MAX_ITERATIONS = 10_000_000;
+export { DEFAULT_MAX_ITERATIONS };
 
 /**
- * Most encrypted parts (EncryptedData plus shrouded key bags) a file may have: each costs a key
- * derivation of up to `maxIterations`, so the count bounds the work as the count bounds each.
+ * Highest iteration count {@link encodePkcs12} writes: what it writes must read back within
+ * {@link DEFAULT_MAX_ITERATIONS} (the `compat` profile spends 7 units per iteration).
+ */
+export const MAX_WRITE_ITERATIONS = 350_000;
+
+/**
+ * Most encrypted parts (EncryptedData plus shrouded key bags) a file may have; no producer
+ * writes more than a handful, and each is a separate derivation and decryption.
  */
 export const MAX_ENCRYPTED_PARTS = 32;
+
+/**
+ * The key-derivation work of one read: every derivation is charged before it starts, and one
+ * that would take the total past the budget is refused (`ERR_PKI_LIMIT`) instead of run.
+ */
+class Work {
+  spent = 0;
+  exhausted = false;
+  readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  charge(units: number, what: string): void {
+    if (this.spent + units > this.max) {
+      this.exhausted = true;
+      throw new PkiError(
+        'ERR_PKI_LIMIT',
+        `${what}: key derivation beyond ${this.max} iterations in total`,
+      );
+    }
+    this.spent += units;
+  }
+}
 
 export interface Pkcs12Certificate {
   certificate: Certificate;
@@ -191,7 +229,8 @@ export function looksLikePkcs12(bytes: Uint8Array): boolean {
  * protected.
  * @param password `undefined` when none was given; the empty password is tried then, and
  *   failing that the error is `ERR_PKI_PASSWORD_REQUIRED`
- * @param options.maxIterations refuse any KDF iteration count above this (`ERR_PKI_LIMIT`)
+ * @param options.maxIterations the key-derivation work the read may do in total, in iterations
+ *   (see the file header); more is refused (`ERR_PKI_LIMIT`)
  */
 export async function parsePkcs12(
   bytes: Uint8Array,
@@ -201,7 +240,14 @@ export async function parsePkcs12(
   const max = options.maxIterations ?? DEFAULT_MAX_ITERATIONS;
   if (!Number.isInteger(max) || max < 1)
     throw new PkiError('ERR_PKI_INVALID_ARGUMENT', 'maxIterations');
-  const pfx = guard(() => readPfx(bytes, max));
+  const pfx = guard(() => readPfx(bytes));
+  const demand = pfxWork(pfx);
+  if (demand > max)
+    throw new PkiError(
+      'ERR_PKI_LIMIT',
+      `the file demands ${demand} iterations of key derivation (limit ${max})`,
+    );
+  const work = new Work(max);
   const forms = passwordForms(password);
   const fail = (code: 'ERR_PKI_BAD_PASSWORD' | 'ERR_PKI_MAC_MISMATCH'): PkiError =>
     password === undefined && code === 'ERR_PKI_BAD_PASSWORD'
@@ -210,24 +256,26 @@ export async function parsePkcs12(
 
   // Start decrypting with the likeliest password form while the MAC key is derived.
   const firstProgress: Progress = { decrypted: 0 };
-  const first = settle(openItems(pfx, forms[0]!, max, firstProgress));
+  const first = settle(openItems(pfx, forms[0]!, work, firstProgress));
   const integrity = describeMac(pfx.mac);
   let opened: Settled<Opened> | undefined;
   let macForm: PasswordBytes | undefined;
   if (pfx.mac) {
     for (const form of forms) {
-      if (await verifyMac(pfx.mac, pfx.authSafe, form)) {
+      if (await verifyMac(pfx.mac, pfx.authSafe, form, work)) {
         macForm = form;
         break;
       }
     }
     if (!macForm) {
-      // Wrong password, or a modified file: it is the latter if the password decrypts.
+      // Wrong password, or a modified file: it is the latter if the password decrypts. When
+      // the budget runs out before that is known, the answer stays "wrong password".
       for (const form of forms) {
         const progress = form === forms[0] ? firstProgress : { decrypted: 0 };
         const r =
-          form === forms[0] ? await first : await settle(openItems(pfx, form, max, progress));
+          form === forms[0] ? await first : await settle(openItems(pfx, form, work, progress));
         if (progress.decrypted > 0) throw fail('ERR_PKI_MAC_MISMATCH');
+        if (work.exhausted) break;
         if (!r.ok && !isPkiError(r.error, 'ERR_PKI_BAD_PASSWORD')) throw r.error;
       }
       throw fail('ERR_PKI_BAD_PASSWORD');
@@ -236,7 +284,7 @@ export async function parsePkcs12(
   // Decrypt with the form that verified the MAC first, then the others.
   const order = macForm ? [macForm, ...forms.filter((f) => f !== macForm)] : forms;
   for (const form of order) {
-    opened = form === forms[0] ? await first : await settle(openItems(pfx, form, max));
+    opened = form === forms[0] ? await first : await settle(openItems(pfx, form, work));
     if (opened.ok || !isPkiError(opened.error, 'ERR_PKI_BAD_PASSWORD')) break;
   }
   if (!opened) throw fail('ERR_PKI_BAD_PASSWORD');
@@ -286,15 +334,28 @@ function passwordForms(password: string | undefined): PasswordBytes[] {
   return forms;
 }
 
-function checkIterations(n: number, max: number, what: string): void {
-  if (n > max) throw new PkiError('ERR_PKI_LIMIT', `${what}: ${n} iterations (limit ${max})`);
+/** What deriving the MAC key costs (see {@link Work}). */
+function macWork(mac: MacInfo): number {
+  return mac.kind === 'pbmac1'
+    ? pbkdf2Work(mac.kdf.prf, mac.kdf.iterations, mac.kdf.keyLength)
+    : appendixBWork(mac.hash, mac.iterations, HASH_SIZES[mac.hash].u);
+}
+
+/** The work one password form costs on what is visible without decryption. */
+function pfxWork(pfx: Pfx): number {
+  let units = pfx.mac ? macWork(pfx.mac) : 0;
+  for (const item of pfx.items) {
+    if (item.kind === 'encrypted') units += pbeWork(item.params);
+    else for (const bag of item.bags) if (bag.kind === 'shrouded') units += pbeWork(bag.params);
+  }
+  return units;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Structure (no cryptography).
 
 /** Reads the PFX structure and every bag that is not encrypted. */
-function readPfx(bytes: Uint8Array, max: number): Pfx {
+function readPfx(bytes: Uint8Array): Pfx {
   const top = der.decode(bytes);
   const [version, authSafeCi, macData, ...rest] = der.seq(top, 'PFX');
   if (rest.length) throw malformed('PFX has extra fields');
@@ -306,17 +367,20 @@ function readPfx(bytes: Uint8Array, max: number): Pfx {
     throw new PkiError('ERR_PKI_UNSUPPORTED', 'public-key integrity mode (SignedData)');
   if (type !== CMS.data) throw malformed(`authSafe content type ${type}`);
   const authSafe = dataContent(ciContent);
-  const mac = macData ? readMacData(macData, max) : undefined;
+  const mac = macData ? readMacData(macData) : undefined;
   const items: AuthSafeItem[] = [];
-  for (const ci of der.seq(der.decode(authSafe), 'AuthenticatedSafe')) {
+  const contentInfos = der.seq(der.decode(authSafe), 'AuthenticatedSafe');
+  if (contentInfos.length > MAX_BUNDLE_CERTIFICATES)
+    throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} ContentInfos`);
+  for (const ci of contentInfos) {
     const [t, content] = der.seq(ci, 'ContentInfo');
     const ct = der.oid(der.expect(t, Tag.OID, 'contentType'));
     if (ct === CMS.data) {
       const bags: Bag[] = [];
-      readSafeContents(der.decode(dataContent(content)), bags, max);
+      readSafeContents(der.decode(dataContent(content)), bags);
       items.push({ kind: 'data', bags });
     } else if (ct === CMS.encryptedData) {
-      items.push(readEncryptedData(content, max));
+      items.push(readEncryptedData(content));
     } else if (ct === ENVELOPED_DATA) {
       throw new PkiError('ERR_PKI_UNSUPPORTED', 'public-key privacy mode (EnvelopedData)');
     } else throw malformed(`AuthenticatedSafe content type ${ct}`);
@@ -351,12 +415,11 @@ function dataContent(content: Asn1 | undefined): Uint8Array {
  *   encryptedContent [0] IMPLICIT EncryptedContent OPTIONAL }
  * ```
  */
-function readEncryptedData(content: Asn1 | undefined, max: number): AuthSafeItem {
+function readEncryptedData(content: Asn1 | undefined): AuthSafeItem {
   const [ed] = der.children(der.expect(content, der.ctx(0, true), 'EncryptedData content'));
   const [, eci] = der.seq(ed, 'EncryptedData');
   const [, alg, body] = der.seq(eci, 'EncryptedContentInfo');
   const params = parsePbe(der.expect(alg, Tag.SEQUENCE, 'contentEncryptionAlgorithm'));
-  checkIterations(params.iterations, max, 'EncryptedData');
   let ciphertext: Uint8Array = new Uint8Array(0);
   if (body) {
     if ((body.tag & 0xdf) !== der.ctx(0, false)) throw malformed('encryptedContent tag');
@@ -366,8 +429,10 @@ function readEncryptedData(content: Asn1 | undefined, max: number): AuthSafeItem
 }
 
 /** Collects the bags of a SafeContents, descending into safeContentsBags. */
-function readSafeContents(node: Asn1, out: Bag[], max: number): void {
+function readSafeContents(node: Asn1, out: Bag[]): void {
   for (const bag of der.seq(node, 'SafeContents')) {
+    if (out.length === MAX_BUNDLE_CERTIFICATES)
+      throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} bags`);
     const [idNode, valueNode, attrNode] = der.seq(bag, 'SafeBag');
     const bagId = der.oid(der.expect(idNode, Tag.OID, 'bagId'));
     const [bagValue] = der.children(der.expect(valueNode, der.ctx(0, true), 'bagValue'));
@@ -391,7 +456,6 @@ function readSafeContents(node: Asn1, out: Bag[], max: number): void {
         // EncryptedPrivateKeyInfo ::= SEQUENCE { encryptionAlgorithm, encryptedData OCTET STRING }
         const [alg, data] = der.seq(bagValue, 'EncryptedPrivateKeyInfo');
         const params = parsePbe(der.expect(alg, Tag.SEQUENCE, 'encryptionAlgorithm'));
-        checkIterations(params.iterations, max, 'pkcs8ShroudedKeyBag');
         const ciphertext = der.octets(
           der.expect(data, data?.constructed ? 0x24 : Tag.OCTET_STRING, 'encryptedData'),
         );
@@ -399,7 +463,7 @@ function readSafeContents(node: Asn1, out: Bag[], max: number): void {
         break;
       }
       case PKCS12_BAGS.safeContentsBag:
-        readSafeContents(bagValue, out, max);
+        readSafeContents(bagValue, out);
         break;
       default:
         break; // crlBag, secretBag and private bag types carry nothing we return
@@ -423,7 +487,7 @@ function readAttributes(node: Asn1 | undefined): BagAttributes {
   return attrs;
 }
 
-function readMacData(node: Asn1, max: number): MacInfo {
+function readMacData(node: Asn1): MacInfo {
   const [digestInfo, saltNode, iterNode] = der.seq(node, 'MacData');
   const [algId, digestNode] = der.seq(digestInfo, 'DigestInfo');
   const [algOid, algParams] = der.seq(algId, 'digestAlgorithm');
@@ -435,7 +499,6 @@ function readMacData(node: Asn1, max: number): MacInfo {
     const kdf = readPbkdf2(kdfNode);
     if (kdf.keyLength === undefined)
       throw malformed('PBMAC1: PBKDF2 keyLength is required (RFC 9579 §3)');
-    checkIterations(kdf.iterations, max, 'PBMAC1');
     const [schemeOid] = der.seq(schemeNode, 'messageAuthScheme');
     const scheme = der.oid(der.expect(schemeOid, Tag.OID, 'messageAuthScheme'));
     const hmac = (
@@ -454,7 +517,6 @@ function readMacData(node: Asn1, max: number): MacInfo {
   if (!hash) throw new PkiError('ERR_PKI_UNSUPPORTED', `MAC digest ${oid}`);
   const salt = der.octets(der.expect(saltNode, Tag.OCTET_STRING, 'macSalt'));
   const iterations = iterNode ? iterationCount(iterNode) : 1; // DEFAULT 1 (openssl -nomaciter)
-  checkIterations(iterations, max, 'MAC');
   return { kind: 'pkcs12', hash, digest, salt, iterations };
 }
 
@@ -475,7 +537,9 @@ async function verifyMac(
   mac: MacInfo,
   data: Uint8Array,
   password: PasswordBytes,
+  work: Work,
 ): Promise<boolean> {
+  work.charge(macWork(mac), 'MAC');
   let key: Uint8Array;
   let hmacHash: HashName;
   if (mac.kind === 'pbmac1') {
@@ -528,7 +592,7 @@ interface Progress {
 async function openItems(
   pfx: Pfx,
   password: PasswordBytes,
-  max: number,
+  work: Work,
   progress: Progress = { decrypted: 0 },
 ): Promise<Opened> {
   const openBags = (bags: readonly Bag[], protectedBy: string | undefined) =>
@@ -540,6 +604,7 @@ async function openItems(
           const key = parsePrivateKeyDer(bag.pkcs8, 'pkcs8');
           return { scheme, value: describePrivateKey(key.key, bag.attrs) };
         }
+        work.charge(pbeWork(bag.params), 'pkcs8ShroudedKeyBag');
         const pkcs8 = await pbeDecrypt(bag.params, password, bag.ciphertext);
         const alg = privateKeyAlgorithm(pkcs8);
         if (alg === undefined) throw decryptFailed();
@@ -560,18 +625,17 @@ async function openItems(
     pfx.items.map(async (item) => {
       if (item.kind === 'data') return openBags(item.bags, undefined);
       // Decrypted SafeContents that does not parse means a wrong key, never a malformed file.
+      work.charge(pbeWork(item.params), 'EncryptedData');
       const plain = await pbeDecrypt(item.params, password, item.ciphertext);
       const bags: Bag[] = [];
       try {
-        readSafeContents(der.decode(plain), bags, Number.POSITIVE_INFINITY);
+        readSafeContents(der.decode(plain), bags);
       } catch (e) {
-        if (isPkiError(e, 'ERR_PKI_UNSUPPORTED')) throw e;
+        // Only the right key decrypts to something that parses far enough for these.
+        if (isPkiError(e, 'ERR_PKI_UNSUPPORTED') || isPkiError(e, 'ERR_PKI_LIMIT')) throw e;
         throw decryptFailed();
       }
-      const shrouded = bags.filter((b) => b.kind === 'shrouded');
-      checkParts(shrouded.length + pfx.items.length);
-      for (const bag of shrouded)
-        checkIterations(bag.params.iterations, max, 'pkcs8ShroudedKeyBag');
+      checkParts(bags.filter((b) => b.kind === 'shrouded').length + pfx.items.length);
       progress.decrypted++;
       const opened = await openBags(bags, item.params.name);
       return opened.length ? opened : [{ scheme: item.params.name, value: undefined }];
@@ -650,11 +714,8 @@ export async function encodePkcs12(
   if (!profile)
     throw new PkiError('ERR_PKI_INVALID_ARGUMENT', `unknown profile ${String(options.profile)}`);
   const iterations = options.iterations ?? profile.iterations;
-  if (!Number.isInteger(iterations) || iterations < 1 || iterations > DEFAULT_MAX_ITERATIONS) {
-    throw new PkiError(
-      'ERR_PKI_INVALID_ARGUMENT',
-      `iterations must be 1..${DEFAULT_MAX_ITERATIONS}`,
-    );
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_WRITE_ITERATIONS) {
+    throw new PkiError('ERR_PKI_INVALID_ARGUMENT', `iterations must be 1..${MAX_WRITE_ITERATIONS}`);
   }
   if (typeof password !== 'string') throw new PkiError('ERR_PKI_INVALID_ARGUMENT', 'password');
   const [leaf] = input.certificates;

@@ -18,7 +18,10 @@ import { PkiError } from './errors.ts';
 import { CMS } from './oids.ts';
 import { certificateFromAsn1, type Certificate } from './x509.ts';
 
-/** Upper bound on certificates in one bundle (hostile input guard). */
+/**
+ * Most certificates one file may carry, whatever its format (PKCS#7, PEM, DER back to back, a
+ * SignedData, PKCS#12 bags): the biggest real bundles, the system CA lists, hold a few hundred.
+ */
 export const MAX_BUNDLE_CERTIFICATES = 1000;
 
 /** The SignedData node inside a ContentInfo, or a PkiError. */

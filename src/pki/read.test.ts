@@ -7,14 +7,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { run, tempDir } from '../testing/tools.ts';
+import { parseSignedData } from './cms.ts';
 import * as der from './der.ts';
 import { isPkiError, type PkiErrorCode } from './errors.ts';
 import { inspectContents } from './inspect.ts';
 import { exportPkcs8, parsePrivateKeyDer } from './keys.ts';
 import { decodePem, encodePem } from './pem.ts';
-import { encodePkcs7Certificates } from './pkcs7.ts';
+import { encodePkcs12 } from './pkcs12.ts';
+import { encodePkcs7Certificates, MAX_BUNDLE_CERTIFICATES } from './pkcs7.ts';
 import { readPki } from './read.ts';
-import { sha1Thumbprint } from './x509.ts';
+import { parseCertificate, sha1Thumbprint } from './x509.ts';
 
 let dir = '';
 const f = (name: string) => join(dir, name);
@@ -287,6 +289,79 @@ describe('readPki: sniffing what real files contain', () => {
     await rejects(readPki(bytes('leaf-enc.pem')), 'ERR_PKI_PASSWORD_REQUIRED');
     await rejects(readPki(bytes('leaf-enc.der'), { password: 'wrong' }), 'ERR_PKI_BAD_PASSWORD');
     await rejects(readPki(bytes('leaf-enc.pem'), { password: 'wrong' }), 'ERR_PKI_BAD_PASSWORD');
+  });
+
+  it('refuses more than MAX_BUNDLE_CERTIFICATES certificates in any format', async () => {
+    const cert = bytes('leaf.cer');
+    const many = (n: number) => Array.from({ length: n }, () => cert);
+    const pem = (n: number) =>
+      Buffer.from(
+        many(n)
+          .map((c) => encodePem('CERTIFICATE', c))
+          .join(''),
+      );
+    assert.equal((await readPki(pem(MAX_BUNDLE_CERTIFICATES))).certificates.length, 1000);
+    await rejects(readPki(pem(MAX_BUNDLE_CERTIFICATES + 1)), 'ERR_PKI_LIMIT');
+    await rejects(readPki(der.concat(many(MAX_BUNDLE_CERTIFICATES + 1))), 'ERR_PKI_LIMIT');
+    const certs = many(600).map((c) => parseCertificate(c));
+    const p7 = encodePkcs7Certificates(certs);
+    await rejects(
+      readPki(Buffer.from(encodePem('PKCS7', p7) + encodePem('PKCS7', p7))),
+      'ERR_PKI_LIMIT',
+    );
+    const p7big = encodePkcs7Certificates([...certs, ...certs]);
+    await rejects(readPki(p7big), 'ERR_PKI_LIMIT');
+    assert.throws(
+      () => parseSignedData(p7big),
+      (e) => isPkiError(e, 'ERR_PKI_LIMIT'),
+    );
+    const p12 = await encodePkcs12({ certificates: [...certs, ...certs] }, '', {
+      iterations: 1,
+    });
+    await rejects(readPki(p12, { password: '' }), 'ERR_PKI_LIMIT');
+  });
+
+  it('refuses an encrypted key whose key derivation is over budget before OpenSSL runs it', async () => {
+    // createPrivateKey derives the key on this thread with the file's own parameters: 2^24
+    // PBKDF2 iterations held it for 2.8 s, so 2^31 for minutes.
+    const { enc } = der;
+    const encrypted = (kdf: Uint8Array) =>
+      enc.seq(
+        enc.seq(
+          enc.oid('1.2.840.113549.1.5.13'), // PBES2
+          enc.seq(kdf, enc.seq(enc.oid('2.16.840.1.101.3.4.1.42'), enc.octets(new Uint8Array(16)))),
+        ),
+        enc.octets(new Uint8Array(48)),
+      );
+    const pbkdf2 = (iterations: number) =>
+      enc.seq(
+        enc.oid('1.2.840.113549.1.5.12'),
+        enc.seq(
+          enc.octets(new Uint8Array(8)),
+          enc.int(iterations),
+          enc.seq(enc.oid('1.2.840.113549.2.9'), enc.null()),
+        ),
+      );
+    const scrypt = (n: number, r: number, p: number) =>
+      enc.seq(
+        enc.oid('1.3.6.1.4.1.11591.4.11'),
+        enc.seq(enc.octets(new Uint8Array(8)), enc.int(n), enc.int(r), enc.int(p)),
+      );
+    const t0 = performance.now();
+    const huge = encrypted(pbkdf2(2 ** 31 - 1));
+    await rejects(readPki(huge, { password: 'x' }), 'ERR_PKI_LIMIT');
+    await rejects(
+      readPki(Buffer.from(encodePem('ENCRYPTED PRIVATE KEY', huge)), { password: 'x' }),
+      'ERR_PKI_LIMIT',
+    );
+    await rejects(readPki(encrypted(scrypt(2 ** 20, 8, 16)), { password: 'x' }), 'ERR_PKI_LIMIT');
+    assert.ok(performance.now() - t0 < 200, 'refused without deriving');
+    // Ordinary counts still reach OpenSSL, and a budget applies to real files too.
+    await rejects(readPki(encrypted(pbkdf2(2048)), { password: 'x' }), 'ERR_PKI_BAD_PASSWORD');
+    await rejects(
+      readPki(bytes('leaf-enc.pem'), { password: 'key-pass', maxIterations: 1000 }),
+      'ERR_PKI_LIMIT',
+    );
   });
 });
 

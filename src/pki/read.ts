@@ -17,7 +17,7 @@ import {
 } from './keys.ts';
 import { decodePem, looksLikePem } from './pem.ts';
 import { looksLikePkcs12, parsePkcs12, type Pkcs12Contents } from './pkcs12.ts';
-import { looksLikePkcs7, parsePkcs7Certificates } from './pkcs7.ts';
+import { looksLikePkcs7, MAX_BUNDLE_CERTIFICATES, parsePkcs7Certificates } from './pkcs7.ts';
 import { looksLikeCsr, parseCsr, type CertificationRequest } from './csr.ts';
 import { certificateFromAsn1, looksLikeCertificate, type Certificate } from './x509.ts';
 
@@ -203,7 +203,11 @@ async function sniffAndRead(
   if (keyEncoding)
     return {
       ...empty('key', 'binary'),
-      keys: [parsePrivateKeyDer(bytes, keyEncoding, options.password)],
+      keys: [
+        parsePrivateKeyDer(bytes, keyEncoding, options.password, {
+          maxIterations: options.maxIterations,
+        }),
+      ],
     };
   // Not recognised: if it is DER cut short, say "truncated" rather than "unknown format".
   if (bytes[0] === 0x30) {
@@ -216,12 +220,19 @@ async function sniffAndRead(
   throw new PkiError('ERR_PKI_UNRECOGNIZED');
 }
 
+/** Refuses a file with more certificates than a bundle may have (PKCS#7's cap, for every format). */
+function checkCount(certificates: readonly Certificate[]): void {
+  if (certificates.length > MAX_BUNDLE_CERTIFICATES)
+    throw new PkiError('ERR_PKI_LIMIT', `more than ${MAX_BUNDLE_CERTIFICATES} certificates`);
+}
+
 /** DER certificates back to back (some tools concatenate .cer files). */
 function readConcatenatedCertificates(bytes: Uint8Array): Certificate[] {
   const out: Certificate[] = [];
   for (let p = 0; p < bytes.length;) {
     const node = der.readTlv(bytes, p, bytes.length, 0);
     out.push(certificateFromAsn1(node));
+    checkCount(out);
     p = node.end;
     // Trailing NULs or whitespace after the last certificate are tolerated (Windows pads).
     if (bytes.subarray(p).every((b) => b === 0 || b === 0x0a || b === 0x0d || b === 0x20)) break;
@@ -264,8 +275,11 @@ async function readPem(bytes: Uint8Array, options: ReadOptions): Promise<PkiCont
     } else if (block.label === 'PKCS7') {
       pkcs7 = true;
       certificates.push(...parsePkcs7Certificates(block.der));
+      checkCount(certificates);
     } else if (KEY_LABELS.has(block.label)) {
-      keys.push(parsePrivateKeyPem(block.text, options.password));
+      keys.push(
+        parsePrivateKeyPem(block.text, options.password, { maxIterations: options.maxIterations }),
+      );
     } else if (CSR_LABELS.has(block.label)) {
       csrs.push(parseCsr(block.der));
     } else {

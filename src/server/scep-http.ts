@@ -1,39 +1,24 @@
 /**
  * SCEP over HTTP (RFC 8894 §4.1): the thin adapter between fastify and `scep/service.ts`.
  * It does only what HTTP needs: the `operation` dispatch, lenient base64 for GET
- * PKIOperation, a body-size cap, content types, and status codes. Paths: `/scep`, and the
- * same with `/pkiclient.exe` appended (Windows and Cisco append it); `message=default`
- * (Windows' GetCACert) is ignored.
+ * PKIOperation, caps on the body (413) and URL (414) sizes, content types, and status codes.
+ * Paths: `/scep`, and the same with `/pkiclient.exe` appended (Windows and Cisco append it);
+ * `message=default` (Windows' GetCACert) is ignored.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isPkiError } from '../pki/errors.ts';
+import { decodeGetMessage } from '../scep/get-message.ts';
 import type { ScepResponse, ScepService } from '../scep/service.ts';
 
 /** A pkiMessage is a few kilobytes; anything near this is hostile. */
 export const MAX_SCEP_BODY = 256 * 1024;
 
 /**
- * Decodes the `message` query value of a GET PKIOperation as real clients send it: percent
- * encoded or not, `+` and `/` unescaped (macOS), line breaks inside (Cisco, sscep), padding
- * missing. Base64 never contains spaces, so a space is a `+` that form-decoding mangled.
+ * Longest URL a GET is served with: twice the largest real GET PKIOperation (an RSA-4096
+ * PKCSReq, about 6.5 KB of percent-encoded base64); longer is 414. Node's own limit on the
+ * request line and headers (16 KiB, `maxHeaderSize`) answers 431 before anything here runs.
  */
-export function decodeGetMessage(rawQuery: string): Uint8Array | undefined {
-  const m = /(?:^|&)message=([^&]*)/.exec(rawQuery);
-  if (!m) return undefined;
-  let v = m[1]!;
-  try {
-    v = decodeURIComponent(v.replace(/\+/g, '%2B'));
-  } catch {
-    return undefined;
-  }
-  v = v
-    .replace(/ /g, '+')
-    .replace(/[\r\n\t]/g, '')
-    .replace(/-/g, '+')
-    .replace(/_/g, '/');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return undefined;
-  return new Uint8Array(Buffer.from(v, 'base64'));
-}
+export const MAX_SCEP_URL = 12 * 1024;
 
 function send(reply: FastifyReply, r: ScepResponse): FastifyReply {
   return reply
@@ -44,6 +29,8 @@ function send(reply: FastifyReply, r: ScepResponse): FastifyReply {
 
 export function registerScep(app: FastifyInstance, service: ScepService, prefix = '/scep'): void {
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
+    if ((req.raw.url?.length ?? 0) > MAX_SCEP_URL)
+      return reply.code(414).type('text/plain').send(`URL longer than ${MAX_SCEP_URL} bytes\n`);
     const rawQuery = req.raw.url?.split('?')[1] ?? '';
     const operation = new URLSearchParams(rawQuery).get('operation') ?? '';
     switch (operation) {

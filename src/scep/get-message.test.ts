@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { it } from 'node:test';
-import { decodeGetMessage } from './scep-http.ts';
+import { decodeGetMessage } from './get-message.ts';
 
 // Bytes whose base64 contains '+', '/' and '=' padding, so every quirk is exercised.
 const bytes = (() => {
