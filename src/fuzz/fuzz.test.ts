@@ -27,6 +27,7 @@ const EXECS: Readonly<Record<string, number>> = {
   syncml: 1500,
   'mde2-server': 600,
   'mde2-client': 300,
+  eml: 300,
 };
 
 describe('fuzz (short, deterministic)', () => {

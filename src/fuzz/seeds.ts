@@ -94,3 +94,11 @@ export function syncmlMessages(): Uint8Array[] {
   });
   return [pkg1, ...wrapped, ...examples].map(bytes);
 }
+
+/** The .eml test messages of mail/testdata (made by MailComposer and openssl; see its README). */
+export function emlFiles(): Uint8Array[] {
+  return readdirSync(new URL('mail/testdata/eml/', root))
+    .filter((f) => f.endsWith('.eml'))
+    .toSorted()
+    .map((f) => file(`mail/testdata/eml/${f}`));
+}

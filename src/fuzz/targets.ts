@@ -6,6 +6,7 @@
  *
  * The .eml reader (mail/) is not a target yet: it was being written when these were.
  */
+import { EmlError, readCertificateAttachments } from '../mail/eml.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { createScepService } from '../scep/service.ts';
 import type { EnrollmentService } from '../ca/enrollment.ts';
@@ -40,6 +41,7 @@ import { decodeGetMessage } from '../scep/get-message.ts';
 import { openRequest, parsePkiMessage } from '../scep/message.ts';
 import {
   certificates,
+  emlFiles,
   pemBundle,
   pkcs12Seeds,
   pkcs7Bundle,
@@ -437,6 +439,28 @@ const mde2ClientTarget: FuzzTarget = {
   regressions: 'src/omadm/testdata/fuzz',
 };
 
+const emlTarget: FuzzTarget = {
+  name: 'eml',
+  description:
+    'mail/eml.ts: the certificate attachments of a message (mailparser, then each attachment sniffed)',
+  seeds: async () => emlFiles(),
+  run: (input) => readCertificateAttachments(input, { maxMessageBytes: 1 << 20 }),
+  expected: (e) => e instanceof EmlError,
+  bigLen: 1 << 20,
+  dictionary: [
+    'Content-Type: ',
+    'multipart/mixed; boundary=',
+    'Content-Transfer-Encoding: base64',
+    'Content-Disposition: attachment; filename=',
+    'application/pkix-cert',
+    'application/x-pkcs7-certificates',
+    'application/x-pkcs12',
+    '=?UTF-8?B?',
+    '\r\n--',
+  ],
+  regressions: 'src/mail/testdata/fuzz',
+};
+
 export const TARGETS: Readonly<Record<string, FuzzTarget>> = Object.fromEntries(
   [
     derTarget,
@@ -452,5 +476,6 @@ export const TARGETS: Readonly<Record<string, FuzzTarget>> = Object.fromEntries(
     syncmlTarget,
     mde2ServerTarget,
     mde2ClientTarget,
+    emlTarget,
   ].map((t) => [t.name, t]),
 );
