@@ -18,6 +18,7 @@ import {
   type ScepTransportRequest,
 } from '../src/scep/client.ts';
 import { parsePkiMessage, PkiStatus } from '../src/scep/message.ts';
+import { percentile } from '../src/util/stats.ts';
 
 const KEY_POOL = 8;
 
@@ -98,11 +99,6 @@ function succeeded(status: number, body: Buffer): boolean {
   } catch {
     return false;
   }
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /** POSTs `messages` to `url` (`…/scep`), `concurrency` at a time, timing each request. */

@@ -9,6 +9,7 @@
  * device would make the benchmark measure the fleet's key generation rather than the server.
  * Every device still gets its own certificates, serials and session state.
  */
+import { percentile } from '../util/stats.ts';
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { DeviceAgent } from './agent.ts';
@@ -78,11 +79,6 @@ function keyPool(size: number): (spec: KeySpec) => Promise<KeyObject> {
     const keys = await pool;
     return keys[next++ % keys.length]!;
   };
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
 }
 
 /** Runs the fleet; resolves with the report once every device finished or failed. */
@@ -164,10 +160,10 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
     sessionsPerSecond: Math.round((counts.sessions / seconds) * 10) / 10,
     enrollmentsPerSecond: Math.round((counts.enrolled / seconds) * 10) / 10,
     deviceLatencyMs: {
-      p50: percentile(latencies, 50),
-      p90: percentile(latencies, 90),
-      p99: percentile(latencies, 99),
-      max: percentile(latencies, 100),
+      p50: Math.round(percentile(latencies, 50)),
+      p90: Math.round(percentile(latencies, 90)),
+      p99: Math.round(percentile(latencies, 99)),
+      max: Math.round(percentile(latencies, 100)),
     },
     failureReasons: reasons,
   };

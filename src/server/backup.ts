@@ -20,13 +20,14 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { DatabaseSync } from 'node:sqlite';
 import { dirname, join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import pkg from '../../package.json' with { type: 'json' };
 import { openStore } from '../store/open.ts';
+import { pathExists } from '../util/fs.ts';
 
 const run = promisify(execFile);
 
@@ -92,8 +93,8 @@ function pgTool(name: 'pg_dump' | 'pg_restore', url: string, args: readonly stri
 /** Takes a backup of a running or stopped deployment; returns its manifest. */
 export async function backup(o: BackupOptions): Promise<Manifest> {
   const now = o.now ?? (() => new Date());
-  if (await exists(o.out)) throw new BackupError(`${o.out} exists: choose a new directory`);
-  if (!(await exists(join(o.dataDir, 'ca'))))
+  if (await pathExists(o.out)) throw new BackupError(`${o.out} exists: choose a new directory`);
+  if (!(await pathExists(join(o.dataDir, 'ca'))))
     throw new BackupError(`${o.dataDir} has no CA: nothing to back up`);
   // The schema version, read through the store (which also proves the database answers).
   const store = await openStore(o.database ?? join(o.dataDir, SQLITE_FILE));
@@ -182,7 +183,7 @@ export async function verifyBackup(from: string): Promise<Manifest> {
 /** Restores a backup into a new data directory (and, for PostgreSQL, an empty database). */
 export async function restore(o: RestoreOptions): Promise<Manifest> {
   const manifest = await verifyBackup(o.from);
-  if (await exists(o.dataDir))
+  if (await pathExists(o.dataDir))
     throw new BackupError(`${o.dataDir} exists: restore into a new directory`);
   if (manifest.backend === 'postgres' && o.database === undefined)
     throw new BackupError(
@@ -233,13 +234,6 @@ async function requireEmpty(url: string): Promise<void> {
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 function stderrOf(e: unknown): string {

@@ -22,7 +22,7 @@ import type { MailDelivery } from './mail-ops.ts';
 import type { MailSettings } from '../mail/settings.ts';
 import { createSmtpMailer } from '../mail/smtp.ts';
 import { randomBytes } from 'node:crypto';
-import { access, copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AUTHORITY_FILES,
@@ -53,6 +53,7 @@ import { loadProfiles } from './profiles.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/types.ts';
 import { writeAtomicFile } from '../util/atomic-file.ts';
+import { pathExists } from '../util/fs.ts';
 
 export interface ContextOptions {
   readonly dataDir: string;
@@ -275,15 +276,6 @@ export async function createTokenAuthority(
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Rollover, step 2: the next CA becomes the CA. The old one is kept as `ca.previous-<time>`
  * (its certificates stay valid until they expire; restart the servers to switch).
@@ -329,7 +321,7 @@ export async function installAuthority(dataDir: string, material: CaMaterial): P
  */
 /** True when `caDir` holds a CA (its issuing certificate): the one test of "is there a CA". */
 export function hasAuthority(caDir: string): Promise<boolean> {
-  return exists(join(caDir, AUTHORITY_FILES.issuingCertificate));
+  return pathExists(join(caDir, AUTHORITY_FILES.issuingCertificate));
 }
 
 async function tryLoadAuthority(

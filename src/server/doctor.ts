@@ -13,10 +13,11 @@ import { open, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { parseCrl } from '../ca/crl.ts';
+import { parseCrl, type ParsedCrl } from '../ca/crl.ts';
 import { checkSignedStructure } from '../pki/chain.ts';
 import { decryptWith, publicKeyOf } from '../pki/key-ref.ts';
 import { formatName, type Certificate } from '../pki/x509.ts';
+import { fsProblem } from '../util/fs.ts';
 import type { ServerContext } from './context.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -50,12 +51,15 @@ const LOW_SPACE_BYTES = 512 * 1024 * 1024;
 /** Runs every check in order; never throws for what it checks (a thrown check is a `fail`). */
 export async function runDoctor(ctx: ServerContext, o: DoctorOptions): Promise<Check[]> {
   const now = o.now ?? (() => new Date());
+  // Signed once, read by two checks: the key check verifies it, the CRL check reads its fields.
+  let signed: Promise<ParsedCrl> | undefined;
+  const currentCrl = () => (signed ??= ctx.enrollment.currentCrl().then(parseCrl));
   const checks: [string, () => Promise<Check>][] = [
     ['data-directory', () => dataDirectory(o.dataDir)],
     ['database', () => database(ctx, now)],
     ['ca-expiry', async () => caExpiry(ctx, now(), o.expiryWarnDays ?? 90)],
-    ['ca-keys', () => caKeys(ctx)],
-    ['crl', () => crl(ctx, now())],
+    ['ca-keys', () => caKeys(ctx, currentCrl)],
+    ['crl', () => crl(ctx, currentCrl, now())],
     ['pending-requests', () => pending(ctx, now())],
   ];
   if (o.url !== undefined) {
@@ -93,14 +97,7 @@ async function dataDirectory(dir: string): Promise<Check> {
     }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    const why =
-      code === 'ENOSPC'
-        ? 'the disk is full'
-        : code === 'EROFS'
-          ? 'the file system is read-only'
-          : code === 'EACCES' || code === 'EPERM'
-            ? 'permission denied'
-            : (e as Error).message;
+    const why = fsProblem(code) ?? (e as Error).message;
     return {
       id: 'data-directory',
       status: 'fail',
@@ -234,9 +231,8 @@ function caExpiry(ctx: ServerContext, at: Date, warnDays: number): Check {
  * SCEP envelopes (the RA's, else the issuing CA's RSA key) decrypts what its certificate's
  * public key encrypted. Catches a wrong key file, a missing PIN or a token that went away.
  */
-async function caKeys(ctx: ServerContext): Promise<Check> {
-  const der = await ctx.enrollment.currentCrl();
-  if (!checkSignedStructure(parseCrl(der), ctx.ca.issuing.certificate.spki).ok)
+async function caKeys(ctx: ServerContext, currentCrl: () => Promise<ParsedCrl>): Promise<Check> {
+  if (!checkSignedStructure(await currentCrl(), ctx.ca.issuing.certificate.spki).ok)
     return {
       id: 'ca-keys',
       status: 'fail',
@@ -269,8 +265,12 @@ async function caKeys(ctx: ServerContext): Promise<Check> {
   };
 }
 
-async function crl(ctx: ServerContext, at: Date): Promise<Check> {
-  const parsed = parseCrl(await ctx.enrollment.currentCrl());
+async function crl(
+  ctx: ServerContext,
+  currentCrl: () => Promise<ParsedCrl>,
+  at: Date,
+): Promise<Check> {
+  const parsed = await currentCrl();
   const detail = {
     crlNumber: parsed.crlNumber?.toString(),
     thisUpdate: parsed.thisUpdate.toISOString(),

@@ -60,8 +60,14 @@ function unreachable(connectionString: string, e: unknown): unknown {
   const code = (e as { code?: string }).code;
   const why = code !== undefined ? UNREACHABLE[code] : undefined;
   if (why === undefined) return e;
-  const u = new URL(connectionString);
-  const where = `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  // The place without credentials; a URL pg accepted but URL cannot parse is named generically.
+  let where = 'the configured database';
+  try {
+    const u = new URL(connectionString);
+    where = `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    // keep the generic name: never echo a connection string, it may hold a password
+  }
   return new StoreUnavailableError(
     'ERR_STORE_UNREACHABLE',
     `cannot reach PostgreSQL at ${where}: ${why}`,

@@ -11,6 +11,7 @@
  */
 import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fsProblem } from '../util/fs.ts';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { migrate, type Schema } from './migrations.ts';
@@ -66,15 +67,7 @@ function unwritable(path: string, e: unknown): unknown {
     const fs = statfsSync(dir);
     if (fs.bavail === 0) why = 'the disk is full';
   } catch (a) {
-    const code = (a as NodeJS.ErrnoException).code;
-    why =
-      code === 'EROFS'
-        ? 'the file system is read-only'
-        : code === 'ENOENT'
-          ? 'the directory does not exist'
-          : code === 'EACCES' || code === 'EPERM'
-            ? 'permission denied'
-            : why;
+    why = fsProblem((a as NodeJS.ErrnoException).code) ?? why;
   }
   return new StoreUnavailableError(
     'ERR_STORE_UNWRITABLE',
