@@ -93,6 +93,22 @@ export interface ScepServiceOptions {
 export interface ScepResponse {
   readonly contentType: string;
   readonly body: Uint8Array;
+  /** For a CertRep: what was asked and how it ended (the server's logs; never a secret). */
+  readonly outcome?: ScepOutcome;
+}
+
+/** A PKIOperation summed up: the transaction, the request's type, the reply's status. */
+export interface ScepOutcome {
+  readonly transactionId: string;
+  /** The request's messageType (RFC 8894 §3.2.1.2), once the message was read that far. */
+  readonly messageType?: string;
+  readonly pkiStatus: keyof typeof PkiStatus;
+  readonly failInfo?: FailInfoName;
+}
+
+/** The name of a value in one of the protocol's number tables (MessageType, PkiStatus, FailInfo). */
+function nameIn<T extends Record<string, number>>(table: T, value: number): keyof T | undefined {
+  return Object.keys(table).find((k) => table[k] === value);
 }
 
 export interface ScepService {
@@ -144,6 +160,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
       digest: string;
       requester?: Certificate;
       cipher?: OpenedRequest['cipher'];
+      messageType?: number;
     },
     result: Pick<CertRepOptions, 'status' | 'failInfo' | 'failInfoText' | 'issued' | 'crls'>,
   ): Promise<ScepResponse> {
@@ -157,7 +174,15 @@ export function createScepService(o: ScepServiceOptions): ScepService {
       digest: replyDigest(to.digest),
       ca: o.responder,
     });
-    return { contentType: 'application/x-pki-message', body };
+    const outcome: ScepOutcome = {
+      transactionId: to.transactionId,
+      ...(to.messageType !== undefined
+        ? { messageType: nameIn(MessageType, to.messageType) ?? String(to.messageType) }
+        : {}),
+      pkiStatus: nameIn(PkiStatus, result.status)!,
+      ...(result.failInfo !== undefined ? { failInfo: nameIn(FailInfo, result.failInfo)! } : {}),
+    };
+    return { contentType: 'application/x-pki-message', body, outcome };
   }
 
   function outcomeResult(
@@ -266,6 +291,7 @@ export function createScepService(o: ScepServiceOptions): ScepService {
         senderNonce: msg.senderNonce,
         digest: msg.digestAlgorithm,
         requester: msg.signerCertificate,
+        messageType: msg.messageType,
       };
       let opened: OpenedRequest;
       try {

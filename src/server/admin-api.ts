@@ -13,6 +13,7 @@
  * `additionalProperties: false` forbids instead of refusing them, so unknown fields are refused
  * with `propertyNames`, and {@link badRequest} turns that into `unknown field "x"`.
  */
+import { annotate } from './request-log.ts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendUnavailable } from './unavailable.ts';
 import { isStoreUnavailable, type ApiTokenRecord, type RequestStatus } from '../store/types.ts';
@@ -127,6 +128,7 @@ export function registerAdminApi(
         const token = await ops.authenticateApiToken(deps, bearer(req.headers.authorization));
         if (token) {
           tokens.set(req, token);
+          annotate(req, { apiToken: token.name });
           return;
         }
         req.log.warn({ ip: req.ip }, 'admin API: authentication failed');

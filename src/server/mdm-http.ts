@@ -16,6 +16,7 @@ import { SYNCML_CONTENT_TYPE } from '../omadm/syncml.ts';
 import { decodePem } from '../pki/pem.ts';
 import { deviceOfCertificate, type DeviceAuthOptions } from './device-auth.ts';
 import type { MdmService } from './mdm.ts';
+import { annotate } from './request-log.ts';
 
 export const MDM_PATH = '/ManagementServer/MDM.svc';
 /** MS-MDM suggests keeping messages near 512 KiB; twice that is refused unread. */
@@ -66,12 +67,18 @@ export function registerMdm(
         const who = await deviceOfCertificate(der, auth);
         if ('refused' in who) return reply.code(403).type('text/plain').send(`${who.refused}\n`);
         certificateDevice = who.device.id;
+        annotate(req, { deviceId: certificateDevice });
       }
       const body = typeof req.body === 'string' ? req.body : '';
       const answer = await service.session(
         body,
         certificateDevice === undefined ? {} : { certificateDevice },
       );
+      if (answer.status === 200 && answer.about)
+        annotate(req, {
+          ...answer.about,
+          deviceId: certificateDevice ? undefined : answer.about.deviceId,
+        });
       if (answer.status !== 200)
         return reply.code(answer.status).type('text/plain').send(`${answer.message}\n`);
       return reply.code(200).header('content-type', SYNCML_CONTENT_TYPE).send(answer.body);

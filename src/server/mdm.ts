@@ -46,6 +46,12 @@ export type SessionAnswer =
       readonly ended: boolean;
       /** The message was refused inside SyncML (SyncHdr 401/407): nothing was done. */
       readonly unauthenticated?: boolean;
+      /** Whose message this was, for the server's logs: set once the device is authenticated. */
+      readonly about?: {
+        readonly deviceId: string;
+        readonly sessionId: string;
+        readonly msgId: string;
+      };
     }
   /** Not even a SyncML header could be read: HTTP 400 with the reason. */
   | { readonly status: 400; readonly message: string }
@@ -211,7 +217,12 @@ export function createMdmService(config: MdmConfig): MdmService {
     });
     for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
       await genericAlert(deviceId, a.items, at);
-    return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
+    return {
+      status: 200,
+      body: buildSyncML(step.reply),
+      ended: step.ended,
+      about: { deviceId, sessionId: message.header.sessionId, msgId: message.header.msgId },
+    };
   }
 
   async function enqueue(

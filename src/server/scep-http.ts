@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isPkiError } from '../pki/errors.ts';
 import { decodeGetMessage } from '../scep/get-message.ts';
 import type { ScepResponse, ScepService } from '../scep/service.ts';
+import { annotate } from './request-log.ts';
 
 /** A pkiMessage is a few kilobytes; anything near this is hostile. */
 export const MAX_SCEP_BODY = 256 * 1024;
@@ -33,6 +34,7 @@ export function registerScep(app: FastifyInstance, service: ScepService, prefix 
       return reply.code(414).type('text/plain').send(`URL longer than ${MAX_SCEP_URL} bytes\n`);
     const rawQuery = req.raw.url?.split('?')[1] ?? '';
     const operation = new URLSearchParams(rawQuery).get('operation') ?? '';
+    annotate(req, { operation: operation.slice(0, 32) });
     switch (operation) {
       case 'GetCACaps':
         return send(reply, service.getCaCaps());
@@ -51,7 +53,9 @@ export function registerScep(app: FastifyInstance, service: ScepService, prefix 
         if (!body || body.length === 0)
           return reply.code(400).type('text/plain').send('PKIOperation needs a message\n');
         try {
-          return send(reply, await service.pkiOperation(body, { peer: req.ip }));
+          const r = await service.pkiOperation(body, { peer: req.ip });
+          if (r.outcome) annotate(req, r.outcome);
+          return send(reply, r);
         } catch (e) {
           if (isPkiError(e))
             return reply.code(400).type('text/plain').send('not a SCEP pkiMessage\n');

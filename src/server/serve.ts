@@ -20,6 +20,7 @@ import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
 import { registerPortal, requestForLog, type PortalOptions } from './portal/index.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
+import { registerRequestLog, requestIdOf, serviceLog } from './request-log.ts';
 import type { MailSettings } from '../mail/settings.ts';
 
 export interface ServeOptions {
@@ -90,9 +91,9 @@ export interface RunningServer {
 
 /** Builds the app around an opened context (tests use this with `app.inject`). */
 export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyInstance {
-  // Per-request lines are off: at hundreds of enrollments per second they would be most of the
-  // server's I/O. Errors are still logged.
+  // Fastify's two lines per request are off: request-log.ts writes one, with the protocol ids.
   const common = {
+    genReqId: requestIdOf,
     logger: {
       level: o.logLevel ?? 'info',
       // No URL is logged as it came: a one-time download link's token is redacted.
@@ -111,6 +112,7 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
         })
       : Fastify(common)
   ) as FastifyInstance;
+  registerRequestLog(app);
   // A database that is down, restarting or full answers 503 with Retry-After on every route:
   // clients (SCEP, OMA-DM, the API) try again later instead of taking it as a refusal. Any
   // other error keeps fastify's own handling.
@@ -157,12 +159,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     ...(o.now ? { now: o.now } : {}),
     inventoryIntervalMs: o.inventoryIntervalMs,
     mail: o.mail,
-    // Before the app (and its logger) exists, e.g. "created a development CA" on first start,
-    // lines are printed directly in the same JSON shape rather than lost.
-    log: (level, msg, fields) =>
-      logTo.app
-        ? logTo.app.log[level](fields, msg)
-        : lifecycle(msg, { level: level === 'warn' ? 40 : 30, ...fields }),
+    // Before the app (and its logger) exists lines are printed directly in the same JSON shape.
+    log: serviceLog(
+      () => logTo.app?.log,
+      (level, msg, fields) => lifecycle(msg, { level: level === 'warn' ? 40 : 30, ...fields }),
+    ),
   });
   const https = o.tls
     ? await serverTls({

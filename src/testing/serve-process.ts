@@ -61,10 +61,12 @@ export async function spawnServe(
       () => reject(new Error(`certpost serve did not start: ${out}${err}`)),
       o.timeoutMs ?? 30_000,
     );
+    // Once found, no longer looked for: a busy server writes a line per request.
     const check = () => {
       const line = out.split('\n').find((l) => l.includes('"listening"'));
       if (line) {
         clearTimeout(timer);
+        child.stdout.off('data', check);
         resolve(JSON.parse(line) as Record<string, unknown>);
       }
     };

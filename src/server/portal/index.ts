@@ -13,6 +13,7 @@
  * through the same operations as the CLI and the admin API (admin-ops.ts, mdm-admin.ts,
  * mdm-profiles.ts), which write the audit log with the actor `portal:<username>`.
  */
+import { annotate } from '../request-log.ts';
 import { MailError } from '../../mail/errors.ts';
 import { MAIL_STATUS } from '../admin-api.ts';
 import { isStoreUnavailable } from '../../store/types.ts';
@@ -115,7 +116,10 @@ export function registerPortal(
         throw new Error(`portal route ${req.routeOptions.url} has no access rule`);
       if (access === 'static') return;
       const session = await sessions.read(req);
-      if (session) bound.set(req, session);
+      if (session) {
+        bound.set(req, session);
+        annotate(req, { user: session.user.username });
+      }
       if (access === 'public') return;
       if (!session) {
         if (req.method === 'GET' || req.method === 'HEAD')
