@@ -5,6 +5,7 @@
  * at once), print text or, with `--json`, one document. The operations themselves are shared
  * with the admin HTTP API (server/admin-ops.ts); here is only the command line around them.
  */
+import { setting, type SettingSpec } from './settings.ts';
 import { recoverIdentity } from '../server/pfx-identity.ts';
 import { canonicalSerial } from '../store/types.ts';
 import { writeAtomicFile } from '../util/atomic-file.ts';
@@ -36,24 +37,36 @@ export interface DataOptions {
   pkcs11PinFile?: string;
 }
 
+/** Where the store is: `--data` (a directory) and `--database` (PostgreSQL instead of SQLite). */
+export const STORE_SETTINGS = {
+  data: [
+    '--data <dir>',
+    'data directory',
+    { env: 'CERTPOST_DATA', default: './data', kind: 'path' },
+  ],
+  database: [
+    '--database <url>',
+    'postgres://… for PostgreSQL (several servers may share it); default: SQLite in the data directory',
+    { env: 'CERTPOST_DATABASE' },
+  ],
+  pkcs11PinFile: [
+    '--pkcs11-pin-file <file>',
+    'user PIN of the PKCS#11 token holding the CA keys, first line of the file (or CERTPOST_PKCS11_PIN)',
+    { kind: 'path' },
+  ],
+} as const satisfies Record<string, readonly [string, string, SettingSpec]>;
+
 /** --data and --database: where the store is (the user commands need nothing else). */
 export function storeOptions(cmd: Command): Command {
-  return cmd
-    .option('--data <dir>', 'data directory', process.env['CERTPOST_DATA'] ?? './data')
-    .option(
-      '--database <url>',
-      'postgres://… instead of the SQLite file in the data directory (or CERTPOST_DATABASE)',
-      process.env['CERTPOST_DATABASE'],
-    );
+  setting(cmd, ...STORE_SETTINGS.data);
+  return setting(cmd, ...STORE_SETTINGS.database);
 }
 
 export function dataOptions(cmd: Command): Command {
-  return storeOptions(cmd)
-    .option(
-      '--pkcs11-pin-file <file>',
-      'user PIN of the PKCS#11 token holding the CA keys, if they are in one (or CERTPOST_PKCS11_PIN)',
-    )
-    .option('--json', 'print one JSON document');
+  return setting(storeOptions(cmd), ...STORE_SETTINGS.pkcs11PinFile).option(
+    '--json',
+    'print one JSON document',
+  );
 }
 
 /** Exit code of each admin operation failure: the one table for the command line. */

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { backup, BackupError, restore, type Manifest } from '../server/backup.ts';
+import { storeOptions } from './admin.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
 function summary(m: Manifest, where: string): string {
@@ -20,18 +21,12 @@ async function backupErrors<T>(f: () => Promise<T>, exit: number): Promise<T> {
   }
 }
 
-const DATABASE_HELP =
-  'postgres://… instead of the SQLite file in the data directory (or CERTPOST_DATABASE)';
-
 export function backupCommands(root: Command, out: (s: string) => void): void {
-  root
-    .command('backup')
+  storeOptions(root.command('backup'))
     .description(
       'copy the data directory and a consistent snapshot of the database to a new directory',
     )
     .requiredOption('--out <dir>', 'the backup directory to create')
-    .option('--data <dir>', 'data directory', process.env['CERTPOST_DATA'] ?? './data')
-    .option('--database <url>', DATABASE_HELP, process.env['CERTPOST_DATABASE'])
     .option('--json', 'print the manifest as JSON')
     .addHelpText(
       'after',

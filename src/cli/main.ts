@@ -6,11 +6,9 @@
 import { backupCommands } from './backup.ts';
 import { doctorCommands } from './doctor.ts';
 import { fleetCommands } from './fleet.ts';
-import { parseDuration } from './admin.ts';
 import { mdmCommands } from './mdm.ts';
-import { mailCommands, mailOptions, mailSettingsOf } from './mail.ts';
+import { mailCommands } from './mail.ts';
 import { MailError } from '../mail/errors.ts';
-import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { HsmError } from '../hsm/errors.ts';
@@ -29,18 +27,12 @@ import {
 } from './exit-codes.ts';
 import { DeviceError } from '../device/errors.ts';
 import { EmlError } from '../mail/eml.ts';
-import {
-  askPassword,
-  canPrompt,
-  pkcs11Pin,
-  promptSecret,
-  readInput,
-  readSecretFile,
-} from './io.ts';
+import { askPassword, canPrompt, promptSecret, readInput, readSecretFile } from './io.ts';
 import { renderReport } from './render.ts';
 import { loadTrustAnchors, SYSTEM_BUNDLE } from './trust.ts';
 import { convert, CONVERT_FORMATS, type ConvertFormat } from './convert.ts';
-import { serve } from '../server/serve.ts';
+import { serveCommands } from './serve.ts';
+import { applySettings } from './settings.ts';
 import { adminCommands } from './admin.ts';
 import { scepCommands } from './scep.ts';
 import { deviceCommands } from './device.ts';
@@ -95,7 +87,9 @@ function program(out: (s: string) => void): Command {
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: out, writeErr: (s) => process.stderr.write(s) })
-    .exitOverride();
+    .exitOverride()
+    // Settings (settings.ts): the environment and the --config file, before any action.
+    .hook('preAction', (_root, action) => applySettings(root, action));
 
   passwordOptions(
     root
@@ -214,116 +208,7 @@ function program(out: (s: string) => void): Command {
     },
   );
 
-  mailOptions(root.command('serve'))
-    .description(
-      'start the certpost server (embedded defaults: SQLite and a development CA in the data directory)',
-    )
-    .option(
-      '--data <dir>',
-      'data directory (created when missing)',
-      process.env['CERTPOST_DATA'] ?? './data',
-    )
-    .option(
-      '--listen <host:port>',
-      'address to listen on',
-      process.env['CERTPOST_LISTEN'] ?? '127.0.0.1:8080',
-    )
-    .option(
-      '--database <url>',
-      'postgres://… for PostgreSQL (several servers may share it); default: SQLite in the data directory',
-      process.env['CERTPOST_DATABASE'],
-    )
-    .option(
-      '--scep-challenge <secret>',
-      'static SCEP challenge for the default profile (prefer CERTPOST_SCEP_CHALLENGE: arguments are visible to other users)',
-      process.env['CERTPOST_SCEP_CHALLENGE'],
-    )
-    .option(
-      '--log-level <level>',
-      'fatal, error, warn, info, debug',
-      process.env['CERTPOST_LOG_LEVEL'] ?? 'info',
-    )
-    .option(
-      '--public-url <url>',
-      'URL clients reach this server at; issued certificates point to <url>/crl (default: http://HOST:PORT of --listen)',
-      process.env['CERTPOST_PUBLIC_URL'],
-    )
-    .option(
-      '--workers <n>',
-      'server processes sharing the port and the store ("auto": one per core)',
-      process.env['CERTPOST_WORKERS'] ?? '1',
-    )
-    .option(
-      '--pkcs11-pin-file <file>',
-      'user PIN of the PKCS#11 token holding the CA keys (first line of the file; or CERTPOST_PKCS11_PIN)',
-    )
-    .option(
-      '--tls',
-      'serve HTTPS with a certificate of this CA (DATA/tls), asking clients for certificates: MDM devices authenticate with theirs',
-      process.env['CERTPOST_TLS'] === '1',
-    )
-    .addOption(
-      new Option(
-        '--enrollment <mode>',
-        'Windows enrollment: "token" needs a token (certpost mdm token create), "open" takes any (default: open on a loopback --listen, else token)',
-      )
-        .choices(['open', 'token'])
-        .default(process.env['CERTPOST_ENROLLMENT']),
-    )
-    .option(
-      '--inventory-interval <duration>',
-      'how often enrolled devices list their certificate stores (MDM inventory), e.g. 12h',
-      process.env['CERTPOST_INVENTORY_INTERVAL'] ?? '24h',
-    )
-    .option(
-      '--client-cert-header <name>',
-      'behind a TLS-terminating reverse proxy: the header it forwards the client certificate in (URL-encoded PEM); only set it when the proxy overwrites that header',
-      process.env['CERTPOST_CLIENT_CERT_HEADER'],
-    )
-    .addHelpText(
-      'after',
-      '\nWindows MDM: enrollment at /EnrollmentServer/*, management at /ManagementServer/MDM.svc.\nSCEP is served at http://HOST:PORT/scep (also /scep/pkiclient.exe), the CRL at /crl.\nThe CA keys are encrypted with CERTPOST_CA_PASSPHRASE (generated into DATA/ca/passphrase when unset),\nor held by a PKCS#11 token ("certpost ca init --pkcs11 URI"): the token is opened with the PIN from\n--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the pin-source of the URI recorded in DATA/ca.',
-    )
-    .action(
-      async (o: {
-        data: string;
-        listen: string;
-        database?: string;
-        scepChallenge?: string;
-        logLevel: string;
-        workers: string;
-        publicUrl?: string;
-        pkcs11PinFile?: string;
-        tls: boolean;
-        clientCertHeader?: string;
-        enrollment?: 'open' | 'token';
-        inventoryInterval: string;
-      }) => {
-        // Checked before anything starts: a mistake in the mail settings is a clear error now,
-        // not a failed mail later.
-        const mail = await mailSettingsOf(o);
-        const workers = o.workers === 'auto' ? availableParallelism() : Number(o.workers);
-        if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
-          throw new CliError('--workers must be a whole number from 1 to 64, or auto', EXIT.usage);
-        }
-        await serve({
-          dataDir: o.data,
-          listen: o.listen,
-          database: o.database,
-          staticChallenge: o.scepChallenge,
-          logLevel: o.logLevel,
-          publicUrl: o.publicUrl,
-          workers,
-          pkcs11Pin: await pkcs11Pin(o),
-          tls: o.tls,
-          clientCertificateHeader: o.clientCertHeader,
-          enrollment: o.enrollment,
-          inventoryIntervalMs: parseDuration(o.inventoryInterval),
-          mail,
-        });
-      },
-    );
-
+  serveCommands(root);
   adminCommands(root, out);
   scepCommands(root, out);
   deviceCommands(root, out);

@@ -150,4 +150,21 @@ describe('request logs', () => {
       ['/download/[redacted]', 404],
     ]);
   });
+
+  it('believes X-Forwarded-For only from a configured proxy (--trust-proxy)', async () => {
+    lines.length = 0;
+    const headers = { 'x-forwarded-for': '203.0.113.7' };
+    await fetch(`${url}/scep?operation=GetCACaps`, { headers });
+    const proxied = buildApp(ctx, {
+      logLevel: 'info',
+      logStream: { write: (l) => void lines.push(l) },
+      trustProxy: ['127.0.0.1'],
+    });
+    await proxied.inject({ url: '/scep?operation=GetCACaps', headers });
+    // Not closed: closing an app closes its context, which the other app shares.
+    assert.deepEqual(
+      accessLines().map((l) => l['ip']),
+      ['127.0.0.1', '203.0.113.7'],
+    );
+  });
 });

@@ -54,6 +54,8 @@ export interface ServeOptions {
   readonly mail?: MailSettings | undefined;
   /** The portal's limits, timeouts and password hashing (tests make them small). */
   readonly portal?: Omit<PortalOptions, 'now'> | undefined;
+  /** Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses, CIDR ranges). */
+  readonly trustProxy?: readonly string[] | undefined;
 }
 
 /**
@@ -73,6 +75,11 @@ export interface AppOptions {
   readonly portal?: PortalOptions | undefined;
   readonly https?: TlsMaterial | undefined;
   readonly clientCertificateHeader?: string | undefined;
+  /**
+   * Reverse proxies whose X-Forwarded-For/-Proto are believed (fastify `trustProxy`): then
+   * `req.ip`, which the sign-in and SCEP limits and the logs use, is the client's address.
+   */
+  readonly trustProxy?: readonly string[] | undefined;
 }
 
 /** Parses `host:port` (IPv6 as `[::1]:port`). */
@@ -94,6 +101,7 @@ export function buildApp(context: ServerContext, o: AppOptions = {}): FastifyIns
   // Fastify's two lines per request are off: request-log.ts writes one, with the protocol ids.
   const common = {
     genReqId: requestIdOf,
+    ...(o.trustProxy?.length ? { trustProxy: [...o.trustProxy] } : {}),
     logger: {
       level: o.logLevel ?? 'info',
       // No URL is logged as it came: a one-time download link's token is redacted.
@@ -177,6 +185,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     logLevel: o.logLevel,
     https,
     clientCertificateHeader: o.clientCertificateHeader,
+    trustProxy: o.trustProxy,
     portal: { now: o.now, ...o.portal },
   });
   logTo.app = app;
