@@ -26,6 +26,7 @@ interface ServeFlags {
   clientCertHeader?: string;
   enrollment?: 'open' | 'token';
   inventoryInterval: string;
+  mdmRetry: string;
   trustProxy?: string;
 }
 
@@ -123,6 +124,12 @@ export function serveCommands(root: Command): void {
   );
   setting(
     cmd,
+    '--mdm-retry <duration>',
+    'how soon a SCEP enrollment that failed on a device is sent again, with a new challenge; doubled after each failure, at most a day, 8 attempts',
+    { env: 'CERTPOST_MDM_RETRY', default: '15m' },
+  );
+  setting(
+    cmd,
     '--client-cert-header <name>',
     'behind a TLS-terminating reverse proxy: the header it forwards the client certificate in (URL-encoded PEM); only set it when the proxy overwrites that header',
     { env: 'CERTPOST_CLIENT_CERT_HEADER' },
@@ -164,6 +171,7 @@ or held by a PKCS#11 token ("certpost ca init --pkcs11 URI"): the token is opene
       const inventoryIntervalMs = checked(cmd, 'inventoryInterval', () =>
         parseDuration(o.inventoryInterval),
       );
+      const mdmRetryMs = checked(cmd, 'mdmRetry', () => parseDuration(o.mdmRetry));
       if (o.clientCertHeader !== undefined)
         checked(cmd, 'clientCertHeader', () => {
           if (!/^[A-Za-z0-9-]{1,64}$/.test(o.clientCertHeader!))
@@ -186,6 +194,7 @@ or held by a PKCS#11 token ("certpost ca init --pkcs11 URI"): the token is opene
         clientCertificateHeader: o.clientCertHeader,
         enrollment: o.enrollment,
         inventoryIntervalMs,
+        mdmRetryMs,
         trustProxy,
         mail,
       });

@@ -44,6 +44,7 @@ import {
   createProfile,
   DEFAULT_PROFILES,
   INVENTORY_AT,
+  SCEP_MAX_ATTEMPTS,
   unassignProfile,
 } from '../server/mdm-profiles.ts';
 import { MDM_PATH } from '../server/mdm-http.ts';
@@ -448,6 +449,87 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
         String(first['thumbprint']).toLowerCase(),
       );
       assert.equal(old?.revocationReason, 4, 'the old one is revoked as superseded');
+    } finally {
+      offset = 0;
+      await agent.close();
+    }
+  });
+
+  it('sends a failed SCEP enrollment again later, with a new challenge: a corrected profile then installs', async () => {
+    // KeyProtection 1 is "TPM or fail", and this device has no TPM: the enrollment fails there.
+    await createProfile(server.context, 'test', {
+      name: 'tpm-only',
+      kind: 'scep',
+      settings: { subject: 'CN={{DeviceName}}-tpm', keyProtection: 1 },
+    });
+    const { agent, id } = await enrolledDevice('retry-me');
+    try {
+      await assignProfile(server.context, 'test', 'tpm-only', { kind: 'device', id });
+      await agent.sync();
+      await until(agent, async () => (await detailOf(id, 'tpm-only'))['state'] === 'failed');
+      const failed = await detailOf(id, 'tpm-only');
+      assert.match(String(failed['error']), /SCEP enrollment failed \(ErrorCode/);
+      const retryAt = Date.parse(String(failed['retryAt']));
+      assert.ok(Math.abs(retryAt - (clock().getTime() + 15 * 60_000)) < 60_000, 'in 15 minutes');
+      await agent.sync();
+      assert.equal((await detailOf(id, 'tpm-only'))['attempts'], 1, 'nothing sent before its time');
+
+      // The administrator allows software keys; the next attempt uses the profile as it is now.
+      const p = (await server.context.store.getMdmProfileByName('tpm-only'))!;
+      const settings = { ...JSON.parse(p.settings), keyProtection: 3 };
+      await server.context.store.updateMdmProfile(p.id, JSON.stringify(settings), clock());
+      offset = retryAt + 1000 - Date.now();
+      await agent.sync();
+      await until(agent, async () => (await detailOf(id, 'tpm-only'))['state'] === 'installed');
+      assert.equal((await detailOf(id, 'tpm-only'))['attempts'], 2);
+      const mine = agent.certificates
+        .list('device', 'My')
+        .filter(
+          (c) =>
+            inspectCertificate(agent.certificates.certificate(c)).subject === 'CN=retry-me-tpm',
+        );
+      assert.equal(mine.length, 1);
+      assert.deepEqual(
+        agent.store.data.scep.filter((e) => e.status === 16),
+        [],
+        'the failed enrollment node was deleted',
+      );
+    } finally {
+      offset = 0;
+      await agent.close();
+    }
+  });
+
+  it('gives up on a SCEP delivery after its attempts, doubling the wait each time', async () => {
+    await createProfile(server.context, 'test', {
+      name: 'hopeless',
+      kind: 'scep',
+      settings: { subject: 'CN={{DeviceName}}-hopeless', keyProtection: 1 },
+    });
+    const { agent, id } = await enrolledDevice('give-up');
+    try {
+      await assignProfile(server.context, 'test', 'hopeless', { kind: 'device', id });
+      const waits: number[] = [];
+      for (let attempt = 1; attempt <= SCEP_MAX_ATTEMPTS; attempt++) {
+        await agent.sync();
+        await until(agent, async () => {
+          const d = await detailOf(id, 'hopeless');
+          return d['state'] === 'failed' && d['attempts'] === attempt;
+        });
+        const d = await detailOf(id, 'hopeless');
+        if (attempt === SCEP_MAX_ATTEMPTS) {
+          assert.equal(d['retryAt'], undefined);
+          assert.match(String(d['error']), /gave up after 8 attempts/);
+          break;
+        }
+        const retryAt = Date.parse(String(d['retryAt']));
+        waits.push(Math.round((retryAt - clock().getTime()) / 60_000));
+        offset = retryAt + 1000 - Date.now();
+      }
+      assert.deepEqual(waits, [15, 30, 60, 120, 240, 480, 960]);
+      offset += 86_400_000;
+      await agent.sync();
+      assert.equal((await detailOf(id, 'hopeless'))['attempts'], SCEP_MAX_ATTEMPTS);
     } finally {
       offset = 0;
       await agent.close();

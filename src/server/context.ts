@@ -75,6 +75,8 @@ export interface ContextOptions {
   readonly pkcs11Pin?: string | undefined;
   /** How often devices list their stores (MDM inventory); default a day. */
   readonly inventoryIntervalMs?: number | undefined;
+  /** First wait before a failed SCEP delivery is sent again (mdm-profiles.ts); default 15 min. */
+  readonly mdmRetryMs?: number | undefined;
   /** MS-MDE2 enrollment without a token (development servers on loopback; mde2.ts). */
   readonly openEnrollment?: boolean;
   /** The site's mail relay and attachment policy (mail/settings.ts); no mail when absent. */
@@ -481,6 +483,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       ...(o.inventoryIntervalMs !== undefined
         ? { inventoryIntervalMs: o.inventoryIntervalMs }
         : {}),
+      ...(o.mdmRetryMs !== undefined ? { retryFailedMs: o.mdmRetryMs } : {}),
       ...(o.now ? { now: o.now } : {}),
     });
     const mdm: MdmService = createMdmService({

@@ -683,8 +683,13 @@ interface Detail {
   previous?: { readonly cspId: string; readonly thumbprint?: string };
   retire?: string;
   error?: string;
+  /** SCEP, failed on the device: when the server sends a new attempt (absent: it gave up). */
+  retryAt?: string;
   attempts: number;
 }
+
+/** Attempts of one SCEP delivery before the server stops sending new ones (the admin may reassign). */
+export const SCEP_MAX_ATTEMPTS = 8;
 
 export interface ProfileEngineConfig {
   readonly store: MdmProfileStore & DeviceStore & InventoryStore & AuditLog;
@@ -718,6 +723,12 @@ export interface ProfileEngineConfig {
   ) => Promise<{ pfx: Uint8Array; passwordForDevice: string; thumbprint: string }>;
   /** How often a device lists its stores (inventory); default a day. */
   readonly inventoryIntervalMs?: number;
+  /**
+   * How long after a SCEP enrollment failed on the device (the SCEP server unreachable, a
+   * refusal) the server sends a new attempt with a new challenge; doubled after each failure, at
+   * most a day, at most {@link SCEP_MAX_ATTEMPTS} attempts. Default 15 minutes.
+   */
+  readonly retryFailedMs?: number;
   /** SHA-1s (upper-case) of the roots enrollment installs: never deleted by unassigning. */
   readonly enrollmentRoots?: readonly string[];
   /** The validity of a certificate this CA issued, by SHA-1. */
@@ -888,6 +899,14 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     });
   }
 
+  /** A failed delivery's detail; a SCEP one is tried again later, until the attempts run out. */
+  function failed(d: Detail, error: string, retry: boolean): Detail {
+    if (!retry || d.attempts >= SCEP_MAX_ATTEMPTS)
+      return { ...d, error: retry ? `${error}; gave up after ${d.attempts} attempts` : error };
+    const wait = Math.min(86_400_000, (config.retryFailedMs ?? 900_000) * 2 ** (d.attempts - 1));
+    return { ...d, error, retryAt: new Date(now().getTime() + wait).toISOString() };
+  }
+
   async function remove(device: DeviceRecord, p: MdmProfileRecord, d: Detail): Promise<void> {
     const s = settingsOf(p);
     // The root the device was enrolled with (Root store, provisioning document) stays: without
@@ -922,8 +941,9 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     detail: Detail,
     o: CommandOutcome,
   ): Promise<[DeliveryState, Detail]> {
-    const [state, next] = scepOutcome(detail, o);
+    const [state, outcome] = scepOutcome(detail, o);
     const renewing = detail.previous !== undefined;
+    const next = state === 'failed' && !renewing ? failed(outcome, outcome.error!, true) : outcome;
     if (state === 'failed' && renewing) {
       const { previous } = detail;
       return [
@@ -1022,7 +1042,13 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         const d = byProfile.get(p.id);
         const detail = d ? detailOf(d) : { attempts: 0 };
         if (!d || d.state === 'removed') await install(device, p, detail.attempts + 1);
-        else if (p.kind !== 'scep' || d.state === 'failed' || d.state === 'removing') continue;
+        else if (p.kind === 'scep' && d.state === 'failed') {
+          if (detail.retryAt !== undefined && Date.parse(detail.retryAt) <= now().getTime()) {
+            // The failed enrollment node goes first; the new attempt has a challenge of its own.
+            await queue(device, p, [deleteScep(scopeOf(p), detail.cspId ?? p.id)]);
+            await install(device, p, detail.attempts + 1);
+          }
+        } else if (p.kind !== 'scep' || d.state === 'removing') continue;
         else if (
           detail.install === undefined &&
           detail.cspId &&
@@ -1098,10 +1124,11 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
               !ok ? 'failed' : kind === 'trusted' ? 'installed' : 'installing',
               ok
                 ? without(detail, 'install')
-                : {
-                    ...without(detail, 'install', 'status'),
-                    error: `the device answered ${o.status}`,
-                  },
+                : failed(
+                    without(detail, 'install', 'status'),
+                    `the device answered ${o.status}`,
+                    kind === 'scep',
+                  ),
             );
           } else if (o.id === detail.status) {
             const p = await store.getMdmProfile(profileId);

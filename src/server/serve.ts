@@ -50,6 +50,8 @@ export interface ServeOptions {
   readonly now?: () => Date;
   /** How often devices list their stores (MDM inventory); default a day. */
   readonly inventoryIntervalMs?: number | undefined;
+  /** First wait before a failed SCEP delivery is sent again; default 15 minutes. */
+  readonly mdmRetryMs?: number | undefined;
   /** The site's mail relay and attachment policy, checked already (mail/settings.ts). */
   readonly mail?: MailSettings | undefined;
   /** The portal's limits, timeouts and password hashing (tests make them small). */
@@ -166,6 +168,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     openEnrollment: (o.enrollment ?? (isLoopback(host) ? 'open' : 'token')) === 'open',
     ...(o.now ? { now: o.now } : {}),
     inventoryIntervalMs: o.inventoryIntervalMs,
+    mdmRetryMs: o.mdmRetryMs,
     mail: o.mail,
     // Before the app (and its logger) exists lines are printed directly in the same JSON shape.
     log: serviceLog(
