@@ -192,6 +192,15 @@ export function createMdmService(config: MdmConfig): MdmService {
       ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
       ...(challenge ? { headerChallenge: challenge } : {}),
     });
+    // What the answers mean for the device's profiles is written before the commands are marked
+    // complete: a server stopped in between leaves them open, so they are sent again and
+    // answered again, and applying an answer twice changes nothing (deliveries match commands
+    // by id). The other order lost answers for good (kill -9 under MDM load, src/e2e).
+    const commands = new Map(queue.map((q) => [q.id, q.command]));
+    await config.profiles?.recordOutcomes(
+      device,
+      step.outcomes.map((o) => ({ ...o, command: commands.get(o.id)! })),
+    );
     for (const o of step.outcomes) {
       const results: StoredResults = { items: o.results, children: o.children };
       await store.completeCommand(deviceId, o.id, {
@@ -200,11 +209,6 @@ export function createMdmService(config: MdmConfig): MdmService {
         at,
       });
     }
-    const commands = new Map(queue.map((q) => [q.id, q.command]));
-    await config.profiles?.recordOutcomes(
-      device,
-      step.outcomes.map((o) => ({ ...o, command: commands.get(o.id)! })),
-    );
     await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
     // Alert 1224 client events: the login status (user, others, none) is kept with the device.
     const login = step.alerts
