@@ -17,7 +17,6 @@ import { importAuthority } from '../ca/authority.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
   activateNextAuthority,
-  createTokenAuthority,
   hasAuthority,
   installAuthority,
   openContext,
@@ -26,6 +25,7 @@ import {
   type ServerContext,
 } from '../server/context.ts';
 import { builtinProfiles } from '../server/profiles.ts';
+import { createTokenAuthority } from '../server/token-ca.ts';
 import { pkcs11Pin, readInput } from './io.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
@@ -197,11 +197,15 @@ Example:
       if (await hasAuthority(join(o.data, 'ca')))
         throw new CliError(`${o.data} already has a CA`, EXIT.usage);
       if (o.pkcs11 !== undefined) {
-        await createTokenAuthority(o.data, {
-          uri: o.pkcs11,
-          pin: await pkcs11Pin(o),
-          keyType: o.keyType,
-        });
+        await createTokenAuthority(
+          o.data,
+          { uri: o.pkcs11, pin: await pkcs11Pin(o) },
+          {
+            keyType: o.keyType,
+            rootSubject: 'CN=certpost root CA,O=certpost',
+            issuingSubject: 'CN=certpost issuing CA,O=certpost',
+          },
+        );
         await withContext(o, async (ctx) => printCa(ctx, o, out));
         return;
       }
