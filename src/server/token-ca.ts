@@ -1,13 +1,15 @@
 /**
- * A CA whose keys live in a PKCS#11 token, made there (`certpost ca init --pkcs11`). The
- * certificates are signed in the token; the data directory records the certificates and each
- * key's RFC 7512 URI (`ca/*.key-ref`, with the `pin-source` of the URI given, if any), never a
- * key or a PIN, and context.ts opens the keys again from those. Its rollover is context.ts's
+ * A CA whose keys live in a PKCS#11 token: made there (`certpost ca init --pkcs11`) or taken
+ * into it from a PFX or PEM (`certpost ca import --pkcs11`). The certificates are signed in
+ * the token; the data directory records the certificates and each key's RFC 7512 URI
+ * (`ca/*.key-ref`, with the `pin-source` of the URI given, if any), never a key or a PIN, and
+ * context.ts opens the keys again from those. Its rollover is context.ts's
  * `prepareNextAuthority`, which makes the next keys in the same token.
  */
 import { join } from 'node:path';
 import {
   createAuthority,
+  importAuthority,
   type CaMaterial,
   type CreateAuthorityOptions,
   type KeySource,
@@ -42,6 +44,20 @@ export function createTokenAuthority(
   options: CreateAuthorityOptions,
 ): Promise<CaMaterial> {
   return intoToken(dataDir, target, (keys) => createAuthority(options, keys));
+}
+
+/**
+ * Imports an existing CA (authority.ts `importAuthority`, with the same checks) with its
+ * private key put into the token (C_CreateObject: sensitive, not extractable; hsm/pkcs11.ts
+ * `importKey`) and its RA key, when it needs one, generated there. The file itself is left as
+ * it was: the caller keeps it offline or destroys it.
+ */
+export function importTokenAuthority(
+  dataDir: string,
+  target: TokenTarget,
+  file: { readonly bytes: Uint8Array; readonly password?: string | undefined },
+): Promise<CaMaterial> {
+  return intoToken(dataDir, target, (keys) => importAuthority(file.bytes, file.password, { keys }));
 }
 
 /**
