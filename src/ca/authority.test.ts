@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isPkiError } from '../pki/errors.ts';
-import { spkiOf, type ExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
+import { signWith, spkiOf, type ExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { keyMatchesCertificate } from '../pki/keys.ts';
 import { encodePem } from '../pki/pem.ts';
 import { verifySignature } from '../pki/chain.ts';
@@ -237,6 +237,46 @@ describe('saveAuthority / loadAuthority', () => {
     // A token key that is not the certificate's is refused.
     await assert.rejects(
       loadAuthority(dir, noPassphrase, { openKey: async () => keys.root }),
+      (e) => isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') && /does not match/.test(e.message),
+    );
+  });
+
+  it('with defer, a token key is opened when it first signs, and matched to its certificate then', async () => {
+    const { keys, dir } = await tokenCa();
+    const byRef = new Map(Object.values(keys).map((k) => [k.label, k]));
+    const opened: string[] = [];
+    let failNext = true;
+    const loaded = await loadAuthority(dir, noPassphrase, {
+      defer: true,
+      openKey: async (ref, what) => {
+        opened.push(what);
+        if (failNext) {
+          failNext = false;
+          throw new Error('the token needs a PIN');
+        }
+        return byRef.get(ref)!;
+      },
+    });
+    assert.deepEqual(opened, [], 'loading opens nothing');
+    const issuing = loaded.issuing.key as ExternalKey;
+    assert.equal(issuing.label, 'pkcs11:token=t;object=issuing');
+    assert.ok(issuing.publicKey.equals(keys.issuing.publicKey));
+    assert.equal(typeof (loaded.ra!.key as ExternalKey).decrypt, 'function', 'RSA: can decrypt');
+    assert.equal(issuing.decrypt, undefined, 'EC: cannot');
+    const data = Buffer.from('tbs');
+    // A failed open fails the signature, and the next one tries again.
+    await assert.rejects(signWith(issuing, data, 'sha256'), /needs a PIN/);
+    const sig = await signWith(issuing, data, 'sha256');
+    await signWith(issuing, data, 'sha256');
+    assert.ok(verify('sha256', data, keys.issuing.publicKey, sig));
+    assert.deepEqual(opened, ['issuing CA', 'issuing CA'], 'opened once it worked');
+
+    const wrong = await loadAuthority(dir, noPassphrase, {
+      defer: true,
+      openKey: async () => keys.root,
+    });
+    await assert.rejects(
+      signWith(wrong.issuing.key, data, 'sha256'),
       (e) => isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') && /does not match/.test(e.message),
     );
   });

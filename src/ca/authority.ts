@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { verifySignature } from '../pki/chain.ts';
 import { PkiError } from '../pki/errors.ts';
 import {
+  deferredKey,
   isExternalKey,
   keyTypeOf,
   publicKeyOf,
@@ -38,7 +39,7 @@ import {
   type ExternalKey,
   type PrivateKeyRef,
 } from '../pki/key-ref.ts';
-import { keyMatchesCertificate, parsePrivateKeyPem } from '../pki/keys.ts';
+import { keyMatchesCertificate, parsePrivateKeyPem, publicKeyFromSpki } from '../pki/keys.ts';
 import { ALG, type KeyUsageName } from '../pki/oids.ts';
 import { decodePem, encodePem } from '../pki/pem.ts';
 import { readPki } from '../pki/read.ts';
@@ -502,6 +503,13 @@ export interface LoadAuthorityOptions {
    * (`ERR_PKI_INVALID_ARGUMENT` naming the reference).
    */
   readonly openKey?: (reference: string, what: string) => Promise<PrivateKeyRef>;
+  /**
+   * Open token-held keys on first use rather than now ({@link deferredKey}): each is then a
+   * stand-in with its certificate's public key, and `openKey` runs (and the key is matched
+   * against the certificate) when it first signs or decrypts. For a process that may never
+   * sign, such as an admin command that only reads the store.
+   */
+  readonly defer?: boolean;
 }
 
 /**
@@ -526,7 +534,15 @@ async function loadPair(
         'ERR_PKI_INVALID_ARGUMENT',
         `${what}: the key is held by a token (${key.ref}), and no way to open it was given`,
       );
-    const ref = await options.openKey(key.ref, what);
+    const { openKey } = options;
+    if (options.defer)
+      return {
+        certificate,
+        key: deferredKey(key.ref, publicKeyFromSpki(certificate.spki), () =>
+          openKey(key.ref, what),
+        ),
+      };
+    const ref = await openKey(key.ref, what);
     pair = { key: ref, spki: spkiOf(ref) };
   }
   if (!keyMatchesCertificate(pair, certificate))

@@ -75,7 +75,12 @@ export async function op<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Opens the data directory for `f` and closes it after; `more` adds context options (mail). */
+/**
+ * Opens the data directory for `f` and closes it after; `more` adds context options (mail).
+ * CA keys held by a token are opened only if `f` makes one sign or decrypt: a command that
+ * only reads or writes the store needs no PIN, and one that signs without it fails with
+ * `ERR_HSM_PIN_REQUIRED` before it changes anything (its signature comes first).
+ */
 export async function withContext<T>(
   o: DataOptions,
   f: (ctx: ServerContext) => Promise<T>,
@@ -89,6 +94,7 @@ export async function withContext<T>(
       database: o.database,
       createCa,
       pkcs11Pin: await pkcs11Pin(o),
+      deferKeys: true,
       ...more,
     });
   } catch (e) {
@@ -212,7 +218,8 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
 With --pkcs11, the root and issuing keys (and the RA key of an EC CA) are generated in the token
 as non-extractable keys labelled <prefix>-root, <prefix>-issuing (and <prefix>-ra); the data
 directory records their URIs (DATA/ca/*.key-ref), never the PIN. The user PIN comes from
---pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the URI's pin-source, and "certpost serve" needs it too.
+--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the URI's pin-source; "certpost serve" and the commands
+that sign or decrypt with a CA key (ca rollover, certificates recover, doctor) need it too.
 Example:
   CERTPOST_PKCS11_PIN=… certpost ca init --data ./data \\
     --issuing-subject 'CN=Contoso Issuing CA,O=Contoso' \\

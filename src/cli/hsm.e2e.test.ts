@@ -3,8 +3,10 @@
  * token, `certpost ca init --pkcs11`, `certpost serve` as a process, a SCEP enrollment with
  * our client (the token decrypts the envelope and signs the certificate and the CertRep),
  * `openssl verify` of the certificate, a CRL signed by the token key, and a rollover whose
- * next key is made in the token too. `ca import --pkcs11` takes an openssl-made CA's key into
- * the token. The PIN never shows in output, logs or the data directory.
+ * next key is made in the token too. Admin commands that only use the store run without the
+ * PIN; those that sign fail without it and change nothing. `ca import --pkcs11` takes an
+ * openssl-made CA's key into the token. The PIN never shows in output, logs or the data
+ * directory.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -249,16 +251,61 @@ for (const keyType of ['rsa', 'ec'] as const) {
       assert.equal(refused.status, 'failed');
     });
 
-    it('the CRL is signed by the token key and lists a revoked certificate', async () => {
+    // What the admin commands open does not depend on the key type: once, for the CA with three keys.
+    if (keyType === 'ec')
+      it('store-only admin commands need no PIN; the server issues a request approved without one', async () => {
+        // No CERTPOST_PKCS11_PIN and no --pkcs11-pin-file: nothing here may need the token.
+        const challenge = certpost(['challenge', 'create', '--data', data, '--profile', 'manual']);
+        assert.equal(challenge.code, 0, challenge.stderr);
+        const client = createScepClient(fetchTransport(`${server.url}/scep`));
+        const { privateKey: key } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+        const subject = `CN=held-${keyType},O=Example`;
+        const held = await client.enroll({ subject, key, challenge: challenge.stdout.trim() });
+        assert.equal(held.status, 'pending');
+        if (held.status !== 'pending') return;
+        const list = certpost(['requests', 'list', '--data', data, '--json']);
+        assert.equal(list.code, 0, list.stderr);
+        const { requests } = JSON.parse(list.stdout) as {
+          requests: { id: string; subject: string }[];
+        };
+        const id = requests.find((r) => r.subject === subject)?.id;
+        assert.ok(id, list.stdout);
+        const approve = certpost(['requests', 'approve', id, '--data', data]);
+        assert.equal(approve.code, 0, approve.stderr);
+        const issued = await client.poll({
+          transactionId: held.transactionId,
+          subject,
+          key,
+          signer: held.signer,
+        });
+        assert.equal(issued.status, 'issued');
+        if (issued.status === 'issued')
+          verifyLeaves(data, [issued.certificate.der], `held-${keyType}`);
+        const certs = certpost(['certificates', 'list', '--data', data, '--json']);
+        assert.equal(certs.code, 0, certs.stderr);
+        assert.ok(
+          (JSON.parse(certs.stdout) as { certificates: { subject: string }[] }).certificates.some(
+            (c) => c.subject === subject,
+          ),
+        );
+      });
+
+    it('the CRL is signed by the token key and lists a certificate revoked without the PIN', async () => {
       const serial = openssl('x509', '-in', `leaf-${keyType}.pem`, '-noout', '-serial')
         .trim()
         .split('=')[1]!
         .toLowerCase()
         .replace(/^(00)+/, '');
-      const revoke = certpost(
-        ['certificates', 'revoke', serial, '--data', data, '--reason', 'keyCompromise'],
-        { CERTPOST_PKCS11_PIN: hsm.userPin },
-      );
+      // Revoking writes the store; the server signs the next CRL with its own session.
+      const revoke = certpost([
+        'certificates',
+        'revoke',
+        serial,
+        '--data',
+        data,
+        '--reason',
+        'keyCompromise',
+      ]);
       assert.equal(revoke.code, 0, revoke.stderr);
       const res = await fetch(`${server.url}/crl`);
       assert.equal(res.status, 200);
@@ -313,6 +360,27 @@ for (const keyType of ['rsa', 'ec'] as const) {
       }
       assertNoPin(server.output(), server.stderr());
     });
+
+    // Once as well, for the same reason.
+    if (keyType === 'ec')
+      it('commands that sign need the PIN: without it, a clear error and nothing changed', async () => {
+        const labelsBefore = await tokenLabels();
+        const roll = certpost(['ca', 'rollover', '--data', data]);
+        assert.equal(roll.code, 4, roll.stderr);
+        assert.match(roll.stderr, /^certpost: the token needs a PIN: token "certpost-ca"/);
+        assert.ok(!existsSync(join(data, 'ca', 'next')));
+        assert.deepEqual(await tokenLabels(), labelsBefore);
+        // doctor runs, and says which checks the missing PIN kept from signing.
+        const doctor = certpost(['doctor', '--data', data, '--json']);
+        assert.equal(doctor.code, 13, doctor.stderr);
+        const { checks } = JSON.parse(doctor.stdout) as {
+          checks: { id: string; status: string; summary: string }[];
+        };
+        const keys = checks.find((c) => c.id === 'ca-keys');
+        assert.equal(keys?.status, 'fail');
+        assert.match(keys.summary, /needs a PIN/);
+        assert.equal(checks.find((c) => c.id === 'database')?.status, 'ok');
+      });
 
     it('rollover makes the next issuing key in the token as well', () => {
       const r = certpost(['ca', 'rollover', '--data', data, '--json'], {

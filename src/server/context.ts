@@ -9,7 +9,8 @@
  * convenient for the embedded default, and no protection against someone who can read the
  * data directory. Production sets the variable, or keeps the CA keys in a PKCS#11 token
  * (token-ca.ts): the data directory then records each key's RFC 7512 URI (`ca/*.key-ref`, no
- * PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
+ * PIN) and the token is opened with the PIN handed in as `pkcs11Pin`, at open or, with
+ * `deferKeys`, when a key first signs.
  */
 import { countingAudit, createMetrics, type Metrics } from './metrics.ts';
 import { deliverImported, issueIdentity } from './pfx-identity.ts';
@@ -63,6 +64,12 @@ export interface ContextOptions {
    * `--pkcs11-pin-file`). Without it, a key reference's own `pin-source` is used.
    */
   readonly pkcs11Pin?: string | undefined;
+  /**
+   * Open token-held CA keys when they first sign or decrypt, not at open (authority.ts
+   * `defer`): for admin commands, most of which only read or write the store, so that they
+   * need no PIN. Default: at open, so that `serve` fails at start on a missing or wrong PIN.
+   */
+  readonly deferKeys?: boolean;
   /** How often devices list their stores (MDM inventory); default a day. */
   readonly inventoryIntervalMs?: number | undefined;
   /** MS-MDE2 enrollment without a token (development servers on loopback; mde2.ts). */
@@ -218,12 +225,13 @@ async function tryLoadAuthority(
   caDir: string,
   passphraseDir = caDir,
   keyring?: Pkcs11Keyring,
+  defer = false,
 ): Promise<CaMaterial | undefined> {
   if (!(await hasAuthority(caDir))) return undefined;
   return loadAuthority(
     caDir,
     () => caPassphrase(passphraseDir, false),
-    keyring ? { openKey: (ref: string) => openTokenKey(keyring, ref) } : {},
+    keyring ? { openKey: (ref: string) => openTokenKey(keyring, ref), defer } : {},
   );
 }
 
@@ -294,8 +302,9 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
   // Tokens holding CA keys stay open (and logged in) for as long as the context.
   const keyring = createKeyring({ pin: o.pkcs11Pin });
   try {
+    const defer = o.deferKeys ?? false;
     const ca =
-      (await tryLoadAuthority(caDir, caDir, keyring)) ??
+      (await tryLoadAuthority(caDir, caDir, keyring, defer)) ??
       (o.createCa ? await createOnce(o, keyring) : await missingCa(caDir));
     const profiles = await loadProfiles(o.dataDir, o.publicUrl);
     const enrollment = createEnrollmentService({
@@ -309,7 +318,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       ...(o.now ? { now: o.now } : {}),
     });
     const responder = ca.ra ?? ca.issuing;
-    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring);
+    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring, defer);
     const scep = createScepService({
       responder,
       chain: [ca.issuing.certificate, ca.root.certificate],
