@@ -5,12 +5,12 @@
  * `openssl verify` of the certificate, a CRL signed by the token key, and a rollover whose
  * next key is made in the token too. Admin commands that only use the store run without the
  * PIN; those that sign fail without it and change nothing. `ca import --pkcs11` takes an
- * openssl-made CA's key into the token. The PIN never shows in output, logs or the data
- * directory.
+ * openssl-made CA's key into the token, and two worker processes sign through the token at
+ * once. The PIN never shows in output, logs or the data directory.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -497,6 +497,66 @@ describe('a CA imported into the token (ca import --pkcs11)', () => {
   });
 });
 
+describe('two worker processes on one token (serve --workers 2)', () => {
+  it('each opens its own sessions: enrollments spread over both are decrypted and signed by the token', async () => {
+    const data = join(dir, 'data-workers');
+    // The PIN's file named in the URI: the key references keep it, and each worker reads it.
+    const init = certpost([
+      'ca',
+      'init',
+      '--data',
+      data,
+      '--pkcs11',
+      `${uriFor('e2e-workers')}&pin-source=${pinFile}`,
+    ]);
+    assert.equal(init.code, 0, init.stderr);
+    const ref = parsePkcs11Uri(readFileSync(join(data, 'ca', 'issuing.key-ref'), 'utf8').trim());
+    assert.equal(ref.pinSource, pinFile);
+    const server = await spawnServe(
+      ['--data', data, '--workers', '2', '--scep-challenge', 'w', '--log-level', 'info'],
+      { env },
+    );
+    servers.push(server);
+    assert.equal(server.listening['workers'], 2);
+    const issued: Uint8Array[] = [];
+    /** Worker pids that answered a refused request: decrypted and signed a CertRep in the token. */
+    const refusedBy = () =>
+      new Set(
+        server
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"scep request refused"'))
+          .map((l) => (JSON.parse(l) as { pid: number }).pid),
+      );
+    // Connections go to the workers in turn; a few rounds make sure both have had some.
+    for (let round = 0; round < 4 && (round < 1 || refusedBy().size < 2); round++) {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => {
+          const client = createScepClient(fetchTransport(`${server.url}/scep`));
+          const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+          return client.enroll({
+            subject: `CN=worker-${round}-${i},O=Example`,
+            key: privateKey,
+            challenge: i % 2 ? 'w' : 'wrong',
+          });
+        }),
+      );
+      for (const [i, r] of results.entries()) {
+        assert.equal(r.status, i % 2 ? 'issued' : 'failed');
+        if (r.status === 'issued') issued.push(r.certificate.der);
+      }
+    }
+    const pids = refusedBy();
+    assert.equal(pids.size, 2, `answered by ${[...pids].join(', ')}`);
+    assert.ok(!pids.has(server.listening['pid'] as number), 'workers, not the primary');
+    verifyLeaves(data, issued, 'worker');
+    const serials = issued.map((der) => new X509Certificate(der).serialNumber);
+    assert.equal(new Set(serials).size, serials.length);
+    assertNoPin(server.output(), server.stderr());
+    assert.equal(await server.stop(), 0);
+  });
+});
+
 describe('the token afterwards', () => {
   it('holds every CA key, each with its implicit-rejection secret for the RSA ones', async () => {
     const token = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
@@ -510,6 +570,7 @@ describe('the token afterwards', () => {
         'e2e-ec-ra',
         'e2e-import-issuing',
         'e2e-import-ra',
+        'e2e-workers-issuing',
       ])
         assert.ok(labels.includes(l), l);
       assert.ok(
