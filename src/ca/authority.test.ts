@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isPkiError } from '../pki/errors.ts';
-import type { ExternalKey, PrivateKeyRef } from '../pki/key-ref.ts';
+import { signWith, spkiOf, type ExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
+import { keyMatchesCertificate } from '../pki/keys.ts';
 import { encodePem } from '../pki/pem.ts';
 import { verifySignature } from '../pki/chain.ts';
 import { inspectCertificate, type Certificate } from '../pki/x509.ts';
-import { run, tempDir } from '../testing/tools.ts';
+import { opensslCaHierarchy, run, tempDir } from '../testing/tools.ts';
 import {
   AUTHORITY_FILES,
   createAuthority,
@@ -17,6 +18,7 @@ import {
   loadAuthority,
   saveAuthority,
   type CaMaterial,
+  type KeySource,
 } from './authority.ts';
 
 const NOW = new Date('2026-05-01T10:00:00Z');
@@ -200,19 +202,8 @@ describe('saveAuthority / loadAuthority', () => {
   });
 
   it('keys held by a token are saved as references and opened again through openKey', async () => {
-    const keys = {
-      root: externalKey('pkcs11:token=t;object=root', 'ec'),
-      issuing: externalKey('pkcs11:token=t;object=issuing', 'ec'),
-      ra: externalKey('pkcs11:token=t;object=ra', 'rsa'),
-    };
-    const ca = await createAuthority(
-      { keyType: 'rsa', rootSubject: 'CN=R', issuingSubject: 'CN=I', now: NOW },
-      keys,
-    );
-    assert.equal(ca.issuing.key, keys.issuing);
-    assert.equal(ca.ra?.key, keys.ra, 'an EC issuing key gets the RA key handed in');
-    const dir = tempDir();
-    await saveAuthority(dir, ca, noPassphrase);
+    const { keys, asked, dir } = await tokenCa();
+    assert.deepEqual(asked.toSorted(), ['issuing ec', 'ra rsa', 'root ec']);
     assert.deepEqual(readdirSync(dir).toSorted(), [
       'issuing.crt',
       'issuing.key-ref',
@@ -249,65 +240,76 @@ describe('saveAuthority / loadAuthority', () => {
       (e) => isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') && /does not match/.test(e.message),
     );
   });
+
+  it('with defer, a token key is opened when it first signs, and matched to its certificate then', async () => {
+    const { keys, dir } = await tokenCa();
+    const byRef = new Map(Object.values(keys).map((k) => [k.label, k]));
+    const opened: string[] = [];
+    let failNext = true;
+    const loaded = await loadAuthority(dir, noPassphrase, {
+      defer: true,
+      openKey: async (ref, what) => {
+        opened.push(what);
+        if (failNext) {
+          failNext = false;
+          throw new Error('the token needs a PIN');
+        }
+        return byRef.get(ref)!;
+      },
+    });
+    assert.deepEqual(opened, [], 'loading opens nothing');
+    const issuing = loaded.issuing.key as ExternalKey;
+    assert.equal(issuing.label, 'pkcs11:token=t;object=issuing');
+    assert.ok(issuing.publicKey.equals(keys.issuing.publicKey));
+    assert.equal(typeof (loaded.ra!.key as ExternalKey).decrypt, 'function', 'RSA: can decrypt');
+    assert.equal(issuing.decrypt, undefined, 'EC: cannot');
+    const data = Buffer.from('tbs');
+    // A failed open fails the signature, and the next one tries again.
+    await assert.rejects(signWith(issuing, data, 'sha256'), /needs a PIN/);
+    const sig = await signWith(issuing, data, 'sha256');
+    await signWith(issuing, data, 'sha256');
+    assert.ok(verify('sha256', data, keys.issuing.publicKey, sig));
+    assert.deepEqual(opened, ['issuing CA', 'issuing CA'], 'opened once it worked');
+
+    const wrong = await loadAuthority(dir, noPassphrase, {
+      defer: true,
+      openKey: async () => keys.root,
+    });
+    await assert.rejects(
+      signWith(wrong.issuing.key, data, 'sha256'),
+      (e) => isPkiError(e, 'ERR_PKI_INVALID_ARGUMENT') && /does not match/.test(e.message),
+    );
+  });
 });
 
-/** A root and an issuing CA made by openssl (the import path must not depend on our builder). */
-function opensslHierarchy(issuingKu: string) {
-  const dir = tempDir();
-  const p = (f: string) => join(dir, f);
-  run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    p('root.key'),
-    '-subj',
-    '/CN=Imported Root',
-    '-days',
-    '3650',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-    '-out',
-    p('root.pem'),
-  ]);
-  run('openssl', [
-    'req',
-    '-new',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    p('issuing.key'),
-    '-subj',
-    '/CN=Imported Issuing',
-    '-out',
-    p('issuing.csr'),
-  ]);
-  writeFileSync(
-    p('ext.cnf'),
-    `basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,${issuingKu}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`,
+/** A CA of token-held keys (stand-ins), saved in a fresh directory. */
+async function tokenCa() {
+  const keys = {
+    root: externalKey('pkcs11:token=t;object=root', 'ec'),
+    issuing: externalKey('pkcs11:token=t;object=issuing', 'ec'),
+    ra: externalKey('pkcs11:token=t;object=ra', 'rsa'),
+  };
+  const asked: string[] = [];
+  const ca = await createAuthority(
+    { keyType: 'ec', rootSubject: 'CN=R', issuingSubject: 'CN=I', now: NOW },
+    {
+      generate: async (spec, role) => {
+        asked.push(`${role} ${spec.type}`);
+        return keys[role];
+      },
+      adopt: () => Promise.reject(new Error('nothing to adopt')),
+    },
   );
-  run('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    p('issuing.csr'),
-    '-CA',
-    p('root.pem'),
-    '-CAkey',
-    p('root.key'),
-    '-CAcreateserial',
-    '-days',
-    '1000',
-    '-extfile',
-    p('ext.cnf'),
-    '-out',
-    p('issuing.pem'),
-  ]);
+  assert.equal(ca.issuing.key, keys.issuing);
+  assert.equal(ca.ra?.key, keys.ra, 'an EC issuing CA gets its RA key from the key source');
+  const dir = tempDir();
+  await saveAuthority(dir, ca, noPassphrase);
+  return { keys, asked, dir };
+}
+
+/** An openssl-made RSA hierarchy (testing/tools.ts), and a self-signed certificate that is no CA. */
+function opensslHierarchy(issuingKu: string) {
+  const { dir, p } = opensslCaHierarchy({ newkey: ['-newkey', 'rsa:2048'], issuingKu });
   run('openssl', [
     'req',
     '-x509',
@@ -328,21 +330,11 @@ function opensslHierarchy(issuingKu: string) {
 
 describe('importAuthority', () => {
   it('imports a PFX: the keyed certificate is the issuing CA, the self-signed one the root', async () => {
-    const { p } = opensslHierarchy('digitalSignature,keyEncipherment,keyCertSign,cRLSign');
-    run('openssl', [
-      'pkcs12',
-      '-export',
-      '-inkey',
-      p('issuing.key'),
-      '-in',
-      p('issuing.pem'),
-      '-certfile',
-      p('root.pem'),
-      '-passout',
-      'pass:pfxpass',
-      '-out',
-      p('ca.pfx'),
-    ]);
+    const { p } = opensslCaHierarchy({
+      newkey: ['-newkey', 'rsa:2048'],
+      issuingKu: 'digitalSignature,keyEncipherment,keyCertSign,cRLSign',
+      pfxPassword: 'pfxpass',
+    });
     const ca = await importAuthority(new Uint8Array(readFileSync(p('ca.pfx'))), 'pfxpass');
     assert.equal(inspectCertificate(ca.issuing.certificate).subject, 'CN=Imported Issuing');
     assert.equal(inspectCertificate(ca.root.certificate).subject, 'CN=Imported Root');
@@ -395,6 +387,44 @@ describe('importAuthority', () => {
     assert.equal(ca.root.certificate, ca.issuing.certificate);
     assert.ok(sw(ca.root.key).equals(sw(ca.issuing.key)));
     assert.ok(ca.ra);
+  });
+
+  it('hands the issuing key to the key source only once the file passes, and gets the RA key there', async () => {
+    const { p } = opensslHierarchy('keyCertSign,cRLSign');
+    const pem = (...files: string[]) =>
+      new Uint8Array(Buffer.from(files.map((f) => readFileSync(p(f), 'utf8')).join('')));
+    const calls: string[] = [];
+    const ra = externalKey('pkcs11:token=t;object=ra', 'rsa');
+    const source: KeySource = {
+      generate: async (spec, role) => {
+        calls.push(`generate ${role} ${spec.type}`);
+        return ra;
+      },
+      adopt: async (key, role) => {
+        calls.push(`adopt ${role}`);
+        return {
+          kind: 'external',
+          label: `pkcs11:token=t;object=${role}`,
+          publicKey: createPublicKey(key),
+          sign: async (data, hash) => sign(hash, data, key),
+        };
+      },
+    };
+    // Refused files (no root; not a CA) adopt nothing.
+    await assert.rejects(
+      importAuthority(pem('issuing.key', 'issuing.pem'), undefined, { keys: source }),
+    );
+    await assert.rejects(importAuthority(pem('leaf.key', 'leaf.pem'), undefined, { keys: source }));
+    assert.deepEqual(calls, []);
+    const ca = await importAuthority(pem('issuing.key', 'issuing.pem', 'root.pem'), undefined, {
+      keys: source,
+    });
+    assert.deepEqual(calls, ['adopt issuing', 'generate ra rsa']);
+    assert.equal((ca.issuing.key as ExternalKey).label, 'pkcs11:token=t;object=issuing');
+    assert.equal(ca.ra?.key, ra);
+    // The RA certificate was signed by the adopted issuing key, for the source's RA key.
+    assert.ok(verifySignature(ca.ra.certificate, ca.issuing.certificate.spki));
+    assert.ok(keyMatchesCertificate({ key: ra, spki: spkiOf(ra) }, ca.ra.certificate));
   });
 
   it('refuses a certificate that is not a CA, and a chain without its root', async () => {

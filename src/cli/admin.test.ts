@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { parseRfc4514 } from '../ca/name.ts';
@@ -36,13 +36,20 @@ it('ca init, challenge create and requests, with clear errors', () => {
   assert.equal(none.code, 3);
   assert.match(none.stderr, /no CA in .*certpost ca init/);
 
-  const init = certpost('ca', 'init', '--data', data, '--json');
+  const badSubject = certpost('ca', 'init', '--data', data, '--root-subject', 'Contoso Root');
+  assert.equal(badSubject.code, 2);
+  assert.match(badSubject.stderr, /--root-subject: "Contoso Root" is not an RFC 4514 name/);
+  assert.equal(existsSync(join(data, 'ca')), false);
+  const subject = ['--issuing-subject', 'CN=Contoso Issuing CA,O=Contoso'];
+  const init = certpost('ca', 'init', '--data', data, '--json', ...subject);
   assert.equal(init.code, 0, init.stderr);
   const { certificates } = JSON.parse(init.stdout) as {
     certificates: { subject: string; sha1: string }[];
   };
-  assert.equal(certificates.length, 2);
-  assert.match(certificates[0]!.subject, /root CA/);
+  assert.deepEqual(
+    certificates.map((c) => c.subject),
+    ['CN=certpost root CA,O=certpost', 'CN=Contoso Issuing CA,O=Contoso'],
+  );
   assert.equal(statSync(join(data, 'ca', 'passphrase')).mode & 0o777, 0o600);
   const again = certpost('ca', 'init', '--data', data);
   assert.equal(again.code, 2);

@@ -14,11 +14,11 @@ import { Command, Option } from 'commander';
 import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { isPkiError } from '../pki/errors.ts';
 import { formatName, sha1Thumbprint, type Certificate } from '../pki/x509.ts';
-import { importAuthority } from '../ca/authority.ts';
+import { createAuthority, importAuthority } from '../ca/authority.ts';
+import { parseRfc4514 } from '../ca/name.ts';
 import * as ops from '../server/admin-ops.ts';
 import {
   activateNextAuthority,
-  createTokenAuthority,
   hasAuthority,
   installAuthority,
   openContext,
@@ -26,6 +26,7 @@ import {
   type ContextOptions,
   type ServerContext,
 } from '../server/context.ts';
+import { createTokenAuthority, importTokenAuthority } from '../server/token-ca.ts';
 import { builtinProfiles } from '../server/profiles.ts';
 import { pkcs11Pin, readInput } from './io.ts';
 import { CliError, EXIT } from './exit-codes.ts';
@@ -87,7 +88,12 @@ export async function op<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Opens the data directory for `f` and closes it after; `more` adds context options (mail). */
+/**
+ * Opens the data directory for `f` and closes it after; `more` adds context options (mail).
+ * CA keys held by a token are opened only if `f` makes one sign or decrypt: a command that
+ * only reads or writes the store needs no PIN, and one that signs without it fails with
+ * `ERR_HSM_PIN_REQUIRED` before it changes anything (its signature comes first).
+ */
 export async function withContext<T>(
   o: DataOptions,
   f: (ctx: ServerContext) => Promise<T>,
@@ -101,6 +107,7 @@ export async function withContext<T>(
       database: o.database,
       createCa,
       pkcs11Pin: await pkcs11Pin(o),
+      deferKeys: true,
       ...more,
     });
   } catch (e) {
@@ -130,6 +137,19 @@ export function parseDuration(s: string): number {
     Number(m[1]) *
     { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
   );
+}
+
+/** An RFC 4514 subject given as `option`, checked before anything is made. */
+function subjectOption(dn: string, option: string): string {
+  try {
+    parseRfc4514(dn);
+  } catch (e) {
+    throw new CliError(
+      `${option}: "${dn}" is not an RFC 4514 name (${(e as Error).message})`,
+      EXIT.usage,
+    );
+  }
+  return dn;
 }
 
 /** Runs `f`, turning CA-state errors (wrong step of a rollover, no CA) into one-line CLI errors. */
@@ -191,6 +211,16 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
           .default('rsa'),
       )
       .option(
+        '--root-subject <dn>',
+        'subject of the root CA (RFC 4514)',
+        'CN=certpost root CA,O=certpost',
+      )
+      .option(
+        '--issuing-subject <dn>',
+        'subject of the issuing CA (RFC 4514); an RA certificate gets its CN with " SCEP RA" appended',
+        'CN=certpost issuing CA,O=certpost',
+      )
+      .option(
         '--pkcs11 <uri>',
         'generate the CA keys inside this PKCS#11 token (RFC 7512 URI with module-path; object= is the key label prefix, default "certpost")',
       ),
@@ -201,35 +231,35 @@ export function adminCommands(root: Command, out: (s: string) => void): void {
 With --pkcs11, the root and issuing keys (and the RA key of an EC CA) are generated in the token
 as non-extractable keys labelled <prefix>-root, <prefix>-issuing (and <prefix>-ra); the data
 directory records their URIs (DATA/ca/*.key-ref), never the PIN. The user PIN comes from
---pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the URI's pin-source, and "certpost serve" needs it too.
+--pkcs11-pin-file, CERTPOST_PKCS11_PIN, or the URI's pin-source; "certpost serve" and the commands
+that sign or decrypt with a CA key (ca rollover, certificates recover, doctor) need it too.
 Example:
   CERTPOST_PKCS11_PIN=… certpost ca init --data ./data \\
+    --issuing-subject 'CN=Contoso Issuing CA,O=Contoso' \\
     --pkcs11 'pkcs11:token=certpost;object=contoso?module-path=/usr/lib/softhsm/libsofthsm2.so'`,
     )
-    .action(async (o: DataOptions & { keyType: 'rsa' | 'ec'; pkcs11?: string }) => {
-      if (await hasAuthority(join(o.data, 'ca')))
-        throw new CliError(`${o.data} already has a CA`, EXIT.usage);
-      if (o.pkcs11 !== undefined) {
-        await createTokenAuthority(o.data, {
-          uri: o.pkcs11,
-          pin: await pkcs11Pin(o),
+    .action(
+      async (
+        o: DataOptions & {
+          keyType: 'rsa' | 'ec';
+          rootSubject: string;
+          issuingSubject: string;
+          pkcs11?: string;
+        },
+      ) => {
+        if (await hasAuthority(join(o.data, 'ca')))
+          throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+        const options = {
           keyType: o.keyType,
-        });
+          rootSubject: subjectOption(o.rootSubject, '--root-subject'),
+          issuingSubject: subjectOption(o.issuingSubject, '--issuing-subject'),
+        };
+        if (o.pkcs11 !== undefined)
+          await createTokenAuthority(o.data, { uri: o.pkcs11, pin: await pkcs11Pin(o) }, options);
+        else await installAuthority(o.data, await createAuthority(options));
         await withContext(o, async (ctx) => printCa(ctx, o, out));
-        return;
-      }
-      const ctx = await openContext({
-        dataDir: o.data,
-        database: o.database,
-        createCa: true,
-        keyType: o.keyType,
-      });
-      try {
-        printCa(ctx, o, out);
-      } finally {
-        await ctx.close();
-      }
-    });
+      },
+    );
 
   dataOptions(
     ca
@@ -242,23 +272,49 @@ Example:
         '-p, --password <password>',
         'password of the PFX or encrypted key (or CERTPOST_PASSWORD)',
         process.env['CERTPOST_PASSWORD'],
+      )
+      .option(
+        '--pkcs11 <uri>',
+        'put the CA key into this PKCS#11 token instead of the data directory (RFC 7512 URI with module-path; object= is the key label prefix, default "certpost")',
       ),
-  ).action(async (file: string, o: DataOptions & { password?: string }) => {
-    if (await hasAuthority(join(o.data, 'ca')))
-      throw new CliError(`${o.data} already has a CA`, EXIT.usage);
-    const material = await importAuthority(await readInput(file), o.password);
-    await installAuthority(o.data, material);
-    await withContext(o, async (ctx) => {
-      await ctx.store.appendAudit({
-        at: new Date(),
-        actor: 'cli',
-        action: 'ca.imported',
-        target: sha1Thumbprint(ctx.ca.issuing.certificate),
-        details: { subject: formatName(ctx.ca.issuing.certificate.subject) },
+  )
+    .addHelpText(
+      'after',
+      `
+With --pkcs11, the issuing CA's private key is imported into the token (sensitive, not
+extractable) as <prefix>-issuing, and the RSA key of an RA certificate, when the CA needs one
+(an EC CA, or a keyUsage without keyEncipherment), is generated there as <prefix>-ra. The data
+directory records their URIs, never a key or the PIN (from --pkcs11-pin-file, CERTPOST_PKCS11_PIN
+or the URI's pin-source). FILE is left as it was: keep it offline, or destroy it.
+Example:
+  CERTPOST_PKCS11_PIN=… certpost ca import contoso-ca.pfx --data ./data \\
+    --pkcs11 'pkcs11:token=certpost;object=contoso?module-path=/usr/lib/softhsm/libsofthsm2.so'`,
+    )
+    .action(async (file: string, o: DataOptions & { password?: string; pkcs11?: string }) => {
+      if (await hasAuthority(join(o.data, 'ca')))
+        throw new CliError(`${o.data} already has a CA`, EXIT.usage);
+      const bytes = await readInput(file);
+      if (o.pkcs11 !== undefined)
+        await importTokenAuthority(
+          o.data,
+          { uri: o.pkcs11, pin: await pkcs11Pin(o) },
+          { bytes, password: o.password },
+        );
+      else await installAuthority(o.data, await importAuthority(bytes, o.password));
+      await withContext(o, async (ctx) => {
+        await ctx.store.appendAudit({
+          at: new Date(),
+          actor: 'cli',
+          action: 'ca.imported',
+          target: sha1Thumbprint(ctx.ca.issuing.certificate),
+          details: {
+            subject: formatName(ctx.ca.issuing.certificate.subject),
+            ...(o.pkcs11 !== undefined ? { keysIn: 'pkcs11' } : {}),
+          },
+        });
+        printCa(ctx, o, out);
       });
-      printCa(ctx, o, out);
     });
-  });
 
   dataOptions(
     ca

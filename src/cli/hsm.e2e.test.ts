@@ -3,12 +3,15 @@
  * token, `certpost ca init --pkcs11`, `certpost serve` as a process, a SCEP enrollment with
  * our client (the token decrypts the envelope and signs the certificate and the CertRep),
  * `openssl verify` of the certificate, a CRL signed by the token key, and a rollover whose
- * next key is made in the token too. The PIN never shows in output, logs or the data directory.
+ * next key is made in the token too. Admin commands that only use the store run without the
+ * PIN; those that sign fail without it and change nothing. `ca import --pkcs11` takes an
+ * openssl-made CA's key into the token, and two worker processes sign through the token at
+ * once. The PIN never shows in output, logs or the data directory.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openKeyByUri, openToken } from '../hsm/pkcs11.ts';
@@ -17,7 +20,7 @@ import { encodePem } from '../pki/pem.ts';
 import { createScepClient, fetchTransport } from '../scep/client.ts';
 import { spawnServe, type ServeProcess } from '../testing/serve-process.ts';
 import { createSoftHsmToken, type SoftHsmToken } from '../testing/softhsm.ts';
-import { run, tempDir } from '../testing/tools.ts';
+import { opensslCaHierarchy, run, tempDir } from '../testing/tools.ts';
 
 const BIN = new URL('../../bin/certpost.js', import.meta.url).pathname;
 let hsm: SoftHsmToken;
@@ -60,6 +63,34 @@ after(async () => {
 const uriFor = (prefix: string) =>
   `pkcs11:token=${hsm.label};object=${prefix}?module-path=${hsm.module}`;
 
+/** The labels of the token's private keys, sorted. */
+async function tokenLabels(): Promise<string[]> {
+  const token = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
+  try {
+    return (await token.listKeys()).map((k) => k.objectLabel).toSorted();
+  } finally {
+    await token.close();
+  }
+}
+
+/** `openssl verify` of leaf certificates against a data directory's root and issuing CA. */
+function verifyLeaves(data: string, leaves: readonly Uint8Array[], name: string): void {
+  const files = leaves.map((der, i) => {
+    const file = `${name}-${i}.pem`;
+    writeFileSync(join(dir, file), encodePem('CERTIFICATE', der));
+    return file;
+  });
+  const out = openssl(
+    'verify',
+    '-CAfile',
+    join(data, 'ca', 'root.crt'),
+    '-untrusted',
+    join(data, 'ca', 'issuing.crt'),
+    ...files,
+  );
+  assert.equal(out.match(/: OK$/gm)?.length, leaves.length, out);
+}
+
 for (const keyType of ['rsa', 'ec'] as const) {
   describe(`a ${keyType.toUpperCase()} CA in a SoftHSM2 token`, () => {
     const prefix = `e2e-${keyType}`;
@@ -69,7 +100,21 @@ for (const keyType of ['rsa', 'ec'] as const) {
     it('ca init --pkcs11 generates the keys in the token and records only their URIs', () => {
       data = join(dir, `data-${keyType}`);
       const r = certpost(
-        ['ca', 'init', '--data', data, '--key-type', keyType, '--pkcs11', uriFor(prefix), '--json'],
+        [
+          'ca',
+          'init',
+          '--data',
+          data,
+          '--key-type',
+          keyType,
+          '--root-subject',
+          'CN=Token Root,O=Example',
+          '--issuing-subject',
+          'CN=Token Issuing,O=Example',
+          '--pkcs11',
+          uriFor(prefix),
+          '--json',
+        ],
         { CERTPOST_PKCS11_PIN: hsm.userPin },
       );
       assert.equal(r.code, 0, r.stderr);
@@ -77,6 +122,14 @@ for (const keyType of ['rsa', 'ec'] as const) {
       const { certificates } = JSON.parse(r.stdout) as {
         certificates: { subject: string; key?: string }[];
       };
+      assert.deepEqual(
+        certificates.map((c) => c.subject),
+        [
+          'CN=Token Root,O=Example',
+          'CN=Token Issuing,O=Example',
+          ...(keyType === 'ec' ? ['CN=Token Issuing SCEP RA,O=Example'] : []),
+        ],
+      );
       const labels = certificates.map((c) => parsePkcs11Uri(c.key!).object);
       assert.deepEqual(
         labels,
@@ -198,16 +251,61 @@ for (const keyType of ['rsa', 'ec'] as const) {
       assert.equal(refused.status, 'failed');
     });
 
-    it('the CRL is signed by the token key and lists a revoked certificate', async () => {
+    // What the admin commands open does not depend on the key type: once, for the CA with three keys.
+    if (keyType === 'ec')
+      it('store-only admin commands need no PIN; the server issues a request approved without one', async () => {
+        // No CERTPOST_PKCS11_PIN and no --pkcs11-pin-file: nothing here may need the token.
+        const challenge = certpost(['challenge', 'create', '--data', data, '--profile', 'manual']);
+        assert.equal(challenge.code, 0, challenge.stderr);
+        const client = createScepClient(fetchTransport(`${server.url}/scep`));
+        const { privateKey: key } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+        const subject = `CN=held-${keyType},O=Example`;
+        const held = await client.enroll({ subject, key, challenge: challenge.stdout.trim() });
+        assert.equal(held.status, 'pending');
+        if (held.status !== 'pending') return;
+        const list = certpost(['requests', 'list', '--data', data, '--json']);
+        assert.equal(list.code, 0, list.stderr);
+        const { requests } = JSON.parse(list.stdout) as {
+          requests: { id: string; subject: string }[];
+        };
+        const id = requests.find((r) => r.subject === subject)?.id;
+        assert.ok(id, list.stdout);
+        const approve = certpost(['requests', 'approve', id, '--data', data]);
+        assert.equal(approve.code, 0, approve.stderr);
+        const issued = await client.poll({
+          transactionId: held.transactionId,
+          subject,
+          key,
+          signer: held.signer,
+        });
+        assert.equal(issued.status, 'issued');
+        if (issued.status === 'issued')
+          verifyLeaves(data, [issued.certificate.der], `held-${keyType}`);
+        const certs = certpost(['certificates', 'list', '--data', data, '--json']);
+        assert.equal(certs.code, 0, certs.stderr);
+        assert.ok(
+          (JSON.parse(certs.stdout) as { certificates: { subject: string }[] }).certificates.some(
+            (c) => c.subject === subject,
+          ),
+        );
+      });
+
+    it('the CRL is signed by the token key and lists a certificate revoked without the PIN', async () => {
       const serial = openssl('x509', '-in', `leaf-${keyType}.pem`, '-noout', '-serial')
         .trim()
         .split('=')[1]!
         .toLowerCase()
         .replace(/^(00)+/, '');
-      const revoke = certpost(
-        ['certificates', 'revoke', serial, '--data', data, '--reason', 'keyCompromise'],
-        { CERTPOST_PKCS11_PIN: hsm.userPin },
-      );
+      // Revoking writes the store; the server signs the next CRL with its own session.
+      const revoke = certpost([
+        'certificates',
+        'revoke',
+        serial,
+        '--data',
+        data,
+        '--reason',
+        'keyCompromise',
+      ]);
       assert.equal(revoke.code, 0, revoke.stderr);
       const res = await fetch(`${server.url}/crl`);
       assert.equal(res.status, 200);
@@ -263,6 +361,27 @@ for (const keyType of ['rsa', 'ec'] as const) {
       assertNoPin(server.output(), server.stderr());
     });
 
+    // Once as well, for the same reason.
+    if (keyType === 'ec')
+      it('commands that sign need the PIN: without it, a clear error and nothing changed', async () => {
+        const labelsBefore = await tokenLabels();
+        const roll = certpost(['ca', 'rollover', '--data', data]);
+        assert.equal(roll.code, 4, roll.stderr);
+        assert.match(roll.stderr, /^certpost: the token needs a PIN: token "certpost-ca"/);
+        assert.ok(!existsSync(join(data, 'ca', 'next')));
+        assert.deepEqual(await tokenLabels(), labelsBefore);
+        // doctor runs, and says which checks the missing PIN kept from signing.
+        const doctor = certpost(['doctor', '--data', data, '--json']);
+        assert.equal(doctor.code, 13, doctor.stderr);
+        const { checks } = JSON.parse(doctor.stdout) as {
+          checks: { id: string; status: string; summary: string }[];
+        };
+        const keys = checks.find((c) => c.id === 'ca-keys');
+        assert.equal(keys?.status, 'fail');
+        assert.match(keys.summary, /needs a PIN/);
+        assert.equal(checks.find((c) => c.id === 'database')?.status, 'ok');
+      });
+
     it('rollover makes the next issuing key in the token as well', () => {
       const r = certpost(['ca', 'rollover', '--data', data, '--json'], {
         CERTPOST_PKCS11_PIN: hsm.userPin,
@@ -285,15 +404,179 @@ for (const keyType of ['rsa', 'ec'] as const) {
   });
 }
 
+/** An EC root and an EC issuing CA made by openssl, as a PFX with the chain (password `pfx`). */
+const opensslEcCa = () =>
+  opensslCaHierarchy({
+    newkey: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+    issuingKu: 'digitalSignature,keyCertSign,cRLSign',
+    root: '/O=Contoso/CN=Contoso Root',
+    issuing: '/O=Contoso/CN=Contoso Issuing CA',
+    pfxPassword: 'pfx',
+  }).p('ca.pfx');
+
+/** `certpost ca import PFX --pkcs11 URI(prefix)` into `data`, with the PIN. */
+const importInto = (data: string, pfx: string, password: string, prefix: string) =>
+  certpost(
+    ['ca', 'import', pfx, '-p', password, '--data', data, '--pkcs11', uriFor(prefix), '--json'],
+    { CERTPOST_PKCS11_PIN: hsm.userPin },
+  );
+
+const importData = () => join(dir, 'data-import');
+
+describe('a CA imported into the token (ca import --pkcs11)', () => {
+  let pfx = '';
+
+  it('takes the key in (sensitive, not extractable) and makes the RA key there; nothing on disk', async () => {
+    pfx = opensslEcCa();
+    const r = importInto(importData(), pfx, 'pfx', 'e2e-import');
+    assert.equal(r.code, 0, r.stderr);
+    assertNoPin(r.stdout, r.stderr);
+    const { certificates } = JSON.parse(r.stdout) as {
+      certificates: { subject: string; key?: string }[];
+    };
+    assert.deepEqual(
+      certificates.map((c) => [c.subject, c.key && parsePkcs11Uri(c.key).object]),
+      [
+        ['CN=Contoso Root,O=Contoso', undefined],
+        ['CN=Contoso Issuing CA,O=Contoso', 'e2e-import-issuing'],
+        ['CN=Contoso Issuing CA SCEP RA,O=Contoso', 'e2e-import-ra'],
+      ],
+    );
+    assert.deepEqual(
+      readdirSync(join(importData(), 'ca'))
+        .filter((f) => f.includes('key') || f === 'passphrase')
+        .toSorted(),
+      ['issuing.key-ref', 'ra.key-ref'],
+      'no key file and no passphrase in the data directory',
+    );
+    hsm.assertUnreadable('e2e-import-issuing'); // EC: CKA_VALUE is CKR_ATTRIBUTE_SENSITIVE
+    hsm.assertUnreadable('e2e-import-ra');
+    const ref = readFileSync(join(importData(), 'ca', 'issuing.key-ref'), 'utf8').trim();
+    const { token, key } = await openKeyByUri(ref, { pin: hsm.userPin });
+    try {
+      const p = await token.protection(key);
+      assert.deepEqual(
+        [p.sensitive, p.extractable, p.neverExtractable],
+        [true, false, false],
+        'an imported key says it has been outside the token',
+      );
+    } finally {
+      await token.close();
+    }
+  });
+
+  it('the imported CA issues over SCEP: the token decrypts with the RA key and signs with the CA key', async () => {
+    const server = await spawnServe(
+      ['--data', importData(), '--scep-challenge', 'import-secret', '--pkcs11-pin-file', pinFile],
+      { env },
+    );
+    servers.push(server);
+    const client = createScepClient(fetchTransport(`${server.url}/scep`));
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const r = await client.enroll({
+      subject: 'CN=device-imported,O=Contoso',
+      key: privateKey,
+      challenge: 'import-secret',
+    });
+    assert.equal(r.status, 'issued');
+    if (r.status === 'issued') verifyLeaves(importData(), [r.certificate.der], 'imported');
+    assert.equal(await server.stop(), 0);
+  });
+
+  it('a refused import leaves the token and the data directory as they were', async () => {
+    const labelsBefore = await tokenLabels();
+    const other = join(dir, 'data-import-2');
+    const wrongPassword = importInto(other, pfx, 'nope', 'e2e-import-2');
+    assert.equal(wrongPassword.code, 4, wrongPassword.stderr);
+    // The labels are taken: refused by the token before anything is made.
+    const taken = importInto(other, pfx, 'pfx', 'e2e-import');
+    assert.equal(taken.code, 12, taken.stderr);
+    assert.match(taken.stderr, /already exists in the token/);
+    assert.ok(!existsSync(join(other, 'ca', 'issuing.crt')));
+    assert.deepEqual(await tokenLabels(), labelsBefore);
+  });
+});
+
+describe('two worker processes on one token (serve --workers 2)', () => {
+  it('each opens its own sessions: enrollments spread over both are decrypted and signed by the token', async () => {
+    const data = join(dir, 'data-workers');
+    // The PIN's file named in the URI: the key references keep it, and each worker reads it.
+    const init = certpost([
+      'ca',
+      'init',
+      '--data',
+      data,
+      '--pkcs11',
+      `${uriFor('e2e-workers')}&pin-source=${pinFile}`,
+    ]);
+    assert.equal(init.code, 0, init.stderr);
+    const ref = parsePkcs11Uri(readFileSync(join(data, 'ca', 'issuing.key-ref'), 'utf8').trim());
+    assert.equal(ref.pinSource, pinFile);
+    const server = await spawnServe(
+      ['--data', data, '--workers', '2', '--scep-challenge', 'w', '--log-level', 'info'],
+      { env },
+    );
+    servers.push(server);
+    assert.equal(server.listening['workers'], 2);
+    const issued: Uint8Array[] = [];
+    /** Worker pids that answered a refused request: decrypted and signed a CertRep in the token. */
+    const refusedBy = () =>
+      new Set(
+        server
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"scep request refused"'))
+          .map((l) => (JSON.parse(l) as { pid: number }).pid),
+      );
+    // Connections go to the workers in turn; a few rounds make sure both have had some.
+    for (let round = 0; round < 4 && (round < 1 || refusedBy().size < 2); round++) {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => {
+          const client = createScepClient(fetchTransport(`${server.url}/scep`));
+          const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+          return client.enroll({
+            subject: `CN=worker-${round}-${i},O=Example`,
+            key: privateKey,
+            challenge: i % 2 ? 'w' : 'wrong',
+          });
+        }),
+      );
+      for (const [i, r] of results.entries()) {
+        assert.equal(r.status, i % 2 ? 'issued' : 'failed');
+        if (r.status === 'issued') issued.push(r.certificate.der);
+      }
+    }
+    const pids = refusedBy();
+    assert.equal(pids.size, 2, `answered by ${[...pids].join(', ')}`);
+    assert.ok(!pids.has(server.listening['pid'] as number), 'workers, not the primary');
+    verifyLeaves(data, issued, 'worker');
+    const serials = issued.map((der) => new X509Certificate(der).serialNumber);
+    assert.equal(new Set(serials).size, serials.length);
+    assertNoPin(server.output(), server.stderr());
+    assert.equal(await server.stop(), 0);
+  });
+});
+
 describe('the token afterwards', () => {
   it('holds every CA key, each with its implicit-rejection secret for the RSA ones', async () => {
     const token = await openToken({ module: hsm.module, token: hsm.label, pin: hsm.userPin });
     try {
       const keys = await token.listKeys();
       const labels = keys.map((k) => k.objectLabel);
-      for (const l of ['e2e-rsa-root', 'e2e-rsa-issuing', 'e2e-ec-root', 'e2e-ec-ra'])
+      for (const l of [
+        'e2e-rsa-root',
+        'e2e-rsa-issuing',
+        'e2e-ec-root',
+        'e2e-ec-ra',
+        'e2e-import-issuing',
+        'e2e-import-ra',
+        'e2e-workers-issuing',
+      ])
         assert.ok(labels.includes(l), l);
-      assert.ok(!labels.some((l) => l.startsWith('e2e-rsa-x') || l.startsWith('e2e-ec-x')));
+      assert.ok(
+        !labels.some((l) => /^e2e-(rsa|ec)-x|^e2e-import-2/.test(l)),
+        'refused commands left no key',
+      );
       const secrets = hsm.pkcs11Tool(['--list-objects', '--type', 'secrkey']);
       assert.equal(
         secrets.match(/certpost implicit rejection/g)?.length,

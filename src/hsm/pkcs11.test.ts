@@ -15,18 +15,20 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type * as Pkcs11js from 'pkcs11js';
 import { isHsmError } from './errors.ts';
 import { syntheticMessage } from './implicit-rejection.ts';
 import {
+  createKeyring,
   ecdsaRawToDer,
   IMPLICIT_REJECTION_LABEL,
+  keyBatch,
   listTokens,
   openKeyByUri,
   openToken,
+  openTokenByUri,
   type KeySpec,
   type Pkcs11Token,
   type TokenKey,
@@ -105,94 +107,66 @@ describe('tokens', () => {
   });
 });
 
-/**
- * A second, independent PKCS#11 client in this process (same module, same login state), for
- * what the token API does not offer: reading attributes, wrapping, raw HMAC.
- */
-interface RawSession {
-  readonly p: typeof Pkcs11js;
-  readonly api: Pkcs11js.PKCS11;
-  readonly s: Buffer;
-  /** The objects matching `template`. */
-  find(template: Pkcs11js.Template): Buffer[];
-}
-
-function withRawSession<T>(f: (raw: RawSession) => T): T {
-  const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11js;
-  const api = new p.PKCS11();
-  api.load(hsm.module);
-  try {
-    api.C_Initialize();
-  } catch (e) {
-    assert.match((e as Error).message, /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
-  }
-  const slot = api
-    .C_GetSlotList(true)
-    .find((x) => api.C_GetTokenInfo(x).label.trim() === hsm.label)!;
-  const s = api.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
-  try {
-    try {
-      api.C_Login(s, p.CKU_USER, hsm.userPin);
-    } catch (e) {
-      assert.match((e as Error).message, /CKR_USER_ALREADY_LOGGED_IN/);
-    }
-    const find = (template: Pkcs11js.Template) => {
-      api.C_FindObjectsInit(s, template);
-      try {
-        return api.C_FindObjects(s, 64);
-      } finally {
-        api.C_FindObjectsFinal(s);
-      }
-    };
-    return f({ p, api, s, find });
-  } finally {
-    api.C_CloseSession(s);
-  }
-}
-
-/**
- * The private key labelled `label` gives none of its secret components
- * (CKR_ATTRIBUTE_SENSITIVE, base §5.7 C_GetAttributeValue) and cannot be wrapped out under a
- * key of our own (CKR_KEY_UNEXTRACTABLE, base §5.14 C_WrapKey).
- */
-function assertUnreadable({ p, api, s, find }: RawSession, label: string): void {
-  const [h] = find([
-    { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
-    { type: p.CKA_LABEL, value: label },
-  ]);
-  assert.ok(h, label);
-  const isRsa = ulongOf(api.C_GetAttributeValue(s, h, [{ type: p.CKA_KEY_TYPE }])) === p.CKK_RSA;
-  const secrets = isRsa
-    ? [
-        p.CKA_PRIVATE_EXPONENT,
-        p.CKA_PRIME_1,
-        p.CKA_PRIME_2,
-        p.CKA_EXPONENT_1,
-        p.CKA_EXPONENT_2,
-        p.CKA_COEFFICIENT,
-      ]
-    : [p.CKA_VALUE];
-  for (const type of secrets)
-    assert.throws(
-      () => api.C_GetAttributeValue(s, h, [{ type }]),
-      /CKR_ATTRIBUTE_SENSITIVE/,
-      `${label}: attribute 0x${type.toString(16)}`,
+describe('PINs', () => {
+  it('a token that needs a login and gets no PIN is ERR_HSM_PIN_REQUIRED, before any login', async () => {
+    await assert.rejects(
+      openToken({ module: hsm.module, token: hsm.label }),
+      (e) => isHsmError(e, 'ERR_HSM_PIN_REQUIRED') && e.message.includes(`"${hsm.label}"`),
     );
-  const kek = api.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
-    { type: p.CKA_TOKEN, value: false },
-    { type: p.CKA_VALUE_LEN, value: 32 },
-    { type: p.CKA_WRAP, value: true },
-  ]);
-  assert.throws(
-    () => api.C_WrapKey(s, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, kek, h, Buffer.alloc(8192)),
-    /CKR_KEY_UNEXTRACTABLE/,
-  );
-}
+    await assert.rejects(openTokenByUri(hsm.uri), (e) => isHsmError(e, 'ERR_HSM_PIN_REQUIRED'));
+    const keyring = createKeyring();
+    await assert.rejects(keyring.open(`${hsm.uri.replace('?', ';object=rsa-2048?')}`), (e) =>
+      isHsmError(e, 'ERR_HSM_PIN_REQUIRED'),
+    );
+    await keyring.close();
+    await assert.rejects(keyring.token(hsm.uri), (e) => isHsmError(e, 'ERR_HSM_SESSION'));
+  });
 
-const ulongOf = (attrs: Pkcs11js.Template) => {
-  const v = attrs[0]!.value as Buffer;
-  return v.length >= 8 ? Number(v.readBigUInt64LE(0)) : v.readUInt32LE(0);
-};
+  it('a pin-source is read, and the URIs of the token`s keys carry it (never the PIN)', async () => {
+    const pinFile = join(tempDir(), 'pin');
+    writeFileSync(pinFile, `${hsm.userPin}\n`, { mode: 0o600 });
+    const viaFile = await openTokenByUri(`${hsm.uri}&pin-source=${pinFile}`);
+    try {
+      const k = await viaFile.getKey({ label: 'rsa-2048' });
+      assert.equal(parsePkcs11Uri(k.uri).pinSource, pinFile);
+      assert.equal(k.label, k.uri);
+      assert.ok(!k.uri.includes(hsm.userPin));
+      assert.equal((await viaFile.protection(k)).sensitive, true);
+      await assert.rejects(viaFile.protection({ ...k }), (e) =>
+        isHsmError(e, 'ERR_HSM_INVALID_ARGUMENT'),
+      );
+    } finally {
+      await viaFile.close();
+    }
+    assert.equal(parsePkcs11Uri(key('rsa-2048').uri).pinSource, undefined);
+  });
+});
+
+describe('key batches', () => {
+  it('delete the keys made since the last keep, and only those', async () => {
+    const batch = keyBatch(token, (role) => `batch-${role}`);
+    const kept = await batch.generate({ type: 'ec', curve: 'P-256' }, 'kept');
+    batch.keep();
+    const made = await batch.generate({ type: 'rsa', bits: 2048 }, 'made');
+    const adopted = await batch.adopt(
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+      'adopted',
+    );
+    assert.deepEqual(
+      [kept.objectLabel, made.objectLabel, adopted.objectLabel],
+      ['batch-kept', 'batch-made', 'batch-adopted'],
+    );
+    await assert.rejects(batch.generate({ type: 'rsa', bits: 1024 }, 'odd'), (e) =>
+      isHsmError(e, 'ERR_HSM_UNSUPPORTED'),
+    );
+    await batch.discard();
+    assert.ok(await token.findKey({ label: 'batch-kept' }));
+    assert.equal(await token.findKey({ label: 'batch-made' }), undefined);
+    assert.equal(await token.findKey({ label: 'batch-adopted' }), undefined);
+    assert.doesNotMatch(hsm.pkcs11Tool(['--list-objects']), /batch-(made|adopted)/);
+    await token.deleteKey({ label: 'batch-kept' });
+  });
+});
 
 describe('keys', () => {
   it('are generated inside the token: sensitive, never extractable, private', async () => {
@@ -213,9 +187,7 @@ describe('keys', () => {
   });
 
   it('cannot be read out: CKA_PRIVATE_EXPONENT, CKA_VALUE and C_WrapKey all fail', () => {
-    withRawSession((raw) => {
-      for (const label of ['rsa-2048', 'ec-p256']) assertUnreadable(raw, label);
-    });
+    for (const label of ['rsa-2048', 'ec-p256']) hsm.assertUnreadable(label);
   });
 
   it('are found by label, by id, and by URI; listed; deleted with their public key', async () => {
@@ -439,9 +411,7 @@ describe('imported keys (C_CreateObject of a software key)', () => {
         alwaysSensitive: false,
         neverExtractable: false,
       });
-    withRawSession((raw) => {
-      for (const label of imported.keys()) assertUnreadable(raw, label);
-    });
+    for (const label of imported.keys()) hsm.assertUnreadable(label);
   });
 
   it('RSA: decrypts PKCS#1 v1.5; a bad ciphertext gets an implicit-rejection message, not an error', async () => {
@@ -455,7 +425,7 @@ describe('imported keys (C_CreateObject of a software key)', () => {
     // The synthetic message of implicit-rejection.ts: its KDK is HMAC-SHA256 of the ciphertext
     // under this key's secret, computed in the token.
     const ours = (c: Buffer) =>
-      withRawSession(({ p, api, s, find }) => {
+      hsm.rawSession(({ p, api, s, find }) => {
         const [irSecret] = find([
           { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
           { type: p.CKA_ID, value: Buffer.from(k.id) },
@@ -499,7 +469,7 @@ describe('imported keys (C_CreateObject of a software key)', () => {
     for (const k of imported.values()) {
       await token.deleteKey({ label: k.objectLabel });
       assert.equal(await token.findKey({ id: k.id }), undefined);
-      const left = withRawSession(({ p, find }) =>
+      const left = hsm.rawSession(({ p, find }) =>
         find([{ type: p.CKA_ID, value: Buffer.from(k.id) }]),
       );
       assert.equal(left.length, 0, `${k.objectLabel}: private, public key and secret are gone`);
@@ -538,7 +508,7 @@ describe('imported keys (C_CreateObject of a software key)', () => {
       api.C_CreateObject = original;
     }
     assert.equal(calls, 2);
-    assert.equal(withRawSession(({ p, find }) => find([{ type: p.CKA_ID, value: id }])).length, 0);
+    assert.equal(hsm.rawSession(({ p, find }) => find([{ type: p.CKA_ID, value: id }])).length, 0);
     assert.doesNotMatch(hsm.pkcs11Tool(['--list-objects']), /half-made/);
   });
 });

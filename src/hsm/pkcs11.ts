@@ -226,8 +226,17 @@ export interface OpenTokenOptions {
   readonly serial?: string | undefined;
   /** Slot id (RFC 7512 `slot-id`). */
   readonly slotId?: number | undefined;
-  /** User PIN. Without one, only public objects are visible (no signing on most tokens). */
+  /**
+   * User PIN. A token that needs a login (CKF_LOGIN_REQUIRED) and gets no PIN, here or from
+   * `pinSource`, is `ERR_HSM_PIN_REQUIRED`: its private keys would otherwise just look absent.
+   */
   readonly pin?: string | undefined;
+  /**
+   * Where the PIN is kept (RFC 7512 `pin-source`: a path or a `file:` URI). Read when `pin` is
+   * not given, and written into the URI of every key of the token ({@link TokenKey.uri}), so
+   * that a saved reference says where its PIN is (a path, never the PIN).
+   */
+  readonly pinSource?: string | undefined;
   /** Most sessions used at once (default 4, the size of libuv's thread pool). */
   readonly maxSessions?: number;
 }
@@ -250,7 +259,10 @@ export interface TokenKey extends ExternalKey {
   readonly id: Uint8Array;
   /** CKA_LABEL of the private key. */
   readonly objectLabel: string;
-  /** RFC 7512 URI naming the key (token, object, id, type=private, module-path); no PIN. */
+  /**
+   * RFC 7512 URI naming the key (token, object, id, type=private, module-path, and the
+   * `pin-source` the token was opened with); never a PIN.
+   */
   readonly uri: string;
 }
 
@@ -294,7 +306,10 @@ export interface Pkcs11Token {
   listKeys(): Promise<TokenKey[]>;
   /** Destroys the private key, its public key and its implicit-rejection secret. */
   deleteKey(selector: KeySelector): Promise<void>;
-  /** The key's protection attributes, as the token reports them. */
+  /**
+   * The key's protection attributes, as the token reports them. `key` is one this process found
+   * or made (`ERR_HSM_INVALID_ARGUMENT` otherwise).
+   */
   protection(key: TokenKey): Promise<KeyProtection>;
   close(): Promise<void>;
 }
@@ -342,9 +357,11 @@ const CURVE_OIDS: Readonly<Record<'P-256' | 'P-384', string>> = {
 /**
  * Opens a token by label, serial or slot id (the only token when none is given) and logs in
  * with the user PIN. A wrong PIN is `ERR_HSM_PIN_INCORRECT`, a locked one `ERR_HSM_PIN_LOCKED`,
- * no such token `ERR_HSM_TOKEN_NOT_FOUND` (the message lists the labels present).
+ * a missing one `ERR_HSM_PIN_REQUIRED` (when the token needs a login), no such token
+ * `ERR_HSM_TOKEN_NOT_FOUND` (the message lists the labels present).
  */
 export async function openToken(o: OpenTokenOptions): Promise<Pkcs11Token> {
+  const pin = o.pin ?? (o.pinSource !== undefined ? await readPinSource(o.pinSource) : undefined);
   const m = acquireModule(o.module);
   try {
     const all = tokensOf(m.api);
@@ -372,7 +389,13 @@ export async function openToken(o: OpenTokenOptions): Promise<Pkcs11Token> {
         `${matches.length} tokens ${wanted || 'are present'} in ${o.module}: name one by label, serial or slot`,
       );
     const chosen = matches[0]!;
-    const token = new Token(m, chosen.slot, chosen.info, o.pin, o.maxSessions ?? 4);
+    if (pin === undefined && chosen.info.loginRequired)
+      throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${chosen.info.label}"`);
+    const token = new Token(m, chosen.slot, chosen.info, {
+      pin,
+      pinSource: o.pinSource,
+      max: o.maxSessions ?? 4,
+    });
     await token.start();
     return token;
   } catch (e) {
@@ -552,6 +575,7 @@ class Token implements Pkcs11Token {
   readonly #m: LoadedModule;
   readonly #slot: Handle;
   readonly #sessions: Sessions;
+  readonly #pinSource: string | undefined;
   #mechanisms: Set<number> | undefined;
   #closed = false;
 
@@ -559,14 +583,14 @@ class Token implements Pkcs11Token {
     m: LoadedModule,
     slot: Handle,
     info: TokenInfo,
-    pin: string | undefined,
-    max: number,
+    o: { pin: string | undefined; pinSource: string | undefined; max: number },
   ) {
     this.#m = m;
     this.#slot = slot;
     this.info = info;
     this.module = m.path;
-    this.#sessions = new Sessions(m, slot, pin, max);
+    this.#pinSource = o.pinSource;
+    this.#sessions = new Sessions(m, slot, o.pin, o.max);
   }
 
   async start(): Promise<void> {
@@ -598,6 +622,7 @@ class Token implements Pkcs11Token {
       ...(id.length ? { id } : {}),
       type: 'private',
       modulePath: this.module,
+      ...(this.#pinSource !== undefined ? { pinSource: this.#pinSource } : {}),
     });
   }
 
@@ -818,21 +843,10 @@ class Token implements Pkcs11Token {
 
   async protection(key: TokenKey): Promise<KeyProtection> {
     const p = pkcs11js();
+    const handle = handles.get(key);
+    if (!handle)
+      throw new HsmError('ERR_HSM_INVALID_ARGUMENT', `${key.uri} was not found or made here`);
     return this.run(`reading the attributes of ${key.uri}`, (s) => {
-      // A copy of the key object (e.g. with another label) is found again by its id and label.
-      const handle =
-        handles.get(key) ??
-        findObjects(
-          this.api,
-          s,
-          [
-            { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
-            { type: p.CKA_ID, value: Buffer.from(key.id) },
-            { type: p.CKA_LABEL, value: key.objectLabel },
-          ],
-          1,
-        )[0];
-      if (!handle) throw new HsmError('ERR_HSM_KEY_NOT_FOUND', key.uri);
       const [token, priv, sensitive, extractable, alwaysSensitive, neverExtractable] = attributes(
         this.api,
         s,
@@ -1290,8 +1304,7 @@ export interface OpenByUriOptions {
 
 /**
  * Opens the token a URI names and the key it names in it (`object` and/or `id`). The PIN is
- * `options.pin`, else the URI's `pin-value`, else read from its `pin-source`. The caller closes
- * `token` when done.
+ * as {@link openTokenByUri} takes it. The caller closes `token` when done.
  */
 export async function openKeyByUri(
   uri: string | Pkcs11Uri,
@@ -1300,16 +1313,25 @@ export async function openKeyByUri(
   const u = typeof uri === 'string' ? parsePkcs11Uri(uri) : uri;
   const token = await openTokenByUri(u, options);
   try {
-    if (u.object === undefined && u.id === undefined)
-      throw new HsmError('ERR_HSM_INVALID_URI', 'the URI names no key (object= or id=)');
-    return { token, key: await token.getKey({ label: u.object, id: u.id }) };
+    return { token, key: await token.getKey(keySelectorOf(u)) };
   } catch (e) {
     await token.close();
     throw e;
   }
 }
 
-/** Opens the token a URI names (`token`, `serial`, `slot-id`), logged in as {@link openKeyByUri}. */
+/** The key a URI names; a URI naming none is `ERR_HSM_INVALID_URI`. */
+function keySelectorOf(u: Pkcs11Uri): KeySelector {
+  if (u.object === undefined && u.id === undefined)
+    throw new HsmError('ERR_HSM_INVALID_URI', 'the URI names no key (object= or id=)');
+  return { label: u.object, id: u.id };
+}
+
+/**
+ * Opens the token a URI names (`token`, `serial`, `slot-id`) and logs in: the PIN is
+ * `options.pin`, else the URI's `pin-value`, else read from its `pin-source` (which the URIs
+ * of the token's keys then carry); see {@link openToken} for a missing or wrong one.
+ */
 export async function openTokenByUri(
   uri: string | Pkcs11Uri,
   options: OpenByUriOptions = {},
@@ -1317,11 +1339,14 @@ export async function openTokenByUri(
   const u = typeof uri === 'string' ? parsePkcs11Uri(uri) : uri;
   const module = u.modulePath ?? options.module;
   if (!module) throw new HsmError('ERR_HSM_INVALID_URI', 'the URI has no module-path');
-  const pin =
-    options.pin ??
-    u.pinValue ??
-    (u.pinSource !== undefined ? await readPinSource(u.pinSource) : undefined);
-  return openToken({ module, token: u.token, serial: u.serial, slotId: u.slotId, pin });
+  return openToken({
+    module,
+    token: u.token,
+    serial: u.serial,
+    slotId: u.slotId,
+    pin: options.pin ?? u.pinValue,
+    pinSource: u.pinSource,
+  });
 }
 
 /** Opens keys by URI, sharing one open token per module and token; see {@link createKeyring}. */
@@ -1330,35 +1355,25 @@ export interface Pkcs11Keyring {
   open(uri: string | Pkcs11Uri): Promise<TokenKey>;
   /** The token a URI names, opened and logged in on first use. */
   token(uri: string | Pkcs11Uri): Promise<Pkcs11Token>;
-  /** Closes every token opened through the keyring. */
+  /** Closes every token opened through the keyring; it opens none afterwards. */
   close(): Promise<void>;
 }
 
 /**
  * A keyring: what a process that uses several keys of one token (a CA's root and issuing key)
- * holds, so that the token is opened and logged in once. PINs are resolved as in
- * {@link openKeyByUri}. A token that needs a login and got no PIN is `ERR_HSM_PIN_REQUIRED`
- * (its private keys would otherwise just look absent).
+ * holds, so that the token is opened and logged in once. PINs are resolved, and a missing one
+ * refused, as {@link openTokenByUri} does.
  */
 export function createKeyring(options: OpenByUriOptions = {}): Pkcs11Keyring {
   const tokens = new Map<string, Promise<Pkcs11Token>>();
+  let closed = false;
   const token = (uri: string | Pkcs11Uri): Promise<Pkcs11Token> => {
+    if (closed) return Promise.reject(new HsmError('ERR_HSM_SESSION', 'the keyring is closed'));
     const u = typeof uri === 'string' ? parsePkcs11Uri(uri) : uri;
     const id = JSON.stringify([u.modulePath ?? options.module, u.token, u.serial, u.slotId]);
     let hit = tokens.get(id);
     if (!hit) {
-      hit = (async () => {
-        const pin =
-          options.pin ??
-          u.pinValue ??
-          (u.pinSource !== undefined ? await readPinSource(u.pinSource) : undefined);
-        const t = await openTokenByUri(u, { ...options, pin });
-        if (pin === undefined && t.info.loginRequired) {
-          await t.close();
-          throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${t.info.label}"`);
-        }
-        return t;
-      })();
+      hit = openTokenByUri(u, options);
       hit.catch(() => tokens.delete(id));
       tokens.set(id, hit);
     }
@@ -1368,15 +1383,58 @@ export function createKeyring(options: OpenByUriOptions = {}): Pkcs11Keyring {
     token,
     async open(uri) {
       const u = typeof uri === 'string' ? parsePkcs11Uri(uri) : uri;
-      if (u.object === undefined && u.id === undefined)
-        throw new HsmError('ERR_HSM_INVALID_URI', 'the URI names no key (object= or id=)');
-      return (await token(u)).getKey({ label: u.object, id: u.id });
+      const selector = keySelectorOf(u);
+      return (await token(u)).getKey(selector);
     },
     async close() {
+      closed = true;
       const all = [...tokens.values()];
       tokens.clear();
       for (const t of await Promise.allSettled(all))
         if (t.status === 'fulfilled') await t.value.close();
+    },
+  };
+}
+
+/**
+ * New keys made in one token for one purpose (the keys of a CA) that must all stay or all go:
+ * `labelOf` names each by what it is for (its `role`). {@link KeyBatch.discard} deletes every
+ * key made through the batch since the last {@link KeyBatch.keep}; use it as
+ * `try { …; batch.keep(); } finally { await batch.discard(); }`.
+ */
+export interface KeyBatch {
+  /** Generates a key in the token (sizes and curves it cannot make: `ERR_HSM_UNSUPPORTED`). */
+  generate(
+    spec:
+      | { readonly type: 'rsa'; readonly bits: number }
+      | { readonly type: 'ec'; readonly curve: string },
+    role: string,
+  ): Promise<TokenKey>;
+  /** Puts a software private key into the token ({@link Pkcs11Token.importKey}). */
+  adopt(key: KeyObject, role: string): Promise<TokenKey>;
+  /** The keys made so far stay. */
+  keep(): void;
+  /** Deletes the keys made since the last {@link keep}, as far as the token lets it. */
+  discard(): Promise<void>;
+}
+
+export function keyBatch(token: Pkcs11Token, labelOf: (role: string) => string): KeyBatch {
+  const made: TokenKey[] = [];
+  const track = async (making: Promise<TokenKey>) => {
+    const key = await making;
+    made.push(key);
+    return key;
+  };
+  return {
+    // generateKey checks the size or curve at run time, whatever the static type says.
+    generate: (spec, role) => track(token.generateKey(spec as KeySpec, { label: labelOf(role) })),
+    adopt: (key, role) => track(token.importKey(key, { label: labelOf(role) })),
+    keep: () => {
+      made.length = 0;
+    },
+    async discard() {
+      for (const key of made.splice(0))
+        await token.deleteKey({ id: key.id, label: key.objectLabel }).catch(() => undefined);
     },
   };
 }

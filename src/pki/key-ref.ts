@@ -6,6 +6,7 @@
  * `KeyObject` (software key) or an external one.
  */
 import { constants, createPublicKey, privateDecrypt, sign, type KeyObject } from 'node:crypto';
+import { PkiError } from './errors.ts';
 
 /** Digests we sign with. SHA-1 only where a legacy peer needs it (SCEP replies to SHA-1 clients). */
 export type Digest = 'sha1' | 'sha256' | 'sha384' | 'sha512';
@@ -85,4 +86,44 @@ export async function decryptWith(key: PrivateKeyRef, ciphertext: Uint8Array): P
     return privateDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, ciphertext);
   if (!key.decrypt) throw new Error(`${key.label} cannot decrypt`);
   return key.decrypt(ciphertext);
+}
+
+/**
+ * A key opened on first use: `publicKey` is known beforehand (from its certificate) and is
+ * all that algorithm choice, SPKIs and certificate matching need; the first `sign` or
+ * `decrypt` calls `open` (again after a failure) and checks that the key it gives is
+ * `publicKey`'s (else `ERR_PKI_INVALID_ARGUMENT`, and the operation fails). So a process that may never
+ * sign — an admin command that only reads the store — never opens the token or asks its PIN.
+ * `open`'s errors (a missing PIN, a token that is gone) reach the caller of that operation;
+ * they do not depend on the data, as {@link ExternalKey} requires of `decrypt`.
+ */
+export function deferredKey(
+  label: string,
+  publicKey: KeyObject,
+  open: () => Promise<PrivateKeyRef>,
+): ExternalKey {
+  let opened: Promise<PrivateKeyRef> | undefined;
+  const key = (): Promise<PrivateKeyRef> => {
+    opened ??= open().then((k) => {
+      const pub = publicKeyOf(k);
+      // KeyObject.equals across key types leaves an error on OpenSSL's queue (see keys.ts).
+      if (pub.asymmetricKeyType !== publicKey.asymmetricKeyType || !pub.equals(publicKey))
+        throw new PkiError(
+          'ERR_PKI_INVALID_ARGUMENT',
+          `${label}: the key does not match the certificate`,
+        );
+      return k;
+    });
+    opened.catch(() => (opened = undefined));
+    return opened;
+  };
+  return {
+    kind: 'external',
+    label,
+    publicKey,
+    sign: async (data, hash) => signWith(await key(), data, hash),
+    ...(publicKey.asymmetricKeyType === 'rsa'
+      ? { decrypt: async (ciphertext: Uint8Array) => decryptWith(await key(), ciphertext) }
+      : {}),
+  };
 }

@@ -8,8 +8,9 @@
  * Without it, a random passphrase is generated into `ca/passphrase` (mode 0600) beside them:
  * convenient for the embedded default, and no protection against someone who can read the
  * data directory. Production sets the variable, or keeps the CA keys in a PKCS#11 token
- * ({@link createTokenAuthority}): the data directory then records each key's RFC 7512 URI
- * (`ca/*.key-ref`, no PIN) and the token is opened with the PIN handed in as `pkcs11Pin`.
+ * (token-ca.ts): the data directory then records each key's RFC 7512 URI (`ca/*.key-ref`, no
+ * PIN) and the token is opened with the PIN handed in as `pkcs11Pin`, at open or, with
+ * `deferKeys`, when a key first signs.
  */
 import { countingAudit, createMetrics, type Metrics } from './metrics.ts';
 import { deliverImported, issueIdentity } from './pfx-identity.ts';
@@ -28,22 +29,12 @@ import {
   AUTHORITY_FILES,
   createAuthority,
   createNextAuthority,
-  keySpecOf,
   loadAuthority,
   saveAuthority,
-  type AuthorityKeys,
   type CaMaterial,
 } from '../ca/authority.ts';
-import { HsmError } from '../hsm/errors.ts';
-import {
-  createKeyring,
-  openTokenByUri,
-  type KeySpec,
-  type Pkcs11Keyring,
-  type Pkcs11Token,
-  type TokenKey,
-} from '../hsm/pkcs11.ts';
-import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11Uri } from '../hsm/uri.ts';
+import { createKeyring, keyBatch, type KeyBatch, type Pkcs11Keyring } from '../hsm/pkcs11.ts';
+import { parsePkcs11Uri } from '../hsm/uri.ts';
 import { isExternalKey, type PrivateKeyRef } from '../pki/key-ref.ts';
 import { createEnrollmentService, type EnrollmentService } from '../ca/enrollment.ts';
 import { StoreFailureLimiter } from '../ca/rate-limit.ts';
@@ -73,6 +64,12 @@ export interface ContextOptions {
    * `--pkcs11-pin-file`). Without it, a key reference's own `pin-source` is used.
    */
   readonly pkcs11Pin?: string | undefined;
+  /**
+   * Open token-held CA keys when they first sign or decrypt, not at open (authority.ts
+   * `defer`): for admin commands, most of which only read or write the store, so that they
+   * need no PIN. Default: at open, so that `serve` fails at start on a missing or wrong PIN.
+   */
+  readonly deferKeys?: boolean;
   /** How often devices list their stores (MDM inventory); default a day. */
   readonly inventoryIntervalMs?: number | undefined;
   /** First wait before a failed SCEP delivery is sent again (mdm-profiles.ts); default 15 min. */
@@ -148,133 +145,33 @@ export async function prepareNextAuthority(
 ): Promise<CaMaterial> {
   const caDir = join(dataDir, 'ca');
   const keyring = createKeyring({ pin: options.pkcs11Pin });
-  const made: { token: Pkcs11Token; key: TokenKey }[] = [];
+  let batch: KeyBatch | undefined;
   try {
     const current = (await tryLoadAuthority(caDir, caDir, keyring)) ?? (await missingCa(caDir));
     // Existence is enough here: loading the next CA would open its keys for nothing.
     if (await hasAuthority(join(caDir, NEXT_DIR)))
       throw caState(`a next CA already exists in ${join(caDir, NEXT_DIR)}`);
-    let keys: Omit<AuthorityKeys, 'root'> | undefined;
     const currentKey = current.issuing.key;
     if (isExternalKey(currentKey)) {
       const uri = parsePkcs11Uri(currentKey.label);
-      const token = await keyring.token(uri);
       const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
       const base = (uri.object ?? 'certpost-issuing').replace(/-\d{14}$/, '');
-      const gen = async (spec: KeySpec, label: string) => {
-        const key = await token.generateKey(spec, { label });
-        made.push({ token, key });
-        return withPinSource(key, uri);
-      };
-      // The token checks the spec and refuses a size or curve it cannot make (ERR_HSM_UNSUPPORTED).
-      const spec = keySpecOf(currentKey) as KeySpec;
-      const issuing = await gen(spec, `${base}-${stamp}`);
-      keys =
-        spec.type === 'rsa'
-          ? { issuing }
-          : { issuing, ra: await gen({ type: 'rsa', bits: 2048 }, `${base}-ra-${stamp}`) };
+      batch = keyBatch(await keyring.token(uri), (role) =>
+        role === 'issuing' ? `${base}-${stamp}` : `${base}-${role}-${stamp}`,
+      );
     }
     const next = await createNextAuthority(
       current,
       options.issuingSubject !== undefined ? { issuingSubject: options.issuingSubject } : {},
-      keys,
+      batch,
     );
     await mkdir(join(caDir, NEXT_DIR), { recursive: true, mode: 0o700 });
     await saveAuthority(join(caDir, NEXT_DIR), next, () => caPassphrase(caDir, false));
-    made.length = 0;
+    batch?.keep();
     return next;
   } finally {
-    for (const { token, key } of made)
-      await token.deleteKey({ id: key.id, label: key.objectLabel }).catch(() => undefined);
+    await batch?.discard();
     await keyring.close();
-  }
-}
-
-/**
- * The key with its URI extended by the `pin-source` of the URI it was made from, so that the
- * reference saved in the data directory says where the PIN is (a path, never the PIN).
- */
-function withPinSource(key: TokenKey, from: Pkcs11Uri): TokenKey {
-  if (from.pinSource === undefined) return key;
-  const label = formatPkcs11Uri({ ...parsePkcs11Uri(key.uri), pinSource: from.pinSource });
-  return { ...key, label, uri: label };
-}
-
-export interface TokenAuthorityOptions {
-  /**
-   * RFC 7512 URI of the token (`token=`, `serial=` or `slot-id=`, and `module-path`). Its
-   * `object=` is the prefix of the key labels (default `certpost`): `<prefix>-root`,
-   * `<prefix>-issuing`, and `<prefix>-ra` for an EC CA. A `pin-source` is kept in the saved
-   * key references.
-   */
-  readonly uri: string;
-  /** The user PIN (else the URI's `pin-source`). */
-  readonly pin?: string | undefined;
-  readonly keyType: 'rsa' | 'ec';
-  readonly rsaBits?: 2048 | 3072 | 4096;
-  readonly curve?: 'P-256' | 'P-384';
-  readonly rootSubject?: string;
-  readonly issuingSubject?: string;
-}
-
-/**
- * Creates a CA whose keys are generated in, and never leave, a PKCS#11 token: the root and the
- * issuing key (and the RA key of an EC CA, RSA-2048) are made in the token, the certificates
- * are signed there, and the data directory records only the certificates and the keys' URIs.
- * The root key stays in the token so that `ca rollover` can certify a next issuing CA; an
- * operator may delete it from the token afterwards (the root then stays offline, as for an
- * imported CA). Keys made before a failure are deleted again.
- */
-export async function createTokenAuthority(
-  dataDir: string,
-  o: TokenAuthorityOptions,
-): Promise<CaMaterial> {
-  const caDir = join(dataDir, 'ca');
-  if (await hasAuthority(caDir)) throw caState(`${dataDir} already has a CA`);
-  const uri = parsePkcs11Uri(o.uri);
-  const prefix = uri.object ?? 'certpost';
-  if (uri.id !== undefined)
-    throw new HsmError('ERR_HSM_INVALID_URI', 'name the key label prefix with object=, not id=');
-  // A URI is a command-line argument, visible to every user of the machine: no PIN in it.
-  if (uri.pinValue !== undefined)
-    throw new HsmError(
-      'ERR_HSM_INVALID_URI',
-      'no pin-value in the URI: give the PIN with --pkcs11-pin-file or CERTPOST_PKCS11_PIN',
-    );
-  const token = await openTokenByUri(uri, { pin: o.pin });
-  const made: TokenKey[] = [];
-  try {
-    const pinGiven = o.pin !== undefined || uri.pinSource !== undefined;
-    if (!pinGiven && token.info.loginRequired)
-      throw new HsmError('ERR_HSM_PIN_REQUIRED', `token "${token.info.label}"`);
-    const spec: KeySpec =
-      o.keyType === 'rsa'
-        ? { type: 'rsa', bits: o.rsaBits ?? 2048 }
-        : { type: 'ec', curve: o.curve ?? 'P-256' };
-    const gen = async (s: KeySpec, label: string) => {
-      const key = await token.generateKey(s, { label });
-      made.push(key);
-      return withPinSource(key, uri);
-    };
-    const root = await gen(spec, `${prefix}-root`);
-    const issuing = await gen(spec, `${prefix}-issuing`);
-    const ra =
-      o.keyType === 'ec' ? await gen({ type: 'rsa', bits: 2048 }, `${prefix}-ra`) : undefined;
-    const material = await createAuthority(
-      {
-        keyType: o.keyType,
-        rootSubject: o.rootSubject ?? 'CN=certpost root CA,O=certpost',
-        issuingSubject: o.issuingSubject ?? 'CN=certpost issuing CA,O=certpost',
-      },
-      { root, issuing, ...(ra ? { ra } : {}) },
-    );
-    await installAuthority(dataDir, material);
-    made.length = 0;
-    return material;
-  } finally {
-    for (const key of made)
-      await token.deleteKey({ id: key.id, label: key.objectLabel }).catch(() => undefined);
-    await token.close();
   }
 }
 
@@ -330,12 +227,13 @@ async function tryLoadAuthority(
   caDir: string,
   passphraseDir = caDir,
   keyring?: Pkcs11Keyring,
+  defer = false,
 ): Promise<CaMaterial | undefined> {
   if (!(await hasAuthority(caDir))) return undefined;
   return loadAuthority(
     caDir,
     () => caPassphrase(passphraseDir, false),
-    keyring ? { openKey: (ref: string) => openTokenKey(keyring, ref) } : {},
+    keyring ? { openKey: (ref: string) => openTokenKey(keyring, ref), defer } : {},
   );
 }
 
@@ -406,8 +304,9 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
   // Tokens holding CA keys stay open (and logged in) for as long as the context.
   const keyring = createKeyring({ pin: o.pkcs11Pin });
   try {
+    const defer = o.deferKeys ?? false;
     const ca =
-      (await tryLoadAuthority(caDir, caDir, keyring)) ??
+      (await tryLoadAuthority(caDir, caDir, keyring, defer)) ??
       (o.createCa ? await createOnce(o, keyring) : await missingCa(caDir));
     const profiles = await loadProfiles(o.dataDir, o.publicUrl);
     const enrollment = createEnrollmentService({
@@ -421,7 +320,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       ...(o.now ? { now: o.now } : {}),
     });
     const responder = ca.ra ?? ca.issuing;
-    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring);
+    const nextCa = await tryLoadAuthority(join(caDir, NEXT_DIR), caDir, keyring, defer);
     const scep = createScepService({
       responder,
       chain: [ca.issuing.certificate, ca.root.certificate],

@@ -6,7 +6,7 @@
  * them.
  */
 import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -202,6 +202,91 @@ export function opensslSelfSigned(
     ...addext.flatMap((e) => ['-addext', e]),
   ]);
   return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+}
+
+/**
+ * A root CA and an issuing CA made by openssl (so that import paths do not depend on our own
+ * builder), in a new temp dir: `root.key`/`root.pem` (self-signed; CA:TRUE, keyCertSign and
+ * cRLSign), `issuing.key`/`issuing.pem` (signed by the root; CA:TRUE pathlen 0, keyUsage
+ * `issuingKu`, SKI, AKI). Keys are `newkey` (`['-newkey', 'rsa:2048']`). With `pfxPassword`,
+ * also `ca.pfx`: the issuing key and certificate with the root, as `openssl pkcs12 -export`.
+ */
+export function opensslCaHierarchy(o: {
+  readonly newkey: readonly string[];
+  readonly issuingKu: string;
+  readonly root?: string;
+  readonly issuing?: string;
+  readonly pfxPassword?: string;
+}): { dir: string; p: (file: string) => string } {
+  const dir = tempDir();
+  const p = (f: string) => join(dir, f);
+  run('openssl', [
+    'req',
+    '-x509',
+    ...o.newkey,
+    '-nodes',
+    '-keyout',
+    p('root.key'),
+    '-subj',
+    o.root ?? '/CN=Imported Root',
+    '-days',
+    '3650',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    p('root.pem'),
+  ]);
+  run('openssl', [
+    'req',
+    '-new',
+    ...o.newkey,
+    '-nodes',
+    '-keyout',
+    p('issuing.key'),
+    '-subj',
+    o.issuing ?? '/CN=Imported Issuing',
+    '-out',
+    p('issuing.csr'),
+  ]);
+  writeFileSync(
+    p('ext.cnf'),
+    `basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,${o.issuingKu}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`,
+  );
+  run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    p('issuing.csr'),
+    '-CA',
+    p('root.pem'),
+    '-CAkey',
+    p('root.key'),
+    '-CAcreateserial',
+    '-days',
+    '1000',
+    '-extfile',
+    p('ext.cnf'),
+    '-out',
+    p('issuing.pem'),
+  ]);
+  if (o.pfxPassword !== undefined)
+    run('openssl', [
+      'pkcs12',
+      '-export',
+      '-inkey',
+      p('issuing.key'),
+      '-in',
+      p('issuing.pem'),
+      '-certfile',
+      p('root.pem'),
+      '-passout',
+      `pass:${o.pfxPassword}`,
+      '-out',
+      p('ca.pfx'),
+    ]);
+  return { dir, p };
 }
 
 /** `openssl x509 -fingerprint` of a certificate file as certpost writes thumbprints: lowercase hex. */
