@@ -61,6 +61,15 @@ const SYNCML_WORDS = [
   '&amp;',
 ];
 
+/** An answer must be a message the other side can read (within the SyncML limits too). */
+function checkReply(xml: string): void {
+  try {
+    parseSyncML(xml);
+  } catch (e) {
+    throw new ContractViolation('the reply does not parse', { cause: e });
+  }
+}
+
 let server: Promise<ServerFixture> | undefined;
 const serverFixture = () => (server ??= startServerFixture());
 
@@ -95,13 +104,7 @@ const mdmSessionTarget: FuzzTarget = {
       certificateDevice: f.deviceId,
     });
     if (answer.status === 403) throw new ContractViolation('the enrolled device was refused');
-    if (answer.status === 200) {
-      try {
-        parseSyncML(answer.body);
-      } catch (e) {
-        throw new ContractViolation('the reply does not parse', { cause: e });
-      }
-    }
+    if (answer.status === 200) checkReply(answer.body);
     await checkQueue(f);
   },
   // The service answers every body (HTTP 400 when not even a SyncHdr reads): nothing may escape.
@@ -218,13 +221,7 @@ const deviceSyncmlTarget: FuzzTarget = {
     const f = await deviceFixture();
     resetDevice(f);
     const reply = await f.agent.handle(input);
-    if (reply !== undefined) {
-      try {
-        parseSyncML(reply);
-      } catch (e) {
-        throw new ContractViolation('the reply does not parse', { cause: e });
-      }
-    }
+    if (reply !== undefined) checkReply(reply);
     checkDevice(f.agent);
   },
   // A message that does not parse changes nothing; a CSP refusal is a Status. A DeviceError
