@@ -9,5 +9,13 @@ if (major < 24) {
   );
   process.exit(1);
 }
+// A reader that stops early (`certpost … | head -1`) closes the pipe: what is left to print has
+// nowhere to go, which is not an error. EPIPE on stdout or stderr is swallowed (Node then
+// destroys the stream and drops later writes), so the command finishes what it was doing and
+// exits with its own status, quietly; any other write error still ends the process.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

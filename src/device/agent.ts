@@ -64,6 +64,11 @@ export interface DeviceOptions {
   /** Where new software keys come from (keys.ts; fleet mode's key pool). */
   readonly keySource?: KeyVaultOptions['keySource'];
   readonly lockWaitMs?: number;
+  /**
+   * Key-derivation budget of each PFX the server sends (pki/pkcs12.ts `maxIterations`; default
+   * its 2.5 million, about a second). The fuzzer lowers it so that work past it shows.
+   */
+  readonly pfxMaxIterations?: number;
 }
 
 /** Routes each hook call to the first CSP whose hook answers for the URI. */
@@ -149,7 +154,13 @@ export class DeviceAgent {
       deviceInfoHooks(state),
       pushHooks(() => this),
       certificateStoreHooks(this.certificates),
-      pfxInstallHooks({ state, tree, keys: this.keys, stores: this.certificates }),
+      pfxInstallHooks({
+        state,
+        tree,
+        keys: this.keys,
+        stores: this.certificates,
+        ...(o.pfxMaxIterations !== undefined ? { maxIterations: o.pfxMaxIterations } : {}),
+      }),
       this.scep.hooks(),
       {
         snapshot: (): CspSnapshot =>

@@ -78,12 +78,24 @@ export function isUrl(input: string): boolean {
   return /^https?:\/\//i.test(input);
 }
 
+/**
+ * The file name a URL's last segment stands for, percent-decoded; kept as it is when an escape
+ * is malformed (`%zz`): the server chose it (a redirect's Location), and it is only a hint.
+ */
+function fileNameOf(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** Loads one input (see the module comment). */
 export async function loadInstallInput(input: string, o: InputOptions): Promise<LoadedInput> {
   const limits = { ...DEFAULTS, ...o };
   if (isUrl(input)) {
     const { bytes, url, warnings } = await download(input, limits);
-    const last = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
+    const last = fileNameOf(new URL(url).pathname.split('/').pop() ?? '');
     return split(input, bytes, last || undefined, warnings, limits.maxBytes);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input))

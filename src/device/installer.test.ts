@@ -609,6 +609,21 @@ describe('downloads', () => {
     }
   });
 
+  it('a URL whose last segment has a malformed escape keeps it as the file name', async () => {
+    // decodeURIComponent threw a URIError here (an internal error) for a server's redirect.
+    const bob = readFileSync(pki.path('bob.pem'));
+    const http = await serve((_req, res) => res.writeHead(200).end(bob));
+    try {
+      const loaded = await load(await trusting(), `${http.url}/bob%zz.pem`);
+      assert.deepEqual(
+        loaded.sources.map((s) => s.filename),
+        ['bob%zz.pem'],
+      );
+    } finally {
+      await http.close();
+    }
+  });
+
   it('an unreachable server is ERR_DEVICE_DOWNLOAD, naming the URL', async () => {
     const a = await trusting();
     const url = `http://127.0.0.1:${await freePort()}/root.cer`;

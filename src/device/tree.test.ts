@@ -74,6 +74,9 @@ describe('management tree', () => {
   it('answers 404 for URIs the DDFs do not describe, and for the user-scope Root', async () => {
     const tree = new ManagementTree(roots);
     assert.equal(tree.get('./Device/Vendor/MSFT/NoSuchCSP').status, STATUS.notFound);
+    // A malformed escape names no node (a URIError escaped here once; found by fuzzing).
+    assert.equal(await tree.add('./De%/VRL', 'x'), STATUS.notFound);
+    assert.equal(await tree.add(`${CSP}/Root/%zz/EncodedCertificate`, 'AAAA'), STATUS.notFound);
     assert.equal(
       await tree.add(
         './User/Vendor/MSFT/RootCATrustedCertificates/Root/AB/EncodedCertificate',

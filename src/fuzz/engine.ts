@@ -190,7 +190,8 @@ export async function runEngine(o: EngineOptions): Promise<EngineStats> {
     blocks: coverage.blocks(),
   });
 
-  coverage.take(); // drop what loading the target ran
+  await target.setUp?.();
+  coverage.take(); // drop what loading the target and its fixture ran
   for (const input of [...(await target.seeds()), ...o.extra]) {
     const finding = await execute(input);
     const fresh = absorb(coverage.take());
@@ -225,5 +226,6 @@ export async function runEngine(o: EngineOptions): Promise<EngineStats> {
       o.post({ type: 'stats', ...stats() });
     }
   }
+  await target.close?.();
   return stats();
 }

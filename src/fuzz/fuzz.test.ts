@@ -12,7 +12,11 @@ import { describe, it } from 'node:test';
 import { runTarget } from './supervisor.ts';
 import { TARGETS } from './targets.ts';
 
-/** Executions per target: about a second each on this 2-core machine, 30 s at most in all. */
+/**
+ * Executions per target: about a second each on this 2-core machine when it is quiet, plus the
+ * session targets' fixtures (a CA, an enrolled device: a second or two, before the first
+ * execution).
+ */
 const EXECS: Readonly<Record<string, number>> = {
   der: 3000,
   pem: 3000,
@@ -28,6 +32,9 @@ const EXECS: Readonly<Record<string, number>> = {
   'mde2-server': 600,
   'mde2-client': 300,
   eml: 300,
+  'mdm-session': 300,
+  'device-syncml': 400,
+  certrep: 1000,
 };
 
 describe('fuzz (short, deterministic)', () => {

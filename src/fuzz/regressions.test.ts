@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { TARGETS } from './targets.ts';
 
@@ -14,6 +14,10 @@ const ROOT = new URL('../../', import.meta.url);
 const dirs = [...new Set(Object.values(TARGETS).map((t) => t.regressions))];
 
 describe('fuzz regressions', () => {
+  after(async () => {
+    for (const t of Object.values(TARGETS)) await t.close?.();
+  });
+
   for (const dir of dirs) {
     const files = readdirSync(new URL(`${dir}/`, ROOT)).filter((f) => f.includes('--'));
 
@@ -29,6 +33,7 @@ describe('fuzz regressions', () => {
       it(`${dir}/${f} through ${target.name}`, async () => {
         const raw = readFileSync(new URL(`${dir}/${f}`, ROOT));
         const input = new Uint8Array(f.endsWith('.gz') ? gunzipSync(raw) : raw);
+        await target.setUp?.();
         const started = performance.now();
         try {
           await target.run(input);

@@ -24,6 +24,22 @@ export interface FuzzTarget {
    * saved next to the parser it exercises, replayed by regressions.test.ts.
    */
   readonly regressions: string;
+  /**
+   * Prepares what every run needs (a fixture: a server with a device, an enrolled device).
+   * Called before the first execution and outside the time of any; `run` must also work
+   * without it (it sets up on first use).
+   */
+  setUp?(): Promise<void>;
+  /**
+   * Releases what the target set up (a fixture's server, temporary files). The engine calls
+   * it when a run ends; `run` may be called again after it and sets up anew.
+   */
+  close?(): Promise<void>;
+}
+
+/** A contract of the code under test that an input broke (not a refusal: a bug). */
+export class ContractViolation extends Error {
+  override readonly name = 'ContractViolation';
 }
 
 /** A finding, as the engine reports it. `input` reproduces it through `FuzzTarget.run`. */
@@ -57,3 +73,12 @@ export function crashOf(error: unknown, input: Uint8Array): Finding {
     input,
   };
 }
+
+/**
+ * Key-derivation budget of the targets that read PKCS#12 files and encrypted keys (the device
+ * reads the PFX a server sends). The default (2.5 million, about a second) is a legitimate
+ * cost, not a hang, so the targets use a smaller one: then a read that still runs long derives
+ * keys the budget does not see, which is the bug to find. The default itself is tested in
+ * pkcs12.test.ts.
+ */
+export const FUZZ_MAX_ITERATIONS = 100_000;

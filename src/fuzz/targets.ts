@@ -3,8 +3,8 @@
  * omadm). Each runs the entry points a hostile peer reaches and, where the code states a
  * contract beyond "typed error or value" (round trips, "never throws"), checks it too; a
  * broken contract throws a {@link ContractViolation}, which no target expects.
- *
- * The .eml reader (mail/) is not a target yet: it was being written when these were.
+ * Targets over whole exchanges (an MDM session step, a device handling a server message, a
+ * CertRep read by the SCEP client) are in session-targets.ts.
  */
 import { EmlError, readCertificateAttachments } from '../mail/eml.ts';
 import { isDeepStrictEqual } from 'node:util';
@@ -53,12 +53,8 @@ import {
   windowsCsr,
   xmlFiles,
 } from './seeds.ts';
-import type { FuzzTarget } from './target.ts';
-
-/** A contract of the code under test that an input broke (not a refusal: a bug). */
-export class ContractViolation extends Error {
-  override readonly name = 'ContractViolation';
-}
+import { ContractViolation, FUZZ_MAX_ITERATIONS, type FuzzTarget } from './target.ts';
+import { SESSION_TARGETS } from './session-targets.ts';
 
 const isPki = (e: unknown) => e instanceof PkiError;
 const isMde2Error = (e: unknown) => e instanceof Mde2Error;
@@ -216,14 +212,6 @@ const pkcs7Target: FuzzTarget = {
   dictionary: ASN1_WORDS,
   regressions: pkiRegressions,
 };
-
-/**
- * Key-derivation budget of the PKCS#12 and key targets. The default (2.5 million, about a
- * second) is a legitimate cost, not a hang, so the targets use a smaller one: then a read that
- * still runs long derives keys the budget does not see, which is the bug to find. The default
- * itself is tested in pkcs12.test.ts.
- */
-const FUZZ_MAX_ITERATIONS = 100_000;
 
 const pkcs12Target: FuzzTarget = {
   name: 'pkcs12',
@@ -477,5 +465,6 @@ export const TARGETS: Readonly<Record<string, FuzzTarget>> = Object.fromEntries(
     mde2ServerTarget,
     mde2ClientTarget,
     emlTarget,
+    ...SESSION_TARGETS,
   ].map((t) => [t.name, t]),
 );

@@ -26,6 +26,7 @@ const post = (m: EngineMessage) => parentPort!.postMessage(m, []);
 
 if (data.confirm) {
   const { TARGETS } = await import('./targets.ts');
+  await TARGETS[data.target]!.setUp?.();
   const state = new Int32Array(data.shared, 0, 4);
   Atomics.store(state, 1, 1);
   const started = performance.now();

@@ -108,6 +108,7 @@ describe('DDF', () => {
     assert.ok(resolveUri(roots, './Vendor/MSFT/CertificateStore/MY/User'));
     assert.equal(resolveUri(roots, './User/Vendor/MSFT/CertificateStore/MY/User'), undefined);
     assert.equal(resolveUri(roots, './Device/Vendor/MSFT/NoSuchCSP/x'), undefined);
+    assert.equal(resolveUri(roots, './Device/Vendor/MSFT/CertificateStore/%E0%A4%A'), undefined);
     assert.equal(
       resolveUri(roots, './Device/Vendor/MSFT/RootCATrustedCertificates/NoSuchStore'),
       undefined,

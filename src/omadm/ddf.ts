@@ -187,6 +187,20 @@ export interface ResolvedNode {
 }
 
 /**
+ * The segments of a management URI path, percent-decoded (OMA DM URIs escape as RFC 2396
+ * does), or undefined when an escape is malformed (`%` without two hex digits): such a URI
+ * names no node. A server sends the URIs, so this must not throw.
+ */
+export function uriSegments(path: string): string[] | undefined {
+  try {
+    return path.split('/').map(decodeURIComponent);
+  } catch (e) {
+    if (e instanceof URIError) return undefined;
+    throw e;
+  }
+}
+
+/**
  * Finds the DDF node for a management URI (`./Device/Vendor/MSFT/RootCATrustedCertificates/
  * Root/<hash>/EncodedCertificate`), or undefined when the DDFs describe no such node. A URI
  * without a scope prefix (`./Vendor/MSFT/…`) is the device scope (MS-MDM). Static names win
@@ -197,8 +211,8 @@ export function resolveUri(roots: readonly DdfRoot[], uri: string): ResolvedNode
   for (const root of roots) {
     const prefix = `${root.path}/`;
     if (!normalised.startsWith(prefix)) continue;
-    const segments = normalised.slice(prefix.length).split('/').map(decodeURIComponent);
-    if (segments[0] !== root.node.name) continue;
+    const segments = uriSegments(normalised.slice(prefix.length));
+    if (segments?.[0] !== root.node.name) continue;
     let node = root.node;
     const dynamic: Record<string, string> = {};
     for (const seg of segments.slice(1)) {

@@ -100,7 +100,7 @@ const CSR_VALUE_TYPES = {
 } as const;
 
 /** Safety limits: real messages are a few KB (an RSTR with a certificate chain ~10 KB). */
-export const MDE2_LIMITS: XmlLimits = { maxBytes: 256 * 1024, maxDepth: 32 };
+export const MDE2_LIMITS: XmlLimits = { maxBytes: 256 * 1024, maxDepth: 32, maxElements: 8192 };
 
 // ---------------------------------------------------------------------------------------------
 // Faults and errors.

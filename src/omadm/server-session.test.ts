@@ -114,6 +114,22 @@ describe('server session step', () => {
     assert.equal(step.ended, true);
   });
 
+  it('reads a status code that is not three digits as 500 (found by fuzzing: 1e308 reached the store)', () => {
+    const atomic: Command = { kind: 'Atomic', cmdId: '', commands: [add('./Vendor/MSFT/A', '1')] };
+    const step = answerDevice({
+      message: deviceMessage('2', [
+        status('a1', 'Atomic', '1e308'),
+        status('a1.1', 'Add', '2000000000'),
+        status('g1', 'Get', 'OK'),
+      ]),
+      queue: [queued('a1', atomic, '1'), queued('g1', get('./A'), '1')],
+    });
+    assert.deepEqual(
+      step.outcomes.map((o) => [o.status, ...o.children.map((c) => c.status)]),
+      [[500, 500], [500]],
+    );
+  });
+
   it('does not send a command twice in one session; sends again one lost in an earlier session', () => {
     const queue = [queued('old', get('./A'), '0'), queued('now', get('./B'), '1')];
     const step = answerDevice({

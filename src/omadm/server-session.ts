@@ -197,6 +197,14 @@ export function withIds(c: Command, id: string): Command {
   return { ...c, cmdId: id };
 }
 
+/**
+ * A Status's code: three digits (OMA-DM RepPro 1.2 §10, 1xx–5xx). Anything else (`1e308`,
+ * `2000000000`, `abc`) is read as 500, command failed: the store keeps codes as integers.
+ */
+function statusCode(data: string): number {
+  return /^\d{3}$/.test(data) ? Number(data) : 500;
+}
+
 /** Matches the device's Statuses and Results to queued commands by CmdRef. */
 function outcomesOf(
   queue: readonly QueuedCommand[],
@@ -207,18 +215,17 @@ function outcomesOf(
   for (const q of queue) {
     const own = statuses.find((s) => s.cmdRef === q.id);
     if (!own) continue;
-    const code = Number(own.data);
     const prefix = `${q.id}.`;
     out.push({
       id: q.id,
-      status: Number.isInteger(code) ? code : 500,
+      status: statusCode(own.data),
       results: results.filter((r) => r.cmdRef === q.id).flatMap((r) => r.items),
       children: statuses
         .filter((s) => s.cmdRef.startsWith(prefix))
         .map((s) => ({
           index: Number(s.cmdRef.slice(prefix.length)),
           cmd: s.cmd,
-          status: Number(s.data),
+          status: statusCode(s.data),
         }))
         .filter((c) => Number.isInteger(c.index) && c.index > 0),
     });

@@ -22,8 +22,11 @@ export const SYNCML_NS = 'SYNCML:SYNCML1.2';
 export const METINF_NS = 'syncml:metinf';
 export const SYNCML_CONTENT_TYPE = 'application/vnd.syncml.dm+xml';
 
-/** Safety limits (MS-MDM suggests ~512 KB messages; real ones nest < 10 deep). */
-export const LIMITS = { maxBytes: 1024 * 1024, maxDepth: 32 } as const;
+/**
+ * Safety limits (MS-MDM suggests ~512 KB messages; real ones nest < 10 deep and hold an element
+ * per 40-odd bytes, so a full megabyte of them some 25,000).
+ */
+export const LIMITS = { maxBytes: 1024 * 1024, maxDepth: 32, maxElements: 32_768 } as const;
 
 export type SyncMLErrorCode =
   'ERR_SYNCML_MALFORMED' | 'ERR_SYNCML_LIMIT' | 'ERR_SYNCML_FORBIDDEN_DOCTYPE';
@@ -280,13 +283,14 @@ function parseCommand(n: Node, inAtomic: boolean): Command {
 /** Parses one SyncML message. Throws {@link SyncMLError} for anything that is not one. */
 export function parseSyncML(
   input: string | Uint8Array,
-  limits: { maxBytes?: number; maxDepth?: number } = {},
+  limits: { maxBytes?: number; maxDepth?: number; maxElements?: number } = {},
 ): SyncMLMessage {
   const xml = guardXml(
     input,
     {
       maxBytes: limits.maxBytes ?? LIMITS.maxBytes,
       maxDepth: limits.maxDepth ?? LIMITS.maxDepth,
+      maxElements: limits.maxElements ?? LIMITS.maxElements,
     },
     (kind, message) =>
       new SyncMLError(

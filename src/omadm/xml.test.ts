@@ -49,6 +49,19 @@ describe('XML guard', () => {
     assert.doesNotThrow(() => read(`${'<a>'.repeat(8)}<b/><b/>${'</a>'.repeat(8)}`));
   });
 
+  it('refuses more elements than maxElements, however flat (found by fuzzing)', () => {
+    // 58,000 empty elements in a megabyte held the parser for a second; the scan counts them.
+    const few = { ...LIMITS, maxElements: 10 };
+    const guardFew = (xml: string) => guardXml(xml, few, (k, m) => new Refused(k, m));
+    assert.doesNotThrow(() => guardFew(`<a>${'<b/>'.repeat(9)}</a>`));
+    assert.throws(
+      () => guardFew(`<a>${'<b/>'.repeat(10)}</a>`),
+      (e) => e instanceof Refused && e.kind === 'limit' && /more than 10 elements/.test(e.message),
+    );
+    // Comments, CDATA and end tags are not elements.
+    assert.doesNotThrow(() => guardFew(`<a>${'<!--<b/>--><![CDATA[<b/>]]>'.repeat(20)}</a>`));
+  });
+
   it('counts depth past a ">" inside an attribute value and after stray end tags', () => {
     // `/>` inside quotes made a start tag look self-closing; end tags first drove depth negative.
     refuses(`${'<a x="/>">'.repeat(9)}${'</a>'.repeat(9)}`, 'limit');

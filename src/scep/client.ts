@@ -267,8 +267,11 @@ function cached<T>(
   return p;
 }
 
-/** The result a checked CertRep stands for; SUCCESS must hold a certificate for our key. */
-function result(
+/**
+ * The result a checked CertRep ({@link readCertRep}) stands for. SUCCESS must hold a certificate
+ * for `spki`, the public key being certified; PENDING keeps `signer` for the polls.
+ */
+export function enrollResult(
   rep: CertRep,
   transactionId: string,
   spki: Uint8Array,
@@ -299,6 +302,47 @@ function result(
     default:
       throw new ScepClientError('ERR_SCEP_CLIENT_BAD_RESPONSE', `unknown pkiStatus ${rep.status}`);
   }
+}
+
+/** The request a CertRep must answer (RFC 8894 §3.2.1.5), as the client sent it. */
+export interface SentRequest {
+  /** Signed the request; a SUCCESS is encrypted to its key. */
+  readonly signer: ScepIdentity;
+  /** The CA/RA certificates of GetCACert: the CertRep must be signed by one of them. */
+  readonly caCertificates: readonly Certificate[];
+  readonly transactionId: string;
+  readonly senderNonce: Uint8Array;
+}
+
+/**
+ * Reads the server's reply to one PKIOperation: a CertRep signed by one of the CA
+ * certificates, opened with the signer's key when SUCCESS, that echoes our transactionID and
+ * carries our senderNonce as its recipientNonce. Anything else throws
+ * {@link ScepClientError} `ERR_SCEP_CLIENT_BAD_RESPONSE`, with one message for every parsing,
+ * signature and envelope failure (the cause has the detail).
+ */
+export async function readCertRep(body: Uint8Array, sent: SentRequest): Promise<CertRep> {
+  let rep: CertRep;
+  try {
+    rep = await parseCertRep(body, sent.signer, sent.caCertificates);
+  } catch (e) {
+    throw new ScepClientError(
+      'ERR_SCEP_CLIENT_BAD_RESPONSE',
+      'the reply is not a CertRep from the CA that we can verify and open',
+      { cause: e },
+    );
+  }
+  if (rep.transactionId !== sent.transactionId)
+    throw new ScepClientError(
+      'ERR_SCEP_CLIENT_BAD_RESPONSE',
+      'the CertRep answers another transactionID',
+    );
+  if (!rep.recipientNonce || !bytesEqual(rep.recipientNonce, sent.senderNonce))
+    throw new ScepClientError(
+      'ERR_SCEP_CLIENT_BAD_RESPONSE',
+      'the CertRep recipientNonce is not our senderNonce',
+    );
+  return rep;
 }
 
 const nameDer = (s: string | Uint8Array) => (typeof s === 'string' ? parseRfc4514(s) : s);
@@ -456,28 +500,12 @@ export function createScepClient(
       digest: ctx.digest,
     });
     const res = await call({ operation: 'PKIOperation', method: ctx.method, body: message });
-    let rep: CertRep;
-    try {
-      rep = await parseCertRep(res.body, o.signer, ctx.certs);
-    } catch (e) {
-      // One message whatever went wrong (signature, envelope, encoding): the cause has detail.
-      throw new ScepClientError(
-        'ERR_SCEP_CLIENT_BAD_RESPONSE',
-        'the reply is not a CertRep from the CA that we can verify and open',
-        { cause: e },
-      );
-    }
-    if (rep.transactionId !== o.transactionId)
-      throw new ScepClientError(
-        'ERR_SCEP_CLIENT_BAD_RESPONSE',
-        'the CertRep answers another transactionID',
-      );
-    if (!rep.recipientNonce || !bytesEqual(rep.recipientNonce, senderNonce))
-      throw new ScepClientError(
-        'ERR_SCEP_CLIENT_BAD_RESPONSE',
-        'the CertRep recipientNonce is not our senderNonce',
-      );
-    return rep;
+    return readCertRep(res.body, {
+      signer: o.signer,
+      caCertificates: ctx.certs,
+      transactionId: o.transactionId,
+      senderNonce,
+    });
   }
 
   async function getCrl(o: {
@@ -521,7 +549,7 @@ export function createScepClient(
       const messageType =
         o.renewWith && ctx.caps('Renewal') ? MessageType.RenewalReq : MessageType.PKCSReq;
       const rep = await exchange(ctx, { messageType, transactionId, content: csr, signer });
-      return result(rep, transactionId, spki, signer);
+      return enrollResult(rep, transactionId, spki, signer);
     },
 
     async poll(o) {
@@ -536,7 +564,7 @@ export function createScepClient(
         content: enc.seq(issuer, nameDer(o.subject)),
         signer,
       });
-      return result(rep, o.transactionId, spkiOf(o.key), signer);
+      return enrollResult(rep, o.transactionId, spkiOf(o.key), signer);
     },
   };
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { credentialHash, md5Cred, newNonce } from '../omadm/auth.ts';
-import { buildSyncML, parseSyncML, type Item } from '../omadm/syncml.ts';
+import { buildSyncML, LIMITS, parseSyncML, type Item } from '../omadm/syncml.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { Store } from '../store/types.ts';
 import { createMdmService, type MdmService } from './mdm.ts';
@@ -60,6 +60,23 @@ describe('MDM service', () => {
     assert.equal(info['DevInfo/Man']?.length, 512);
     assert.equal(info['Vendor/MSFT/Anything'], undefined);
     assert.ok(Object.keys(info).length <= 64);
+  });
+
+  it('a message whose answer would exceed the SyncML limit: 413 with the next nonce, nothing recorded', async () => {
+    // One item whose target is 300 KB of '<' in CDATA: its Status echoes it escaped, 1.2 MB.
+    const body = message([{ target: 'T', source: './DevInfo/Man', data: 'x' }]).replace(
+      '<LocURI>T</LocURI>',
+      `<LocURI><![CDATA[${'<'.repeat(300_000)}]]></LocURI>`,
+    );
+    assert.ok(Buffer.byteLength(body) < LIMITS.maxBytes);
+    const r = await mdm.session(body);
+    assert.ok(r.status === 200 && 'body' in r && r.tooLarge);
+    const reply = parseSyncML(r.body);
+    assert.equal(reply.body.length, 1);
+    const [status] = reply.body;
+    assert.ok(status?.kind === 'Status' && status.cmd === 'SyncHdr' && status.data === '413');
+    assert.ok(status.chal?.meta.nextNonce, 'the device can go on with the next nonce');
+    assert.deepEqual((await store.getDevice('D1'))!.info, {});
   });
 
   it('without credentials: 407 with a nonce, and nothing recorded', async () => {

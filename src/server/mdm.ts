@@ -10,6 +10,7 @@ import type { ProfileEngine } from './mdm-profiles.ts';
 import { md5Challenge, newNonce, verifyMd5Cred } from '../omadm/auth.ts';
 import {
   buildSyncML,
+  LIMITS,
   parseSyncML,
   SyncMLError,
   type Command,
@@ -52,6 +53,8 @@ export type SessionAnswer =
         readonly sessionId: string;
         readonly msgId: string;
       };
+      /** Its answer would exceed the SyncML size limit (SyncHdr 413): nothing it said was kept. */
+      readonly tooLarge?: boolean;
     }
   /** Not even a SyncML header could be read: HTTP 400 with the reason. */
   | { readonly status: 400; readonly message: string }
@@ -124,7 +127,9 @@ export function createMdmService(config: MdmConfig): MdmService {
             ? 'refused'
             : answer.unauthenticated
               ? 'unauthenticated'
-              : 'ok',
+              : answer.tooLarge
+                ? 'bad'
+                : 'ok',
       );
       return answer;
     },
@@ -154,7 +159,7 @@ export function createMdmService(config: MdmConfig): MdmService {
       const auth = device?.auth;
       const refuse = (code: 401 | 407, nonce: string) => ({
         status: 200 as const,
-        body: buildSyncML(unauthenticated(message, code, nonce)),
+        body: buildSyncML(refusal(message, code, md5Challenge(nonce))),
         ended: true,
         unauthenticated: true,
       });
@@ -192,6 +197,18 @@ export function createMdmService(config: MdmConfig): MdmService {
       ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
       ...(challenge ? { headerChallenge: challenge } : {}),
     });
+    const reply = buildSyncML(step.reply);
+    // The answer repeats what the device sent (a Status per command with its CmdID, an item's
+    // target), escaped: a message within the limit can call for an answer beyond it, which
+    // the device could not read (found by fuzzing). Such a message is refused whole: none of
+    // its statuses, results, reports or alerts is recorded.
+    if (Buffer.byteLength(reply) > LIMITS.maxBytes)
+      return {
+        status: 200,
+        body: buildSyncML(refusal(message, 413, challenge)),
+        ended: true,
+        tooLarge: true,
+      };
     // What the answers mean for the device's profiles is written before the commands are marked
     // complete: a server stopped in between leaves them open, so they are sent again and
     // answered again, and applying an answer twice changes nothing (deliveries match commands
@@ -223,7 +240,7 @@ export function createMdmService(config: MdmConfig): MdmService {
       await genericAlert(deviceId, a.items, at);
     return {
       status: 200,
-      body: buildSyncML(step.reply),
+      body: reply,
       ended: step.ended,
       about: { deviceId, sessionId: message.header.sessionId, msgId: message.header.msgId },
     };
@@ -250,8 +267,15 @@ export function createMdmService(config: MdmConfig): MdmService {
 /** The generic alert type of a user leaving management on the device (MS-MDM §2.2.7.2). */
 export const UNENROLL_ALERT = 'com.microsoft:mdm.unenrollment.userrequest';
 
-/** A reply that only refuses the message: SyncHdr Status 401/407 with the nonce to digest. */
-function unauthenticated(msg: SyncMLMessage, code: 401 | 407, nonce: string): SyncMLMessage {
+/**
+ * A reply that only refuses the message: SyncHdr Status 401/407 (with the nonce to digest) or
+ * 413 (its answer would be too large; with the next nonce when the device uses digest).
+ */
+function refusal(
+  msg: SyncMLMessage,
+  code: 401 | 407 | 413,
+  chal: { meta: Meta } | undefined,
+): SyncMLMessage {
   return {
     header: {
       sessionId: msg.header.sessionId,
@@ -266,7 +290,7 @@ function unauthenticated(msg: SyncMLMessage, code: 401 | 407, nonce: string): Sy
         msgRef: msg.header.msgId,
         cmdRef: '0',
         cmd: 'SyncHdr',
-        chal: md5Challenge(nonce),
+        ...(chal ? { chal } : {}),
         data: String(code),
       },
     ],

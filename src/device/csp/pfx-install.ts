@@ -37,6 +37,8 @@ export interface PfxContext {
   readonly tree: () => ManagementTree;
   readonly keys: KeyVault;
   readonly stores: CertificateStores;
+  /** Key-derivation budget of one PFX read (pki/pkcs12.ts `maxIterations`; default its own). */
+  readonly maxIterations?: number;
 }
 
 interface PfxUri {
@@ -123,6 +125,7 @@ export function pfxInstallHooks(ctx: PfxContext): CspHooks {
       contents = await parsePkcs12(
         Buffer.from(blob.replace(/\s+/g, ''), 'base64'),
         await password(p),
+        ctx.maxIterations === undefined ? {} : { maxIterations: ctx.maxIterations },
       );
     } catch (e) {
       if (!isPkiError(e)) throw e;

@@ -2,6 +2,7 @@
  * Management URIs as the CSPs see them (already normalised by tree.ts: `./Vendor/MSFT/X` is
  * `./Device/Vendor/MSFT/X`): the scope, the CSP name and the path below it.
  */
+import { uriSegments } from '../../omadm/ddf.ts';
 import type { Scope } from '../state.ts';
 
 export interface CspUri {
@@ -11,14 +12,12 @@ export interface CspUri {
   readonly path: readonly string[];
 }
 
+/** The URI's parts; undefined for another URI, or one with a malformed escape. */
 export function parseCspUri(uri: string): CspUri | undefined {
   const m = /^\.\/(Device|User)\/Vendor\/MSFT\/([^/]+)(?:\/(.*))?$/.exec(uri);
-  if (!m) return undefined;
-  return {
-    scope: m[1] === 'Device' ? 'device' : 'user',
-    csp: m[2]!,
-    path: m[3] ? m[3].split('/').map(decodeURIComponent) : [],
-  };
+  const path = m?.[3] ? uriSegments(m[3]) : [];
+  if (!m || !path) return undefined;
+  return { scope: m[1] === 'Device' ? 'device' : 'user', csp: m[2]!, path };
 }
 
 /** The root URI of a CSP in a scope. */
