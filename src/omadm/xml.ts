@@ -196,7 +196,8 @@ export function readXml(xml: string, fail: Fail): XmlElement {
   if (valid !== true) throw fail(`not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
   let doc: Node[];
   try {
-    doc = reader.parse(xml, true) as Node[];
+    // Validated just above: the parser's own validation pass would only repeat it.
+    doc = reader.parse(xml) as Node[];
   } catch (e) {
     throw fail(`not well-formed XML: ${(e as Error).message}`);
   }
