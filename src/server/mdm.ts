@@ -172,7 +172,8 @@ export function createMdmService(config: MdmConfig): MdmService {
         c.data === ALERT.generic &&
         c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
     );
-    if (message.header.msgId === '1' && !leaving) await config.profiles?.reconcile(device);
+    const marks =
+      message.header.msgId === '1' && !leaving ? await config.profiles?.reconcile(device) : {};
     const open = await store.openCommands(deviceId, window);
     // Each queued command is read once, for the step and for its outcome.
     const queue = open.map((c) => ({
@@ -195,7 +196,7 @@ export function createMdmService(config: MdmConfig): MdmService {
       });
     }
     const commands = new Map(queue.map((q) => [q.id, q.command]));
-    await config.profiles?.recordOutcomes(
+    const outcomeMarks = await config.profiles?.recordOutcomes(
       device,
       step.outcomes.map((o) => ({ ...o, command: commands.get(o.id)! })),
     );
@@ -205,9 +206,12 @@ export function createMdmService(config: MdmConfig): MdmService {
       .filter((a) => a.code === ALERT.clientEvent)
       .flatMap((a) => a.items)
       .find((i) => i.meta?.type === 'com.microsoft/MDM/LoginStatus')?.data;
+    // One write for the step: what the device reported and what the profile engine marked.
     await store.touchDevice(deviceId, at, {
       ...reportedInfo(step.reported),
       ...(login !== undefined ? { LoginStatus: login.slice(0, 32) } : {}),
+      ...marks,
+      ...outcomeMarks,
     });
     for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
       await genericAlert(deviceId, a.items, at);
