@@ -770,13 +770,25 @@ export function runStoreConformance(
         await rejectsConflict(store.createDevice(newDevice('a')), 'ERR_STORE_DUPLICATE_ID');
       });
 
-      it('touch records the time and merges info; unknown devices are told', async () => {
+      it('touch records the time and merges info in the database; unknown devices are told', async () => {
         await store.createDevice(newDevice('d1', { info: { Man: 'Contoso', Lang: 'en-US' } }));
         assert.equal(await store.touchDevice('d1', at(10)), true);
         assert.equal(await store.touchDevice('d1', at(20), { Lang: 'de-DE', Mod: 'X1' }), true);
         const d = await store.getDevice('d1');
         assert.deepEqual(d?.lastSeenAt, at(20));
         assert.deepEqual(d?.info, { Man: 'Contoso', Lang: 'de-DE', Mod: 'X1' });
+        // The database merges: two touches at once each keep their keys.
+        await Promise.all([
+          store.touchDevice('d1', at(30), { A: 'a' }),
+          store.touchDevice('d1', at(30), { B: 'b"\\' }),
+        ]);
+        assert.deepEqual((await store.getDevice('d1'))?.info, {
+          Man: 'Contoso',
+          Lang: 'de-DE',
+          Mod: 'X1',
+          A: 'a',
+          B: 'b"\\',
+        });
         assert.equal(await store.touchDevice('nope', at(20)), false);
         assert.equal(await store.touchDevice('nope', at(20), { a: 'b' }), false);
       });
