@@ -187,14 +187,14 @@ export function createMdmService(config: MdmConfig): MdmService {
       ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
       ...(challenge ? { headerChallenge: challenge } : {}),
     });
-    for (const o of step.outcomes) {
-      const results: StoredResults = { items: o.results, children: o.children };
-      await store.completeCommand(deviceId, o.id, {
-        status: o.status,
-        results: JSON.stringify(results),
-        at,
-      });
-    }
+    await store.completeCommands(
+      deviceId,
+      step.outcomes.map((o) => {
+        const results: StoredResults = { items: o.results, children: o.children };
+        return { id: o.id, status: o.status, results: JSON.stringify(results) };
+      }),
+      at,
+    );
     const commands = new Map(queue.map((q) => [q.id, q.command]));
     const outcomeMarks = await config.profiles?.recordOutcomes(
       device,

@@ -872,19 +872,31 @@ export function sqlRoles(
         .execute();
     },
 
-    async completeCommand(deviceId, id, outcome) {
+    async completeCommands(deviceId, outcomes, at) {
+      if (outcomes.length === 0) return 0;
+      // One UPDATE for the message's outcomes: each row takes its own values by id (CASE; the
+      // casts give PostgreSQL the column types its parameters would otherwise lack).
+      const byId = <T>(value: (o: (typeof outcomes)[number]) => RawBuilder<T>) =>
+        sql<T>`case ${sql.ref('id')} ${sql.join(
+          outcomes.map((o) => sql`when ${o.id} then ${value(o)}`),
+          sql` `,
+        )} end`;
       const r = await db
         .updateTable('device_commands')
         .set({
-          status: outcome.status,
-          results: outcome.results,
-          completed_at: outcome.at.getTime(),
+          status: byId((o) => sql<number>`cast(${o.status} as integer)`),
+          results: byId((o) => sql<string | null>`cast(${o.results} as text)`),
+          completed_at: at.getTime(),
         })
         .where('device_id', '=', deviceId)
-        .where('id', '=', id)
+        .where(
+          'id',
+          'in',
+          outcomes.map((o) => o.id),
+        )
         .where('completed_at', 'is', null)
         .executeTakeFirst();
-      return r.numUpdatedRows > 0n;
+      return Number(r.numUpdatedRows);
     },
 
     async listCommands(deviceId, query = {}) {
