@@ -1,7 +1,8 @@
 /**
  * The XML underneath omadm's protocols (SyncML DM, the MS-MDE2 SOAP messages, the
  * wap-provisioningdoc): one guard for hostile input, a namespace-aware reader, and a writer.
- * XML itself is fast-xml-parser's; this file adds what the protocols need on top of it.
+ * XML is read by fast-xml-parser; this file adds what the protocols need on top of it, and
+ * writes XML itself (a direct serialiser: fast-xml-builder cost more than the text it wrote).
  *
  * Input from the network is hostile. {@link guardXml} runs before any parser sees the text: it
  * caps the size, refuses a DOCTYPE or ENTITY declaration outright (the door to XXE and entity
