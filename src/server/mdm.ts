@@ -187,20 +187,14 @@ export function createMdmService(config: MdmConfig): MdmService {
       ...(config.maxMessageBytes ? { maxMessageBytes: config.maxMessageBytes } : {}),
       ...(challenge ? { headerChallenge: challenge } : {}),
     });
-    await store.completeCommands(
-      deviceId,
-      step.outcomes.map((o) => {
-        const results: StoredResults = { items: o.results, children: o.children };
-        return { id: o.id, status: o.status, results: JSON.stringify(results) };
-      }),
-      at,
-    );
+    // What the answers mean (deliveries, and the marks kept with the device) is written before
+    // the commands are marked complete: a server stopped in between leaves them open, so they
+    // are sent and answered again, and applying an answer twice changes nothing.
     const commands = new Map(queue.map((q) => [q.id, q.command]));
     const outcomeMarks = await config.profiles?.recordOutcomes(
       device,
       step.outcomes.map((o) => ({ ...o, command: commands.get(o.id)! })),
     );
-    await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
     // Alert 1224 client events: the login status (user, others, none) is kept with the device.
     const login = step.alerts
       .filter((a) => a.code === ALERT.clientEvent)
@@ -213,6 +207,15 @@ export function createMdmService(config: MdmConfig): MdmService {
       ...marks,
       ...outcomeMarks,
     });
+    await store.completeCommands(
+      deviceId,
+      step.outcomes.map((o) => {
+        const results: StoredResults = { items: o.results, children: o.children };
+        return { id: o.id, status: o.status, results: JSON.stringify(results) };
+      }),
+      at,
+    );
+    await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
     for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
       await genericAlert(deviceId, a.items, at);
     return { status: 200, body: buildSyncML(step.reply), ended: step.ended };
