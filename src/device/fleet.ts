@@ -49,6 +49,8 @@ export interface FleetReport extends FleetProgress {
   readonly sessionsPerSecond: number;
   readonly enrollmentsPerSecond: number;
   /** Milliseconds from a device's start to its last report, over devices that finished. */
+  /** CPU time (user + system) this process spent, in seconds: the load generator's own cost. */
+  readonly cpuSeconds: number;
   readonly deviceLatencyMs: {
     readonly p50: number;
     readonly p90: number;
@@ -86,6 +88,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
   const keySource = keyPool(o.keyPool ?? 16);
   const timeout = o.deviceTimeoutMs ?? 120_000;
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   const latencies: number[] = [];
   const reasons: Record<string, number> = {};
   const counts = { done: 0, enrolled: 0, certificatesInstalled: 0, failures: 0, sessions: 0 };
@@ -148,6 +151,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
     Array.from({ length: Math.max(1, Math.min(o.concurrency, o.devices)) }, worker),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   return {
     devices: o.devices,
@@ -159,6 +163,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
     sessions: counts.sessions,
     sessionsPerSecond: Math.round((counts.sessions / seconds) * 10) / 10,
     enrollmentsPerSecond: Math.round((counts.enrolled / seconds) * 10) / 10,
+    cpuSeconds: Math.round((cpu.user + cpu.system) / 1000) / 1000,
     deviceLatencyMs: {
       p50: Math.round(percentile(latencies, 50)),
       p90: Math.round(percentile(latencies, 90)),

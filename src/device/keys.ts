@@ -102,6 +102,18 @@ export interface StoredKey {
 
 const SCRYPT = { N: 1 << 14, r: 8, p: 1 } as const;
 
+/**
+ * Unencrypted PKCS#8 PEM of a key, exported once per KeyObject: fleet mode's devices draw their
+ * keys from a small pool (fleet.ts), so the same key would otherwise be exported again and again.
+ */
+const PLAIN_PKCS8 = new WeakMap<KeyObject, string>();
+function plainPkcs8(key: KeyObject): string {
+  let pem = PLAIN_PKCS8.get(key);
+  if (pem === undefined)
+    PLAIN_PKCS8.set(key, (pem = key.export({ type: 'pkcs8', format: 'pem' }) as string));
+  return pem;
+}
+
 export class KeyVault {
   readonly #state: () => DeviceStateData;
   readonly #o: KeyVaultOptions;
@@ -226,11 +238,15 @@ export class KeyVault {
       provider === 'hello'
         ? await this.#helloPassphrase(o.container!, o.prompt, true)
         : this.#o.secret;
-    const pkcs8 = (
+    const pkcs8 =
       provider === 'software' && this.#o.encryptAtRest === false
-        ? key.export({ type: 'pkcs8', format: 'pem' })
-        : key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
-    ) as string;
+        ? plainPkcs8(key)
+        : (key.export({
+            type: 'pkcs8',
+            format: 'pem',
+            cipher: 'aes-256-cbc',
+            passphrase,
+          }) as string);
     if (provider === 'software') this.#opened.set(id, key);
     const entry = this.#record({
       id,

@@ -23,6 +23,7 @@ import {
   parseGetPoliciesResponse,
   parseRequestSecurityTokenResponse,
   parseSoapFault,
+  type SoapFault,
   type SoapFaultSubcode,
   type WsSecurity,
 } from '../omadm/mde2.ts';
@@ -78,7 +79,19 @@ const FAULTS: Readonly<Record<SoapFaultSubcode, DeviceErrorCode>> = {
   'a:invalidsecurity': 'ERR_DEVICE_ENROLL_AUTHENTICATION',
 };
 
-/** One SOAP exchange: a fault becomes its DeviceError, an unreadable answer a protocol error. */
+/** A SOAP fault received, as the device's error. */
+function faultError(fault: SoapFault, what: string): DeviceError {
+  const code = (fault.subcode && FAULTS[fault.subcode]) ?? 'ERR_DEVICE_ENROLL_SERVER';
+  return new DeviceError(
+    code,
+    `${what} refused (${fault.subcodeValue ?? fault.code}): ${fault.reason}`,
+  );
+}
+
+/**
+ * One SOAP exchange: a fault becomes its DeviceError, an unreadable answer a protocol error. An
+ * answer is read once: `parse` itself reports a fault (ERR_MDE2_FAULT, MS-MDE2 §2.2.10).
+ */
 async function call<T>(
   transport: SoapTransport,
   url: string,
@@ -88,30 +101,25 @@ async function call<T>(
   parse: (xml: string) => T,
 ): Promise<T> {
   const r = await transport(url, body, ca);
-  let fault;
-  try {
-    fault = parseSoapFault(r.body);
-  } catch {
-    fault = undefined; // not XML at all: judged below by the HTTP status
-  }
-  if (fault) {
-    const code = (fault.subcode && FAULTS[fault.subcode]) ?? 'ERR_DEVICE_ENROLL_SERVER';
-    throw new DeviceError(
-      code,
-      `${what} refused (${fault.subcodeValue ?? fault.code}): ${fault.reason}`,
-    );
-  }
-  if (r.status !== 200)
+  if (r.status !== 200) {
+    let fault;
+    try {
+      fault = parseSoapFault(r.body);
+    } catch {
+      fault = undefined; // not XML at all: judged by the HTTP status
+    }
+    if (fault) throw faultError(fault, what);
     throw new DeviceError(
       'ERR_DEVICE_MDM_UNREACHABLE',
       `${what}: ${url} answered HTTP ${r.status}`,
     );
+  }
   try {
     return parse(r.body);
   } catch (e) {
-    if (e instanceof Mde2Error)
-      throw new DeviceError('ERR_DEVICE_MDM_PROTOCOL', `${what}: ${e.message}`, { cause: e });
-    throw e;
+    if (!(e instanceof Mde2Error)) throw e;
+    if (e.code === 'ERR_MDE2_FAULT' && e.fault) throw faultError(e.fault, what);
+    throw new DeviceError('ERR_DEVICE_MDM_PROTOCOL', `${what}: ${e.message}`, { cause: e });
   }
 }
 

@@ -18,7 +18,7 @@
  * - The session ends when the reply carries nothing but Statuses: `ended`.
  */
 import type { Command, Item, Meta, SyncMLMessage } from './syncml.ts';
-import { buildSyncML } from './syncml.ts';
+import { buildSyncML, commandXml } from './syncml.ts';
 
 /** OMA-DM alert codes (MS-MDM §2.2.7.2). */
 export const ALERT = {
@@ -149,13 +149,10 @@ export function answerDevice(input: SessionStepInput): SessionStep {
   );
   // Sizes are measured only when there is something to send (most messages carry nothing).
   if (msg.final && !aborted && candidates.length > 0) {
-    const header = replyHeader(msg);
-    const empty = Buffer.byteLength(buildSyncML({ header, body: [], final: false }));
-    let size = Buffer.byteLength(buildSyncML({ header, body, final: true }));
+    let size = Buffer.byteLength(buildSyncML({ header: replyHeader(msg), body, final: true }));
     for (const q of candidates) {
       const command = withIds(q.command, q.id);
-      const bytes =
-        Buffer.byteLength(buildSyncML({ header, body: [command], final: false })) - empty;
+      const bytes = Buffer.byteLength(commandXml(command));
       // The first command always goes, even alone over the budget: otherwise it never would.
       if (size + bytes > max && sent.length > 0) {
         final = false;

@@ -1,8 +1,9 @@
 /**
  * SyncML DM 1.2 messages (OMA-TS-DM_RepPro, as MS-MDM §2.2 profiles it): a typed model, a
- * parser and a builder. Written here because npm has no SyncML library; XML itself is
- * fast-xml-parser's, in its order-preserving mode, because command order is meaning (an
- * Atomic's `Exec Enroll` must stay last, a Status refers to the command before it).
+ * parser and a builder. Written here because npm has no SyncML library; XML is read by
+ * fast-xml-parser, in its order-preserving mode, because command order is meaning (an Atomic's
+ * `Exec Enroll` must stay last, a Status refers to the command before it), and written as text
+ * here, every value escaped.
  *
  * ```dtd
  * <!ELEMENT SyncML (SyncHdr, SyncBody)>
@@ -15,8 +16,8 @@
  * Every failure is a {@link SyncMLError}; the session layer answers it with a SyncML Status
  * (or HTTP 400 when not even a header could be read), never a crash.
  */
-import { XMLBuilder, XMLParser } from 'fast-xml-parser';
-import { guardXml } from './xml.ts';
+import { XMLParser } from 'fast-xml-parser';
+import { escapeXml, guardXml, serializeXml, wrapXml } from './xml.ts';
 
 export const SYNCML_NS = 'SYNCML:SYNCML1.2';
 export const METINF_NS = 'syncml:metinf';
@@ -138,7 +139,6 @@ const OPTIONS = {
   htmlEntities: false,
 } as const;
 const parser = new XMLParser(OPTIONS);
-const builder = new XMLBuilder({ ...OPTIONS, suppressEmptyNode: true });
 
 const ITEM_COMMANDS: ReadonlySet<string> = new Set([
   'Add',
@@ -166,7 +166,7 @@ function textOf(n: Node | undefined): string | undefined {
       )
       .join('');
   }
-  return builder.build(parts) as string; // embedded XML (Format xml)
+  return serializeXml(parts); // embedded XML (Format xml)
 }
 
 function required(list: Node[], tag: string, where: string): string {
@@ -348,90 +348,88 @@ export function parseSyncML(
 
 // ---------------------------------------------------------------------------------------------
 // Building. Elements follow the DTD order (MS-MDM: documents need not be validated, but must
-// keep DTD order); Meta children carry xmlns="syncml:metinf" as Windows sends them.
+// keep DTD order); Meta children carry xmlns="syncml:metinf" as Windows sends them. Written as
+// text directly, every value escaped (escapeXml): the server measures each command it queues
+// against the message budget, so building is on the hot path of every session.
 
-type Out = Record<string, unknown>;
-const el = (tag: string, children: Out[] | string, attrs?: Record<string, string>): Out => ({
-  [tag]: typeof children === 'string' ? [{ '#text': children }] : children,
-  ...(attrs ? { ':@': attrs } : {}),
-});
+/** `<tag>text</tag>`, text escaped; `<tag/>` when empty. */
+const text = (tag: string, value: string, attrs = ''): string =>
+  wrapXml(tag, escapeXml(value), attrs);
 
-function metaOut(m: Meta | undefined): Out[] {
-  if (!m) return [];
-  const ns = { '@_xmlns': METINF_NS };
-  const parts: Out[] = [];
-  if (m.format !== undefined) parts.push(el('Format', m.format, ns));
-  if (m.type !== undefined) parts.push(el('Type', m.type, ns));
-  if (m.size !== undefined) parts.push(el('Size', m.size, ns));
-  if (m.nextNonce !== undefined) parts.push(el('NextNonce', m.nextNonce, ns));
-  if (m.maxMsgSize !== undefined) parts.push(el('MaxMsgSize', m.maxMsgSize, ns));
-  if (m.maxObjSize !== undefined) parts.push(el('MaxObjSize', m.maxObjSize, ns));
-  return parts.length ? [el('Meta', parts)] : [];
+const METINF = ` xmlns="${METINF_NS}"`;
+
+function metaXml(m: Meta | undefined): string {
+  if (!m) return '';
+  let parts = '';
+  if (m.format !== undefined) parts += text('Format', m.format, METINF);
+  if (m.type !== undefined) parts += text('Type', m.type, METINF);
+  if (m.size !== undefined) parts += text('Size', m.size, METINF);
+  if (m.nextNonce !== undefined) parts += text('NextNonce', m.nextNonce, METINF);
+  if (m.maxMsgSize !== undefined) parts += text('MaxMsgSize', m.maxMsgSize, METINF);
+  if (m.maxObjSize !== undefined) parts += text('MaxObjSize', m.maxObjSize, METINF);
+  return parts === '' ? '' : `<Meta>${parts}</Meta>`;
 }
 
-function itemOut(i: Item): Out {
-  return el('Item', [
-    ...(i.target !== undefined ? [el('Target', [el('LocURI', i.target)])] : []),
-    ...(i.source !== undefined ? [el('Source', [el('LocURI', i.source)])] : []),
-    ...metaOut(i.meta),
-    ...(i.data !== undefined
-      ? [
-          i.meta?.format === 'xml'
-            ? el('Data', [{ '#cdata': [{ '#text': i.data }] }])
-            : el('Data', i.data),
-        ]
-      : []),
-    ...(i.moreData ? [el('MoreData', [])] : []),
-  ]);
+function itemXml(i: Item): string {
+  let inner = '';
+  if (i.target !== undefined) inner += `<Target>${text('LocURI', i.target)}</Target>`;
+  if (i.source !== undefined) inner += `<Source>${text('LocURI', i.source)}</Source>`;
+  inner += metaXml(i.meta);
+  if (i.data !== undefined)
+    inner +=
+      i.meta?.format === 'xml'
+        ? `<Data><![CDATA[${i.data.replace(/\]\]>/g, ']]]]><![CDATA[>')}]]></Data>`
+        : text('Data', i.data);
+  if (i.moreData) inner += '<MoreData/>';
+  return wrapXml('Item', inner);
 }
 
-function commandOut(c: Command): Out {
+const itemsXml = (items: readonly Item[] | undefined): string =>
+  items ? items.map(itemXml).join('') : '';
+
+/** One command as SyncML text (what it adds to a message's size). */
+export function commandXml(c: Command): string {
   switch (c.kind) {
     case 'Alert':
-      return el('Alert', [el('CmdID', c.cmdId), el('Data', c.data), ...c.items.map(itemOut)]);
+      return `<Alert>${text('CmdID', c.cmdId)}${text('Data', c.data)}${itemsXml(c.items)}</Alert>`;
     case 'Status':
-      return el('Status', [
-        el('CmdID', c.cmdId),
-        el('MsgRef', c.msgRef),
-        el('CmdRef', c.cmdRef),
-        el('Cmd', c.cmd),
-        ...(c.targetRef ?? []).map((t) => el('TargetRef', t)),
-        ...(c.sourceRef ?? []).map((t) => el('SourceRef', t)),
-        ...(c.chal ? [el('Chal', metaOut(c.chal.meta))] : []),
-        el('Data', c.data),
-        ...(c.items ?? []).map(itemOut),
-      ]);
+      return (
+        `<Status>${text('CmdID', c.cmdId)}${text('MsgRef', c.msgRef)}${text('CmdRef', c.cmdRef)}` +
+        text('Cmd', c.cmd) +
+        (c.targetRef ?? []).map((t) => text('TargetRef', t)).join('') +
+        (c.sourceRef ?? []).map((t) => text('SourceRef', t)).join('') +
+        (c.chal ? wrapXml('Chal', metaXml(c.chal.meta)) : '') +
+        `${text('Data', c.data)}${itemsXml(c.items)}</Status>`
+      );
     case 'Results':
-      return el('Results', [
-        el('CmdID', c.cmdId),
-        ...(c.msgRef !== undefined ? [el('MsgRef', c.msgRef)] : []),
-        el('CmdRef', c.cmdRef),
-        ...metaOut(c.meta),
-        ...c.items.map(itemOut),
-      ]);
+      return (
+        `<Results>${text('CmdID', c.cmdId)}` +
+        (c.msgRef !== undefined ? text('MsgRef', c.msgRef) : '') +
+        `${text('CmdRef', c.cmdRef)}${metaXml(c.meta)}${itemsXml(c.items)}</Results>`
+      );
     case 'Atomic':
     case 'Sequence':
-      return el(c.kind, [el('CmdID', c.cmdId), ...metaOut(c.meta), ...c.commands.map(commandOut)]);
+      return `<${c.kind}>${text('CmdID', c.cmdId)}${metaXml(c.meta)}${c.commands.map(commandXml).join('')}</${c.kind}>`;
     case 'Unknown':
       throw new SyncMLError('ERR_SYNCML_MALFORMED', `cannot build an unknown command ${c.name}`);
     default:
-      return el(c.kind, [el('CmdID', c.cmdId), ...metaOut(c.meta), ...c.items.map(itemOut)]);
+      return `<${c.kind}>${text('CmdID', c.cmdId)}${metaXml(c.meta)}${itemsXml(c.items)}</${c.kind}>`;
   }
+}
+
+/** The message's opening through `<SyncBody>`. */
+function headXml(h: SyncHdr): string {
+  return (
+    `<SyncML xmlns="${SYNCML_NS}"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>` +
+    `${text('SessionID', h.sessionId)}${text('MsgID', h.msgId)}` +
+    `<Target>${text('LocURI', h.target)}</Target><Source>${text('LocURI', h.source)}</Source>` +
+    (h.cred ? `<Cred>${metaXml(h.cred.meta)}${text('Data', h.cred.data)}</Cred>` : '') +
+    `${metaXml(h.meta)}</SyncHdr>`
+  );
 }
 
 /** Serialises a message (UTF-8 text, no XML declaration, as Windows' client and Fleet send). */
 export function buildSyncML(m: SyncMLMessage): string {
-  const h = m.header;
-  const header = el('SyncHdr', [
-    el('VerDTD', '1.2'),
-    el('VerProto', 'DM/1.2'),
-    el('SessionID', h.sessionId),
-    el('MsgID', h.msgId),
-    el('Target', [el('LocURI', h.target)]),
-    el('Source', [el('LocURI', h.source)]),
-    ...(h.cred ? [el('Cred', [...metaOut(h.cred.meta), el('Data', h.cred.data)])] : []),
-    ...metaOut(h.meta),
-  ]);
-  const body = el('SyncBody', [...m.body.map(commandOut), ...(m.final ? [el('Final', [])] : [])]);
-  return builder.build([el('SyncML', [header, body], { '@_xmlns': SYNCML_NS })]) as string;
+  const body = m.body.map(commandXml).join('') + (m.final ? '<Final/>' : '');
+  return `${headXml(m.header)}${wrapXml('SyncBody', body)}</SyncML>`;
 }

@@ -10,6 +10,7 @@ import {
   quote,
   readXml,
   resolveQName,
+  serializeXml,
   writeXml,
   XSI_NS,
   type XmlGuardFailure,
@@ -138,6 +139,18 @@ describe('XML writer', () => {
     assert.equal(v.text, 'a<b & "c"');
     assert.equal(attribute(v, 'k'), 'x"y<z&');
     assert.deepEqual(child(r, '', 'e')?.children, []);
+  });
+
+  it('writes the exact text: five entities, empty elements, CDATA split at "]]>", PIs', () => {
+    assert.equal(
+      serializeXml([
+        { '?pi': [], ':@': { '@_v': "1'" } },
+        el('a', [el('b', `<&>'"`), el('c', ''), { d: [{ '#cdata': [{ '#text': 'x]]>y' }] }] }]),
+      ]),
+      `<?pi v="1&apos;"?><a><b>&lt;&amp;&gt;&apos;&quot;</b><c/><d><![CDATA[x]]]]><![CDATA[>y]]></d></a>`,
+    );
+    const r = read(serializeXml([el('r', [{ d: [{ '#cdata': [{ '#text': 'x]]>y' }] }] }])]));
+    assert.equal(child(r, '', 'd')?.text, 'x]]>y');
   });
 });
 

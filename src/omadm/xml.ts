@@ -1,7 +1,8 @@
 /**
  * The XML underneath omadm's protocols (SyncML DM, the MS-MDE2 SOAP messages, the
  * wap-provisioningdoc): one guard for hostile input, a namespace-aware reader, and a writer.
- * XML itself is fast-xml-parser's; this file adds what the protocols need on top of it.
+ * XML is read by fast-xml-parser; this file adds what the protocols need on top of it, and
+ * writes XML itself (a direct serialiser: fast-xml-builder cost more than the text it wrote).
  *
  * Input from the network is hostile. {@link guardXml} runs before any parser sees the text: it
  * caps the size, refuses a DOCTYPE or ENTITY declaration outright (the door to XXE and entity
@@ -12,7 +13,7 @@
  * namespace name and local name, never by prefix: Windows writes `wsse:`, a WCF server `o:`, and
  * both mean the same element.
  */
-import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 export interface XmlLimits {
   /** Largest accepted input, in bytes of UTF-8. */
@@ -210,7 +211,8 @@ export function readXml(xml: string, fail: Fail): XmlElement {
   if (valid !== true) throw fail(`not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
   let doc: Node[];
   try {
-    doc = reader.parse(xml, true) as Node[];
+    // Validated just above: the parser's own validation pass would only repeat it.
+    doc = reader.parse(xml) as Node[];
   } catch (e) {
     throw fail(`not well-formed XML: ${(e as Error).message}`);
   }
@@ -259,8 +261,9 @@ export function quote(value: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Writing. Elements are built as fast-xml-parser's ordered nodes; text and attribute values are
-// escaped by its builder.
+// Writing. Elements are built as fast-xml-parser's ordered nodes (the shape its parser reads)
+// and serialised here: a generic builder spent more time on name checks and path matching than
+// on the text (fleet profile, issue 5), and these documents need none of that.
 
 /** A node for {@link writeXml}, made by {@link el}. */
 export type XmlOut = Record<string, unknown>;
@@ -284,16 +287,71 @@ export function el(
   return node;
 }
 
-const writer = new XMLBuilder({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  processEntities: true,
-  suppressEmptyNode: true,
-});
+const ESCAPES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  "'": '&apos;',
+  '"': '&quot;',
+};
+const SPECIAL = /[&<>'"]/;
+const SPECIALS = /[&<>'"]/g;
+
+/** Text or an attribute value as XML writes it: the five predefined entities escaped. */
+export function escapeXml(text: string): string {
+  return SPECIAL.test(text) ? text.replace(SPECIALS, (c) => ESCAPES[c]!) : text;
+}
+
+/**
+ * `<tag attrs>inner</tag>`, or `<tag attrs/>` when `inner` is empty. `inner` is XML already;
+ * `attrs` is written as given (see {@link attrText}).
+ */
+export function wrapXml(tag: string, inner: string, attrs = ''): string {
+  return inner === '' ? `<${tag}${attrs}/>` : `<${tag}${attrs}>${inner}</${tag}>`;
+}
+
+/** ` name="value"` for each attribute of a node (`@_name` keys), values escaped. */
+function attrText(attrs: unknown): string {
+  if (attrs === undefined) return '';
+  let out = '';
+  for (const [k, v] of Object.entries(attrs as Record<string, unknown>))
+    out += ` ${k.startsWith('@_') ? k.slice(2) : k}="${escapeXml(String(v))}"`;
+  return out;
+}
+
+/**
+ * Serialises ordered nodes (as {@link el} makes them, or as fast-xml-parser's order-preserving
+ * parser returns them): `#text` escaped, `#cdata` as a CDATA section (a `]]>` inside split
+ * across two), `?target` as a processing instruction, an element without content as `<tag/>`.
+ */
+export function serializeXml(nodes: readonly XmlOut[]): string {
+  let out = '';
+  for (const n of nodes) {
+    let tag: string | undefined;
+    for (const k in n)
+      if (k !== ':@') {
+        tag = k;
+        break;
+      }
+    if (tag === undefined) continue;
+    const content = n[tag];
+    if (tag === '#text') out += escapeXml(String(content));
+    else if (tag === '#cdata') {
+      const text = String((content as XmlOut[])[0]?.['#text'] ?? '');
+      out += `<![CDATA[${text.replace(/\]\]>/g, ']]]]><![CDATA[>')}]]>`;
+    } else if (tag.startsWith('?')) out += `<${tag}${attrText(n[':@'])}?>`;
+    else
+      out += wrapXml(
+        tag,
+        Array.isArray(content) ? serializeXml(content as XmlOut[]) : '',
+        attrText(n[':@']),
+      );
+  }
+  return out;
+}
 
 /** Serialises nodes as UTF-8 text, optionally after an XML declaration. */
 export function writeXml(nodes: readonly XmlOut[], declaration = false): string {
-  const body = writer.build(nodes) as string;
+  const body = serializeXml(nodes);
   return declaration ? `<?xml version="1.0" encoding="UTF-8"?>${body}` : body;
 }

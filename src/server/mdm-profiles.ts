@@ -738,14 +738,20 @@ export interface ProfileEngineConfig {
   readonly now?: () => Date;
 }
 
+/**
+ * Device info the engine wants kept with the device (bookkeeping marks, the push channel): the
+ * session records it together with what the device reported, in the one write of its step.
+ */
+export type DeviceInfoMarks = Readonly<Record<string, string>>;
+
 export interface ProfileEngine {
   /** Queues what the device needs now. Called at the start of each of its sessions. */
-  reconcile(device: DeviceRecord): Promise<void>;
+  reconcile(device: DeviceRecord): Promise<DeviceInfoMarks>;
   /** Reads the outcomes of the device's commands into its deliveries. */
   recordOutcomes(
     device: DeviceRecord,
     outcomes: readonly (CommandOutcome & { readonly command: Command })[],
-  ): Promise<void>;
+  ): Promise<DeviceInfoMarks>;
 }
 
 /** When to renew a certificate of this validity (threshold, minus the device's stagger). */
@@ -985,16 +991,19 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
   async function inventory(
     device: DeviceRecord,
     assigned: readonly MdmProfileRecord[],
-    deliveries: readonly { profileId: string; state: DeliveryState; detail: string }[],
-  ): Promise<void> {
+    /** Read only when a round is due (most sessions have none). */
+    deliveriesNow: () => Promise<
+      readonly { profileId: string; state: DeliveryState; detail: string }[]
+    >,
+  ): Promise<DeviceInfoMarks> {
     // The first round comes one interval after enrollment (the enrollment itself installed what
     // the server knows of); an empty mark (an administrator deleted something) asks for one now.
     const mark = device.info[INVENTORY_AT];
     const last = mark === undefined ? device.enrolledAt.getTime() : Date.parse(mark) || 0;
     const at = now();
-    if (at.getTime() - last < (config.inventoryIntervalMs ?? 86_400_000)) return;
+    if (at.getTime() - last < (config.inventoryIntervalMs ?? 86_400_000)) return {};
     await config.mdm.enqueue(device.id, [inventoryGet(), channelGet(PROVIDER_ID)], 'inventory');
-    for (const d of deliveries) {
+    for (const d of await deliveriesNow()) {
       const p = assigned.find((x) => x.id === d.profileId);
       const detail = detailOf(d);
       if (!p || p.kind !== 'scep' || d.state !== 'installed' || detail.status || detail.previous)
@@ -1002,7 +1011,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
       const [status] = await queue(device, p, [scepStatus(scopeOf(p), detail.cspId ?? p.id)]);
       await put(device, p.id, 'installed', { ...detail, status: status! });
     }
-    await store.touchDevice(device.id, at, { [INVENTORY_AT]: at.toISOString() });
+    return { [INVENTORY_AT]: at.toISOString() };
   }
 
   /** A `?list=StructData` answer: the listed stores' certificates replace what was known. */
@@ -1072,45 +1081,51 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         const p = await store.getMdmProfile(d.profileId);
         if (p) await remove(device, p, detailOf(d));
       }
-      // Read again: the steps above changed deliveries.
-      await inventory(device, assigned, await store.listDeliveries(device.id));
+      // Read again when needed: the steps above changed deliveries.
+      const marks = await inventory(device, assigned, () => store.listDeliveries(device.id));
       // Learn the push channel once after enrollment (again at each inventory round).
-      if (device.info[CHANNEL_ASKED] === undefined) {
-        await config.mdm.enqueue(device.id, [channelGet(PROVIDER_ID)], 'push');
-        await store.touchDevice(device.id, now(), { [CHANNEL_ASKED]: now().toISOString() });
-      }
+      if (device.info[CHANNEL_ASKED] !== undefined) return marks;
+      await config.mdm.enqueue(device.id, [channelGet(PROVIDER_ID)], 'push');
+      return { ...marks, [CHANNEL_ASKED]: now().toISOString() };
     },
 
     async recordOutcomes(device, outcomes) {
-      if (outcomes.length === 0) return;
+      if (outcomes.length === 0) return {};
+      const marks: Record<string, string> = {};
       for (const o of outcomes) {
         if (o.command.kind !== 'Get') continue;
         if (o.command.items.some((i) => i.target?.endsWith('?list=StructData')))
           await recordInventory(device, o);
         const channel = o.command.items.find((i) => i.target?.endsWith('/Push/ChannelURI'));
-        if (channel)
-          await store.touchDevice(device.id, now(), {
-            [CHANNEL_INFO]: o.status === 200 ? (o.results[0]?.data ?? '') : '',
-          });
+        if (channel) marks[CHANNEL_INFO] = o.status === 200 ? (o.results[0]?.data ?? '') : '';
       }
       // One message may answer several commands of one delivery (a SCEP install and its
-      // status Get): each outcome reads the detail as the previous one left it.
+      // status Get): each outcome reads the detail as the previous one left it, and each
+      // delivery is written once, as the last outcome left it.
       const details = new Map(
         (await store.listDeliveries(device.id)).map((d) => [d.profileId, detailOf(d)]),
       );
-      const set = async (profileId: string, state: DeliveryState, detail: Detail) => {
+      const changed = new Map<string, DeliveryState>();
+      const set = (profileId: string, state: DeliveryState, detail: Detail) => {
         details.set(profileId, detail);
-        await put(device, profileId, state, detail);
+        changed.set(profileId, state);
+      };
+      // A profile is read once per message, however many of its commands it answers.
+      const profiles = new Map<string, Promise<MdmProfileRecord | undefined>>();
+      const profile = (id: string) => {
+        let p = profiles.get(id);
+        if (!p) profiles.set(id, (p = store.getMdmProfile(id)));
+        return p;
       };
       for (const o of outcomes) {
         for (const [profileId, detail] of details) {
           if (o.id === detail.install) {
             // 418 on a re-delivered Add: the device has it already.
             const ok = o.status === 200 || o.status === 418;
-            const kind = (await store.getMdmProfile(profileId))?.kind;
+            const kind = (await profile(profileId))?.kind;
             if (!ok && detail.previous) {
               // A renewal the device refused: the old certificate stays; try again in a day.
-              await set(profileId, 'installed', {
+              set(profileId, 'installed', {
                 ...without(detail, 'install', 'status', 'previous'),
                 cspId: detail.previous.cspId,
                 ...(detail.previous.thumbprint ? { thumbprint: detail.previous.thumbprint } : {}),
@@ -1119,7 +1134,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
               });
               continue;
             }
-            await set(
+            set(
               profileId,
               !ok ? 'failed' : kind === 'trusted' ? 'installed' : 'installing',
               ok
@@ -1131,14 +1146,14 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
                   ),
             );
           } else if (o.id === detail.status) {
-            const p = await store.getMdmProfile(profileId);
-            if (p?.kind === 'pfx') await set(profileId, ...pfxOutcome(detail, o));
-            else if (p) await set(profileId, ...(await afterStatus(device, p, detail, o)));
+            const p = await profile(profileId);
+            if (p?.kind === 'pfx') set(profileId, ...pfxOutcome(detail, o));
+            else if (p) set(profileId, ...(await afterStatus(device, p, detail, o)));
           } else if (o.id === detail.retire) {
-            await set(profileId, 'installed', without(detail, 'retire', 'previous'));
+            set(profileId, 'installed', without(detail, 'retire', 'previous'));
           } else if (o.id === detail.remove) {
             const gone = o.status === 200 || o.status === 404;
-            await set(
+            set(
               profileId,
               gone ? 'removed' : 'failed',
               gone
@@ -1148,6 +1163,9 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
           }
         }
       }
+      for (const [profileId, state] of changed)
+        await put(device, profileId, state, details.get(profileId)!);
+      return marks;
     },
   };
 }

@@ -183,7 +183,8 @@ export function createMdmService(config: MdmConfig): MdmService {
         c.data === ALERT.generic &&
         c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
     );
-    if (message.header.msgId === '1' && !leaving) await config.profiles?.reconcile(device);
+    const marks =
+      message.header.msgId === '1' && !leaving ? await config.profiles?.reconcile(device) : {};
     const open = await store.openCommands(deviceId, window);
     // Each queued command is read once, for the step and for its outcome.
     const queue = open.map((c) => ({
@@ -209,33 +210,36 @@ export function createMdmService(config: MdmConfig): MdmService {
         ended: true,
         tooLarge: true,
       };
-    // What the answers mean for the device's profiles is written before the commands are marked
-    // complete: a server stopped in between leaves them open, so they are sent again and
-    // answered again, and applying an answer twice changes nothing (deliveries match commands
-    // by id). The other order lost answers for good (kill -9 under MDM load, src/e2e).
+    // What the answers mean (deliveries, and the marks kept with the device) is written before
+    // the commands are marked complete: a server stopped in between leaves them open, so they
+    // are sent and answered again, and applying an answer twice changes nothing (deliveries
+    // match commands by id). The other order lost answers for good (src/e2e/kill-mdm.test.ts).
     const commands = new Map(queue.map((q) => [q.id, q.command]));
-    await config.profiles?.recordOutcomes(
+    const outcomeMarks = await config.profiles?.recordOutcomes(
       device,
       step.outcomes.map((o) => ({ ...o, command: commands.get(o.id)! })),
     );
-    for (const o of step.outcomes) {
-      const results: StoredResults = { items: o.results, children: o.children };
-      await store.completeCommand(deviceId, o.id, {
-        status: o.status,
-        results: JSON.stringify(results),
-        at,
-      });
-    }
-    await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
     // Alert 1224 client events: the login status (user, others, none) is kept with the device.
     const login = step.alerts
       .filter((a) => a.code === ALERT.clientEvent)
       .flatMap((a) => a.items)
       .find((i) => i.meta?.type === 'com.microsoft/MDM/LoginStatus')?.data;
+    // One write for the step: what the device reported and what the profile engine marked.
     await store.touchDevice(deviceId, at, {
       ...reportedInfo(step.reported),
       ...(login !== undefined ? { LoginStatus: login.slice(0, 32) } : {}),
+      ...marks,
+      ...outcomeMarks,
     });
+    await store.completeCommands(
+      deviceId,
+      step.outcomes.map((o) => {
+        const results: StoredResults = { items: o.results, children: o.children };
+        return { id: o.id, status: o.status, results: JSON.stringify(results) };
+      }),
+      at,
+    );
+    await store.markCommandsSent(deviceId, step.sent, { at, session: message.header.sessionId });
     for (const a of step.alerts.filter((x) => x.code === ALERT.generic))
       await genericAlert(deviceId, a.items, at);
     return {

@@ -770,13 +770,25 @@ export function runStoreConformance(
         await rejectsConflict(store.createDevice(newDevice('a')), 'ERR_STORE_DUPLICATE_ID');
       });
 
-      it('touch records the time and merges info; unknown devices are told', async () => {
+      it('touch records the time and merges info in the database; unknown devices are told', async () => {
         await store.createDevice(newDevice('d1', { info: { Man: 'Contoso', Lang: 'en-US' } }));
         assert.equal(await store.touchDevice('d1', at(10)), true);
         assert.equal(await store.touchDevice('d1', at(20), { Lang: 'de-DE', Mod: 'X1' }), true);
         const d = await store.getDevice('d1');
         assert.deepEqual(d?.lastSeenAt, at(20));
         assert.deepEqual(d?.info, { Man: 'Contoso', Lang: 'de-DE', Mod: 'X1' });
+        // The database merges: two touches at once each keep their keys.
+        await Promise.all([
+          store.touchDevice('d1', at(30), { A: 'a' }),
+          store.touchDevice('d1', at(30), { B: 'b"\\' }),
+        ]);
+        assert.deepEqual((await store.getDevice('d1'))?.info, {
+          Man: 'Contoso',
+          Lang: 'de-DE',
+          Mod: 'X1',
+          A: 'a',
+          B: 'b"\\',
+        });
         assert.equal(await store.touchDevice('nope', at(20)), false);
         assert.equal(await store.touchDevice('nope', at(20), { a: 'b' }), false);
       });
@@ -838,8 +850,8 @@ export function runStoreConformance(
           ],
         );
         assert.equal(
-          await store.completeCommand('d1', 'c1', { status: 200, results: '[]', at: at(30) }),
-          true,
+          await store.completeCommands('d1', [{ id: 'c1', status: 200, results: '[]' }], at(30)),
+          1,
         );
         assert.deepEqual(ids(await store.openCommands('d1')), ['c2', 'c0']);
         const [done] = (await store.listCommands('d1')).filter((c) => c.id === 'c1');
@@ -859,21 +871,55 @@ export function runStoreConformance(
         await store.enqueueCommands([command('x1', 'd2')]);
         await store.markCommandsSent('d1', ['x1'], { at: at(1), session: '1' });
         assert.equal(
-          await store.completeCommand('d1', 'x1', { status: 200, results: null, at: at(2) }),
-          false,
+          await store.completeCommands('d1', [{ id: 'x1', status: 200, results: null }], at(2)),
+          0,
         );
         const [x1] = await store.openCommands('d2');
         assert.equal(x1?.sentCount, 0);
         assert.equal(
-          await store.completeCommand('d2', 'x1', { status: 404, results: null, at: at(3) }),
-          true,
+          await store.completeCommands('d2', [{ id: 'x1', status: 404, results: null }], at(3)),
+          1,
         );
         assert.equal(
-          await store.completeCommand('d2', 'x1', { status: 200, results: null, at: at(4) }),
-          false,
+          await store.completeCommands('d2', [{ id: 'x1', status: 200, results: null }], at(4)),
+          0,
           'the first status is kept',
         );
         assert.equal((await store.listCommands('d2'))[0]?.status, 404);
+      });
+
+      it('completes several commands at once, each with its own outcome, only its own', async () => {
+        await store.enqueueCommands([
+          command('c1', 'd1'),
+          command('c2', 'd1'),
+          command('c3', 'd1'),
+        ]);
+        await store.enqueueCommands([command('x1', 'd2')]);
+        assert.equal(
+          await store.completeCommands(
+            'd1',
+            [
+              { id: 'c1', status: 200, results: '{"a":1}' },
+              { id: 'x1', status: 500, results: 'other' },
+              { id: 'c3', status: 418, results: null },
+            ],
+            at(5),
+          ),
+          2,
+        );
+        assert.equal(await store.completeCommands('d1', [], at(6)), 0);
+        const done = new Map((await store.listCommands('d1')).map((c) => [c.id, c]));
+        assert.deepEqual(
+          ['c1', 'c2', 'c3'].map((id) => [done.get(id)?.status, done.get(id)?.results]),
+          [
+            [200, '{"a":1}'],
+            [null, null],
+            [418, null],
+          ],
+        );
+        assert.deepEqual(done.get('c3')?.completedAt, at(5));
+        assert.deepEqual(ids(await store.openCommands('d1')), ['c2']);
+        assert.deepEqual(ids(await store.openCommands('d2')), ['x1']);
       });
 
       it('a batch with a duplicate id queues nothing', async () => {

@@ -5,7 +5,7 @@
  * audit details JSONB. Concurrency rests on single statements (unique constraints, `UPDATE …
  * WHERE … RETURNING`), so nothing here needs more than READ COMMITTED.
  */
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrate, type Schema } from './migrations.ts';
 import { sqlStore, type SqlDialect } from './sql-roles.ts';
@@ -121,4 +121,8 @@ const dialect: SqlDialect = {
   backend: 'postgres',
   conflict,
   auditDetails: (stored) => stored as Record<string, unknown>, // JSONB: pg parses it
+  // JSONB concatenation sets the patch's keys over the object (kept as TEXT: jsonb writes it
+  // back in its own key order and spacing, which JSON readers do not see).
+  mergeJsonText: (column, patch) =>
+    sql<string>`(${sql.ref(column)}::jsonb || ${patch}::jsonb)::text`,
 };

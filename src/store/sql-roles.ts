@@ -5,7 +5,7 @@
  * the same statements; a backend supplies only what its database really does differently (see
  * {@link SqlDialect}) and its own connection setup and `close`.
  */
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import { listMigrations, type Schema } from './migrations.ts';
 import type {
   ApiTokenRecord,
@@ -44,6 +44,12 @@ export interface SqlDialect {
   readonly conflict: (e: unknown, what: string) => unknown;
   /** The audit `details` column as read back: JSON text (SQLite) or parsed JSONB (PostgreSQL). */
   readonly auditDetails: (stored: unknown) => Record<string, unknown>;
+  /**
+   * A TEXT column holding a JSON object of strings, with the keys of `patch` (JSON text of an
+   * object of strings) set over it, in one expression: merged by the database, in the update
+   * itself, so nothing is read first and no concurrent merge is lost.
+   */
+  readonly mergeJsonText: (column: string, patch: string) => RawBuilder<string>;
 }
 
 /** The roles on `db` plus `transaction`, which runs each callback's roles in one transaction. */
@@ -792,29 +798,16 @@ export function sqlRoles(
     },
 
     async touchDevice(id, at, info) {
-      if (info === undefined || Object.keys(info).length === 0) {
-        const r = await db
-          .updateTable('devices')
-          .set({ last_seen_at: at.getTime() })
-          .where('id', '=', id)
-          .executeTakeFirst();
-        return r.numUpdatedRows > 0n;
-      }
-      const current = await db
-        .selectFrom('devices')
-        .select('info')
+      const merge = info !== undefined && Object.keys(info).length > 0;
+      const r = await db
+        .updateTable('devices')
+        .set({
+          last_seen_at: at.getTime(),
+          ...(merge ? { info: dialect.mergeJsonText('info', JSON.stringify(info)) } : {}),
+        })
         .where('id', '=', id)
         .executeTakeFirst();
-      if (!current) return false;
-      // Read, merge, write: two sessions of one device at the same instant could each keep only
-      // their own keys; a device runs one session at a time, so the next one repairs it.
-      const merged = { ...(JSON.parse(current.info) as Record<string, string>), ...info };
-      await db
-        .updateTable('devices')
-        .set({ last_seen_at: at.getTime(), info: JSON.stringify(merged) })
-        .where('id', '=', id)
-        .execute();
-      return true;
+      return r.numUpdatedRows > 0n;
     },
 
     async unenrollDevice(id, at) {
@@ -879,19 +872,31 @@ export function sqlRoles(
         .execute();
     },
 
-    async completeCommand(deviceId, id, outcome) {
+    async completeCommands(deviceId, outcomes, at) {
+      if (outcomes.length === 0) return 0;
+      // One UPDATE for the message's outcomes: each row takes its own values by id (CASE; the
+      // casts give PostgreSQL the column types its parameters would otherwise lack).
+      const byId = <T>(value: (o: (typeof outcomes)[number]) => RawBuilder<T>) =>
+        sql<T>`case ${sql.ref('id')} ${sql.join(
+          outcomes.map((o) => sql`when ${o.id} then ${value(o)}`),
+          sql` `,
+        )} end`;
       const r = await db
         .updateTable('device_commands')
         .set({
-          status: outcome.status,
-          results: outcome.results,
-          completed_at: outcome.at.getTime(),
+          status: byId((o) => sql<number>`cast(${o.status} as integer)`),
+          results: byId((o) => sql<string | null>`cast(${o.results} as text)`),
+          completed_at: at.getTime(),
         })
         .where('device_id', '=', deviceId)
-        .where('id', '=', id)
+        .where(
+          'id',
+          'in',
+          outcomes.map((o) => o.id),
+        )
         .where('completed_at', 'is', null)
         .executeTakeFirst();
-      return r.numUpdatedRows > 0n;
+      return Number(r.numUpdatedRows);
     },
 
     async listCommands(deviceId, query = {}) {

@@ -13,7 +13,7 @@ import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fsProblem } from '../util/fs.ts';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { Kysely, sql, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { migrate, type Schema } from './migrations.ts';
 import { sqlStore, type SqlDialect } from './sql-roles.ts';
 import { StoreConflictError, StoreUnavailableError, type Store } from './types.ts';
@@ -161,4 +161,6 @@ const dialect: SqlDialect = {
   conflict,
   /** The audit details column comes back as the JSON text that was stored. */
   auditDetails: (stored) => JSON.parse(stored as string) as Record<string, unknown>,
+  // RFC 7396 merge patch; for an object of strings, each key of the patch set over the column.
+  mergeJsonText: (column, patch) => sql<string>`json_patch(${sql.ref(column)}, ${patch})`,
 };

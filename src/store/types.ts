@@ -426,14 +426,20 @@ export interface DeviceCommandStore {
     sent: { readonly at: Date; readonly session: string },
   ): Promise<void>;
   /**
-   * Completes one of the device's open commands with its status. False (and nothing changes)
-   * when the device has no open command with this id: another device's command is never touched.
+   * Completes the device's open commands named in `outcomes`, each with its own status and
+   * results, at `at`, in one statement; returns how many it completed. An id the device has no
+   * open command with changes nothing: another device's command is never touched, and a
+   * completed one keeps its first status.
    */
-  completeCommand(
+  completeCommands(
     deviceId: string,
-    id: string,
-    outcome: { readonly status: number; readonly results: string | null; readonly at: Date },
-  ): Promise<boolean>;
+    outcomes: readonly {
+      readonly id: string;
+      readonly status: number;
+      readonly results: string | null;
+    }[],
+    at: Date,
+  ): Promise<number>;
   /** The device's commands, newest first, at most `limit` (default 100). */
   listCommands(
     deviceId: string,
