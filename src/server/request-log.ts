@@ -8,11 +8,11 @@
  *   The id is sent back in the response's `X-Request-Id`.
  * - **Protocol identities.** Once an adapter knows who or what a request is about (the SCEP
  *   transactionID, the MDM device id and session, the portal user), it calls {@link annotate}:
- *   the fields join the request logger's bindings, so the access line and every later line of
- *   that request carry them.
+ *   the fields are kept with the request (a plain object, not a child logger per field: this
+ *   runs on every SCEP request) and written on its access line and on the services' lines.
  * - **Lines from the services.** The services log through the context's `log` function, which
- *   knows no request; {@link currentRequestLog} finds the logger of the request being served
- *   (AsyncLocalStorage, entered before the handler runs), so those lines carry the same ids.
+ *   knows no request; {@link serviceLog} finds the request being served (AsyncLocalStorage,
+ *   entered before the handler runs), so those lines carry its id and annotations.
  * - **The access line** (`msg: "request"`, level info; `/healthz`, `/readyz` and `/metrics` at
  *   debug, probes would drown the rest): method, route pattern, status, milliseconds, and the
  *   annotations. Never the URL as sent: a SCEP GET carries the whole pkiMessage in its query and
@@ -38,11 +38,8 @@ export function requestIdOf(raw: IncomingMessage): string {
 }
 
 const serving = new AsyncLocalStorage<FastifyRequest>();
-
-/** The logger of the request being served here, if any (its bindings include the annotations). */
-export function currentRequestLog(): FastifyBaseLogger | undefined {
-  return serving.getStore()?.log;
-}
+/** Each request's annotations. */
+const notes = new WeakMap<FastifyRequest, Record<string, unknown>>();
 
 type LogLevel = 'info' | 'warn';
 type LogFn = (level: LogLevel, msg: string, fields: Record<string, unknown>) => void;
@@ -54,19 +51,22 @@ type LogFn = (level: LogLevel, msg: string, fields: Record<string, unknown>) => 
  */
 export function serviceLog(app: () => FastifyBaseLogger | undefined, early: LogFn): LogFn {
   return (level, msg, fields) => {
-    const log = currentRequestLog() ?? app();
+    const req = serving.getStore();
+    if (req) return req.log[level]({ ...notes.get(req), ...fields }, msg);
+    const log = app();
     if (log) log[level](fields, msg);
     else early(level, msg, fields);
   };
 }
 
 /**
- * Adds fields to everything `req` logs from now on, the access line included. Values that are
- * undefined are left out. Contract: callers pass identifiers and outcomes, never secrets.
+ * Adds fields to `req`'s access line and to the lines the services log while serving it.
+ * Values that are undefined are left out. Contract: identifiers and outcomes, never secrets.
  */
 export function annotate(req: FastifyRequest, fields: object): void {
-  const defined = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-  if (Object.keys(defined).length > 0) req.log = req.log.child(defined);
+  let kept = notes.get(req);
+  if (!kept) notes.set(req, (kept = {}));
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) kept[k] = v;
 }
 
 /**
@@ -92,6 +92,7 @@ export function registerRequestLog(app: FastifyInstance): void {
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10,
       ip: req.ip,
+      ...notes.get(req),
     };
     if (route !== undefined && PROBES.has(route)) req.log.debug(fields, 'request');
     else req.log.info(fields, 'request');
