@@ -74,11 +74,7 @@ export function registerMdm(
         body,
         certificateDevice === undefined ? {} : { certificateDevice },
       );
-      if (answer.status === 200 && answer.about)
-        annotate(req, {
-          ...answer.about,
-          deviceId: certificateDevice ? undefined : answer.about.deviceId,
-        });
+      if (answer.status === 200 && answer.about) annotate(req, answer.about);
       if (answer.status !== 200)
         return reply.code(answer.status).type('text/plain').send(`${answer.message}\n`);
       return reply.code(200).header('content-type', SYNCML_CONTENT_TYPE).send(answer.body);

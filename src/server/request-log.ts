@@ -23,7 +23,24 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
-import { redactUrl } from './portal/index.ts';
+
+/**
+ * A URL as it may be logged: the one secret a portal URL carries, the token of a one-time
+ * download link (`/download/<token>`), replaced.
+ */
+export function redactUrl(url: string): string {
+  // Also where the sign-in page carries it on (`/signin?next=%2Fdownload%2F…`).
+  return url.replace(/(\/|%2F)download(\/|%2F)[^?#&]*/gi, '$1download$2[redacted]');
+}
+
+/** Fastify's request serializer with {@link redactUrl} applied: every logged `req`. */
+export function requestForLog(req: {
+  method: string;
+  url: string;
+  ip?: string;
+}): Record<string, unknown> {
+  return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip };
+}
 
 /** What a request id from outside may look like to be kept. */
 const REQUEST_ID = /^[\w.:-]{1,64}$/;

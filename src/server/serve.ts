@@ -18,9 +18,9 @@ import { registerMde2 } from './mde2-http.ts';
 import { registerMetrics } from './metrics.ts';
 import { registerMdm } from './mdm-http.ts';
 import { registerScep } from './scep-http.ts';
-import { registerPortal, requestForLog, type PortalOptions } from './portal/index.ts';
+import { registerPortal, type PortalOptions } from './portal/index.ts';
 import { serverTls, type TlsMaterial } from './tls.ts';
-import { registerRequestLog, requestIdOf, serviceLog } from './request-log.ts';
+import { registerRequestLog, requestForLog, requestIdOf, serviceLog } from './request-log.ts';
 import type { MailSettings } from '../mail/settings.ts';
 
 export interface ServeOptions {

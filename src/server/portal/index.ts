@@ -63,24 +63,6 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
-/**
- * A URL as it may be logged: the one secret a portal URL carries, the token of a one-time
- * download link (`/download/<token>`), replaced.
- */
-export function redactUrl(url: string): string {
-  // Also where the sign-in page carries it on (`/signin?next=%2Fdownload%2F…`).
-  return url.replace(/(\/|%2F)download(\/|%2F)[^?#&]*/gi, '$1download$2[redacted]');
-}
-
-/** Fastify's request serializer with {@link redactUrl} applied: every logged `req`. */
-export function requestForLog(req: {
-  method: string;
-  url: string;
-  ip?: string;
-}): Record<string, unknown> {
-  return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip };
-}
-
 /** Form bodies as plain string maps (the last of repeated names wins; `__proto__` is data). */
 function parseForm(text: string): Record<string, unknown> {
   return Object.fromEntries(new URLSearchParams(text));
