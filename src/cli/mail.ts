@@ -5,7 +5,7 @@
  * with the admin API; the mail settings and their flags are mail/settings.ts's, shared with
  * `certpost serve` ({@link mailOptions}).
  */
-import { setting, type SettingKind } from './settings.ts';
+import { setting } from './settings.ts';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -30,24 +30,12 @@ function propertyOf(name: MailSettingName): string {
     .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Adds the mail settings' flags, each defaulting to its environment variable. */
+/** Adds the mail settings as settings (settings.ts): flag, environment variable, file key. */
 export function mailOptions(cmd: Command): Command {
-  for (const [name, s] of Object.entries(MAIL_SETTINGS))
-    setting(cmd, s.flag, s.help, { env: s.env, kind: MAIL_SETTING_KINDS[name as MailSettingName] });
+  for (const s of Object.values(MAIL_SETTINGS))
+    setting(cmd, s.flag, s.help, { env: s.env, kind: s.kind });
   return cmd;
 }
-
-/** How a configuration file writes each mail setting (settings.ts). */
-const MAIL_SETTING_KINDS: Readonly<Record<MailSettingName, SettingKind>> = {
-  url: 'text',
-  from: 'text',
-  user: 'text',
-  passwordFile: 'path',
-  caFile: 'path',
-  timeout: 'text',
-  blocked: 'list',
-  fallbacks: 'list',
-};
 
 /** The settings given to a command with {@link mailOptions}, checked; undefined without a relay. */
 export async function mailSettingsOf(o: object): Promise<MailSettings | undefined> {

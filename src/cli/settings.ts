@@ -94,12 +94,12 @@ function allSettings(root: Command): Map<string, { option: Option; spec: Setting
   return found;
 }
 
-/** Where `cmd`'s setting `attribute` (camelCase, as in its options) came from. */
+/**
+ * Where `cmd`'s setting `attribute` (camelCase, as in its options) came from: its flag (the
+ * command line or the default), its environment variable, or its key in the file.
+ */
 export function sourceOf(cmd: Command, attribute: string): string {
-  return (
-    SOURCES.get(cmd)?.get(attribute) ??
-    `--${attribute.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-  );
+  return SOURCES.get(cmd)?.get(attribute) ?? attribute;
 }
 
 /** A file's value as the setting's kind wants it, or a message saying what was expected. */
@@ -228,11 +228,8 @@ export async function applySettings(root: Command, cmd: Command): Promise<void> 
   for (const option of mine) {
     const spec = SPECS.get(option)!;
     const attribute = option.attributeName();
-    const flag = option.long ?? attribute;
-    if (cmd.getOptionValueSource(attribute) === 'cli') {
-      sources.set(attribute, flag);
-      continue;
-    }
+    sources.set(attribute, option.long ?? attribute);
+    if (cmd.getOptionValueSource(attribute) === 'cli') continue;
     const envText = spec.env !== undefined ? process.env[spec.env] : undefined;
     const fromConfig = file.get(keyOf(option));
     let value: string | boolean | undefined;

@@ -24,44 +24,55 @@ import {
 import { MailError } from './errors.ts';
 import { checkAddress } from './mailer.ts';
 
-/** Each setting: its command-line flag, its environment variable, and what it means. */
+/**
+ * Each setting: its command-line flag, its environment variable, what it means, and how a
+ * configuration file writes it (`path`s are relative to the file, `list`s are arrays).
+ */
 export const MAIL_SETTINGS = {
   url: {
+    kind: 'text',
     flag: '--smtp-url <url>',
     env: 'CERTPOST_SMTP_URL',
     help: 'mail relay: smtp://host[:port] (STARTTLS when offered; ?starttls=required to insist) or smtps://host[:port] (implicit TLS)',
   },
   from: {
+    kind: 'text',
     flag: '--smtp-from <address>',
     env: 'CERTPOST_SMTP_FROM',
     help: 'sender of certificate mails: pki@example.com or "Name <pki@example.com>"',
   },
   user: {
+    kind: 'text',
     flag: '--smtp-user <user>',
     env: 'CERTPOST_SMTP_USER',
     help: 'relay login (AUTH PLAIN/LOGIN, over TLS only)',
   },
   passwordFile: {
+    kind: 'path',
     flag: '--smtp-password-file <file>',
     env: 'CERTPOST_SMTP_PASSWORD_FILE',
     help: 'relay password, first line of this file; CERTPOST_SMTP_PASSWORD may hold the password itself',
   },
   caFile: {
+    kind: 'path',
     flag: '--smtp-ca-file <file>',
     env: 'CERTPOST_SMTP_CA_FILE',
     help: "PEM certificates to trust for the relay's TLS certificate, instead of the system's roots",
   },
   timeout: {
+    kind: 'text',
     flag: '--smtp-timeout <duration>',
     env: 'CERTPOST_SMTP_TIMEOUT',
     help: 'how long to wait for the relay to connect and to answer each step, e.g. 30s (default)',
   },
   blocked: {
+    kind: 'list',
     flag: '--mail-blocked <types>',
     env: 'CERTPOST_MAIL_BLOCKED',
     help: 'attachment types the mail system blocks, comma-separated, e.g. cer,crt',
   },
   fallbacks: {
+    kind: 'list',
     flag: '--mail-fallbacks <formats>',
     env: 'CERTPOST_MAIL_FALLBACKS',
     help: `formats to send instead of a blocked one, in order (default ${DEFAULT_FALLBACKS.join(',')})`,
