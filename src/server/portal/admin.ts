@@ -11,7 +11,7 @@
  */
 import { mailCertificate } from '../mail-ops.ts';
 import type { MailFormat } from '../../mail/attachment.ts';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeCrl } from '../../ca/crl.ts';
 import { EKU_NAMES } from '../../pki/oids.ts';
 import { formatName, sha1Thumbprint, type Certificate } from '../../pki/x509.ts';
@@ -417,47 +417,30 @@ function assignTarget(kind: string | undefined, target: string): mdmProfiles.Ass
 
 export function registerAdminConsole(scope: FastifyInstance, portal: Portal): void {
   const admin = { config: { access: 'admin' } } as const;
-  const show =
-    (title: string, current: string, body: (req: FastifyRequest) => Promise<SafeHtml>) =>
-    async (req: FastifyRequest, reply: FastifyReply) =>
-      portal.render(req, reply, { title, current, notice: noticeOf(req), body: await body(req) });
-
-  scope.get(
-    '/admin',
-    admin,
-    show('Dashboard', '/admin', () => dashboard(portal)),
-  );
-  scope.get(
-    '/admin/certificates',
-    admin,
-    show('Certificates', '/admin/certificates', (req) => certificatesPage(portal, req)),
-  );
-  scope.get(
-    '/admin/requests',
-    admin,
-    show('Requests', '/admin/requests', (req) => requestsPage(portal, req)),
-  );
-  scope.get(
-    '/admin/devices',
-    admin,
-    show('Devices', '/admin/devices', () => devicesPage(portal)),
-  );
+  // The console's pages: path (also the menu entry they mark current), title, body.
+  const pages: [string, string, (req: FastifyRequest) => Promise<SafeHtml>][] = [
+    ['/admin', 'Dashboard', () => dashboard(portal)],
+    ['/admin/certificates', 'Certificates', (req) => certificatesPage(portal, req)],
+    ['/admin/requests', 'Requests', (req) => requestsPage(portal, req)],
+    ['/admin/devices', 'Devices', () => devicesPage(portal)],
+    ['/admin/profiles', 'Profiles', (req) => profilesPage(portal, req)],
+    ['/admin/audit', 'Audit log', (req) => auditPage(portal, req)],
+  ];
+  for (const [path, title, body] of pages)
+    scope.get(path, admin, async (req, reply) =>
+      portal.render(req, reply, {
+        title,
+        current: path,
+        notice: noticeOf(req),
+        body: await body(req),
+      }),
+    );
   scope.get<{ Params: { id: string } }>('/admin/devices/:id', admin, async (req, reply) =>
     portal.render(req, reply, {
       title: 'Device',
       current: '/admin/devices',
       body: await devicePage(portal, req.params.id),
     }),
-  );
-  scope.get(
-    '/admin/profiles',
-    admin,
-    show('Profiles', '/admin/profiles', (req) => profilesPage(portal, req)),
-  );
-  scope.get(
-    '/admin/audit',
-    admin,
-    show('Audit log', '/admin/audit', (req) => auditPage(portal, req)),
   );
 
   scope.post<{ Params: { serial: string } }>(
