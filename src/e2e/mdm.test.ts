@@ -455,16 +455,24 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
     }
   });
 
-  it('sends a failed SCEP enrollment again later, with a new challenge: a corrected profile then installs', async () => {
-    // KeyProtection 1 is "TPM or fail", and this device has no TPM: the enrollment fails there.
+  /**
+   * A device given a SCEP profile its enrollment fails on: KeyProtection 1 is "TPM or fail",
+   * and test devices have no TPM.
+   */
+  async function failingScepDevice(profile: string, device: string) {
     await createProfile(server.context, 'test', {
-      name: 'tpm-only',
+      name: profile,
       kind: 'scep',
-      settings: { subject: 'CN={{DeviceName}}-tpm', keyProtection: 1 },
+      settings: { subject: `CN={{DeviceName}}-${profile}`, keyProtection: 1 },
     });
-    const { agent, id } = await enrolledDevice('retry-me');
+    const enrolled = await enrolledDevice(device);
+    await assignProfile(server.context, 'test', profile, { kind: 'device', id: enrolled.id });
+    return enrolled;
+  }
+
+  it('sends a failed SCEP enrollment again later, with a new challenge: a corrected profile then installs', async () => {
+    const { agent, id } = await failingScepDevice('tpm-only', 'retry-me');
     try {
-      await assignProfile(server.context, 'test', 'tpm-only', { kind: 'device', id });
       await agent.sync();
       await until(agent, async () => (await detailOf(id, 'tpm-only'))['state'] === 'failed');
       const failed = await detailOf(id, 'tpm-only');
@@ -486,7 +494,8 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
         .list('device', 'My')
         .filter(
           (c) =>
-            inspectCertificate(agent.certificates.certificate(c)).subject === 'CN=retry-me-tpm',
+            inspectCertificate(agent.certificates.certificate(c)).subject ===
+            'CN=retry-me-tpm-only',
         );
       assert.equal(mine.length, 1);
       assert.deepEqual(
@@ -501,14 +510,8 @@ describe('Windows MDM: renewal, approval, user scope, restarts', () => {
   });
 
   it('gives up on a SCEP delivery after its attempts, doubling the wait each time', async () => {
-    await createProfile(server.context, 'test', {
-      name: 'hopeless',
-      kind: 'scep',
-      settings: { subject: 'CN={{DeviceName}}-hopeless', keyProtection: 1 },
-    });
-    const { agent, id } = await enrolledDevice('give-up');
+    const { agent, id } = await failingScepDevice('hopeless', 'give-up');
     try {
-      await assignProfile(server.context, 'test', 'hopeless', { kind: 'device', id });
       const waits: number[] = [];
       for (let attempt = 1; attempt <= SCEP_MAX_ATTEMPTS; attempt++) {
         await agent.sync();
