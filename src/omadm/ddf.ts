@@ -14,7 +14,7 @@
  * placeholder, e.g. `CertHash`). The DOCTYPE of these files names the DTD and a version
  * processing instruction only; it declares nothing we need and is removed before parsing.
  */
-import { XMLParser } from 'fast-xml-parser';
+import { attribute, child, childrenNamed, readXml, type XmlElement } from './xml.ts';
 
 export const DDF_FORMATS = [
   'node',
@@ -67,116 +67,89 @@ export interface DdfRoot {
   readonly node: DdfNode;
 }
 
-type Ordered = Record<string, unknown>[];
+/** The namespace of Microsoft's `MSFT:` extensions to the DDF DTD. */
+const MSFT_NS = 'http://schemas.microsoft.com/MobileDevice/DM';
 
-const parser = new XMLParser({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  parseTagValue: false,
-  trimValues: true,
-  processEntities: true,
-  htmlEntities: false,
-});
+const malformed = (message: string) => new Error(`not a DDF document: ${message}`);
 
-/** Children of a preserveOrder element as `[name, children, attributes]` (text under `#text`). */
-function entries(list: Ordered): [string, Ordered, Record<string, string>][] {
-  return list.map((o) => {
-    const name = Object.keys(o).find((k) => k !== ':@')!;
-    return [
-      name,
-      (o[name] as Ordered | undefined) ?? [],
-      (o[':@'] as Record<string, string> | undefined) ?? {},
-    ];
-  });
-}
+/** The first child element named `name` (in no namespace unless `ns` says). */
+const get = (e: XmlElement | undefined, name: string, ns = '') => e && child(e, ns, name);
 
-function child(list: Ordered, name: string): Ordered | undefined {
-  return entries(list).find(([n]) => n === name)?.[1];
-}
-
-function text(list: Ordered | undefined): string | undefined {
-  if (!list) return undefined;
-  const t = list.map((o) => (typeof o['#text'] === 'string' ? o['#text'] : '')).join('');
+/** An element's text, trimmed; absent or empty is undefined. */
+function text(e: XmlElement | undefined): string | undefined {
+  const t = e?.text.trim();
   return t === '' ? undefined : t;
 }
 
 /** The name of the single empty element inside, e.g. `<DFFormat><chr /></DFFormat>` → `chr`. */
-function marker(list: Ordered | undefined): string | undefined {
-  return list ? entries(list).find(([n]) => n !== '#text')?.[0] : undefined;
-}
+const marker = (e: XmlElement | undefined): string | undefined => e?.children[0]?.name;
 
 /** MSFT:AllowedValues: `ValueType` ENUM (a list), Range/RegEx (one expression), Flag, None. */
-function parseAllowed(props: Ordered): DdfAllowedValues | undefined {
-  const found = entries(props).find(([n]) => n === 'MSFT:AllowedValues');
-  if (!found) return undefined;
-  const [, list, attrs] = found;
-  const values = entries(list)
-    .filter(([n]) => n === 'MSFT:Enum')
-    .map(([, e]) => {
-      const description = text(child(e, 'MSFT:ValueDescription'));
-      return {
-        value: text(child(e, 'MSFT:Value')) ?? '',
-        ...(description !== undefined ? { description } : {}),
-      };
-    });
-  const expression = values.length ? undefined : text(child(list, 'MSFT:Value'));
+function parseAllowed(props: XmlElement): DdfAllowedValues | undefined {
+  const allowed = get(props, 'AllowedValues', MSFT_NS);
+  if (!allowed) return undefined;
+  const values = childrenNamed(allowed, MSFT_NS, 'Enum').map((e) => {
+    const description = text(get(e, 'ValueDescription', MSFT_NS));
+    return {
+      value: text(get(e, 'Value', MSFT_NS)) ?? '',
+      ...(description !== undefined ? { description } : {}),
+    };
+  });
+  const expression = values.length ? undefined : text(get(allowed, 'Value', MSFT_NS));
   return {
-    kind: attrs['ValueType'] ?? 'None',
+    kind: attribute(allowed, 'ValueType') ?? 'None',
     values,
     ...(expression !== undefined ? { expression } : {}),
   };
 }
 
-function parseNode(list: Ordered): { node: DdfNode; path?: string } {
-  const props = child(list, 'DFProperties') ?? [];
+function parseNode(e: XmlElement): { node: DdfNode; path?: string } {
+  const props = get(e, 'DFProperties');
   const access = new Set<DdfAccess>();
-  for (const [n] of entries(child(props, 'AccessType') ?? []))
-    if ((DDF_ACCESS as readonly string[]).includes(n)) access.add(n as DdfAccess);
-  const format = (marker(child(props, 'DFFormat')) ?? 'node') as DdfFormat;
-  const name = text(child(list, 'NodeName'));
-  const title = text(child(props, 'DFTitle'));
-  const mime = text(child(child(props, 'DFType') ?? [], 'MIME'));
-  const defaultValue = text(child(props, 'DefaultValue'));
-  const description = text(child(props, 'Description'));
-  const allowedValues = parseAllowed(props);
-  const dynamicNaming = marker(child(props, 'MSFT:DynamicNodeNaming'));
-  const scope = marker(child(props, 'Scope'));
-  const path = text(child(list, 'Path'));
+  for (const a of get(props, 'AccessType')?.children ?? [])
+    if ((DDF_ACCESS as readonly string[]).includes(a.name)) access.add(a.name as DdfAccess);
+  const format = (marker(get(props, 'DFFormat')) ?? 'node') as DdfFormat;
+  const name = text(get(e, 'NodeName'));
+  const title = text(get(props, 'DFTitle'));
+  const mime = text(get(get(props, 'DFType'), 'MIME'));
+  const defaultValue = text(get(props, 'DefaultValue'));
+  const description = text(get(props, 'Description'));
+  const allowedValues = props && parseAllowed(props);
+  const dynamicNaming = marker(get(props, 'DynamicNodeNaming', MSFT_NS));
+  const scope = marker(get(props, 'Scope'));
+  const path = text(get(e, 'Path'));
   const node: DdfNode = {
     name: name ?? null,
     ...(title !== undefined ? { title } : {}),
     access,
     format: (DDF_FORMATS as readonly string[]).includes(format) ? format : 'node',
-    occurrence: (marker(child(props, 'Occurrence')) ?? 'One') as DdfOccurrence,
+    occurrence: (marker(get(props, 'Occurrence')) ?? 'One') as DdfOccurrence,
     scope: scope === 'Permanent' || scope === 'Dynamic' ? scope : undefined,
     ...(mime !== undefined ? { mime } : {}),
-    caseSensitive: marker(child(props, 'CaseSense')) !== 'CIS',
+    caseSensitive: marker(get(props, 'CaseSense')) !== 'CIS',
     ...(defaultValue !== undefined ? { defaultValue } : {}),
     ...(description !== undefined ? { description } : {}),
     ...(allowedValues ? { allowedValues } : {}),
     ...(dynamicNaming !== undefined ? { dynamicNaming } : {}),
-    children: entries(list)
-      .filter(([n]) => n === 'Node')
-      .map(([, c]) => parseNode(c).node),
+    children: childrenNamed(e, '', 'Node').map((c) => parseNode(c).node),
   };
   return path !== undefined ? { node, path } : { node };
 }
 
-/** Parses a DDF document into its CSP roots (one per `<Node>` with a `<Path>`). */
+/**
+ * Parses a DDF document into its CSP roots (one per `<Node>` with a `<Path>`). DDF files are
+ * Microsoft's, shipped with the program, not network input; their DOCTYPE is dropped unread.
+ */
 export function parseDdf(xml: string): DdfRoot[] {
   const withoutDoctype = xml.replace(/<!DOCTYPE[^[>]*(?:\[[\s\S]*?\])?\s*>/, '');
-  const doc = parser.parse(withoutDoctype) as Ordered;
-  const tree = entries(doc).find(([n]) => n === 'MgmtTree')?.[1];
-  if (!tree) throw new Error('not a DDF document: no MgmtTree');
-  return entries(tree)
-    .filter(([n]) => n === 'Node')
-    .map(([, n]) => {
-      const { node, path } = parseNode(n);
-      if (path === undefined)
-        throw new Error(`DDF root node ${node.name ?? '(dynamic)'} has no Path`);
-      return { path, node };
-    });
+  const tree = readXml(withoutDoctype, malformed);
+  if (tree.name !== 'MgmtTree') throw malformed('no MgmtTree');
+  return childrenNamed(tree, '', 'Node').map((n) => {
+    const { node, path } = parseNode(n);
+    if (path === undefined)
+      throw new Error(`DDF root node ${node.name ?? '(dynamic)'} has no Path`);
+    return { path, node };
+  });
 }
 
 /** A node found for a URI, with the names given to its dynamic segments. */
@@ -192,6 +165,7 @@ export interface ResolvedNode {
  * names no node. A server sends the URIs, so this must not throw.
  */
 export function uriSegments(path: string): string[] | undefined {
+  if (!path.includes('%')) return path.split('/'); // nothing escaped: the common case, cheaply
   try {
     return path.split('/').map(decodeURIComponent);
   } catch (e) {

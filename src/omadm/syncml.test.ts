@@ -139,6 +139,22 @@ describe('SyncML', () => {
     assert.deepEqual(parseSyncML(xml), msg);
   });
 
+  it('reads Data holding elements (Format xml) as their XML text, and trims plain values', () => {
+    const xml = pkg1.replace(
+      '<Final/>',
+      '<Results><CmdID>7</CmdID><MsgRef>1</MsgRef><CmdRef>3</CmdRef><Item><Source><LocURI> ./x </LocURI></Source>' +
+        '<Meta><Format xmlns="syncml:metinf">xml</Format></Meta>' +
+        '<Data>\n  <doc v="1&amp;2"><e>a &lt; b</e></doc>\n</Data></Item></Results><Final/>',
+    );
+    const results = parseSyncML(xml).body.find((c) => c.kind === 'Results');
+    assert.equal(results?.kind, 'Results');
+    assert.deepEqual(results.items[0], {
+      source: './x',
+      meta: { format: 'xml' },
+      data: '<doc v="1&amp;2"><e>a &lt; b</e></doc>',
+    });
+  });
+
   it('keeps an element it does not know, and a nested Atomic, as Unknown (to be answered 400/500)', () => {
     const xml = pkg1.replace(
       '<Final/>',

@@ -1,7 +1,7 @@
 /**
  * SyncML DM 1.2 messages (OMA-TS-DM_RepPro, as MS-MDM §2.2 profiles it): a typed model, a
  * parser and a builder. Written here because npm has no SyncML library; XML is read by
- * fast-xml-parser, in its order-preserving mode, because command order is meaning (an Atomic's
+ * {@link readXml} (saxes), in document order, because command order is meaning (an Atomic's
  * `Exec Enroll` must stay last, a Status refers to the command before it), and written as text
  * here, every value escaped.
  *
@@ -16,8 +16,15 @@
  * Every failure is a {@link SyncMLError}; the session layer answers it with a SyncML Status
  * (or HTTP 400 when not even a header could be read), never a crash.
  */
-import { XMLParser } from 'fast-xml-parser';
-import { escapeXml, guardXml, serializeXml, wrapXml } from './xml.ts';
+import {
+  cdataXml,
+  escapeXml,
+  guardXml,
+  innerXml,
+  readXml,
+  wrapXml,
+  type XmlElement,
+} from './xml.ts';
 
 export const SYNCML_NS = 'SYNCML:SYNCML1.2';
 export const METINF_NS = 'syncml:metinf';
@@ -127,19 +134,6 @@ export interface SyncMLMessage {
   readonly final: boolean;
 }
 
-type Node = Record<string, unknown>;
-const OPTIONS = {
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  parseTagValue: false,
-  trimValues: true,
-  cdataPropName: '#cdata',
-  processEntities: true,
-  htmlEntities: false,
-} as const;
-const parser = new XMLParser(OPTIONS);
-
 const ITEM_COMMANDS: ReadonlySet<string> = new Set([
   'Add',
   'Replace',
@@ -149,75 +143,72 @@ const ITEM_COMMANDS: ReadonlySet<string> = new Set([
   'Copy',
 ]);
 
-const name = (n: Node) => Object.keys(n).find((k) => k !== ':@')!;
-const kids = (n: Node): Node[] => (n[name(n)] as Node[] | undefined) ?? [];
-const find = (list: Node[], tag: string) => list.find((n) => name(n) === tag);
-const all = (list: Node[], tag: string) => list.filter((n) => name(n) === tag);
+// Elements are matched by local name: SyncML's own (SYNCML:SYNCML1.2) and MetInf's
+// (syncml:metinf) names do not collide, and senders differ in where they declare the latter.
+const find = (e: XmlElement | undefined, tag: string) => e?.children.find((c) => c.name === tag);
+const all = (e: XmlElement, tag: string) => e.children.filter((c) => c.name === tag);
 
-/** Text of an element: its text and CDATA children, or its child elements as XML text. */
-function textOf(n: Node | undefined): string | undefined {
-  if (!n) return undefined;
-  const parts = kids(n);
-  if (parts.length === 0) return '';
-  if (parts.every((p) => '#text' in p || '#cdata' in p)) {
-    return parts
-      .map((p) =>
-        '#text' in p ? String(p['#text']) : (textOf({ x: p['#cdata'] as Node[] }) ?? ''),
-      )
-      .join('');
-  }
-  return serializeXml(parts); // embedded XML (Format xml)
+/**
+ * Text of an element: its character data with text trimmed and CDATA kept as it is, or its
+ * content as XML text when it holds elements (embedded XML, Format xml).
+ */
+function textOf(e: XmlElement | undefined): string | undefined {
+  if (!e) return undefined;
+  if (e.children.length > 0) return innerXml(e).trim();
+  let out = '';
+  for (const c of e.content) if ('cdata' in c) out += c.cdata ? c.text : c.text.trim();
+  return out;
 }
 
-function required(list: Node[], tag: string, where: string): string {
-  const v = textOf(find(list, tag));
+function required(e: XmlElement, tag: string, where: string): string {
+  const v = textOf(find(e, tag));
   if (v === undefined) throw new SyncMLError('ERR_SYNCML_MALFORMED', `${where}: missing ${tag}`);
   return v;
 }
 
-function locUri(n: Node | undefined): string | undefined {
-  return n ? textOf(find(kids(n), 'LocURI')) : undefined;
-}
+const locUri = (e: XmlElement | undefined): string | undefined => textOf(find(e, 'LocURI'));
 
-function parseMeta(n: Node | undefined): Meta | undefined {
-  if (!n) return undefined;
-  const list = kids(n);
+const META_FIELDS = [
+  ['Format', 'format'],
+  ['Type', 'type'],
+  ['Size', 'size'],
+  ['NextNonce', 'nextNonce'],
+  ['MaxMsgSize', 'maxMsgSize'],
+  ['MaxObjSize', 'maxObjSize'],
+] as const;
+
+function parseMeta(e: XmlElement | undefined): Meta | undefined {
+  if (!e) return undefined;
   const m: Record<string, string> = {};
-  for (const [tag, key] of [
-    ['Format', 'format'],
-    ['Type', 'type'],
-    ['Size', 'size'],
-    ['NextNonce', 'nextNonce'],
-    ['MaxMsgSize', 'maxMsgSize'],
-    ['MaxObjSize', 'maxObjSize'],
-  ] as const) {
-    const v = textOf(find(list, tag));
+  for (const [tag, key] of META_FIELDS) {
+    const v = textOf(find(e, tag));
     if (v !== undefined) m[key] = v;
   }
   return m;
 }
 
-function parseItem(n: Node): Item {
-  const list = kids(n);
-  const target = locUri(find(list, 'Target'));
-  const source = locUri(find(list, 'Source'));
-  const meta = parseMeta(find(list, 'Meta'));
-  const data = textOf(find(list, 'Data'));
+function parseItem(e: XmlElement): Item {
+  const target = locUri(find(e, 'Target'));
+  const source = locUri(find(e, 'Source'));
+  const meta = parseMeta(find(e, 'Meta'));
+  const data = textOf(find(e, 'Data'));
   return {
     ...(target !== undefined ? { target } : {}),
     ...(source !== undefined ? { source } : {}),
     ...(meta ? { meta } : {}),
     ...(data !== undefined ? { data } : {}),
-    ...(find(list, 'MoreData') ? { moreData: true } : {}),
+    ...(find(e, 'MoreData') ? { moreData: true } : {}),
   };
 }
 
-function parseCommand(n: Node, inAtomic: boolean): Command {
-  const tag = name(n);
-  const list = kids(n);
-  const cmdId = textOf(find(list, 'CmdID'));
-  const items = () => all(list, 'Item').map(parseItem);
-  const meta = parseMeta(find(list, 'Meta'));
+/** Elements of a command that are not commands inside an Atomic or Sequence. */
+const CONTAINER_FIELDS: ReadonlySet<string> = new Set(['CmdID', 'Meta', 'NoResp']);
+
+function parseCommand(e: XmlElement, inAtomic: boolean): Command {
+  const tag = e.name;
+  const cmdId = textOf(find(e, 'CmdID'));
+  const items = () => all(e, 'Item').map(parseItem);
+  const meta = parseMeta(find(e, 'Meta'));
   if (ITEM_COMMANDS.has(tag)) {
     return {
       kind: tag as ItemCommandName,
@@ -231,34 +222,34 @@ function parseCommand(n: Node, inAtomic: boolean): Command {
       return {
         kind: 'Alert',
         cmdId: cmdId ?? '',
-        data: required(list, 'Data', 'Alert'),
+        data: required(e, 'Data', 'Alert'),
         items: items(),
       };
     case 'Status': {
-      const chal = find(list, 'Chal');
-      const targetRef = all(list, 'TargetRef').map((t) => textOf(t) ?? '');
-      const sourceRef = all(list, 'SourceRef').map((t) => textOf(t) ?? '');
+      const chal = find(e, 'Chal');
+      const targetRef = all(e, 'TargetRef').map((t) => textOf(t) ?? '');
+      const sourceRef = all(e, 'SourceRef').map((t) => textOf(t) ?? '');
       const its = items();
       return {
         kind: 'Status',
         cmdId: cmdId ?? '',
-        msgRef: required(list, 'MsgRef', 'Status'),
-        cmdRef: required(list, 'CmdRef', 'Status'),
-        cmd: required(list, 'Cmd', 'Status'),
+        msgRef: required(e, 'MsgRef', 'Status'),
+        cmdRef: required(e, 'CmdRef', 'Status'),
+        cmd: required(e, 'Cmd', 'Status'),
         ...(targetRef.length ? { targetRef } : {}),
         ...(sourceRef.length ? { sourceRef } : {}),
-        ...(chal ? { chal: { meta: parseMeta(find(kids(chal), 'Meta')) ?? {} } } : {}),
-        data: required(list, 'Data', 'Status'),
+        ...(chal ? { chal: { meta: parseMeta(find(chal, 'Meta')) ?? {} } } : {}),
+        data: required(e, 'Data', 'Status'),
         ...(its.length ? { items: its } : {}),
       };
     }
     case 'Results': {
-      const msgRef = textOf(find(list, 'MsgRef'));
+      const msgRef = textOf(find(e, 'MsgRef'));
       return {
         kind: 'Results',
         cmdId: cmdId ?? '',
         ...(msgRef !== undefined ? { msgRef } : {}),
-        cmdRef: required(list, 'CmdRef', 'Results'),
+        cmdRef: required(e, 'CmdRef', 'Results'),
         ...(meta ? { meta } : {}),
         items: items(),
       };
@@ -271,8 +262,8 @@ function parseCommand(n: Node, inAtomic: boolean): Command {
         kind: tag,
         cmdId: cmdId ?? '',
         ...(meta ? { meta } : {}),
-        commands: list
-          .filter((c) => !['CmdID', 'Meta', 'NoResp', '#text'].includes(name(c)))
+        commands: e.children
+          .filter((c) => !CONTAINER_FIELDS.has(c.name))
           .map((c) => parseCommand(c, inAtomic || tag === 'Atomic')),
       };
     default:
@@ -298,19 +289,12 @@ export function parseSyncML(
         message,
       ),
   );
-  let doc: Node[];
-  try {
-    doc = parser.parse(xml, true) as Node[];
-  } catch (e) {
-    throw new SyncMLError('ERR_SYNCML_MALFORMED', `not well-formed XML: ${(e as Error).message}`);
-  }
-  const root = find(doc, 'SyncML');
-  if (!root) throw new SyncMLError('ERR_SYNCML_MALFORMED', 'no SyncML element');
-  const hdr = find(kids(root), 'SyncHdr');
-  const body = find(kids(root), 'SyncBody');
-  if (!hdr || !body)
+  const root = readXml(xml, (m) => new SyncMLError('ERR_SYNCML_MALFORMED', m));
+  if (root.name !== 'SyncML') throw new SyncMLError('ERR_SYNCML_MALFORMED', 'no SyncML element');
+  const h = find(root, 'SyncHdr');
+  const body = find(root, 'SyncBody');
+  if (!h || !body)
     throw new SyncMLError('ERR_SYNCML_MALFORMED', 'SyncML needs SyncHdr and SyncBody');
-  const h = kids(hdr);
   const verProto = textOf(find(h, 'VerProto'));
   if (verProto !== undefined && verProto !== 'DM/1.2')
     throw new SyncMLError('ERR_SYNCML_MALFORMED', `unsupported VerProto ${verProto}`);
@@ -319,7 +303,7 @@ export function parseSyncML(
   if (target === undefined || source === undefined)
     throw new SyncMLError('ERR_SYNCML_MALFORMED', 'SyncHdr needs Target and Source LocURIs');
   const credNode = find(h, 'Cred');
-  const credMeta = credNode ? parseMeta(find(kids(credNode), 'Meta')) : undefined;
+  const credMeta = credNode ? parseMeta(find(credNode, 'Meta')) : undefined;
   const meta = parseMeta(find(h, 'Meta'));
   const header: SyncHdr = {
     sessionId: required(h, 'SessionID', 'SyncHdr'),
@@ -330,19 +314,16 @@ export function parseSyncML(
       ? {
           cred: {
             ...(credMeta ? { meta: credMeta } : {}),
-            data: required(kids(credNode), 'Data', 'Cred'),
+            data: required(credNode, 'Data', 'Cred'),
           },
         }
       : {}),
     ...(meta ? { meta } : {}),
   };
-  const b = kids(body);
   return {
     header,
-    body: b
-      .filter((c) => name(c) !== 'Final' && name(c) !== '#text')
-      .map((c) => parseCommand(c, false)),
-    final: Boolean(find(b, 'Final')),
+    body: body.children.filter((c) => c.name !== 'Final').map((c) => parseCommand(c, false)),
+    final: Boolean(find(body, 'Final')),
   };
 }
 
@@ -376,10 +357,7 @@ function itemXml(i: Item): string {
   if (i.source !== undefined) inner += `<Source>${text('LocURI', i.source)}</Source>`;
   inner += metaXml(i.meta);
   if (i.data !== undefined)
-    inner +=
-      i.meta?.format === 'xml'
-        ? `<Data><![CDATA[${i.data.replace(/\]\]>/g, ']]]]><![CDATA[>')}]]></Data>`
-        : text('Data', i.data);
+    inner += i.meta?.format === 'xml' ? `<Data>${cdataXml(i.data)}</Data>` : text('Data', i.data);
   if (i.moreData) inner += '<MoreData/>';
   return wrapXml('Item', inner);
 }

@@ -6,6 +6,7 @@ import {
   child,
   el,
   guardXml,
+  innerXml,
   isNil,
   quote,
   readXml,
@@ -117,8 +118,29 @@ describe('XML reader', () => {
     assert.equal(resolveQName(r, 'zz:Sender'), undefined);
   });
 
+  it('writes an element’s content back as XML: names, declarations and attributes as written', () => {
+    const r = read(
+      '<r xmlns="urn:outer"><p:a xmlns:p="urn:p" p:k="&lt;1&gt;" j="2">x &amp; y<b/><![CDATA[<c>]]></p:a> t</r>',
+    );
+    const xml = innerXml(r);
+    assert.equal(
+      xml,
+      '<p:a xmlns:p="urn:p" p:k="&lt;1&gt;" j="2">x &amp; y<b/><![CDATA[<c>]]></p:a> t',
+    );
+    // Read back, the fragment is the same elements (the default namespace of `r` is not in it).
+    const again = read(`<w>${xml}</w>`);
+    const a = child(again, 'urn:p', 'a')!;
+    assert.equal(attribute(a, 'k', 'urn:p'), '<1>');
+    assert.equal(a.text, 'x & y<c>');
+    assert.ok(child(a, '', 'b'));
+  });
+
   it('refuses XML that is not well-formed, several roots and unbound prefixes', () => {
     refuses('<a><b></a></b>', 'malformed');
+    refuses('<a x="1" x="2"/>', 'malformed');
+    refuses('<a>&undefined;</a>', 'malformed');
+    refuses('<a/>text', 'malformed');
+    refuses('<a>\u0001</a>', 'malformed');
     refuses('<a/><b/>', 'malformed');
     refuses('<x:a/>', 'malformed');
     refuses('<a x:y="1"/>', 'malformed');
