@@ -5,6 +5,7 @@
  * the same statements; a backend supplies only what its database really does differently (see
  * {@link SqlDialect}) and its own connection setup and `close`.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import { listMigrations, type Schema } from './migrations.ts';
 import type {
@@ -52,11 +53,70 @@ export interface SqlDialect {
   readonly mergeJsonText: (column: string, patch: string) => RawBuilder<string>;
 }
 
-/** The roles on `db` plus `transaction`, which runs each callback's roles in one transaction. */
+type Roles = Omit<Store, 'transaction' | 'close'>;
+
+/** The transaction a callback of `transaction` runs in, while it is open. */
+interface Ambient {
+  readonly tx: Transaction<Schema>;
+  readonly roles: Roles;
+  open: boolean;
+  /** Savepoints taken so far (their names). */
+  savepoints: number;
+}
+
+/**
+ * The roles on `db` plus `transaction`, which runs each callback's roles in one transaction.
+ *
+ * The transaction is also ambient: a role called on this store from the callback's async
+ * context (the code it calls, whichever store reference that code holds) runs inside it, not on
+ * a connection of its own. Without that, such a call would wait for the connection the
+ * transaction holds (SQLite: Kysely serialises the one connection) — for ever. A transaction
+ * begun inside another is a savepoint of it. Once the callback settles, calls from work it left
+ * running use the store as usual.
+ */
 export function sqlStore(db: Kysely<Schema>, dialect: SqlDialect): Omit<Store, 'close'> {
+  const outer = sqlRoles(db, dialect);
+  const ambient = new AsyncLocalStorage<Ambient>();
+  const current = (): Roles => {
+    const a = ambient.getStore();
+    return a?.open ? a.roles : outer;
+  };
+  const routed = {} as Record<string, unknown>;
+  for (const [name, value] of Object.entries(outer))
+    routed[name] =
+      typeof value === 'function'
+        ? (...args: unknown[]) =>
+            (current()[name as keyof Roles] as (...a: unknown[]) => unknown)(...args)
+        : value;
+
+  async function nested<T>(a: Ambient, f: (tx: Roles) => Promise<T>): Promise<T> {
+    const name = sql.id(`sp${++a.savepoints}`);
+    await sql`savepoint ${name}`.execute(a.tx);
+    try {
+      const value = await f(a.roles);
+      await sql`release savepoint ${name}`.execute(a.tx);
+      return value;
+    } catch (e) {
+      await sql`rollback to savepoint ${name}`.execute(a.tx);
+      await sql`release savepoint ${name}`.execute(a.tx);
+      throw e;
+    }
+  }
+
   return {
-    ...sqlRoles(db, dialect),
-    transaction: (f) => db.transaction().execute((tx) => f(sqlRoles(tx, dialect))),
+    ...(routed as Roles),
+    transaction: (f) => {
+      const a = ambient.getStore();
+      if (a?.open) return nested(a, f);
+      return db.transaction().execute(async (tx) => {
+        const inner: Ambient = { tx, roles: sqlRoles(tx, dialect), open: true, savepoints: 0 };
+        try {
+          return await ambient.run(inner, () => f(inner.roles));
+        } finally {
+          inner.open = false;
+        }
+      });
+    },
   };
 }
 
