@@ -22,10 +22,12 @@ import type {
   AuditLog,
   DeviceCommandRecord,
   DeviceCommandStore,
+  DeviceRecord,
   DeviceStore,
+  Store,
 } from '../store/types.ts';
 
-export type MdmStore = DeviceStore & DeviceCommandStore & AuditLog;
+export type MdmStore = DeviceStore & DeviceCommandStore & AuditLog & Pick<Store, 'transaction'>;
 
 export interface MdmConfig {
   readonly store: MdmStore;
@@ -173,7 +175,6 @@ export function createMdmService(config: MdmConfig): MdmService {
         return refuse(401, (await store.getDevice(device.id))?.auth?.nonce ?? next);
       challenge = md5Challenge(next);
     }
-    const deviceId = device.id;
     const at = now();
     // The first message of a session: queue what the device's profiles need now.
     // A device leaving management gets its Statuses and nothing more.
@@ -185,6 +186,24 @@ export function createMdmService(config: MdmConfig): MdmService {
     );
     const marks =
       message.header.msgId === '1' && !leaving ? await config.profiles?.reconcile(device) : {};
+    // The rest of the step is one transaction: what the device answered, what the answers mean,
+    // the commands marked complete and sent, all land together or not at all (a server stopped
+    // in between sends the step's commands again). One commit instead of one per statement.
+    return await store.transaction(() =>
+      answerStep(message, device, challenge, leaving, marks ?? {}, at),
+    );
+  }
+
+  /** The step after authentication and reconciliation: read the queue, answer, record. */
+  async function answerStep(
+    message: SyncMLMessage,
+    device: DeviceRecord,
+    challenge: { meta: Meta } | undefined,
+    leaving: boolean,
+    marks: Readonly<Record<string, string>>,
+    at: Date,
+  ): Promise<SessionAnswer> {
+    const deviceId = device.id;
     const open = await store.openCommands(deviceId, window);
     // Each queued command is read once, for the step and for its outcome.
     const queue = open.map((c) => ({
