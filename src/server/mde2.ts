@@ -412,19 +412,21 @@ export function createMdeService(config: MdeConfig): MdeService {
                 info: enrollmentInfo(ctx),
                 auth: { hash: credentialHash(deviceId, password), nonce },
               });
+              // In the same transaction (the store joins it; through the store, so the audit
+              // is counted as every other): enrolled and audited, or neither.
+              await store.appendAudit({
+                at: now(),
+                actor,
+                action: 'device.enrolled',
+                target: deviceId,
+                details: { certificate: serial, name: ctx['DeviceName'] ?? null },
+              });
             });
           } catch (e) {
             // Issued but not enrolled: the certificate must not work anywhere.
             await config.enrollment.revoke(serial, 5, actor);
             throw e;
           }
-          await store.appendAudit({
-            at: now(),
-            actor,
-            action: 'device.enrolled',
-            target: deviceId,
-            details: { certificate: serial, name: ctx['DeviceName'] ?? null },
-          });
           const doc = provisioningDoc(base, cert, deviceId, ctx['DeviceName'] ?? deviceId, [
             { level: 'APPSRV', type: 'DIGEST', name: deviceId, secret: password, data: nonce },
           ]);

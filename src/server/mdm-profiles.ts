@@ -43,6 +43,7 @@ import type { Command } from '../omadm/syncml.ts';
 import { inspectCertificate, parseCertificate } from '../pki/x509.ts';
 import type {
   AuditLog,
+  DeliveryRecord,
   DeliveryState,
   DeviceRecord,
   DeviceStore,
@@ -50,6 +51,7 @@ import type {
   MdmProfileKind,
   MdmProfileRecord,
   MdmProfileStore,
+  Store,
 } from '../store/types.ts';
 import { AdminError, uniquelyNamed } from './admin-ops.ts';
 import type { MdmService } from './mdm.ts';
@@ -692,7 +694,11 @@ interface Detail {
 export const SCEP_MAX_ATTEMPTS = 8;
 
 export interface ProfileEngineConfig {
-  readonly store: MdmProfileStore & DeviceStore & InventoryStore & AuditLog;
+  readonly store: MdmProfileStore &
+    DeviceStore &
+    InventoryStore &
+    AuditLog &
+    Pick<Store, 'transaction'>;
   readonly mdm: Pick<MdmService, 'enqueue'>;
   /** Our SCEP endpoint as devices reach it. */
   readonly scepUrl: string;
@@ -737,6 +743,10 @@ export interface ProfileEngineConfig {
   ) => Promise<{ readonly notBefore: Date; readonly notAfter: Date } | undefined>;
   readonly now?: () => Date;
 }
+
+/** A server-made identity for a device ({@link ProfileEngineConfig.issueIdentity}), or why not. */
+type MadeIdentity =
+  Awaited<ReturnType<ProfileEngineConfig['issueIdentity']>> | { readonly error: string };
 
 /**
  * Device info the engine wants kept with the device (bookkeeping marks, the push channel): the
@@ -800,8 +810,12 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     p: MdmProfileRecord,
     attempts: number,
     renewing?: Detail,
+    /** A PFX profile's identity, made beforehand ({@link pfxIdentity}). */
+    made?: MadeIdentity,
   ): Promise<void> {
     const s = settingsOf(p);
+    if (s.kind === 'pfx')
+      return installPfx(device, p, s, made ?? (await pfxIdentity(device, p)), attempts);
     if (s.kind === 'trusted') {
       const [id] = await queue(device, p, [
         addTrustedCertificate(s.scope, s.store, Buffer.from(s.certificate, 'base64')),
@@ -818,7 +832,6 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     } catch (e) {
       return put(device, p.id, 'failed', { error: (e as Error).message, attempts });
     }
-    if (s.kind === 'pfx') return installPfx(device, p, s, subject, attempts);
     const challenge = await config.mintChallenge(
       s.issuanceProfile,
       canonicalFromX500(subject),
@@ -857,19 +870,18 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     });
   }
 
-  /** A PFX profile: the server makes the identity; the device gets it in one Atomic. */
-  async function installPfx(
-    device: DeviceRecord,
-    p: MdmProfileRecord,
-    s: PfxSettings,
-    subject: string,
-    attempts: number,
-  ): Promise<void> {
-    let identity;
+  /**
+   * The identity a PFX profile delivers to a device, or why there is none. Made before the
+   * transaction that queues it: making one generates a key, and a transaction holds the store's
+   * connection (SQLite: the process's only one) until it ends.
+   */
+  async function pfxIdentity(device: DeviceRecord, p: MdmProfileRecord): Promise<MadeIdentity> {
+    const s = settingsOf(p);
+    if (s.kind !== 'pfx') throw new Error(`profile ${p.name} is not a PFX profile`);
     try {
-      identity = await config.issueIdentity(device, {
+      return await config.issueIdentity(device, {
         ...(s.imported ? { imported: s.imported } : {}),
-        subject,
+        subject: renderTemplate(s.subject, device, true),
         subjectAltNames: s.subjectAltNames.map((n) => ({
           type: n.type,
           value: renderTemplate(n.value, device, false),
@@ -881,8 +893,20 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         actor: `profile:${p.name}`,
       });
     } catch (e) {
-      return put(device, p.id, 'failed', { error: (e as Error).message, attempts });
+      return { error: (e as Error).message };
     }
+  }
+
+  /** A PFX profile: the server made the identity; the device gets it in one Atomic. */
+  async function installPfx(
+    device: DeviceRecord,
+    p: MdmProfileRecord,
+    s: PfxSettings,
+    identity: MadeIdentity,
+    attempts: number,
+  ): Promise<void> {
+    if ('error' in identity)
+      return put(device, p.id, 'failed', { error: identity.error, attempts });
     const [id, status] = await queue(device, p, [
       pfxInstall({
         scope: s.scope,
@@ -1040,6 +1064,56 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     }
   }
 
+  /** What reconcile queues and records, given what it read and the PFX identities it made. */
+  async function queueNeeds(
+    device: DeviceRecord,
+    assigned: readonly MdmProfileRecord[],
+    byProfile: ReadonlyMap<string, DeliveryRecord>,
+    identities: ReadonlyMap<string, MadeIdentity>,
+  ): Promise<DeviceInfoMarks> {
+    for (const p of assigned) {
+      const d = byProfile.get(p.id);
+      const detail = d ? detailOf(d) : { attempts: 0 };
+      if (!d || d.state === 'removed')
+        await install(device, p, detail.attempts + 1, undefined, identities.get(p.id));
+      else if (p.kind === 'scep' && d.state === 'failed') {
+        if (detail.retryAt !== undefined && Date.parse(detail.retryAt) <= now().getTime()) {
+          // The failed enrollment node goes first; the new attempt has a challenge of its own.
+          await queue(device, p, [deleteScep(scopeOf(p), detail.cspId ?? p.id)]);
+          await install(device, p, detail.attempts + 1);
+        }
+      } else if (p.kind !== 'scep' || d.state === 'removing') continue;
+      else if (
+        detail.install === undefined &&
+        detail.cspId &&
+        !detail.status &&
+        (d.state === 'installing' || detail.previous)
+      ) {
+        // The enrollment runs on the device after the session: ask again for its outcome.
+        const [status] = await queue(device, p, [scepStatus(scopeOf(p), detail.cspId)]);
+        await put(device, p.id, d.state, { ...detail, status: status! });
+      } else if (
+        d.state === 'installed' &&
+        !detail.previous &&
+        detail.renewAt !== undefined &&
+        Date.parse(detail.renewAt) <= now().getTime()
+      )
+        await install(device, p, detail.attempts + 1, detail);
+    }
+    const wanted = new Set(assigned.map((p) => p.id));
+    for (const d of byProfile.values()) {
+      if (wanted.has(d.profileId) || d.state === 'removing' || d.state === 'removed') continue;
+      const p = await store.getMdmProfile(d.profileId);
+      if (p) await remove(device, p, detailOf(d));
+    }
+    // Read again when needed: the steps above changed deliveries.
+    const marks = await inventory(device, assigned, () => store.listDeliveries(device.id));
+    // Learn the push channel once after enrollment (again at each inventory round).
+    if (device.info[CHANNEL_ASKED] !== undefined) return marks;
+    await config.mdm.enqueue(device.id, [channelGet(PROVIDER_ID)], 'push');
+    return { ...marks, [CHANNEL_ASKED]: now().toISOString() };
+  }
+
   return {
     async reconcile(device) {
       const [assigned, deliveries] = await Promise.all([
@@ -1047,46 +1121,16 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         store.listDeliveries(device.id),
       ]);
       const byProfile = new Map(deliveries.map((d) => [d.profileId, d]));
-      for (const p of assigned) {
+      const installs = (p: MdmProfileRecord) => {
         const d = byProfile.get(p.id);
-        const detail = d ? detailOf(d) : { attempts: 0 };
-        if (!d || d.state === 'removed') await install(device, p, detail.attempts + 1);
-        else if (p.kind === 'scep' && d.state === 'failed') {
-          if (detail.retryAt !== undefined && Date.parse(detail.retryAt) <= now().getTime()) {
-            // The failed enrollment node goes first; the new attempt has a challenge of its own.
-            await queue(device, p, [deleteScep(scopeOf(p), detail.cspId ?? p.id)]);
-            await install(device, p, detail.attempts + 1);
-          }
-        } else if (p.kind !== 'scep' || d.state === 'removing') continue;
-        else if (
-          detail.install === undefined &&
-          detail.cspId &&
-          !detail.status &&
-          (d.state === 'installing' || detail.previous)
-        ) {
-          // The enrollment runs on the device after the session: ask again for its outcome.
-          const [status] = await queue(device, p, [scepStatus(scopeOf(p), detail.cspId)]);
-          await put(device, p.id, d.state, { ...detail, status: status! });
-        } else if (
-          d.state === 'installed' &&
-          !detail.previous &&
-          detail.renewAt !== undefined &&
-          Date.parse(detail.renewAt) <= now().getTime()
-        )
-          await install(device, p, detail.attempts + 1, detail);
-      }
-      const wanted = new Set(assigned.map((p) => p.id));
-      for (const d of deliveries) {
-        if (wanted.has(d.profileId) || d.state === 'removing' || d.state === 'removed') continue;
-        const p = await store.getMdmProfile(d.profileId);
-        if (p) await remove(device, p, detailOf(d));
-      }
-      // Read again when needed: the steps above changed deliveries.
-      const marks = await inventory(device, assigned, () => store.listDeliveries(device.id));
-      // Learn the push channel once after enrollment (again at each inventory round).
-      if (device.info[CHANNEL_ASKED] !== undefined) return marks;
-      await config.mdm.enqueue(device.id, [channelGet(PROVIDER_ID)], 'push');
-      return { ...marks, [CHANNEL_ASKED]: now().toISOString() };
+        return !d || d.state === 'removed';
+      };
+      // The PFX identities installed below are made first, outside the transaction.
+      const identities = new Map<string, MadeIdentity>();
+      for (const p of assigned)
+        if (p.kind === 'pfx' && installs(p)) identities.set(p.id, await pfxIdentity(device, p));
+      // What it queues and records lands in one transaction (one commit, all or nothing).
+      return store.transaction(() => queueNeeds(device, assigned, byProfile, identities));
     },
 
     async recordOutcomes(device, outcomes) {

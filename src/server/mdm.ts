@@ -22,10 +22,12 @@ import type {
   AuditLog,
   DeviceCommandRecord,
   DeviceCommandStore,
+  DeviceRecord,
   DeviceStore,
+  Store,
 } from '../store/types.ts';
 
-export type MdmStore = DeviceStore & DeviceCommandStore & AuditLog;
+export type MdmStore = DeviceStore & DeviceCommandStore & AuditLog & Pick<Store, 'transaction'>;
 
 export interface MdmConfig {
   readonly store: MdmStore;
@@ -150,6 +152,8 @@ export function createMdmService(config: MdmConfig): MdmService {
     }
     let device;
     let challenge: { meta: Meta } | undefined;
+    /** Moves the digest nonce on: undefined, or the refusal to send when another message did. */
+    let rotate: (() => Promise<SessionAnswer | undefined>) | undefined;
     if (identity.certificateDevice !== undefined) {
       device = await store.getDevice(identity.certificateDevice);
       if (!device || device.unenrolledAt)
@@ -169,11 +173,13 @@ export function createMdmService(config: MdmConfig): MdmService {
         return refuse(message.header.cred ? 401 : 407, auth.nonce);
       // The nonce moves on with every message: a copy of this one will not pass again.
       const next = newNonce();
-      if (!(await store.rotateDeviceNonce(device.id, auth.nonce, next)))
-        return refuse(401, (await store.getDevice(device.id))?.auth?.nonce ?? next);
+      const { id } = device;
+      rotate = async () =>
+        (await store.rotateDeviceNonce(id, auth.nonce, next))
+          ? undefined
+          : refuse(401, (await store.getDevice(id))?.auth?.nonce ?? next);
       challenge = md5Challenge(next);
     }
-    const deviceId = device.id;
     const at = now();
     // The first message of a session: queue what the device's profiles need now.
     // A device leaving management gets its Statuses and nothing more.
@@ -183,8 +189,34 @@ export function createMdmService(config: MdmConfig): MdmService {
         c.data === ALERT.generic &&
         c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
     );
-    const marks =
-      message.header.msgId === '1' && !leaving ? await config.profiles?.reconcile(device) : {};
+    const reconcile = message.header.msgId === '1' && !leaving ? config.profiles : undefined;
+    if (reconcile) {
+      // Reconciling may issue a PFX identity before its transaction: the nonce moves first, on
+      // its own, so a copy of this message is refused before anything is issued for it.
+      const refused = await rotate?.();
+      if (refused) return refused;
+      rotate = undefined;
+    }
+    const marks = (await reconcile?.reconcile(device)) ?? {};
+    // The rest of the step is one transaction: the nonce moved on (when not yet), what the
+    // device answered, what the answers mean, the commands marked complete and sent, all land
+    // together or not at all (a server stopped in between sends the step's commands again, and
+    // the device's nonce is the one it has). One commit instead of one per statement.
+    return await store.transaction(
+      async () => (await rotate?.()) ?? answerStep(message, device, challenge, leaving, marks, at),
+    );
+  }
+
+  /** The step after authentication and reconciliation: read the queue, answer, record. */
+  async function answerStep(
+    message: SyncMLMessage,
+    device: DeviceRecord,
+    challenge: { meta: Meta } | undefined,
+    leaving: boolean,
+    marks: Readonly<Record<string, string>>,
+    at: Date,
+  ): Promise<SessionAnswer> {
+    const deviceId = device.id;
     const open = await store.openCommands(deviceId, window);
     // Each queued command is read once, for the step and for its outcome.
     const queue = open.map((c) => ({

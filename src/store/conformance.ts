@@ -1259,6 +1259,50 @@ export function runStoreConformance(
         assert.deepEqual(await store.listAudit(), []);
       });
 
+      it('runs calls on the store itself from within f inside it (they roll back with it)', async () => {
+        const boom = new Error('boom');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.insertCertificate(cert('01'));
+            // Code that holds the store, not tx: it joins (outside, it would wait for ever).
+            assert.ok(await store.getCertificate('01'), 'the store reads the transaction');
+            await store.createChallenge(challenge('c1'));
+            assert.ok(await tx.getChallenge('c1'), 'tx reads what the store wrote');
+            throw boom;
+          }),
+          (e) => e === boom,
+        );
+        assert.equal(await store.getCertificate('01'), undefined);
+        assert.equal(await store.getChallenge('c1'), undefined);
+      });
+
+      it('a transaction inside another undoes only its own writes when it throws', async () => {
+        const inner = new Error('inner');
+        await store.transaction(async (tx) => {
+          await tx.insertCertificate(cert('01'));
+          await assert.rejects(
+            store.transaction(async (nested) => {
+              await nested.insertCertificate(cert('02'));
+              throw inner;
+            }),
+            (e) => e === inner,
+          );
+          await store.transaction((nested) => nested.insertCertificate(cert('03')));
+        });
+        assert.deepEqual(serials(await store.listCertificates()), ['01', '03']);
+      });
+
+      it('work left running by f uses the store once f has settled', async () => {
+        let later: Promise<void> | undefined;
+        const settled = Promise.withResolvers<void>();
+        await store.transaction(async () => {
+          later = settled.promise.then(() => store.insertCertificate(cert('09')));
+        });
+        settled.resolve();
+        await later;
+        assert.ok(await store.getCertificate('09'));
+      });
+
       it('rolls back when a conflict inside aborts it, and the store stays usable', async () => {
         await store.insertCertificate(cert('01'));
         await rejectsConflict(

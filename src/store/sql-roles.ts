@@ -5,7 +5,16 @@
  * the same statements; a backend supplies only what its database really does differently (see
  * {@link SqlDialect}) and its own connection setup and `close`.
  */
-import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import {
+  sql,
+  type Insertable,
+  type Kysely,
+  type RawBuilder,
+  type Selectable,
+  type Transaction,
+} from 'kysely';
+import { precompiled } from './precompiled.ts';
 import { listMigrations, type Schema } from './migrations.ts';
 import type {
   ApiTokenRecord,
@@ -52,11 +61,70 @@ export interface SqlDialect {
   readonly mergeJsonText: (column: string, patch: string) => RawBuilder<string>;
 }
 
-/** The roles on `db` plus `transaction`, which runs each callback's roles in one transaction. */
+type Roles = Omit<Store, 'transaction' | 'close'>;
+
+/** The transaction a callback of `transaction` runs in, while it is open. */
+interface Ambient {
+  readonly tx: Transaction<Schema>;
+  readonly roles: Roles;
+  open: boolean;
+  /** Savepoints taken so far (their names). */
+  savepoints: number;
+}
+
+/**
+ * The roles on `db` plus `transaction`, which runs each callback's roles in one transaction.
+ *
+ * The transaction is also ambient: a role called on this store from the callback's async
+ * context (the code it calls, whichever store reference that code holds) runs inside it, not on
+ * a connection of its own. Without that, such a call would wait for the connection the
+ * transaction holds (SQLite: Kysely serialises the one connection) — for ever. A transaction
+ * begun inside another is a savepoint of it. Once the callback settles, calls from work it left
+ * running use the store as usual.
+ */
 export function sqlStore(db: Kysely<Schema>, dialect: SqlDialect): Omit<Store, 'close'> {
+  const outer = sqlRoles(db, dialect);
+  const ambient = new AsyncLocalStorage<Ambient>();
+  const current = (): Roles => {
+    const a = ambient.getStore();
+    return a?.open ? a.roles : outer;
+  };
+  const routed = {} as Record<string, unknown>;
+  for (const [name, value] of Object.entries(outer))
+    routed[name] =
+      typeof value === 'function'
+        ? (...args: unknown[]) =>
+            (current()[name as keyof Roles] as (...a: unknown[]) => unknown)(...args)
+        : value;
+
+  async function nested<T>(a: Ambient, f: (tx: Roles) => Promise<T>): Promise<T> {
+    const name = sql.id(`sp${++a.savepoints}`);
+    await sql`savepoint ${name}`.execute(a.tx);
+    try {
+      const value = await f(a.roles);
+      await sql`release savepoint ${name}`.execute(a.tx);
+      return value;
+    } catch (e) {
+      await sql`rollback to savepoint ${name}`.execute(a.tx);
+      await sql`release savepoint ${name}`.execute(a.tx);
+      throw e;
+    }
+  }
+
   return {
-    ...sqlRoles(db, dialect),
-    transaction: (f) => db.transaction().execute((tx) => f(sqlRoles(tx, dialect))),
+    ...(routed as Roles),
+    transaction: (f) => {
+      const a = ambient.getStore();
+      if (a?.open) return nested(a, f);
+      return db.transaction().execute(async (tx) => {
+        const inner: Ambient = { tx, roles: sqlRoles(tx, dialect), open: true, savepoints: 0 };
+        try {
+          return await ambient.run(inner, () => f(inner.roles));
+        } finally {
+          inner.open = false;
+        }
+      });
+    },
   };
 }
 
@@ -298,6 +366,213 @@ function apiToken(r: Schema['api_tokens']): ApiTokenRecord {
   };
 }
 
+/** A write's "it changed a row". */
+function changed(r: { readonly numAffectedRows?: bigint }): boolean {
+  return (r.numAffectedRows ?? 0n) > 0n;
+}
+
+/**
+ * The queries of the MDM session and enrollment paths, compiled once per dialect
+ * (precompiled.ts): each runs several times for every device a fleet enrolls.
+ */
+const Q = {
+  insertCertificate: precompiled((db, _d: SqlDialect, v: Insertable<Schema['certificates']>) =>
+    db.insertInto('certificates').values({
+      serial: v.serial,
+      sha1: v.sha1,
+      subject: v.subject,
+      not_before: v.not_before,
+      not_after: v.not_after,
+      der: v.der,
+      profile: v.profile,
+      request_id: v.request_id,
+      issued_at: v.issued_at,
+      alt_names: v.alt_names,
+    }),
+  ),
+  certificateBy: {
+    serial: precompiled((db, _d: SqlDialect, v: { serial: string }) =>
+      db.selectFrom('certificates').selectAll().where('serial', '=', v.serial),
+    ),
+    sha1: precompiled((db, _d: SqlDialect, v: { sha1: string }) =>
+      db.selectFrom('certificates').selectAll().where('sha1', '=', v.sha1),
+    ),
+  },
+  createChallenge: precompiled((db, _d: SqlDialect, v: Insertable<Schema['challenges']>) =>
+    db.insertInto('challenges').values({
+      id: v.id,
+      secret_hash: v.secret_hash,
+      profile: v.profile,
+      subject: v.subject,
+      created_at: v.created_at,
+      expires_at: v.expires_at,
+    }),
+  ),
+  consumeChallenge: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+    db
+      .updateTable('challenges')
+      .set({ used_at: v.now })
+      .where('secret_hash', '=', v.secretHash)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', v.now)
+      .returningAll(),
+  ),
+  requestByTransaction: precompiled((db, _d: SqlDialect, v: { transactionId: string }) =>
+    db.selectFrom('requests').selectAll().where('transaction_id', '=', v.transactionId),
+  ),
+  appendAudit: precompiled((db, _d: SqlDialect, v: Insertable<Schema['audit']>) =>
+    db.insertInto('audit').values({
+      at: v.at,
+      actor: v.actor,
+      action: v.action,
+      target: v.target,
+      details: v.details,
+    }),
+  ),
+  countFailures: precompiled((db, _d: SqlDialect, v: { key: string; since: number }) =>
+    db
+      .selectFrom('challenge_failures')
+      .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+      .where('key', '=', v.key)
+      .where('at', '>=', v.since),
+  ),
+  useEnrollmentToken: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+    db
+      .updateTable('enrollment_tokens')
+      .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
+      .where('secret_hash', '=', v.secretHash)
+      .where('uses_left', '>', 0)
+      .where('expires_at', '>', v.now)
+      .returningAll(),
+  ),
+  findEnrollmentToken: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+    db
+      .selectFrom('enrollment_tokens')
+      .selectAll()
+      .where('secret_hash', '=', v.secretHash)
+      .where('uses_left', '>', 0)
+      .where('expires_at', '>', v.now),
+  ),
+  createDevice: precompiled((db, _d: SqlDialect, v: Insertable<Schema['devices']>) =>
+    db.insertInto('devices').values({
+      id: v.id,
+      hardware_id: v.hardware_id,
+      name: v.name,
+      user_name: v.user_name,
+      certificate_serial: v.certificate_serial,
+      enrolled_at: v.enrolled_at,
+      auth_hash: v.auth_hash,
+      auth_nonce: v.auth_nonce,
+      info: v.info,
+    }),
+  ),
+  device: precompiled((db, _d: SqlDialect, v: { id: string }) =>
+    db.selectFrom('devices').selectAll().where('id', '=', v.id),
+  ),
+  deviceByHardwareId: precompiled((db, _d: SqlDialect, v: { hardwareId: string }) =>
+    db
+      .selectFrom('devices')
+      .selectAll()
+      .where('hardware_id', '=', v.hardwareId)
+      .where('unenrolled_at', 'is', null)
+      .orderBy('enrolled_at', 'desc')
+      .orderBy('id', 'asc')
+      .limit(1),
+  ),
+  rotateDeviceNonce: precompiled(
+    (db, _d: SqlDialect, v: { id: string; expected: string; next: string }) =>
+      db
+        .updateTable('devices')
+        .set({ auth_nonce: v.next })
+        .where('id', '=', v.id)
+        .where('auth_nonce', '=', v.expected),
+  ),
+  touchDevice: precompiled((db, _d: SqlDialect, v: { id: string; at: number }) =>
+    db.updateTable('devices').set({ last_seen_at: v.at }).where('id', '=', v.id),
+  ),
+  touchDeviceInfo: precompiled((db, d: SqlDialect, v: { id: string; at: number; info: string }) =>
+    db
+      .updateTable('devices')
+      .set({ last_seen_at: v.at, info: d.mergeJsonText('info', v.info) })
+      .where('id', '=', v.id),
+  ),
+  enqueueCommand: precompiled(
+    (
+      db,
+      _d: SqlDialect,
+      v: Pick<
+        Insertable<Schema['device_commands']>,
+        'id' | 'device_id' | 'payload' | 'origin' | 'created_at'
+      >,
+    ) =>
+      db.insertInto('device_commands').values({
+        id: v.id,
+        device_id: v.device_id,
+        payload: v.payload,
+        origin: v.origin,
+        created_at: v.created_at,
+      }),
+  ),
+  openCommands: precompiled((db, _d: SqlDialect, v: { deviceId: string; limit: number }) =>
+    db
+      .selectFrom('device_commands')
+      .select(COMMAND_COLUMNS)
+      .where('device_id', '=', v.deviceId)
+      .where('completed_at', 'is', null)
+      .orderBy('seq', 'asc')
+      .limit(v.limit),
+  ),
+  mdmProfile: precompiled((db, _d: SqlDialect, v: { id: string }) =>
+    db.selectFrom('mdm_profiles').selectAll().where('id', '=', v.id),
+  ),
+  profilesForDevice: precompiled(
+    (db, _d: SqlDialect, v: { deviceId: string; user: string | null }) =>
+      db
+        .selectFrom('mdm_profiles')
+        .selectAll()
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('mdm_assignments')
+              .select('mdm_assignments.profile_id')
+              .whereRef('mdm_assignments.profile_id', '=', 'mdm_profiles.id')
+              .where((w) =>
+                w.or([
+                  w.and([w('target_kind', '=', 'device'), w('target', '=', v.deviceId)]),
+                  w('target_kind', '=', 'all'),
+                  // No user (null) matches no row: `target = null` is never true.
+                  w.and([w('target_kind', '=', 'user'), w('target', '=', v.user)]),
+                ]),
+              ),
+          ),
+        )
+        .orderBy('name', 'asc'),
+  ),
+  deliveries: precompiled((db, _d: SqlDialect, v: { deviceId: string }) =>
+    db
+      .selectFrom('device_profiles')
+      .selectAll()
+      .where('device_id', '=', v.deviceId)
+      .orderBy('profile_id', 'asc'),
+  ),
+  putDelivery: precompiled((db, _d: SqlDialect, v: Schema['device_profiles']) =>
+    db
+      .insertInto('device_profiles')
+      .values({
+        device_id: v.device_id,
+        profile_id: v.profile_id,
+        state: v.state,
+        detail: v.detail,
+        updated_at: v.updated_at,
+      })
+      .onConflict((oc) =>
+        oc
+          .columns(['device_id', 'profile_id'])
+          .doUpdateSet({ state: v.state, detail: v.detail, updated_at: v.updated_at }),
+      ),
+  ),
+};
+
 /** Every role, on the store's connection or inside a transaction. */
 export function sqlRoles(
   db: Kysely<Schema> | Transaction<Schema>,
@@ -323,43 +598,30 @@ export function sqlRoles(
 
     async insertCertificate(c) {
       try {
-        await db
-          .insertInto('certificates')
-          .values({
-            serial: c.serial,
-            sha1: c.sha1,
-            subject: c.subject,
-            not_before: c.notBefore.getTime(),
-            not_after: c.notAfter.getTime(),
-            der: c.der,
-            profile: c.profile,
-            request_id: c.requestId,
-            issued_at: c.issuedAt.getTime(),
-            revoked_at: null,
-            revocation_reason: null,
-            alt_names: encodeAltNames(c.altNames),
-          })
-          .execute();
+        await Q.insertCertificate(db, dialect, {
+          serial: c.serial,
+          sha1: c.sha1,
+          subject: c.subject,
+          not_before: c.notBefore.getTime(),
+          not_after: c.notAfter.getTime(),
+          der: c.der,
+          profile: c.profile,
+          request_id: c.requestId,
+          issued_at: c.issuedAt.getTime(),
+          alt_names: encodeAltNames(c.altNames),
+        });
       } catch (e) {
         throw dialect.conflict(e, `certificate ${c.serial}`);
       }
     },
 
     async getCertificate(serial) {
-      const r = await db
-        .selectFrom('certificates')
-        .selectAll()
-        .where('serial', '=', serial)
-        .executeTakeFirst();
+      const r = (await Q.certificateBy.serial(db, dialect, { serial })).rows[0];
       return r && certificate(r);
     },
 
     async getCertificateBySha1(sha1) {
-      const r = await db
-        .selectFrom('certificates')
-        .selectAll()
-        .where('sha1', '=', sha1)
-        .executeTakeFirst();
+      const r = (await Q.certificateBy.sha1(db, dialect, { sha1 })).rows[0];
       return r && certificate(r);
     },
 
@@ -446,18 +708,14 @@ export function sqlRoles(
 
     async createChallenge(c) {
       try {
-        await db
-          .insertInto('challenges')
-          .values({
-            id: c.id,
-            secret_hash: c.secretHash,
-            profile: c.profile,
-            subject: c.subject,
-            created_at: c.createdAt.getTime(),
-            expires_at: c.expiresAt.getTime(),
-            used_at: null,
-          })
-          .execute();
+        await Q.createChallenge(db, dialect, {
+          id: c.id,
+          secret_hash: c.secretHash,
+          profile: c.profile,
+          subject: c.subject,
+          created_at: c.createdAt.getTime(),
+          expires_at: c.expiresAt.getTime(),
+        });
       } catch (e) {
         throw dialect.conflict(e, `challenge ${c.id}`);
       }
@@ -465,14 +723,7 @@ export function sqlRoles(
 
     async consumeChallenge(secretHash, now) {
       // One statement: the check and the mark are atomic, so exactly one concurrent caller wins.
-      const r = await db
-        .updateTable('challenges')
-        .set({ used_at: now.getTime() })
-        .where('secret_hash', '=', secretHash)
-        .where('used_at', 'is', null)
-        .where('expires_at', '>', now.getTime())
-        .returningAll()
-        .executeTakeFirst();
+      const r = (await Q.consumeChallenge(db, dialect, { secretHash, now: now.getTime() })).rows[0];
       return r && challenge(r);
     },
 
@@ -522,11 +773,7 @@ export function sqlRoles(
     },
 
     async getRequestByTransaction(transactionId) {
-      const r = await db
-        .selectFrom('requests')
-        .selectAll()
-        .where('transaction_id', '=', transactionId)
-        .executeTakeFirst();
+      const r = (await Q.requestByTransaction(db, dialect, { transactionId })).rows[0];
       return r && request(r);
     },
 
@@ -558,16 +805,13 @@ export function sqlRoles(
     },
 
     async appendAudit(e: AuditEntry) {
-      await db
-        .insertInto('audit')
-        .values({
-          at: e.at.getTime(),
-          actor: e.actor,
-          action: e.action,
-          target: e.target,
-          details: JSON.stringify(e.details),
-        })
-        .execute();
+      await Q.appendAudit(db, dialect, {
+        at: e.at.getTime(),
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        details: JSON.stringify(e.details),
+      });
     },
 
     async listAudit(query = {}) {
@@ -644,12 +888,7 @@ export function sqlRoles(
     },
 
     async countFailures(key, since) {
-      const r = await db
-        .selectFrom('challenge_failures')
-        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
-        .where('key', '=', key)
-        .where('at', '>=', since.getTime())
-        .executeTakeFirst();
+      const r = (await Q.countFailures(db, dialect, { key, since: since.getTime() })).rows[0];
       return Number(r?.n ?? 0);
     },
 
@@ -682,25 +921,14 @@ export function sqlRoles(
 
     async useEnrollmentToken(secretHash, now) {
       // One statement: the check and the decrement are atomic (see consumeChallenge).
-      const r = await db
-        .updateTable('enrollment_tokens')
-        .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
-        .where('secret_hash', '=', secretHash)
-        .where('uses_left', '>', 0)
-        .where('expires_at', '>', now.getTime())
-        .returningAll()
-        .executeTakeFirst();
+      const r = (await Q.useEnrollmentToken(db, dialect, { secretHash, now: now.getTime() }))
+        .rows[0];
       return r && enrollmentToken(r);
     },
 
     async findEnrollmentToken(secretHash, now) {
-      const r = await db
-        .selectFrom('enrollment_tokens')
-        .selectAll()
-        .where('secret_hash', '=', secretHash)
-        .where('uses_left', '>', 0)
-        .where('expires_at', '>', now.getTime())
-        .executeTakeFirst();
+      const r = (await Q.findEnrollmentToken(db, dialect, { secretHash, now: now.getTime() }))
+        .rows[0];
       return r && enrollmentToken(r);
     },
 
@@ -725,41 +953,29 @@ export function sqlRoles(
 
     async createDevice(d) {
       try {
-        await db
-          .insertInto('devices')
-          .values({
-            id: d.id,
-            hardware_id: d.hardwareId,
-            name: d.name,
-            user_name: d.user,
-            certificate_serial: d.certificateSerial,
-            enrolled_at: d.enrolledAt.getTime(),
-            last_seen_at: null,
-            unenrolled_at: null,
-            auth_hash: d.auth?.hash ?? null,
-            auth_nonce: d.auth?.nonce ?? null,
-            info: JSON.stringify(d.info),
-          })
-          .execute();
+        await Q.createDevice(db, dialect, {
+          id: d.id,
+          hardware_id: d.hardwareId,
+          name: d.name,
+          user_name: d.user,
+          certificate_serial: d.certificateSerial,
+          enrolled_at: d.enrolledAt.getTime(),
+          auth_hash: d.auth?.hash ?? null,
+          auth_nonce: d.auth?.nonce ?? null,
+          info: JSON.stringify(d.info),
+        });
       } catch (e) {
         throw dialect.conflict(e, `device ${d.id}`);
       }
     },
 
     async getDevice(id) {
-      const r = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+      const r = (await Q.device(db, dialect, { id })).rows[0];
       return r && device(r);
     },
 
     async getDeviceByHardwareId(hardwareId) {
-      const r = await db
-        .selectFrom('devices')
-        .selectAll()
-        .where('hardware_id', '=', hardwareId)
-        .where('unenrolled_at', 'is', null)
-        .orderBy('enrolled_at', 'desc')
-        .orderBy('id', 'asc')
-        .executeTakeFirst();
+      const r = (await Q.deviceByHardwareId(db, dialect, { hardwareId })).rows[0];
       return r && device(r);
     },
 
@@ -775,13 +991,7 @@ export function sqlRoles(
     },
 
     async rotateDeviceNonce(id, expected, next) {
-      const r = await db
-        .updateTable('devices')
-        .set({ auth_nonce: next })
-        .where('id', '=', id)
-        .where('auth_nonce', '=', expected)
-        .executeTakeFirst();
-      return r.numUpdatedRows > 0n;
+      return changed(await Q.rotateDeviceNonce(db, dialect, { id, expected, next }));
     },
 
     async listDevices(query = {}) {
@@ -798,16 +1008,15 @@ export function sqlRoles(
     },
 
     async touchDevice(id, at, info) {
-      const merge = info !== undefined && Object.keys(info).length > 0;
-      const r = await db
-        .updateTable('devices')
-        .set({
-          last_seen_at: at.getTime(),
-          ...(merge ? { info: dialect.mergeJsonText('info', JSON.stringify(info)) } : {}),
-        })
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return r.numUpdatedRows > 0n;
+      return changed(
+        info !== undefined && Object.keys(info).length > 0
+          ? await Q.touchDeviceInfo(db, dialect, {
+              id,
+              at: at.getTime(),
+              info: JSON.stringify(info),
+            })
+          : await Q.touchDevice(db, dialect, { id, at: at.getTime() }),
+      );
     },
 
     async unenrollDevice(id, at) {
@@ -823,6 +1032,17 @@ export function sqlRoles(
     async enqueueCommands(commands) {
       if (commands.length === 0) return;
       try {
+        const [one] = commands;
+        if (commands.length === 1 && one) {
+          await Q.enqueueCommand(db, dialect, {
+            id: one.id,
+            device_id: one.deviceId,
+            payload: one.payload,
+            origin: one.origin,
+            created_at: one.createdAt.getTime(),
+          });
+          return;
+        }
         await db
           .insertInto('device_commands')
           .values(
@@ -846,14 +1066,7 @@ export function sqlRoles(
     },
 
     async openCommands(deviceId, limit) {
-      const rows = await db
-        .selectFrom('device_commands')
-        .select(COMMAND_COLUMNS)
-        .where('device_id', '=', deviceId)
-        .where('completed_at', 'is', null)
-        .orderBy('seq', 'asc')
-        .limit(limitOf(limit))
-        .execute();
+      const { rows } = await Q.openCommands(db, dialect, { deviceId, limit: limitOf(limit) });
       return rows.map(deviceCommand);
     },
 
@@ -929,11 +1142,7 @@ export function sqlRoles(
     },
 
     async getMdmProfile(id) {
-      const r = await db
-        .selectFrom('mdm_profiles')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
+      const r = (await Q.mdmProfile(db, dialect, { id })).rows[0];
       return r && mdmProfile(r);
     },
 
@@ -996,63 +1205,26 @@ export function sqlRoles(
     },
 
     async profilesForDevice(deviceId, user) {
-      const rows = await db
-        .selectFrom('mdm_profiles')
-        .selectAll()
-        .where((eb) =>
-          eb.exists(
-            eb
-              .selectFrom('mdm_assignments')
-              .select('mdm_assignments.profile_id')
-              .whereRef('mdm_assignments.profile_id', '=', 'mdm_profiles.id')
-              .where((w) =>
-                w.or([
-                  w.and([w('target_kind', '=', 'device'), w('target', '=', deviceId)]),
-                  w('target_kind', '=', 'all'),
-                  ...(user === null
-                    ? []
-                    : [
-                        w.and([
-                          w('target_kind', '=', 'user'),
-                          w('target', '=', user.toLowerCase()),
-                        ]),
-                      ]),
-                ]),
-              ),
-          ),
-        )
-        .orderBy('name', 'asc')
-        .execute();
+      const { rows } = await Q.profilesForDevice(db, dialect, {
+        deviceId,
+        user: user === null ? null : user.toLowerCase(),
+      });
       return rows.map(mdmProfile);
     },
 
     async listDeliveries(deviceId) {
-      const rows = await db
-        .selectFrom('device_profiles')
-        .selectAll()
-        .where('device_id', '=', deviceId)
-        .orderBy('profile_id', 'asc')
-        .execute();
+      const { rows } = await Q.deliveries(db, dialect, { deviceId });
       return rows.map(delivery);
     },
 
     async putDelivery(d) {
-      const values = {
+      await Q.putDelivery(db, dialect, {
         device_id: d.deviceId,
         profile_id: d.profileId,
         state: d.state,
         detail: d.detail,
         updated_at: d.updatedAt.getTime(),
-      };
-      await db
-        .insertInto('device_profiles')
-        .values(values)
-        .onConflict((oc) =>
-          oc
-            .columns(['device_id', 'profile_id'])
-            .doUpdateSet({ state: d.state, detail: d.detail, updated_at: values.updated_at }),
-        )
-        .execute();
+      });
     },
 
     async replaceInventory(deviceId, prefix, entries) {

@@ -723,7 +723,14 @@ export interface Store
   status(): Promise<StoreStatus>;
   /**
    * Runs `f` in one transaction: all of its writes land or none does. Calls on `tx` run inside
-   * it; the outer store must not be used from within `f`.
+   * it, and so do calls on this store made from `f`'s async context (code `f` calls may hold
+   * the store itself): they see the transaction's writes and land or roll back with it. A
+   * transaction begun inside another is a savepoint: when its `f` throws, its writes alone are
+   * undone and the outer one goes on. Calls made after `f` settled (work it left running) use
+   * the store as usual.
+   *
+   * Hold a transaction only across store calls and synchronous work: it keeps a connection
+   * (SQLite: the process's only one, and the file's write lock) until it ends.
    */
   transaction<T>(f: (tx: Omit<Store, 'transaction' | 'close'>) => Promise<T>): Promise<T>;
   close(): Promise<void>;
