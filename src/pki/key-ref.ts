@@ -5,8 +5,9 @@
  * CSRs, CMS SignedData/EnvelopedData, SCEP) takes a {@link PrivateKeyRef}: either a Node
  * `KeyObject` (software key) or an external one.
  */
-import { constants, createPublicKey, privateDecrypt, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { PkiError } from './errors.ts';
+import { unwrapOffThread } from './unwrap-thread.ts';
 
 /** Digests we sign with. SHA-1 only where a legacy peer needs it (SCEP replies to SHA-1 clients). */
 export type Digest = 'sha1' | 'sha256' | 'sha384' | 'sha512';
@@ -79,11 +80,11 @@ export function signWith(
 /**
  * RSAES-PKCS1-v1_5 decryption with implicit rejection. For software keys this is OpenSSL's
  * own (3.2+, on by default in Node 22+; never `--security-revert`): a bad padding returns a
- * synthetic message instead of an error.
+ * synthetic message instead of an error. It runs in a worker thread (unwrap-thread.ts), off
+ * the event loop, as signing does in the thread pool.
  */
 export async function decryptWith(key: PrivateKeyRef, ciphertext: Uint8Array): Promise<Uint8Array> {
-  if (!isExternalKey(key))
-    return privateDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, ciphertext);
+  if (!isExternalKey(key)) return unwrapOffThread(key, ciphertext);
   if (!key.decrypt) throw new Error(`${key.label} cannot decrypt`);
   return key.decrypt(ciphertext);
 }
