@@ -296,7 +296,7 @@ export interface BuildSignedDataOptions {
  * Builds a ContentInfo/SignedData with one signer (sid = issuerAndSerialNumber), adding the
  * contentType, messageDigest and signingTime attributes and DER-sorting the attribute SET.
  * RSA keys sign with sha*WithRSAEncryption (PKCS#1 v1.5), EC keys with ecdsa-with-SHA*. The
- * signature runs on Node's thread pool (callback `crypto.sign`), off the event loop.
+ * signature is made in a private-key thread (key-threads.ts), off the event loop.
  * Certs-only bundles (no signer) are pkcs7.ts's `encodePkcs7Certificates`.
  */
 export async function buildSignedData(o: BuildSignedDataOptions): Promise<Uint8Array> {
