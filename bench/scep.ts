@@ -10,7 +10,7 @@
  * CertRep). Needs ../shared/tools beside the repository and the Debian packages `scep`, `socat`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnServe } from '../src/testing/serve-process.ts';
@@ -24,14 +24,25 @@ interface ReplayResult {
   rate: number;
   ok: number;
   fail: number;
+  /** The server process's CPU (user + system) per enrollment, when its pid was given. */
+  cpuMs: number;
 }
 
-function replay(url: string, n: number, c: number): ReplayResult {
+/**
+ * Replays `n` requests, `c` at a time. With `serverPid` the tool also reads that process's
+ * utime+stime before and after: CPU per enrollment, which the shared machine's load does not
+ * distort as it does the wall-clock rate.
+ */
+function replay(url: string, n: number, c: number, serverPid?: number): ReplayResult {
   const out = execFileSync(
     'bash',
     [join(TOOLS, 'scep-bench.sh'), '--mode', 'replay', url, CHALLENGE, String(n), String(c)],
     {
       maxBuffer: 16 << 20,
+      env: {
+        ...process.env,
+        ...(serverPid !== undefined ? { SCEP_BENCH_SERVER_PID: String(serverPid) } : {}),
+      },
     },
   ).toString();
   const line = out.split('\n').find((l) => l.startsWith('bench '));
@@ -41,7 +52,17 @@ function replay(url: string, n: number, c: number): ReplayResult {
     rate: num('rate'),
     ok: num('ok'),
     fail: num('fail'),
+    cpuMs: num('server_cpu_ms_per_enroll'),
   };
+}
+
+/** The pid of the reference scepserver itself (not the socat bridges in front of it). */
+function referencePid(refDir: string): number | undefined {
+  try {
+    return Number(readFileSync(join(refDir, 'inner_scepserver.pid'), 'utf8').trim()) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -102,9 +123,12 @@ export async function benchScep(): Promise<BenchFigure[]> {
       { stdio: 'ignore' },
     );
     const sign = opensslSignRate();
+    // With several workers the process started is the primary; its CPU is not the servers'.
+    const ourPid = WORKERS === '1' ? ours.child.pid : undefined;
+    const refPid = referencePid(refDir);
     for (const c of [8, 32]) {
-      const mine = replay(`${ours.url}/scep`, n, c);
-      const ref = replay('http://127.0.0.1:18081/scep', Math.min(n, 400), c);
+      const mine = replay(`${ours.url}/scep`, n, c, ourPid);
+      const ref = replay('http://127.0.0.1:18081/scep', Math.min(n, 400), c, refPid);
       figures.push({
         name: `scep: issuance, RSA-2048, replayed scepclient PKCSReq, concurrency ${c}, ${WORKERS} worker(s) (ours: ${mine.ok} ok, ${mine.fail} failed; reference: ${ref.ok} ok, ${ref.fail} failed)`,
         value: mine.rate,
@@ -113,6 +137,17 @@ export async function benchScep(): Promise<BenchFigure[]> {
         better: 'higher',
         goal: '≥ 600/s and ≥ 3× the reference, 0 failures',
       });
+      if (ourPid !== undefined)
+        figures.push({
+          name: `scep: server CPU (user + system) per enrollment, concurrency ${c}`,
+          value: mine.cpuMs,
+          unit: 'ms',
+          reference: {
+            name: 'micromdm scepserver 2.1.0 (without the socat bridge), same run',
+            value: ref.cpuMs,
+          },
+          better: 'lower',
+        });
     }
     // Latency under the same load: every request timed, ours and the reference's.
     for (const c of [8, 32]) {

@@ -3,8 +3,8 @@
  * extension builders the CA uses (RFC 5280 §4.2.1).
  *
  * Why not pkijs: building the TBS with `enc.*` costs tens of microseconds, so issuance stays
- * near the cost of the signature itself (design.md §5). The signature is made with the
- * callback form of `crypto.sign`, which runs in libuv's thread pool, off the event loop.
+ * near the cost of the signature itself (design.md §5). The signature is made off the event
+ * loop, in a private-key thread (pki/key-threads.ts) for a software key.
  *
  * ```asn1
  * Certificate ::= SEQUENCE { tbsCertificate TBSCertificate,

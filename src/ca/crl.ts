@@ -1,6 +1,6 @@
 /**
- * Certificate revocation lists (RFC 5280 §5), built with our DER writer and signed in the
- * thread pool like certificates.
+ * Certificate revocation lists (RFC 5280 §5), built with our DER writer and signed off the
+ * event loop like certificates.
  *
  * ```asn1
  * CertificateList ::= SEQUENCE { tbsCertList TBSCertList,

@@ -5,8 +5,9 @@
  * CSRs, CMS SignedData/EnvelopedData, SCEP) takes a {@link PrivateKeyRef}: either a Node
  * `KeyObject` (software key) or an external one.
  */
-import { constants, createPublicKey, privateDecrypt, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { PkiError } from './errors.ts';
+import { decryptInThread, signInThread } from './key-threads.ts';
 
 /** Digests we sign with. SHA-1 only where a legacy peer needs it (SCEP replies to SHA-1 clients). */
 export type Digest = 'sha1' | 'sha256' | 'sha384' | 'sha512';
@@ -62,8 +63,8 @@ export function keyTypeOf(key: PrivateKeyRef): string | undefined {
 }
 
 /**
- * Signs `data`. Software keys sign with the callback form of `crypto.sign`, which runs in
- * libuv's thread pool, off the event loop.
+ * Signs `data`. Software keys sign in a private-key thread (key-threads.ts), off the event
+ * loop; external keys in their token.
  */
 export function signWith(
   key: PrivateKeyRef,
@@ -71,19 +72,17 @@ export function signWith(
   hash: Digest | null,
 ): Promise<Uint8Array> {
   if (isExternalKey(key)) return key.sign(data, hash);
-  return new Promise((resolve, reject) => {
-    sign(hash, data, key, (err, sig) => (err ? reject(err) : resolve(sig)));
-  });
+  return signInThread(key, data, hash);
 }
 
 /**
  * RSAES-PKCS1-v1_5 decryption with implicit rejection. For software keys this is OpenSSL's
  * own (3.2+, on by default in Node 22+; never `--security-revert`): a bad padding returns a
- * synthetic message instead of an error.
+ * synthetic message instead of an error. It runs in a private-key thread (key-threads.ts),
+ * off the event loop, as signing does.
  */
 export async function decryptWith(key: PrivateKeyRef, ciphertext: Uint8Array): Promise<Uint8Array> {
-  if (!isExternalKey(key))
-    return privateDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, ciphertext);
+  if (!isExternalKey(key)) return decryptInThread(key, ciphertext);
   if (!key.decrypt) throw new Error(`${key.label} cannot decrypt`);
   return key.decrypt(ciphertext);
 }
