@@ -192,9 +192,11 @@ export function readXml(xml: string, fail: Fail): XmlElement {
   });
   parser.on('opentag', (tag) => {
     const parent = stack[stack.length - 1];
-    let scope = parent?.scope ?? ROOT_SCOPE;
+    const inherited = parent?.scope ?? ROOT_SCOPE;
+    // A new scope only where this element declares a prefix; otherwise its parent's, shared.
+    let scope = inherited;
     for (const prefix in tag.ns) {
-      if (scope === (parent?.scope ?? ROOT_SCOPE)) scope = new Map(scope);
+      if (scope === inherited) scope = new Map(inherited);
       (scope as Map<string, string>).set(prefix, tag.ns[prefix]!);
     }
     const attributes: XmlAttribute[] = [];

@@ -744,6 +744,11 @@ export interface ProfileEngineConfig {
   readonly now?: () => Date;
 }
 
+/** A profile never delivered to the device, or removed from it, is installed (again). */
+const needsInstall = (
+  d: DeliveryRecord | undefined,
+): d is undefined | (DeliveryRecord & { readonly state: 'removed' }) => !d || d.state === 'removed';
+
 /** A server-made identity for a device ({@link ProfileEngineConfig.issueIdentity}), or why not. */
 type MadeIdentity =
   Awaited<ReturnType<ProfileEngineConfig['issueIdentity']>> | { readonly error: string };
@@ -1074,7 +1079,7 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
     for (const p of assigned) {
       const d = byProfile.get(p.id);
       const detail = d ? detailOf(d) : { attempts: 0 };
-      if (!d || d.state === 'removed')
+      if (needsInstall(d))
         await install(device, p, detail.attempts + 1, undefined, identities.get(p.id));
       else if (p.kind === 'scep' && d.state === 'failed') {
         if (detail.retryAt !== undefined && Date.parse(detail.retryAt) <= now().getTime()) {
@@ -1121,14 +1126,11 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
         store.listDeliveries(device.id),
       ]);
       const byProfile = new Map(deliveries.map((d) => [d.profileId, d]));
-      const installs = (p: MdmProfileRecord) => {
-        const d = byProfile.get(p.id);
-        return !d || d.state === 'removed';
-      };
       // The PFX identities installed below are made first, outside the transaction.
       const identities = new Map<string, MadeIdentity>();
       for (const p of assigned)
-        if (p.kind === 'pfx' && installs(p)) identities.set(p.id, await pfxIdentity(device, p));
+        if (p.kind === 'pfx' && needsInstall(byProfile.get(p.id)))
+          identities.set(p.id, await pfxIdentity(device, p));
       // What it queues and records lands in one transaction (one commit, all or nothing).
       return store.transaction(() => queueNeeds(device, assigned, byProfile, identities));
     },

@@ -8,6 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   sql,
+  type ExpressionBuilder,
   type Insertable,
   type Kysely,
   type RawBuilder,
@@ -371,6 +372,19 @@ function changed(r: { readonly numAffectedRows?: bigint }): boolean {
   return (r.numAffectedRows ?? 0n) > 0n;
 }
 
+interface TokenLookup {
+  readonly secretHash: string;
+  readonly now: number;
+}
+
+/** The enrollment token with this hash, while it has uses left and has not expired. */
+const usableToken = (eb: ExpressionBuilder<Schema, 'enrollment_tokens'>, v: TokenLookup) =>
+  eb.and([
+    eb('secret_hash', '=', v.secretHash),
+    eb('uses_left', '>', 0),
+    eb('expires_at', '>', v.now),
+  ]);
+
 /**
  * The queries of the MDM session and enrollment paths, compiled once per dialect
  * (precompiled.ts): each runs several times for every device a fleet enrolls.
@@ -436,22 +450,18 @@ const Q = {
       .where('key', '=', v.key)
       .where('at', '>=', v.since),
   ),
-  useEnrollmentToken: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+  useEnrollmentToken: precompiled((db, _d: SqlDialect, v: TokenLookup) =>
     db
       .updateTable('enrollment_tokens')
       .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
-      .where('secret_hash', '=', v.secretHash)
-      .where('uses_left', '>', 0)
-      .where('expires_at', '>', v.now)
+      .where((eb) => usableToken(eb, v))
       .returningAll(),
   ),
-  findEnrollmentToken: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+  findEnrollmentToken: precompiled((db, _d: SqlDialect, v: TokenLookup) =>
     db
       .selectFrom('enrollment_tokens')
       .selectAll()
-      .where('secret_hash', '=', v.secretHash)
-      .where('uses_left', '>', 0)
-      .where('expires_at', '>', v.now),
+      .where((eb) => usableToken(eb, v)),
   ),
   createDevice: precompiled((db, _d: SqlDialect, v: Insertable<Schema['devices']>) =>
     db.insertInto('devices').values({
