@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { precompiled } from './precompiled.ts';
 import { openSqliteKysely } from './sqlite.ts';
 
@@ -67,6 +68,43 @@ describe('precompiled queries', () => {
       await assert.rejects(
         async () => branching(db, SQLITE, { username: 'ann' }),
         /takes ; given username/,
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('writes a LIMIT as a literal, one compiled text per limit, and refuses a bound one', async () => {
+    const db = await openSqliteKysely(':memory:');
+    try {
+      for (const [id, username] of [
+        ['u1', 'ann'],
+        ['u2', 'bob'],
+        ['u3', 'cat'],
+      ] as const)
+        await insertUser(db, SQLITE, { id, username, role: 'user' });
+      const first = precompiled((q, _d: typeof SQLITE, v: { role: string }, limit) =>
+        q
+          .selectFrom('users')
+          .select('id')
+          .where('role', '=', v.role)
+          .orderBy('id')
+          .limit(sql.lit(limit)),
+      );
+      const ids = async (limit: number) =>
+        (await first(db, SQLITE, { role: 'user' }, limit)).rows.map((r) => r.id);
+      assert.deepEqual(await ids(2), ['u1', 'u2']);
+      assert.deepEqual(await ids(1), ['u1']);
+      assert.deepEqual(await ids(2), ['u1', 'u2']);
+      await assert.rejects(async () => ids(-1), /limit must be a non-negative integer/);
+      await assert.rejects(async () => ids(1.5), /limit must be a non-negative integer/);
+      // SQLite compiles a statement again at every run when its LIMIT is bound (precompiled.ts).
+      const bound = precompiled((q, _d: typeof SQLITE, v: { role: string; n: number }) =>
+        q.selectFrom('users').select('id').where('role', '=', v.role).limit(v.n),
+      );
+      await assert.rejects(
+        async () => bound(db, SQLITE, { role: 'user', n: 1 }),
+        /writes its LIMIT or OFFSET as a literal/,
       );
     } finally {
       await db.destroy();

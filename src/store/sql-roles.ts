@@ -487,7 +487,7 @@ const Q = {
       .where('unenrolled_at', 'is', null)
       .orderBy('enrolled_at', 'desc')
       .orderBy('id', 'asc')
-      .limit(1),
+      .limit(sql.lit(1)),
   ),
   rotateDeviceNonce: precompiled(
     (db, _d: SqlDialect, v: { id: string; expected: string; next: string }) =>
@@ -523,14 +523,14 @@ const Q = {
         created_at: v.created_at,
       }),
   ),
-  openCommands: precompiled((db, _d: SqlDialect, v: { deviceId: string; limit: number }) =>
+  openCommands: precompiled((db, _d: SqlDialect, v: { deviceId: string }, limit) =>
     db
       .selectFrom('device_commands')
       .select(COMMAND_COLUMNS)
       .where('device_id', '=', v.deviceId)
       .where('completed_at', 'is', null)
       .orderBy('seq', 'asc')
-      .limit(v.limit),
+      .limit(sql.lit(limit)),
   ),
   mdmProfile: precompiled((db, _d: SqlDialect, v: { id: string }) =>
     db.selectFrom('mdm_profiles').selectAll().where('id', '=', v.id),
@@ -1076,7 +1076,7 @@ export function sqlRoles(
     },
 
     async openCommands(deviceId, limit) {
-      const { rows } = await Q.openCommands(db, dialect, { deviceId, limit: limitOf(limit) });
+      const { rows } = await Q.openCommands(db, dialect, { deviceId }, limitOf(limit));
       return rows.map(deviceCommand);
     },
 
