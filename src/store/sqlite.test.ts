@@ -12,6 +12,7 @@ import { runStoreConformance, SCHEMA_TABLES } from './conformance.ts';
 import { describeSchema, listMigrations, migrate, splitStatements } from './migrations.ts';
 import { openStore } from './open.ts';
 import { openSqliteKysely, openSqliteStore } from './sqlite.ts';
+import { sql } from 'kysely';
 import { StoreConflictError } from './types.ts';
 
 let files = 0;
@@ -202,5 +203,36 @@ describe('openStore', () => {
   it('refuses an unknown scheme or an empty path instead of creating a file', async () => {
     await assert.rejects(openStore('mysql://db/certpost'), /unsupported store URL/);
     await assert.rejects(openStore('sqlite:'), /unsupported store URL/);
+  });
+});
+
+const auditRow = (actor: string) => ({ at: 0, actor, action: 'a', target: 't', details: '' });
+
+describe('sqlite: a transaction SQLite ended itself', () => {
+  it('fails with the error that ended it, not with the rollback that had nothing left to do', async () => {
+    const db = await openSqliteKysely(':memory:');
+    try {
+      // RAISE(ROLLBACK) ends the whole transaction inside SQLite, as a full disk or an I/O
+      // error does (sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
+      await sql`CREATE TEMP TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.actor = 'no'
+        BEGIN SELECT RAISE(ROLLBACK, 'refused by the trigger'); END`.execute(db);
+      const failure = await db
+        .transaction()
+        .execute(async (tx) => {
+          await tx.insertInto('audit').values(auditRow('yes')).execute();
+          await tx.insertInto('audit').values(auditRow('no')).execute();
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      assert.match(String(failure), /refused by the trigger/);
+      // Nothing of it landed, and the connection serves on.
+      assert.equal((await db.selectFrom('audit').select('id').execute()).length, 0);
+      await db.insertInto('audit').values(auditRow('yes')).execute();
+      assert.equal((await db.selectFrom('audit').select('id').execute()).length, 1);
+    } finally {
+      await db.destroy();
+    }
   });
 });

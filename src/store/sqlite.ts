@@ -39,7 +39,18 @@ function adapt(raw: DatabaseSync): SqliteDatabase {
       const statement: SqliteStatement = {
         reader: s.columns().length > 0,
         all: (p) => s.all(...(p as SQLInputValue[])),
-        run: (p) => s.run(...(p as SQLInputValue[])),
+        run:
+          query === 'rollback'
+            ? // SQLite may have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR,
+              // SQLITE_NOMEM: sqlite.org/lang_transaction.html "Response To Errors Within A
+              // Transaction"). A rollback then has nothing to do; running it would throw "no
+              // transaction is active", and Kysely would throw that instead of the error that
+              // ended the transaction (a full disk would be a 500, not a 503).
+              (p) =>
+                raw.isTransaction
+                  ? s.run(...(p as SQLInputValue[]))
+                  : { changes: 0, lastInsertRowid: 0 }
+            : (p) => s.run(...(p as SQLInputValue[])),
         iterate: (p) => s.iterate(...(p as SQLInputValue[])),
       };
       if (cache.size >= STATEMENT_CACHE) cache.clear();
