@@ -242,13 +242,21 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
         const verdict = evaluateRequest(csr, profile);
         if (!verdict.ok)
           return refused(`scep:${r.transactionId}`, r.subject, verdict.reason, verdict.message);
-        // The certificate and the approved→issued move land in one short transaction, so two
-        // concurrent polls cannot both issue (the loser's markIssued fails and rolls back).
+        // The certificate, the approved→issued move and the audit record land in one short
+        // transaction, so two concurrent polls cannot both issue (the loser's markIssued fails
+        // and rolls back).
         const save = (record: NewCertificate) =>
           store.transaction(async (tx) => {
             await tx.insertCertificate(record);
             if (!(await tx.markIssued(r.id, record.serial)))
               throw new Error('request already issued');
+            await tx.appendAudit({
+              at: now(),
+              actor: `scep:${r.transactionId}`,
+              action: 'certificate.issued',
+              target: record.serial,
+              details: { subject: record.subject, profile: profile.name, requestId: r.id },
+            });
           });
         const cert = await issueAndSave(csr, profile, r.id, save, verdict).catch(
           async (e: unknown) => {
@@ -258,12 +266,6 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
           },
         );
         if (!cert) return fromHold((await store.getRequest(r.id))!);
-        await audit(
-          `scep:${r.transactionId}`,
-          'certificate.issued',
-          Buffer.from(cert.serial).toString('hex'),
-          { subject: formatName(cert.subject), profile: profile.name, requestId: r.id },
-        );
         return { status: 'issued', certificate: cert, renewal: false };
       }
     }
@@ -345,19 +347,26 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       return { status: 'pending', requestId: id };
     }
 
+    // The certificate and its audit record land in one transaction: one commit, and never a
+    // certificate without the record of who asked for it.
     const cert = await issueAndSave(
       input.csr,
       profile,
       null,
-      (record) => store.insertCertificate(record),
+      (record) =>
+        store.transaction(async (tx) => {
+          await tx.insertCertificate(record);
+          await tx.appendAudit({
+            at: now(),
+            actor,
+            action: old ? 'certificate.renewed' : 'certificate.issued',
+            target: record.serial,
+            details: { subject, profile: profile.name, ...(old ? { replaces: old.serial } : {}) },
+          });
+        }),
       verdict,
     );
     const serial = Buffer.from(cert.serial).toString('hex');
-    await audit(actor, old ? 'certificate.renewed' : 'certificate.issued', serial, {
-      subject,
-      profile: profile.name,
-      ...(old ? { replaces: old.serial } : {}),
-    });
     if (old && config.revokeSupersededOnRenewal) {
       await store.revokeCertificate(old.serial, 4, now());
       await audit(actor, 'certificate.revoked', old.serial, { reason: 'superseded', by: serial });

@@ -760,8 +760,18 @@ type MadeIdentity =
 export type DeviceInfoMarks = Readonly<Record<string, string>>;
 
 export interface ProfileEngine {
-  /** Queues what the device needs now. Called at the start of each of its sessions. */
-  reconcile(device: DeviceRecord): Promise<DeviceInfoMarks>;
+  /**
+   * Queues what the device needs now; called at the start of each of its sessions. Reads what
+   * the device's profiles need and makes the PFX identities to install (outside any
+   * transaction: a key is generated), and returns the writes, for the caller to run inside
+   * its own transaction. `beforeIssuing` runs before the first identity is made (the session
+   * moves the device's nonce there, so a copy of the message issues nothing); when it answers
+   * false, nothing is made and reconcile answers undefined.
+   */
+  reconcile(
+    device: DeviceRecord,
+    beforeIssuing?: () => Promise<boolean>,
+  ): Promise<(() => Promise<DeviceInfoMarks>) | undefined>;
   /** Reads the outcomes of the device's commands into its deliveries. */
   recordOutcomes(
     device: DeviceRecord,
@@ -1120,19 +1130,18 @@ export function createProfileEngine(config: ProfileEngineConfig): ProfileEngine 
   }
 
   return {
-    async reconcile(device) {
+    async reconcile(device, beforeIssuing) {
       const [assigned, deliveries] = await Promise.all([
         store.profilesForDevice(device.id, device.user),
         store.listDeliveries(device.id),
       ]);
       const byProfile = new Map(deliveries.map((d) => [d.profileId, d]));
       // The PFX identities installed below are made first, outside the transaction.
+      const pfx = assigned.filter((p) => p.kind === 'pfx' && needsInstall(byProfile.get(p.id)));
+      if (pfx.length > 0 && beforeIssuing && !(await beforeIssuing())) return undefined;
       const identities = new Map<string, MadeIdentity>();
-      for (const p of assigned)
-        if (p.kind === 'pfx' && needsInstall(byProfile.get(p.id)))
-          identities.set(p.id, await pfxIdentity(device, p));
-      // What it queues and records lands in one transaction (one commit, all or nothing).
-      return store.transaction(() => queueNeeds(device, assigned, byProfile, identities));
+      for (const p of pfx) identities.set(p.id, await pfxIdentity(device, p));
+      return () => queueNeeds(device, assigned, byProfile, identities);
     },
 
     async recordOutcomes(device, outcomes) {

@@ -190,21 +190,26 @@ export function createMdmService(config: MdmConfig): MdmService {
         c.items.some((i) => i.meta?.type === UNENROLL_ALERT),
     );
     const reconcile = message.header.msgId === '1' && !leaving ? config.profiles : undefined;
-    if (reconcile) {
-      // Reconciling may issue a PFX identity before its transaction: the nonce moves first, on
-      // its own, so a copy of this message is refused before anything is issued for it.
+    // Reconciling may issue a PFX identity before the transaction: then the nonce moves first,
+    // on its own, so a copy of this message is refused before anything is issued for it.
+    let refusedEarly: SessionAnswer | undefined;
+    const queueNeeds = await reconcile?.reconcile(device, async () => {
+      refusedEarly = await rotate?.();
+      rotate = undefined;
+      return refusedEarly === undefined;
+    });
+    if (refusedEarly) return refusedEarly;
+    // The rest of the step is one transaction: the nonce moved on (when not yet), what the
+    // profiles need queued, what the device answered, what the answers mean, the commands
+    // marked complete and sent, all land together or not at all (a server stopped in between
+    // sends the step's commands again, and the device's nonce is the one it has). One commit
+    // instead of one per statement.
+    return await store.transaction(async () => {
       const refused = await rotate?.();
       if (refused) return refused;
-      rotate = undefined;
-    }
-    const marks = (await reconcile?.reconcile(device)) ?? {};
-    // The rest of the step is one transaction: the nonce moved on (when not yet), what the
-    // device answered, what the answers mean, the commands marked complete and sent, all land
-    // together or not at all (a server stopped in between sends the step's commands again, and
-    // the device's nonce is the one it has). One commit instead of one per statement.
-    return await store.transaction(
-      async () => (await rotate?.()) ?? answerStep(message, device, challenge, leaving, marks, at),
-    );
+      const marks = (await queueNeeds?.()) ?? {};
+      return answerStep(message, device, challenge, leaving, marks, at);
+    });
   }
 
   /** The step after authentication and reconciliation: read the queue, answer, record. */
