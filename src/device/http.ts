@@ -7,6 +7,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
+import { scepHttpRequest, transportError, type ScepTransport } from '../scep/client.ts';
 import { DeviceError, type DeviceErrorCode } from './errors.ts';
 
 export interface HttpOptions {
@@ -97,24 +98,31 @@ export function httpRequestBytes(url: string, o: HttpOptions): Promise<HttpRespo
 }
 
 /**
- * A `fetch` for clients written against it (the SCEP client's fetchTransport), over
- * {@link httpRequestBytes} with the device's trust: `ca()` is read at each request, so a root
- * installed meanwhile is trusted at once.
+ * The device's SCEP transport to `url` (the requests as the SCEP client's scepHttpRequest makes
+ * them), over {@link httpRequestBytes} with the device's trust: `ca()` is read at each request,
+ * so a root installed meanwhile is trusted at once. A network failure or timeout rejects as the
+ * client's ERR_SCEP_CLIENT_TRANSPORT.
  */
-export function deviceFetch(ca: () => readonly string[]): typeof globalThis.fetch {
-  return async (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const headers = Object.fromEntries(new Headers(init?.headers).entries());
-    const body = init?.body;
-    const res = await httpRequestBytes(url, {
-      method: init?.method === 'POST' ? 'POST' : 'GET',
-      headers,
-      ...(body instanceof Uint8Array || typeof body === 'string' ? { body } : {}),
-      ca: ca(),
-    });
-    const out = new Headers();
-    for (const [k, v] of Object.entries(res.headers))
-      if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
-    return new Response(new Uint8Array(res.body), { status: res.status, headers: out });
+export function deviceScepTransport(
+  url: string,
+  ca: () => readonly string[],
+  timeoutMs: number,
+): ScepTransport {
+  return async (request) => {
+    const http = scepHttpRequest(url, request);
+    try {
+      const res = await httpRequestBytes(http.url, {
+        method: http.method,
+        ...(http.body
+          ? { body: http.body, headers: { 'content-type': 'application/x-pki-message' } }
+          : {}),
+        ca: ca(),
+        timeoutMs,
+      });
+      const type = res.headers['content-type'];
+      return { status: res.status, contentType: type ?? '', body: res.body };
+    } catch (e) {
+      throw transportError(request.operation, e);
+    }
   };
 }

@@ -174,28 +174,61 @@ export function uriSegments(path: string): string[] | undefined {
   }
 }
 
+/** A node's children by lower-cased name (document order kept), and its dynamic child. */
+interface ChildIndex {
+  readonly named: ReadonlyMap<string, readonly DdfNode[]>;
+  readonly dynamic: DdfNode | undefined;
+}
+
+/**
+ * Child indexes, made on first use: the device resolves every URI of every command through
+ * here, and a linear scan lower-casing each sibling's name was 3 % of the fleet's CPU.
+ */
+const INDEXES = new WeakMap<DdfNode, ChildIndex>();
+
+function indexOf(node: DdfNode): ChildIndex {
+  let index = INDEXES.get(node);
+  if (!index) {
+    const named = new Map<string, DdfNode[]>();
+    for (const c of node.children)
+      if (c.name !== null) {
+        const key = c.name.toLowerCase();
+        const same = named.get(key);
+        if (same) same.push(c);
+        else named.set(key, [c]);
+      }
+    index = { named, dynamic: node.children.find((c) => c.name === null) };
+    INDEXES.set(node, index);
+  }
+  return index;
+}
+
 /**
  * Finds the DDF node for a management URI (`./Device/Vendor/MSFT/RootCATrustedCertificates/
  * Root/<hash>/EncodedCertificate`), or undefined when the DDFs describe no such node. A URI
  * without a scope prefix (`./Vendor/MSFT/…`) is the device scope (MS-MDM). Static names win
- * over a dynamic sibling; names compare case-insensitively where the DDF says CIS.
+ * over a dynamic sibling; names compare case-insensitively where the DDF says CIS (the first
+ * sibling in document order that matches).
  */
 export function resolveUri(roots: readonly DdfRoot[], uri: string): ResolvedNode | undefined {
   const normalised = uri.startsWith('./Vendor/') ? `./Device${uri.slice(1)}` : uri;
   for (const root of roots) {
-    const prefix = `${root.path}/`;
-    if (!normalised.startsWith(prefix)) continue;
-    const segments = uriSegments(normalised.slice(prefix.length));
+    if (
+      !normalised.startsWith(root.path) ||
+      normalised.charCodeAt(root.path.length) !== 0x2f /* / */
+    )
+      continue;
+    const segments = uriSegments(normalised.slice(root.path.length + 1));
     if (segments?.[0] !== root.node.name) continue;
     let node = root.node;
     const dynamic: Record<string, string> = {};
-    for (const seg of segments.slice(1)) {
-      const named = node.children.find(
-        (c) =>
-          c.name !== null &&
-          (c.caseSensitive ? c.name === seg : c.name.toLowerCase() === seg.toLowerCase()),
-      );
-      const next = named ?? node.children.find((c) => c.name === null);
+    for (let i = 1; i < segments.length; i++) {
+      const seg = segments[i]!;
+      const index = indexOf(node);
+      const named = index.named
+        .get(seg.toLowerCase())
+        ?.find((c) => !c.caseSensitive || c.name === seg);
+      const next = named ?? index.dynamic;
       if (!next) return undefined;
       if (next.name === null) dynamic[next.title ?? 'name'] = seg;
       node = next;

@@ -121,12 +121,41 @@ export function isScepClientError(e: unknown, code?: ScepClientErrorCode): e is 
   return e instanceof ScepClientError && (code === undefined || e.code === code);
 }
 
+/** One SCEP operation as an HTTP request (RFC 8894 §4.1). */
+export interface ScepHttpRequest {
+  readonly url: string;
+  readonly method: 'GET' | 'POST';
+  /** POST only: the DER pkiMessage, sent as `application/x-pki-message`. */
+  readonly body?: Uint8Array;
+}
+
 /**
- * A transport over `fetch` to a SCEP URL such as `https://ca.example/scep`: `GET
- * url?operation=…` for every operation, `POST url?operation=PKIOperation` with the DER body
- * (`application/x-pki-message`) when the client asks for POST, else `GET …&message=<base64>`
- * (percent-encoded). Nothing is appended to the URL's path (add `/pkiclient.exe` yourself for
- * servers that want it). `timeoutMs` bounds each request (default 60 s).
+ * The HTTP request for `request` to a SCEP URL such as `https://ca.example/scep`: `GET
+ * url?operation=…` for every operation; a PKIOperation is `POST url?operation=PKIOperation` with
+ * the DER body when the client asks for POST, else `GET …&message=<base64>` (percent-encoded).
+ * Nothing is appended to the URL's path (add `/pkiclient.exe` yourself for servers that want it).
+ */
+export function scepHttpRequest(url: string, request: ScepTransportRequest): ScepHttpRequest {
+  const { operation, body, method } = request;
+  const target = `${url}${url.includes('?') ? '&' : '?'}operation=${operation}`;
+  if (operation !== 'PKIOperation' || !body) return { url: target, method };
+  if (method === 'POST') return { url: target, method, body };
+  const b64 = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
+  return { url: `${target}&message=${encodeURIComponent(b64)}`, method };
+}
+
+/** The transport's failure as the client reports it: nothing came back for `operation`. */
+export function transportError(operation: ScepOperation, e: unknown): ScepClientError {
+  return new ScepClientError(
+    'ERR_SCEP_CLIENT_TRANSPORT',
+    `${operation}: ${(e as Error).message ?? String(e)}`,
+    { cause: e },
+  );
+}
+
+/**
+ * A transport over `fetch` to a SCEP URL (the request as {@link scepHttpRequest} makes it).
+ * `timeoutMs` bounds each request (default 60 s).
  */
 export function fetchTransport(
   url: string,
@@ -134,31 +163,22 @@ export function fetchTransport(
   options: { readonly timeoutMs?: number } = {},
 ): ScepTransport {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  return async ({ operation, body, method }) => {
-    let target = `${url}${url.includes('?') ? '&' : '?'}operation=${operation}`;
-    const init: RequestInit = { method, signal: AbortSignal.timeout(timeoutMs) };
-    if (operation === 'PKIOperation' && body) {
-      if (method === 'POST') {
-        init.body = new Uint8Array(body);
-        init.headers = { 'content-type': 'application/x-pki-message' };
-      } else {
-        const b64 = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
-        target += `&message=${encodeURIComponent(b64)}`;
-      }
+  return async (request) => {
+    const http = scepHttpRequest(url, request);
+    const init: RequestInit = { method: http.method, signal: AbortSignal.timeout(timeoutMs) };
+    if (http.body) {
+      init.body = new Uint8Array(http.body);
+      init.headers = { 'content-type': 'application/x-pki-message' };
     }
     try {
-      const res = await fetchImpl(target, init);
+      const res = await fetchImpl(http.url, init);
       return {
         status: res.status,
         contentType: res.headers.get('content-type') ?? '',
         body: new Uint8Array(await res.arrayBuffer()),
       };
     } catch (e) {
-      throw new ScepClientError(
-        'ERR_SCEP_CLIENT_TRANSPORT',
-        `${operation}: ${(e as Error).message ?? String(e)}`,
-        { cause: e },
-      );
+      throw transportError(request.operation, e);
     }
   };
 }

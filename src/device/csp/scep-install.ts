@@ -32,7 +32,7 @@
  * Microsoft request attribute; RFC 8894 servers decide validity), AttestPrivateKey,
  * AADKeyIdentifierList, CustomTextToShowInPrompt (given to the PIN prompt).
  */
-import { deviceFetch } from '../http.ts';
+import { deviceScepTransport } from '../http.ts';
 import {
   extKeyUsage,
   keyUsage,
@@ -46,7 +46,6 @@ import type { SignedDataDigest } from '../../pki/cms.ts';
 import { parseCertificate, type Extension } from '../../pki/x509.ts';
 import {
   createScepClient,
-  fetchTransport,
   isScepClientError,
   type EnrollResult,
   type ScepClientErrorCode,
@@ -466,8 +465,7 @@ export class ScepEnrollments {
   #client(url: string, p: ScepParameters) {
     // HTTPS trusts the device Root store (where enrollment put the MDM server's root).
     const roots = () => this.#ctx.stores.trustedRootsPem();
-    const transport =
-      this.#ctx.transport?.(url) ?? fetchTransport(url, deviceFetch(roots), { timeoutMs: 30_000 });
+    const transport = this.#ctx.transport?.(url) ?? deviceScepTransport(url, roots, 30_000);
     return createScepClient(transport, { digest: digestFor(p), now: this.#ctx.now });
   }
 
