@@ -153,11 +153,15 @@ export interface EnrollmentService {
    * Issues at once under `profile` for a caller that has authenticated the requester itself
    * (MDM enrollment by token): no challenge, no approval hold. The CSR is still checked against
    * the profile (signature, key, names); a refusal is returned, audited, and stores nothing.
+   * `alongside` runs, with the certificate's serial (hex), in the transaction that records the
+   * certificate and its audit record (the caller's writes through its store join it): all of it
+   * lands, or none of it and the error is thrown, the certificate never having left the CA.
    */
   issueAuthenticated(
     csr: CertificationRequest,
     profile: IssuanceProfile,
     actor: string,
+    alongside?: (serial: string) => Promise<void>,
   ): Promise<Extract<EnrollmentOutcome, { status: 'issued' | 'refused' }>>;
 }
 
@@ -210,6 +214,32 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     }
   }
 
+  /**
+   * Saves an issued certificate and its audit record (`action` by `actor`, the certificate's
+   * subject and `details`) in one transaction, one commit: never a certificate without the
+   * record of who asked for it. `alongside` adds its writes to that transaction, given the
+   * certificate's serial (hex).
+   */
+  function recordIssued(
+    actor: string,
+    action: string,
+    details: Record<string, unknown>,
+    alongside?: (serial: string) => Promise<void>,
+  ): (record: NewCertificate) => Promise<void> {
+    return (record) =>
+      store.transaction(async (tx) => {
+        await tx.insertCertificate(record);
+        await tx.appendAudit({
+          at: now(),
+          actor,
+          action,
+          target: record.serial,
+          details: { subject: record.subject, ...details },
+        });
+        await alongside?.(record.serial);
+      });
+  }
+
   async function audit(
     actor: string,
     action: string,
@@ -242,22 +272,17 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
         const verdict = evaluateRequest(csr, profile);
         if (!verdict.ok)
           return refused(`scep:${r.transactionId}`, r.subject, verdict.reason, verdict.message);
-        // The certificate, the approved→issued move and the audit record land in one short
+        // The certificate, its audit record and the approved→issued move land in one short
         // transaction, so two concurrent polls cannot both issue (the loser's markIssued fails
         // and rolls back).
-        const save = (record: NewCertificate) =>
-          store.transaction(async (tx) => {
-            await tx.insertCertificate(record);
-            if (!(await tx.markIssued(r.id, record.serial)))
-              throw new Error('request already issued');
-            await tx.appendAudit({
-              at: now(),
-              actor: `scep:${r.transactionId}`,
-              action: 'certificate.issued',
-              target: record.serial,
-              details: { subject: record.subject, profile: profile.name, requestId: r.id },
-            });
-          });
+        const save = recordIssued(
+          `scep:${r.transactionId}`,
+          'certificate.issued',
+          { profile: profile.name, requestId: r.id },
+          async (serial) => {
+            if (!(await store.markIssued(r.id, serial))) throw new Error('request already issued');
+          },
+        );
         const cert = await issueAndSave(csr, profile, r.id, save, verdict).catch(
           async (e: unknown) => {
             const again = await store.getRequest(r.id);
@@ -347,23 +372,14 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       return { status: 'pending', requestId: id };
     }
 
-    // The certificate and its audit record land in one transaction: one commit, and never a
-    // certificate without the record of who asked for it.
     const cert = await issueAndSave(
       input.csr,
       profile,
       null,
-      (record) =>
-        store.transaction(async (tx) => {
-          await tx.insertCertificate(record);
-          await tx.appendAudit({
-            at: now(),
-            actor,
-            action: old ? 'certificate.renewed' : 'certificate.issued',
-            target: record.serial,
-            details: { subject, profile: profile.name, ...(old ? { replaces: old.serial } : {}) },
-          });
-        }),
+      recordIssued(actor, old ? 'certificate.renewed' : 'certificate.issued', {
+        profile: profile.name,
+        ...(old ? { replaces: old.serial } : {}),
+      }),
       verdict,
     );
     const serial = Buffer.from(cert.serial).toString('hex');
@@ -452,7 +468,7 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       if (ok) await audit(by, 'certificate.revoked', s, { reason });
       return ok;
     },
-    async issueAuthenticated(csr, profile, actor) {
+    async issueAuthenticated(csr, profile, actor, alongside) {
       const subject = formatName(csr.subject);
       const verdict = evaluateRequest(csr, profile);
       if (!verdict.ok)
@@ -464,13 +480,9 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
         csr,
         profile,
         null,
-        (r) => store.insertCertificate(r),
+        recordIssued(actor, 'certificate.issued', { profile: profile.name }, alongside),
         verdict,
       );
-      await audit(actor, 'certificate.issued', Buffer.from(cert.serial).toString('hex'), {
-        subject: formatName(cert.subject),
-        profile: profile.name,
-      });
       return { status: 'issued', certificate: cert, renewal: false };
     },
   };

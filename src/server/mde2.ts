@@ -162,7 +162,6 @@ export function createMdeService(config: MdeConfig): MdeService {
   async function tokenOf(
     security: WsSecurity,
     spend: boolean,
-    tokens: EnrollmentTokenStore = store,
   ): Promise<EnrollmentTokenRecord | undefined> {
     if (security.kind !== 'username')
       throw new Refusal(
@@ -172,8 +171,8 @@ export function createMdeService(config: MdeConfig): MdeService {
     const hash = secretHash(security.password);
     const at = now();
     const token = spend
-      ? await tokens.useEnrollmentToken(hash, at)
-      : await tokens.findEnrollmentToken(hash, at);
+      ? await store.useEnrollmentToken(hash, at)
+      : await store.findEnrollmentToken(hash, at);
     if (token && (token.user === null || sameUser(token.user, security.username))) return token;
     if (!token && config.openEnrollment) return undefined;
     throw new Refusal(
@@ -183,7 +182,12 @@ export function createMdeService(config: MdeConfig): MdeService {
   }
 
   /** Signs a device's PKCS#10 as its MDM client certificate (subject `CN=<device id>`). */
-  function issueMdmCertificate(csr: CertificationRequest, deviceId: string, base: string) {
+  function issueMdmCertificate(
+    csr: CertificationRequest,
+    deviceId: string,
+    base: string,
+    alongside?: (serial: string) => Promise<void>,
+  ) {
     return config.enrollment.issueAuthenticated(
       csr,
       mdmClientProfile(deviceId, {
@@ -191,6 +195,7 @@ export function createMdeService(config: MdeConfig): MdeService {
         crlUrl: `${base}/crl`,
       }),
       `mde:${deviceId}`,
+      alongside,
     );
   }
 
@@ -387,46 +392,38 @@ export function createMdeService(config: MdeConfig): MdeService {
           const deviceId = randomUUID().toUpperCase();
           const ctx = req.context;
           const actor = `mde:${deviceId}`;
-          const outcome = await issueMdmCertificate(csr, deviceId, base);
-          if (outcome.status !== 'issued')
-            throw new Refusal('s:certificaterequest', outcome.message);
-          const cert = outcome.certificate;
-          const serial = Buffer.from(cert.serial).toString('hex');
           const hardwareId = ctx['DeviceID'] ?? ctx['HWDevID'] ?? deviceId;
           // OMA DM digest credentials for sessions over plain HTTP (APPSRV, omadm/auth.ts).
           const password = randomBytes(24).toString('base64url');
           const nonce = newNonce();
-          try {
-            await store.transaction(async (tx) => {
-              const token = await tokenOf(req.security, true, tx);
-              const previous = await tx.getDeviceByHardwareId(hardwareId);
-              // One enrollment per device: enrolling again ends the previous one.
-              if (previous) await tx.unenrollDevice(previous.id, now());
-              await tx.createDevice({
-                id: deviceId,
-                hardwareId,
-                name: ctx['DeviceName'] ?? deviceId,
-                user: token?.user ?? null,
-                certificateSerial: serial,
-                enrolledAt: now(),
-                info: enrollmentInfo(ctx),
-                auth: { hash: credentialHash(deviceId, password), nonce },
-              });
-              // In the same transaction (the store joins it; through the store, so the audit
-              // is counted as every other): enrolled and audited, or neither.
-              await store.appendAudit({
-                at: now(),
-                actor,
-                action: 'device.enrolled',
-                target: deviceId,
-                details: { certificate: serial, name: ctx['DeviceName'] ?? null },
-              });
+          // The device is enrolled and audited in the transaction that records its certificate
+          // (the store's roles join it): all of it, or nothing and the certificate never left.
+          const outcome = await issueMdmCertificate(csr, deviceId, base, async (serial) => {
+            const token = await tokenOf(req.security, true);
+            const previous = await store.getDeviceByHardwareId(hardwareId);
+            // One enrollment per device: enrolling again ends the previous one.
+            if (previous) await store.unenrollDevice(previous.id, now());
+            await store.createDevice({
+              id: deviceId,
+              hardwareId,
+              name: ctx['DeviceName'] ?? deviceId,
+              user: token?.user ?? null,
+              certificateSerial: serial,
+              enrolledAt: now(),
+              info: enrollmentInfo(ctx),
+              auth: { hash: credentialHash(deviceId, password), nonce },
             });
-          } catch (e) {
-            // Issued but not enrolled: the certificate must not work anywhere.
-            await config.enrollment.revoke(serial, 5, actor);
-            throw e;
-          }
+            await store.appendAudit({
+              at: now(),
+              actor,
+              action: 'device.enrolled',
+              target: deviceId,
+              details: { certificate: serial, name: ctx['DeviceName'] ?? null },
+            });
+          });
+          if (outcome.status !== 'issued')
+            throw new Refusal('s:certificaterequest', outcome.message);
+          const cert = outcome.certificate;
           const doc = provisioningDoc(base, cert, deviceId, ctx['DeviceName'] ?? deviceId, [
             { level: 'APPSRV', type: 'DIGEST', name: deviceId, secret: password, data: nonce },
           ]);
