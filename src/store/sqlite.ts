@@ -11,6 +11,7 @@
  */
 import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fsProblem } from '../util/fs.ts';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { Kysely, sql, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
@@ -88,6 +89,27 @@ function unwritable(path: string, e: unknown): unknown {
 }
 
 /**
+ * Switches a new database file to WAL. Two processes opening one new file at once both hold a
+ * shared lock and both want the exclusive one: SQLite answers one of them SQLITE_BUSY at once,
+ * without the busy handler, since waiting could deadlock (sqlite.org/c3ref/busy_handler.html).
+ * That one lets go and tries again, within the busy timeout. Found when two servers started
+ * on one empty data directory on a loaded machine: one exited with "database is locked".
+ */
+async function toWal(raw: DatabaseSync): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      raw.exec('PRAGMA journal_mode = WAL');
+      return;
+    } catch (e) {
+      const busy = (((e as { errcode?: number }).errcode ?? 0) & 0xff) === 5; // SQLITE_BUSY
+      if (!busy || Date.now() > deadline) throw e;
+      await delay(10 + Math.random() * 40);
+    }
+  }
+}
+
+/**
  * A Kysely instance on the SQLite database at `path` (a file, or `:memory:`), with the pragmas
  * set and the schema migrated. Exposed for the schema tests; the application uses
  * {@link openSqliteStore}.
@@ -102,7 +124,7 @@ export async function openSqliteKysely(path: string): Promise<Kysely<Schema>> {
   try {
     // busy_timeout first: switching to WAL needs a lock another opener may hold.
     raw.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    raw.exec('PRAGMA journal_mode = WAL'); // `:memory:` answers "memory": nothing to share
+    await toWal(raw); // `:memory:` answers "memory": nothing to share
     raw.exec('PRAGMA synchronous = NORMAL');
     raw.exec('PRAGMA foreign_keys = ON');
     // Checkpoint the WAL every ~40 MB (10,000 pages) instead of SQLite's 4 MB: a checkpoint
