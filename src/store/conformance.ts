@@ -1303,6 +1303,28 @@ export function runStoreConformance(
         assert.ok(await store.getCertificate('09'));
       });
 
+      it('a call from outside while it is open neither joins it nor sees it, nor is undone with it', async () => {
+        const opened = Promise.withResolvers<void>();
+        const release = Promise.withResolvers<void>();
+        const boom = new Error('boom');
+        const tx = store.transaction(async (t) => {
+          await t.insertCertificate(cert('01'));
+          opened.resolve();
+          await release.promise;
+          throw boom;
+        });
+        await opened.promise;
+        // From the test's own context, not from within f: outside the transaction.
+        const write = store.insertCertificate(cert('02'));
+        const read = store.getCertificate('01');
+        release.resolve();
+        await assert.rejects(tx, (e) => e === boom);
+        await write;
+        assert.equal(await read, undefined, 'the outside read saw no uncommitted write');
+        assert.ok(await store.getCertificate('02'), 'the outside write did not roll back with it');
+        assert.equal(await store.getCertificate('01'), undefined);
+      });
+
       it('rolls back when a conflict inside aborts it, and the store stays usable', async () => {
         await store.insertCertificate(cert('01'));
         await rejectsConflict(

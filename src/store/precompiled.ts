@@ -33,6 +33,31 @@ class Slot {
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
+/**
+ * Runs a compiled statement at once, on the connection, when that is safe, and answers what
+ * Kysely's driver would; undefined means "not now": the query goes through Kysely, which waits
+ * for the connection. `inTransaction`: the caller holds the connection's open transaction.
+ * (SQLite, sqlite.ts: node:sqlite is synchronous, so a statement run here cannot interleave
+ * with anything; Kysely's executor costs ~4 µs and several promise turns a query, about as
+ * much as SQLite takes to run one.)
+ */
+export type RunNow = (
+  sql: string,
+  parameters: readonly unknown[],
+  inTransaction: boolean,
+) => QueryResult<unknown> | undefined;
+
+/** What a precompiled query needs of the dialect it is given. */
+export interface PrecompiledDialect {
+  readonly backend: string;
+  readonly runNow?: RunNow;
+  /**
+   * Only on the dialect given to a transaction's roles: true while that transaction is open,
+   * false once it has ended (then Kysely refuses the query, as it always has).
+   */
+  readonly held?: () => boolean;
+}
+
 /** A LIMIT or OFFSET bound as a parameter, in either dialect's placeholders. */
 const BOUND_LIMIT = /\b(?:limit|offset)\s+(?:\?|\$\d+)/i;
 
@@ -45,7 +70,7 @@ const STAND_INS = new Proxy({} as Record<string, unknown>, {
  * A query over `db` whose text depends only on the dialect `d`: call it with the database (the
  * store's or a transaction's), the dialect, and the named values `v`.
  */
-export function precompiled<D extends { readonly backend: string }, V extends object, O>(
+export function precompiled<D extends PrecompiledDialect, V extends object, O>(
   build: (db: Kysely<Schema>, d: D, v: V, limit: number) => { compile(): CompiledQuery<O> },
 ): (db: Db, d: D, v: V, limit?: number) => Promise<QueryResult<O>> {
   const compiled = new Map<string, CompiledQuery<O>>();
@@ -66,11 +91,17 @@ export function precompiled<D extends { readonly backend: string }, V extends ob
         throw new Error(`a precompiled query writes its LIMIT or OFFSET as a literal: ${c.sql}`);
       compiled.set(key, c);
     }
-    return db.executeQuery<O>({
-      ...c,
-      parameters: c.parameters.map((p) =>
-        p instanceof Slot ? (v as Record<string, unknown>)[p.key] : p,
-      ),
-    });
+    const parameters = c.parameters.map((p) =>
+      p instanceof Slot ? (v as Record<string, unknown>)[p.key] : p,
+    );
+    const held = d.held?.();
+    if (d.runNow && held !== false)
+      try {
+        const result = d.runNow(c.sql, parameters, held === true);
+        if (result) return Promise.resolve(result as QueryResult<O>);
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    return db.executeQuery<O>({ ...c, parameters });
   };
 }

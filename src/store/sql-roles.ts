@@ -15,7 +15,7 @@ import {
   type Selectable,
   type Transaction,
 } from 'kysely';
-import { precompiled } from './precompiled.ts';
+import { precompiled, type PrecompiledDialect } from './precompiled.ts';
 import { listMigrations, type Schema } from './migrations.ts';
 import type {
   ApiTokenRecord,
@@ -45,7 +45,7 @@ import type {
 const DEFAULT_LIMIT = 100;
 
 /** What one backend does differently beneath the shared queries. */
-export interface SqlDialect {
+export interface SqlDialect extends PrecompiledDialect {
   readonly backend: Store['backend'];
   /**
    * Maps the driver's unique-constraint failure to a `StoreConflictError` naming `what`;
@@ -118,7 +118,8 @@ export function sqlStore(db: Kysely<Schema>, dialect: SqlDialect): Omit<Store, '
       const a = ambient.getStore();
       if (a?.open) return nested(a, f);
       return db.transaction().execute(async (tx) => {
-        const inner: Ambient = { tx, roles: sqlRoles(tx, dialect), open: true, savepoints: 0 };
+        const held = { ...dialect, held: () => inner.open };
+        const inner: Ambient = { tx, roles: sqlRoles(tx, held), open: true, savepoints: 0 };
         try {
           return await ambient.run(inner, () => f(inner.roles));
         } finally {

@@ -16,6 +16,7 @@ import { fsProblem } from '../util/fs.ts';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { Kysely, sql, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { migrate, type Schema } from './migrations.ts';
+import type { RunNow } from './precompiled.ts';
 import { sqlStore, type SqlDialect } from './sql-roles.ts';
 import { StoreConflictError, StoreUnavailableError, type Store } from './types.ts';
 
@@ -137,20 +138,44 @@ export async function openSqliteKysely(path: string): Promise<Kysely<Schema>> {
     raw.close();
     throw unwritable(path, e);
   }
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(raw) }) });
+  const database = adapt(raw);
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
   try {
     await migrate(db, 'sqlite');
   } catch (e) {
     await db.destroy();
     throw e;
   }
+  RUN_NOW.set(db, runNow(raw, database));
   return db;
+}
+
+/** The direct runner of each database {@link openSqliteKysely} opened. */
+const RUN_NOW = new WeakMap<Kysely<Schema>, RunNow>();
+
+/**
+ * Runs a precompiled statement on the connection at once (precompiled.ts), with the prepared
+ * statement and the result Kysely's SqliteConnection would use and give. Outside a transaction
+ * of its caller's, a statement must not run inside another caller's open transaction: then it
+ * waits for the connection through Kysely.
+ */
+function runNow(raw: DatabaseSync, database: SqliteDatabase): RunNow {
+  return (query, parameters, inTransaction) => {
+    if (!inTransaction && raw.isTransaction) return undefined;
+    const s = database.prepare(query);
+    if (s.reader) return { rows: s.all(parameters) as unknown[] };
+    const { changes, lastInsertRowid } = s.run(parameters);
+    return { insertId: BigInt(lastInsertRowid), numAffectedRows: BigInt(changes), rows: [] };
+  };
 }
 
 /** Opens (creating and migrating when needed) the SQLite store at `path`, or `:memory:`. */
 export async function openSqliteStore(path: string): Promise<Store> {
   const db = await openSqliteKysely(path);
-  return { ...sqlStore(db, dialect), close: () => db.destroy() };
+  return {
+    ...sqlStore(db, { ...dialect, runNow: RUN_NOW.get(db)! }),
+    close: () => db.destroy(),
+  };
 }
 
 /**
