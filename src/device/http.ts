@@ -159,7 +159,8 @@ export function deviceScepTransport(
         ...(http.body
           ? { body: http.body, headers: { 'content-type': 'application/x-pki-message' } }
           : {}),
-        ca: ca(),
+        // The device's roots matter to HTTPS only; reading them encodes every one as PEM.
+        ...(http.url.startsWith('https:') ? { ca: ca() } : {}),
         timeoutMs,
       });
       return { status: res.status, contentType: res.headers['content-type'] ?? '', body: res.body };

@@ -96,8 +96,8 @@ describe('precompiled queries', () => {
       assert.deepEqual(await ids(2), ['u1', 'u2']);
       assert.deepEqual(await ids(1), ['u1']);
       assert.deepEqual(await ids(2), ['u1', 'u2']);
-      await assert.rejects(async () => ids(-1), /limit must be a non-negative integer/);
-      await assert.rejects(async () => ids(1.5), /limit must be a non-negative integer/);
+      await assert.rejects(async () => ids(-1), /a shape must be a non-negative integer/);
+      await assert.rejects(async () => ids(1.5), /a shape must be a non-negative integer/);
       // SQLite compiles a statement again at every run when its LIMIT is bound (precompiled.ts).
       const bound = precompiled((q, _d: typeof SQLITE, v: { role: string; n: number }) =>
         q.selectFrom('users').select('id').where('role', '=', v.role).limit(v.n),

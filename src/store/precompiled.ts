@@ -10,15 +10,19 @@
  * query does not carry (the sign of a test on a stand-in) are a programming error, thrown on
  * first use.
  *
- * A LIMIT or OFFSET is the exception: it is written into the text as a literal, never bound.
- * SQLite (3.53 in Node 24) reads a bound LIMIT while planning and marks the statement to be
- * compiled again whenever that parameter is bound, which is every run: `perf` showed
- * sqlite3Reprepare under every step of the two hot LIMIT queries, and a indexed lookup took
- * 7.3 µs with `limit ?` against 3.0 µs with `limit 1`. So `build` also receives `limit`, a
- * real number chosen by the caller; each distinct limit is compiled once. Limits must come from
- * a small set (a constant, the store's default, the server's configuration), never from a
- * request, or the compiled queries would pile up. A compiled query with a bound LIMIT or
- * OFFSET is refused on first use.
+ * One number may shape the text: `build` also receives `shape`, a real number chosen by the
+ * caller, and each distinct shape is compiled once. It is
+ * - a LIMIT or OFFSET, written into the text as a literal, never bound. SQLite (3.53 in Node
+ *   24) reads a bound LIMIT while planning and marks the statement to be compiled again
+ *   whenever that parameter is bound, which is every run: `perf` showed sqlite3Reprepare under
+ *   every step of the two hot LIMIT queries, and an indexed lookup took 7.3 µs with `limit ?`
+ *   against 3.0 µs with `limit 1`. A compiled query with a bound LIMIT or OFFSET is refused on
+ *   first use;
+ * - or how many rows or ids the query carries (a multi-row insert, an `in (…)` list, a CASE
+ *   per row), the values then named with the row's index (`id0`, `id1`, …).
+ * Shapes must come from a small set (a constant, the store's default, the server's
+ * configuration, a count bounded by it), never from a request unchecked, or the compiled
+ * queries would pile up.
  */
 import type { CompiledQuery, Kysely, QueryResult, Transaction } from 'kysely';
 import type { Schema } from './migrations.ts';
@@ -71,16 +75,16 @@ const STAND_INS = new Proxy({} as Record<string, unknown>, {
  * store's or a transaction's), the dialect, and the named values `v`.
  */
 export function precompiled<D extends PrecompiledDialect, V extends object, O>(
-  build: (db: Kysely<Schema>, d: D, v: V, limit: number) => { compile(): CompiledQuery<O> },
-): (db: Db, d: D, v: V, limit?: number) => Promise<QueryResult<O>> {
+  build: (db: Kysely<Schema>, d: D, v: V, shape: number) => { compile(): CompiledQuery<O> },
+): (db: Db, d: D, v: V, shape?: number) => Promise<QueryResult<O>> {
   const compiled = new Map<string, CompiledQuery<O>>();
-  return (db, d, v, limit = 0) => {
-    const key = `${d.backend} ${limit}`;
+  return (db, d, v, shape = 0) => {
+    const key = `${d.backend} ${shape}`;
     let c = compiled.get(key);
     if (!c) {
-      if (!Number.isSafeInteger(limit) || limit < 0)
-        throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
-      c = build(db, d, STAND_INS as unknown as V, limit).compile();
+      if (!Number.isSafeInteger(shape) || shape < 0)
+        throw new RangeError(`a shape must be a non-negative integer, got ${shape}`);
+      c = build(db, d, STAND_INS as unknown as V, shape).compile();
       const used = new Set(c.parameters.flatMap((p) => (p instanceof Slot ? [p.key] : [])));
       const given = Object.keys(v);
       if (used.size !== given.length || !given.every((k) => used.has(k)))

@@ -390,6 +390,17 @@ const usableToken = (eb: ExpressionBuilder<Schema, 'enrollment_tokens'>, v: Toke
  * The queries of the MDM session and enrollment paths, compiled once per dialect
  * (precompiled.ts): each runs several times for every device a fleet enrolls.
  */
+/**
+ * Most rows a multi-row insert is precompiled for (a session queues a few commands at once);
+ * more, from the admin API, are built each time, so the compiled shapes stay few.
+ */
+const MAX_PRECOMPILED_ROWS = 16;
+
+/** The stand-ins `id0` … `id{n-1}` of a precompiled query's values. */
+function ids(v: Record<string, unknown>, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => v[`id${i}`] as string);
+}
+
 const Q = {
   insertCertificate: precompiled((db, _d: SqlDialect, v: Insertable<Schema['certificates']>) =>
     db.insertInto('certificates').values({
@@ -533,6 +544,53 @@ const Q = {
       .orderBy('seq', 'asc')
       .limit(sql.lit(limit)),
   ),
+  /** `n` commands (n ≥ 2): `id0`, `device_id0`, `payload0`, `origin0`, `created_at0`, … */
+  enqueueCommands: precompiled((db, _d: SqlDialect, v: Record<string, unknown>, n) =>
+    db.insertInto('device_commands').values(
+      Array.from({ length: n }, (_, i) => ({
+        id: v[`id${i}`] as string,
+        device_id: v[`device_id${i}`] as string,
+        payload: v[`payload${i}`] as string,
+        origin: v[`origin${i}`] as string | null,
+        created_at: v[`created_at${i}`] as number,
+      })),
+    ),
+  ),
+  /** The device's open commands `id0` … `id{n-1}`, marked sent. */
+  markCommandsSent: precompiled((db, _d: SqlDialect, v: Record<string, unknown>, n) =>
+    db
+      .updateTable('device_commands')
+      .set((eb) => ({
+        sent_at: v['at'] as number,
+        sent_session: v['session'] as string,
+        sent_count: eb('sent_count', '+', 1),
+      }))
+      .where('device_id', '=', v['deviceId'] as string)
+      .where('id', 'in', ids(v, n))
+      .where('completed_at', 'is', null),
+  ),
+  /**
+   * The device's open commands `id0` … `id{n-1}`, each with its `status{i}` and `results{i}`,
+   * in one UPDATE (CASE by id; the casts give PostgreSQL the column types its parameters would
+   * otherwise lack).
+   */
+  completeCommands: precompiled((db, _d: SqlDialect, v: Record<string, unknown>, n) => {
+    const byId = <T>(value: (i: number) => RawBuilder<T>) =>
+      sql<T>`case ${sql.ref('id')} ${sql.join(
+        Array.from({ length: n }, (_, i) => sql`when ${v[`id${i}`]} then ${value(i)}`),
+        sql` `,
+      )} end`;
+    return db
+      .updateTable('device_commands')
+      .set({
+        status: byId((i) => sql<number>`cast(${v[`status${i}`]} as integer)`),
+        results: byId((i) => sql<string | null>`cast(${v[`results${i}`]} as text)`),
+        completed_at: v['at'] as number,
+      })
+      .where('device_id', '=', v['deviceId'] as string)
+      .where('id', 'in', ids(v, n))
+      .where('completed_at', 'is', null);
+  }),
   mdmProfile: precompiled((db, _d: SqlDialect, v: { id: string }) =>
     db.selectFrom('mdm_profiles').selectAll().where('id', '=', v.id),
   ),
@@ -1054,23 +1112,30 @@ export function sqlRoles(
           });
           return;
         }
-        await db
-          .insertInto('device_commands')
-          .values(
-            commands.map((c) => ({
-              id: c.id,
-              device_id: c.deviceId,
-              payload: c.payload,
-              origin: c.origin,
-              created_at: c.createdAt.getTime(),
-              sent_at: null,
-              sent_session: null,
-              status: null,
-              results: null,
-              completed_at: null,
-            })),
-          )
-          .execute();
+        if (commands.length > MAX_PRECOMPILED_ROWS) {
+          await db
+            .insertInto('device_commands')
+            .values(
+              commands.map((c) => ({
+                id: c.id,
+                device_id: c.deviceId,
+                payload: c.payload,
+                origin: c.origin,
+                created_at: c.createdAt.getTime(),
+              })),
+            )
+            .execute();
+          return;
+        }
+        const v: Record<string, unknown> = {};
+        commands.forEach((c, i) => {
+          v[`id${i}`] = c.id;
+          v[`device_id${i}`] = c.deviceId;
+          v[`payload${i}`] = c.payload;
+          v[`origin${i}`] = c.origin;
+          v[`created_at${i}`] = c.createdAt.getTime();
+        });
+        await Q.enqueueCommands(db, dialect, v, commands.length);
       } catch (e) {
         throw dialect.conflict(e, `commands for ${commands[0]!.deviceId}`);
       }
@@ -1083,44 +1148,21 @@ export function sqlRoles(
 
     async markCommandsSent(deviceId, ids, sent) {
       if (ids.length === 0) return;
-      await db
-        .updateTable('device_commands')
-        .set((eb) => ({
-          sent_at: sent.at.getTime(),
-          sent_session: sent.session,
-          sent_count: eb('sent_count', '+', 1),
-        }))
-        .where('device_id', '=', deviceId)
-        .where('id', 'in', ids)
-        .where('completed_at', 'is', null)
-        .execute();
+      const v: Record<string, unknown> = { deviceId, at: sent.at.getTime(), session: sent.session };
+      ids.forEach((id, i) => (v[`id${i}`] = id));
+      await Q.markCommandsSent(db, dialect, v, ids.length);
     },
 
     async completeCommands(deviceId, outcomes, at) {
       if (outcomes.length === 0) return 0;
-      // One UPDATE for the message's outcomes: each row takes its own values by id (CASE; the
-      // casts give PostgreSQL the column types its parameters would otherwise lack).
-      const byId = <T>(value: (o: (typeof outcomes)[number]) => RawBuilder<T>) =>
-        sql<T>`case ${sql.ref('id')} ${sql.join(
-          outcomes.map((o) => sql`when ${o.id} then ${value(o)}`),
-          sql` `,
-        )} end`;
-      const r = await db
-        .updateTable('device_commands')
-        .set({
-          status: byId((o) => sql<number>`cast(${o.status} as integer)`),
-          results: byId((o) => sql<string | null>`cast(${o.results} as text)`),
-          completed_at: at.getTime(),
-        })
-        .where('device_id', '=', deviceId)
-        .where(
-          'id',
-          'in',
-          outcomes.map((o) => o.id),
-        )
-        .where('completed_at', 'is', null)
-        .executeTakeFirst();
-      return Number(r.numUpdatedRows);
+      const v: Record<string, unknown> = { deviceId, at: at.getTime() };
+      outcomes.forEach((o, i) => {
+        v[`id${i}`] = o.id;
+        v[`status${i}`] = o.status;
+        v[`results${i}`] = o.results;
+      });
+      const r = await Q.completeCommands(db, dialect, v, outcomes.length);
+      return Number(r.numAffectedRows ?? 0n);
     },
 
     async listCommands(deviceId, query = {}) {
