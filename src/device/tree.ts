@@ -142,6 +142,9 @@ function metaFormatAccepted(ddf: DdfFormat, meta: string | undefined): boolean {
   return (ddf === 'b64' || ddf === 'bin') && (meta === 'chr' || meta === 'b64' || meta === 'bin');
 }
 
+/** URIs whose DDF node a tree remembers (a device's session touches a few hundred). */
+const RESOLVED_MAX = 4096;
+
 export class ManagementTree {
   readonly #roots: readonly DdfRoot[];
   readonly #hooks: CspHooks;
@@ -198,8 +201,21 @@ export class ManagementTree {
     return this.#hooks.owns?.(uri) ?? false;
   }
 
+  /**
+   * The DDF node of each URI resolved so far (null: none). A command's checks resolve its URI
+   * and every prefix of it several times over (exists, implicit parents, access); resolving
+   * was the device's largest single cost after XML. Cleared when it grows past
+   * {@link RESOLVED_MAX}, so a long-lived agent's memory stays bounded.
+   */
+  readonly #resolved = new Map<string, DdfNode | null>();
+
   #node(uri: string): DdfNode | undefined {
-    return resolveUri(this.#roots, uri)?.node;
+    let node = this.#resolved.get(uri);
+    if (node === undefined) {
+      if (this.#resolved.size >= RESOLVED_MAX) this.#resolved.clear();
+      this.#resolved.set(uri, (node = resolveUri(this.#roots, uri)?.node ?? null));
+    }
+    return node ?? undefined;
   }
 
   /** True when the node exists now: permanent ancestors chain, created dynamic nodes, set leaves. */
