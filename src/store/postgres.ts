@@ -8,6 +8,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrate, type Schema } from './migrations.ts';
+import { statementName } from './precompiled.ts';
 import { sqlStore, type SqlDialect } from './sql-roles.ts';
 import { StoreConflictError, StoreUnavailableError, type Store } from './types.ts';
 
@@ -20,11 +21,28 @@ const types: pg.CustomTypesConfig = {
 };
 
 /**
+ * pg's client, but a precompiled query's text (precompiled.ts) runs as a named prepared
+ * statement: parsed and planned once per connection, then only bound and executed. Kysely
+ * passes every query as text and values, which pg sends unnamed, planned again each time.
+ */
+class PreparingClient extends pg.Client {
+  // pg's `query` is overloaded; Kysely calls the (text, values) form.
+  override query(...args: unknown[]): never {
+    const [text, values] = args;
+    const name = typeof text === 'string' ? statementName(text) : undefined;
+    const call = super.query as (...a: unknown[]) => never;
+    return name && Array.isArray(values) && args.length === 2
+      ? call.call(this, { name, text, values })
+      : call.apply(this, args);
+  }
+}
+
+/**
  * A Kysely instance on the PostgreSQL database at `connectionString`, schema migrated. Exposed
  * for the schema tests; the application uses {@link openPostgresStore}.
  */
 export async function openPostgresKysely(connectionString: string): Promise<Kysely<Schema>> {
-  const pool = new pg.Pool({ connectionString, types });
+  const pool = new pg.Pool({ connectionString, types, Client: PreparingClient });
   // An idle pooled connection that the server drops (a restart, a failover, an idle timeout)
   // is an 'error' event on the pool; unhandled, it would end the process. The pool has already
   // discarded that client and the next query opens a new one; queries that fail meanwhile

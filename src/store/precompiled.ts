@@ -62,6 +62,18 @@ export interface PrecompiledDialect {
   readonly held?: () => boolean;
 }
 
+/** The text of every query compiled here, and the statement name it is prepared under. */
+const NAMES = new Map<string, string>();
+
+/**
+ * The name to prepare `sql` under on a connection (PostgreSQL, postgres.ts), when it is the text
+ * of a precompiled query: a server parses, analyses and plans a named statement once per
+ * connection, where an unnamed one is planned at every run. Undefined for any other text.
+ */
+export function statementName(sql: string): string | undefined {
+  return NAMES.get(sql);
+}
+
 /** A LIMIT or OFFSET bound as a parameter, in either dialect's placeholders. */
 const BOUND_LIMIT = /\b(?:limit|offset)\s+(?:\?|\$\d+)/i;
 
@@ -94,6 +106,7 @@ export function precompiled<D extends PrecompiledDialect, V extends object, O>(
       if (BOUND_LIMIT.test(c.sql))
         throw new Error(`a precompiled query writes its LIMIT or OFFSET as a literal: ${c.sql}`);
       compiled.set(key, c);
+      if (!NAMES.has(c.sql)) NAMES.set(c.sql, `certpost_${NAMES.size + 1}`);
     }
     const parameters = c.parameters.map((p) =>
       p instanceof Slot ? (v as Record<string, unknown>)[p.key] : p,
