@@ -884,7 +884,10 @@ class Reader {
     if (t === QUESTION) {
       if (after >= len) return this.endOfInput('in a processing instruction');
       if (xml.charCodeAt(after) !== GT)
-        return this.disallowed(after, `after "<?${target}?" (a processing instruction, §2.6)`);
+        return this.disallowed(
+          after,
+          `after ${shown(`<?${target}?`)} (a processing instruction, §2.6)`,
+        );
       end = targetEnd;
     } else {
       end = xml.indexOf('?>', after);

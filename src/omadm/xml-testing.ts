@@ -194,7 +194,7 @@ const DEVIATION_REASONS: readonly [SaxesDeviation, RegExp, (xml: string) => bool
   ['unpaired-surrogate', /: unpaired surrogate U\+/, (xml) => !xml.isWellFormed()],
   [
     'pi-target-question',
-    /: ".*" after "<\?.*\?" \(a processing instruction/,
+    /: ".*" after "<\?.*" \(a processing instruction/,
     (xml) => /<\?[^\t\n\r ?]+\?(?!>)/.test(xml),
   ],
   ['doctype', /: a document type declaration/, (xml) => xml.includes('<!DOCTYPE')],
