@@ -7,12 +7,14 @@ import { benchFleet } from './fleet.ts';
 import { benchInspect } from './inspect.ts';
 import { benchPkcs12 } from './pkcs12.ts';
 import { benchScep } from './scep.ts';
+import { benchXml } from './xml.ts';
 import type { BenchFigure } from './figure.ts';
 
 const SUITES: Readonly<Record<string, () => Promise<BenchFigure[]>>> = {
   inspect: benchInspect,
   pkcs12: benchPkcs12,
   scep: benchScep,
+  xml: benchXml,
   fleet: benchFleet,
 };
 

@@ -22,6 +22,7 @@ import {
 } from '../omadm/mde2.ts';
 import { parseProvisioningDoc } from '../omadm/provisioning.ts';
 import { buildSyncML, parseSyncML, SyncMLError } from '../omadm/syncml.ts';
+import { differential, repositoryXml, XML_CASES } from '../omadm/xml-testing.ts';
 import { checkSignature, checkSignedStructure } from '../pki/chain.ts';
 import { parseSignedData } from '../pki/cms.ts';
 import { inspectCsr, parseCsr } from '../pki/csr.ts';
@@ -427,6 +428,59 @@ const mde2ClientTarget: FuzzTarget = {
   regressions: 'src/omadm/testdata/fuzz',
 };
 
+/** Text as its UTF-8 bytes written as latin1, the way the engine inserts dictionary tokens. */
+const utf8Token = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
+
+const xmlTarget: FuzzTarget = {
+  name: 'xml',
+  description:
+    'omadm/xml-read.ts against saxes, the reader it replaced: the same tree, or a refusal at the same line and column',
+  seeds: async () => [
+    ...repositoryXml().map((d) => utf8(d.xml)),
+    ...syncmlMessages(),
+    ...XML_CASES.map(utf8),
+  ],
+  run(input) {
+    // Decoded as guardXml decodes bytes: invalid UTF-8 becomes U+FFFD.
+    const disagreement = differential(new TextDecoder().decode(input));
+    if (disagreement) throw new ContractViolation(`the XML readers disagree: ${disagreement}`);
+  },
+  expected: () => false,
+  dictionary: [
+    '<![CDATA[',
+    ']]>',
+    '<!--',
+    '-->',
+    '<?pi x?>',
+    '<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
+    '&amp;',
+    '&lt;',
+    '&#x10FFFF;',
+    '&#0;',
+    '&#65;',
+    'xmlns=""',
+    'xmlns:a="urn:x"',
+    'xmlns:xml="http://www.w3.org/XML/1998/namespace"',
+    'xml:lang="en"',
+    'a:b',
+    '</',
+    '/>',
+    '="',
+    "'",
+    '\r\n',
+    '\r',
+    '\t',
+    ' ',
+    utf8Token('\u00e9\u0300\u00b7\u203f'),
+    utf8Token('\u{10000}'),
+    utf8Token('\u{F0000}'),
+    utf8Token('\ufffe'),
+    utf8Token('\ufeff'),
+    utf8Token('\u0085\u2028'),
+  ],
+  regressions: 'src/omadm/testdata/fuzz',
+};
+
 const emlTarget: FuzzTarget = {
   name: 'eml',
   description:
@@ -464,6 +518,7 @@ export const TARGETS: Readonly<Record<string, FuzzTarget>> = Object.fromEntries(
     syncmlTarget,
     mde2ServerTarget,
     mde2ClientTarget,
+    xmlTarget,
     emlTarget,
     ...SESSION_TARGETS,
   ].map((t) => [t.name, t]),

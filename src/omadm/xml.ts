@@ -1,8 +1,9 @@
 /**
  * The XML underneath omadm's protocols (SyncML DM, the MS-MDE2 SOAP messages, the
  * wap-provisioningdoc): one guard for hostile input, a namespace-aware reader, and a writer.
- * XML is read by saxes; this file adds what the protocols need on top of it, and writes XML
- * itself (a direct serialiser: fast-xml-builder cost more than the text it wrote).
+ * XML is read by our own reader (xml-read.ts, which says why); this file adds what the protocols
+ * need on top of it, and writes XML itself (a direct serialiser: fast-xml-builder cost more than
+ * the text it wrote).
  *
  * Input from the network is hostile. {@link guardXml} runs before any parser sees the text: it
  * caps the size, refuses a DOCTYPE or ENTITY declaration outright (the door to XXE and entity
@@ -13,7 +14,6 @@
  * namespace name and local name, never by prefix: Windows writes `wsse:`, a WCF server `o:`, and
  * both mean the same element.
  */
-import { SaxesParser } from 'saxes';
 
 export interface XmlLimits {
   /** Largest accepted input, in bytes of UTF-8. */
@@ -108,10 +108,10 @@ export function guardXml(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading, namespace-aware.
+// Reading, namespace-aware (the reader itself is xml-read.ts).
 
-const XML_NS = 'http://www.w3.org/XML/1998/namespace';
-const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
+export { readXml } from './xml-read.ts';
+
 export const XSI_NS = 'http://www.w3.org/2001/XMLSchema-instance';
 
 /** An attribute, its name resolved: `ns` is '' for an unprefixed attribute. */
@@ -147,95 +147,6 @@ export interface XmlElement {
   readonly text: string;
   /** Prefix → namespace name in scope here ('' is the default namespace); resolves QName values. */
   readonly scope: ReadonlyMap<string, string>;
-}
-
-type Fail = (message: string) => Error;
-
-const ROOT_SCOPE: ReadonlyMap<string, string> = new Map([
-  ['', ''],
-  ['xml', XML_NS],
-  ['xmlns', XMLNS_NS],
-]);
-
-/** An element under construction: {@link XmlElement} with its lists still growing. */
-interface Building {
-  ns: string;
-  name: string;
-  qname: string;
-  attributes: XmlAttribute[];
-  namespaces: Readonly<Record<string, string>>;
-  children: Building[];
-  content: (Building | XmlText)[];
-  text: string;
-  scope: ReadonlyMap<string, string>;
-}
-
-/**
- * Parses a document (already passed through {@link guardXml}) into its root element, namespaces
- * resolved. Anything that is not well-formed XML 1.0 with namespaces (an unbound prefix, a
- * duplicate attribute, an undefined entity, text or a second element outside the root, a
- * character XML does not allow) is reported through `fail`. Comments and processing instructions
- * are dropped.
- *
- * saxes does the reading: a conformant, non-validating XML 1.0 parser that checks
- * well-formedness and namespaces in one pass. It replaced fast-xml-parser, which needed a
- * separate validation pass and cost five times as much per SyncML message (256 µs against 50 µs
- * for the 5 KB messages of testdata/session; measured in the fleet profile, issue 5, where XML
- * reading was a fifth of the device agent's CPU).
- */
-export function readXml(xml: string, fail: Fail): XmlElement {
-  const parser = new SaxesParser({ xmlns: true });
-  const stack: Building[] = [];
-  let root: Building | undefined;
-  parser.on('error', (e) => {
-    throw fail(`not well-formed XML: ${e.message}`);
-  });
-  parser.on('opentag', (tag) => {
-    const parent = stack[stack.length - 1];
-    const inherited = parent?.scope ?? ROOT_SCOPE;
-    // A new scope only where this element declares a prefix; otherwise its parent's, shared.
-    let scope = inherited;
-    for (const prefix in tag.ns) {
-      if (scope === inherited) scope = new Map(inherited);
-      (scope as Map<string, string>).set(prefix, tag.ns[prefix]!);
-    }
-    const attributes: XmlAttribute[] = [];
-    for (const key in tag.attributes) {
-      const a = tag.attributes[key]!;
-      if (a.uri === XMLNS_NS) continue; // a namespace declaration, in `namespaces`
-      attributes.push({ ns: a.uri, name: a.local, qname: a.name, value: a.value });
-    }
-    const element: Building = {
-      ns: tag.uri,
-      name: tag.local,
-      qname: tag.name,
-      attributes,
-      namespaces: tag.ns,
-      children: [],
-      content: [],
-      text: '',
-      scope,
-    };
-    if (parent) {
-      parent.children.push(element);
-      parent.content.push(element);
-    } else root = element;
-    stack.push(element);
-  });
-  parser.on('closetag', () => {
-    stack.pop();
-  });
-  const addText = (text: string, cdata: boolean) => {
-    const e = stack[stack.length - 1];
-    if (!e) return; // whitespace around the root (anything else is an error)
-    e.text += text;
-    e.content.push({ text, cdata });
-  };
-  parser.on('text', (t) => addText(t, false));
-  parser.on('cdata', (t) => addText(t, true));
-  parser.write(xml).close();
-  if (!root) throw fail('expected one root element, found 0');
-  return root;
 }
 
 /** The first child element with this namespace and local name. */
