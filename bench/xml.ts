@@ -55,7 +55,7 @@ export async function benchXml(): Promise<BenchFigure[]> {
     const docs = corpus(dir);
     const bytes = docs.reduce((n, d) => n + Buffer.byteLength(d), 0) / docs.length;
     const { ours, saxes } = compare(docs);
-    const label = `xml: readXml on the ${docs.length} ${what} (${(bytes / 1024).toFixed(1)} KB average)`;
+    const label = `xml: readXml on the ${docs.length} ${what} (${(bytes / 1024).toFixed(1)} KiB average)`;
     figures.push(
       {
         name: label,

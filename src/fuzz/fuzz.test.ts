@@ -31,7 +31,7 @@ const EXECS: Readonly<Record<string, number>> = {
   syncml: 1500,
   'mde2-server': 600,
   'mde2-client': 300,
-  xml: 1500,
+  xml: 600,
   eml: 300,
   'mdm-session': 300,
   'device-syncml': 400,

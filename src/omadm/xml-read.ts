@@ -8,12 +8,13 @@
  * the device agent alike: 10–15 % of each main thread and much of their garbage. saxes, which
  * read it before, is conformant but general: a state machine stepping one code point at a time
  * with its line and column, an event per construct, and our tree built from the events. On the
- * 19 messages of testdata/session (5.3 KiB on average) it took 57–60 µs of CPU a message and
- * allocated 136 KiB; this reader takes 18 µs (3.2×, 290 MB/s against 91) and allocates 40 KiB,
- * the tree it returns (35 KiB) nearly all of it; on the MS-MDE2 vectors 11.5 µs against 35
- * (`npm run bench xml` measures both in the same run). parse-xml (@rgrove) was slower than
- * saxes; fast-xml-parser needs a separate validation pass and cost five times as much. What we
- * need is narrow: no DTD (guardXml refuses it before), text already decoded, one tree.
+ * 19 messages of testdata/session (5.3 KiB on average) it took 57–61 µs of CPU a message and
+ * allocated 136 KiB; this reader takes 18–20 µs (3.1–3.2×: 270–300 MB/s against 88–94) and
+ * allocates 40 KiB, nearly all of it the tree it returns (35 KiB); on the MS-MDE2 vectors,
+ * 12 µs against 35 (`npm run bench xml` measures both in the same run). parse-xml (@rgrove)
+ * was slower than saxes; fast-xml-parser needs a separate validation pass and cost five times
+ * as much. What we need is narrow: no DTD (guardXml refuses it before), text already decoded,
+ * one tree.
  *
  * The contract is saxes's (with `xmlns: true`), held by a differential test against it
  * (xml-read.test.ts, src/fuzz/xml-differential.test.ts) and by the `xml` fuzz target: every
@@ -313,8 +314,9 @@ class Reader {
 
   /** Refuses the document at `at` (the index after the character at fault). */
   error(at: number, reason: string): never {
-    // A name in the reason may be as long as the document: the message is cut.
-    const cut = reason.length > 240 ? `${[...reason].slice(0, 240).join('')}…` : reason;
+    // A name in the reason may be as long as the document: the message is cut (not in a pair).
+    const cut =
+      reason.length > 240 ? `${reason.slice(0, 240).replace(/[\ud800-\udbff]$/, '')}…` : reason;
     throw this.fail(`not well-formed XML: ${lineColumn(this.xml, at)}: ${cut}`);
   }
 
