@@ -155,6 +155,18 @@ describe('SyncML', () => {
     });
   });
 
+  it('reads an empty Meta as none, so that a message builds back to itself (fuzzing regression)', () => {
+    const xml = pkg1.replace(
+      '<Final/>',
+      '<Replace><CmdID>7</CmdID><Item><Target><LocURI>./x</LocURI></Target><Meta></Meta><Data></Data></Item></Replace><Final/>',
+    );
+    const message = parseSyncML(xml);
+    const replace = message.body.findLast((c) => c.kind === 'Replace');
+    assert.equal(replace?.kind, 'Replace');
+    assert.deepEqual(replace.items[0], { target: './x', data: '' });
+    assert.deepEqual(parseSyncML(buildSyncML(message)), message);
+  });
+
   it('keeps an element it does not know, and a nested Atomic, as Unknown (to be answered 400/500)', () => {
     const xml = pkg1.replace(
       '<Final/>',

@@ -1,7 +1,7 @@
 /**
  * SyncML DM 1.2 messages (OMA-TS-DM_RepPro, as MS-MDM §2.2 profiles it): a typed model, a
  * parser and a builder. Written here because npm has no SyncML library; XML is read by
- * {@link readXml} (saxes), in document order, because command order is meaning (an Atomic's
+ * {@link readXml} (our strict reader, xml-read.ts), in document order, because command order is meaning (an Atomic's
  * `Exec Enroll` must stay last, a Status refers to the command before it), and written as text
  * here, every value escaped.
  *
@@ -184,7 +184,9 @@ function parseMeta(e: XmlElement | undefined): Meta | undefined {
     const v = textOf(find(e, tag));
     if (v !== undefined) m[key] = v;
   }
-  return m;
+  // An empty <Meta/> says nothing: no Meta, as the builder writes none for it (a parsed
+  // message must build back to itself; found by the syncml fuzz target).
+  return Object.keys(m).length > 0 ? m : undefined;
 }
 
 function parseItem(e: XmlElement): Item {
