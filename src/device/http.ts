@@ -151,8 +151,8 @@ export function deviceScepTransport(
   ca: () => readonly string[],
   timeoutMs: number,
 ): ScepTransport {
-  return async (request) => {
-    const http = scepHttpRequest(url, request);
+  return async (operation) => {
+    const http = scepHttpRequest(url, operation);
     try {
       const res = await httpRequestBytes(http.url, {
         method: http.method,
@@ -165,7 +165,7 @@ export function deviceScepTransport(
       });
       return { status: res.status, contentType: res.headers['content-type'] ?? '', body: res.body };
     } catch (e) {
-      throw transportError(request.operation, e);
+      throw transportError(operation.operation, e);
     }
   };
 }

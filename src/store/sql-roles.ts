@@ -397,7 +397,7 @@ const usableToken = (eb: ExpressionBuilder<Schema, 'enrollment_tokens'>, v: Toke
 const MAX_PRECOMPILED_ROWS = 16;
 
 /** The stand-ins `id0` … `id{n-1}` of a precompiled query's values. */
-function ids(v: Record<string, unknown>, n: number): string[] {
+function idSlots(v: Record<string, unknown>, n: number): string[] {
   return Array.from({ length: n }, (_, i) => v[`id${i}`] as string);
 }
 
@@ -566,7 +566,7 @@ const Q = {
         sent_count: eb('sent_count', '+', 1),
       }))
       .where('device_id', '=', v['deviceId'] as string)
-      .where('id', 'in', ids(v, n))
+      .where('id', 'in', idSlots(v, n))
       .where('completed_at', 'is', null),
   ),
   /**
@@ -588,7 +588,7 @@ const Q = {
         completed_at: v['at'] as number,
       })
       .where('device_id', '=', v['deviceId'] as string)
-      .where('id', 'in', ids(v, n))
+      .where('id', 'in', idSlots(v, n))
       .where('completed_at', 'is', null);
   }),
   mdmProfile: precompiled((db, _d: SqlDialect, v: { id: string }) =>
