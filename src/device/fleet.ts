@@ -61,25 +61,47 @@ export interface FleetReport extends FleetProgress {
   readonly failureReasons: Readonly<Record<string, number>>;
 }
 
-/** A pool of keys handed out round robin, made on first use per key spec. */
+/**
+ * A pool of keys per key spec, handed out round robin. Keys are made as they are first asked
+ * for, up to `size`, and a device takes one as soon as any is ready: a fleet starts in the time
+ * of one key, not of the whole pool (16 RSA-2048 keys made at once held every device for about
+ * a second while the server stood idle).
+ */
 function keyPool(size: number): (spec: KeySpec) => Promise<KeyObject> {
-  const pools = new Map<string, Promise<KeyObject[]>>();
-  let next = 0;
+  const pools = new Map<
+    string,
+    {
+      ready: KeyObject[];
+      making: number;
+      waiting: { resolve(k: KeyObject): void; reject(e: unknown): void }[];
+      next: number;
+    }
+  >();
   return async (spec) => {
     const id = spec.type === 'rsa' ? `rsa${spec.bits}` : spec.curve;
     let pool = pools.get(id);
-    if (!pool) {
-      pool = Promise.all(
-        Array.from({ length: size }, async () =>
-          spec.type === 'rsa'
-            ? (await generate('rsa', { modulusLength: spec.bits })).privateKey
-            : (await generate('ec', { namedCurve: spec.curve })).privateKey,
-        ),
+    if (!pool) pools.set(id, (pool = { ready: [], making: 0, waiting: [], next: 0 }));
+    const p = pool;
+    if (p.ready.length + p.making < size) {
+      p.making++;
+      void (
+        spec.type === 'rsa'
+          ? generate('rsa', { modulusLength: spec.bits })
+          : generate('ec', { namedCurve: spec.curve })
+      ).then(
+        ({ privateKey }) => {
+          p.making--;
+          p.ready.push(privateKey);
+          for (const w of p.waiting.splice(0)) w.resolve(privateKey);
+        },
+        (e: unknown) => {
+          p.making--;
+          for (const w of p.waiting.splice(0)) w.reject(e);
+        },
       );
-      pools.set(id, pool);
     }
-    const keys = await pool;
-    return keys[next++ % keys.length]!;
+    if (p.ready.length > 0) return p.ready[p.next++ % p.ready.length]!;
+    return new Promise<KeyObject>((resolve, reject) => p.waiting.push({ resolve, reject }));
   };
 }
 
