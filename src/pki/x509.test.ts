@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { run, tempDir } from '../testing/tools.ts';
 import { decodePem } from './pem.ts';
-import { inspectCertificate, parseCertificate } from './x509.ts';
+import { formatName, inspectCertificate, parseCertificate } from './x509.ts';
 
 const MOZILLA = '/usr/share/ca-certificates/mozilla';
 
@@ -151,5 +151,29 @@ describe('x509 inspection', () => {
     assert.equal(info.role, 'end-entity');
     assert.equal(info.isCA, false);
     assert.equal(info.selfSigned, true);
+  });
+});
+
+describe('parseCertificate, the same bytes again', () => {
+  it('gives the same value, which does not see the caller’s buffer change afterwards', () => {
+    const pem = readFileSync(join(MOZILLA, readdirSync(MOZILLA).toSorted()[0]!), 'utf8');
+    const der = decodePem(pem)[0]!.der;
+    const buffer = new Uint8Array(der.length + 8);
+    buffer.set(der, 4);
+    const first = parseCertificate(buffer.subarray(4, 4 + der.length));
+    const subject = formatName(first.subject);
+    const serial = Buffer.from(first.serial).toString('hex');
+    // The caller reuses its buffer: the parsed value keeps its own bytes.
+    buffer.fill(0xff);
+    assert.equal(formatName(first.subject), subject);
+    assert.equal(Buffer.from(first.serial).toString('hex'), serial);
+    assert.deepEqual(first.der, der);
+    const again = parseCertificate(Uint8Array.from(der));
+    assert.equal(again, first);
+    // Other bytes are parsed on their own, and a broken copy is still refused.
+    const broken = Uint8Array.from(der);
+    broken[broken.length - 1] = broken.at(-1)! ^ 0xff;
+    assert.notEqual(parseCertificate(broken), first);
+    assert.throws(() => parseCertificate(der.subarray(0, der.length - 1)));
   });
 });

@@ -78,15 +78,42 @@ export interface Certificate {
 const PEM_CERT_TAG = Tag.SEQUENCE;
 
 /**
+ * Certificates parsed before, by their DER (as latin1 text). The same few certificates (a CA's
+ * root and issuing certificates) come back in every provisioning document, GetCACert answer,
+ * CertRep and store listing: a fleet of devices parsed them ten times a device, a fifth of the
+ * device's allocation. A Certificate is a value (readonly throughout): one parsed from a private
+ * copy of the bytes, so that no caller's buffer, later reused, shows through it, can be shared.
+ * Only the strict DER parse below fills it; any parse may read it. Emptied when full.
+ */
+const PARSED = new Map<string, Certificate>();
+const PARSED_MAX = 512;
+
+function parsedKey(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/**
  * Parses one DER certificate. Throws {@link PkiError} `ERR_PKI_MALFORMED`/`ERR_PKI_TRUNCATED`
  * for anything that does not follow RFC 5280's structure. Signatures are not checked here.
+ * The same bytes give the same (shared, immutable) value.
  */
 export function parseCertificate(bytes: Uint8Array): Certificate {
-  return certificateFromAsn1(der.decode(bytes));
+  const key = parsedKey(bytes);
+  let cert = PARSED.get(key);
+  if (!cert) {
+    cert = parseAsn1(der.decode(Uint8Array.from(bytes)));
+    if (PARSED.size >= PARSED_MAX) PARSED.clear();
+    PARSED.set(key, cert);
+  }
+  return cert;
 }
 
 /** Parses a certificate from an already decoded node (PKCS#7 and PKCS#12 bags use this). */
 export function certificateFromAsn1(node: Asn1): Certificate {
+  return PARSED.get(parsedKey(node.buf.subarray(node.start, node.end))) ?? parseAsn1(node);
+}
+
+function parseAsn1(node: Asn1): Certificate {
   const [tbsNode, sigAlg, sigValue] = der.seq(node, 'Certificate');
   const tbs = der.seq(tbsNode, 'TBSCertificate');
   let i = 0;
