@@ -330,6 +330,8 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     const old = await ownValidCertificate(input.signer);
     if (input.renewalRequested && !old) return refused(actor, subject, 'renewal-signer-unknown');
     let profile: IssuanceProfile | undefined;
+    /** The one-time challenge the request carries (its hash), used up with what it gets. */
+    let challengeHash: string | undefined;
     if (old) {
       profile = config.profiles.get(old.profile);
       if (!profile) return refused(actor, subject, 'unknown-profile');
@@ -338,17 +340,28 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       if (profile.renewalRequiresChallenge) {
         const viaChallenge = await profileFromChallenge(input.csr, subject);
         if ('status' in viaChallenge) return refused(actor, subject, viaChallenge.reason);
+        challengeHash = viaChallenge.secretHash;
       }
     } else {
       const viaChallenge = await profileFromChallenge(input.csr, subject);
       if ('status' in viaChallenge) return refused(actor, subject, viaChallenge.reason);
       profile = viaChallenge.profile;
+      challengeHash = viaChallenge.secretHash;
     }
+    /** Uses the challenge up; false when another request took it since it was found. */
+    const useChallenge = async () =>
+      challengeHash === undefined ||
+      (await store.consumeChallenge(challengeHash, now())) !== undefined;
 
     const verdict = evaluateRequest(input.csr, profile);
-    if (!verdict.ok) return refused(actor, subject, verdict.reason, verdict.message);
+    if (!verdict.ok) {
+      await useChallenge();
+      return refused(actor, subject, verdict.reason, verdict.message);
+    }
 
     if (profile.requireApproval && !old) {
+      // A held request has used its challenge: approval issues without one.
+      if (!(await useChallenge())) return refused(actor, subject, 'challenge-invalid');
       const id = randomUUID();
       try {
         await store.createRequest({
@@ -372,16 +385,28 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       return { status: 'pending', requestId: id };
     }
 
+    // The challenge is used up in the transaction that records the certificate: taken by a
+    // concurrent copy of the request meanwhile, nothing is recorded and the signed certificate
+    // never leaves the CA. One commit for both.
+    const taken = new Error('the challenge was used meanwhile');
     const cert = await issueAndSave(
       input.csr,
       profile,
       null,
-      recordIssued(actor, old ? 'certificate.renewed' : 'certificate.issued', {
-        profile: profile.name,
-        ...(old ? { replaces: old.serial } : {}),
-      }),
+      recordIssued(
+        actor,
+        old ? 'certificate.renewed' : 'certificate.issued',
+        { profile: profile.name, ...(old ? { replaces: old.serial } : {}) },
+        async () => {
+          if (!(await useChallenge())) throw taken;
+        },
+      ),
       verdict,
-    );
+    ).catch((e: unknown) => {
+      if (e === taken) return undefined;
+      throw e;
+    });
+    if (!cert) return refused(actor, subject, 'challenge-invalid');
     const serial = Buffer.from(cert.serial).toString('hex');
     if (old && config.revokeSupersededOnRenewal) {
       await store.revokeCertificate(old.serial, 4, now());
@@ -400,11 +425,18 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     return refuse(reason, message);
   }
 
-  /** Resolves the profile from the CSR's challengePassword, consuming a one-time challenge. */
+  /**
+   * Resolves the profile from the CSR's challengePassword: the static challenge, or a one-time
+   * challenge that is usable now and bound to this subject (when bound), whose hash is returned
+   * for the caller to use it up with what it issues or holds. A challenge refused here (another
+   * subject, a profile gone) is used up at once.
+   */
   async function profileFromChallenge(
     csr: CertificationRequest,
     subject: string,
-  ): Promise<{ profile: IssuanceProfile } | { status: 'refused'; reason: RefusalCode }> {
+  ): Promise<
+    { profile: IssuanceProfile; secretHash?: string } | { status: 'refused'; reason: RefusalCode }
+  > {
     const secret = csr.challengePassword;
     if (secret === undefined || secret === '')
       return { status: 'refused', reason: 'challenge-missing' };
@@ -413,12 +445,17 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
       const p = config.profiles.get(config.defaultProfile);
       return p ? { profile: p } : { status: 'refused', reason: 'unknown-profile' };
     }
-    const rec = await store.consumeChallenge(digest.toString('hex'), now());
+    const hash = digest.toString('hex');
+    const rec = await store.findUsableChallenge(hash, now());
     if (!rec) return { status: 'refused', reason: 'challenge-invalid' };
-    if (rec.subject !== null && rec.subject !== subject)
-      return { status: 'refused', reason: 'subject-mismatch' };
+    // A challenge presented and refused is used up all the same (as by a request it served).
+    const refuseUsing = async (reason: RefusalCode) => {
+      await store.consumeChallenge(hash, now());
+      return { status: 'refused' as const, reason };
+    };
+    if (rec.subject !== null && rec.subject !== subject) return refuseUsing('subject-mismatch');
     const p = config.profiles.get(rec.profile);
-    return p ? { profile: p } : { status: 'refused', reason: 'unknown-profile' };
+    return p ? { profile: p, secretHash: hash } : refuseUsing('unknown-profile');
   }
 
   return {

@@ -387,6 +387,20 @@ export function runStoreConformance(
         assert.deepEqual((await store.consumeChallenge(c.secretHash, at(999)))?.usedAt, at(999));
       });
 
+      it('finds a usable challenge without taking it: unused and unexpired only', async () => {
+        const c = challenge('c1', { expiresAt: at(1000) });
+        await store.createChallenge(c);
+        assert.deepEqual(await store.findUsableChallenge(c.secretHash, at(500)), {
+          ...c,
+          usedAt: null,
+        });
+        assert.equal(await store.findUsableChallenge(c.secretHash, at(1000)), undefined);
+        assert.equal(await store.findUsableChallenge(sha256('unknown'), at(0)), undefined);
+        assert.equal((await store.getChallenge('c1'))?.usedAt, null, 'finding takes nothing');
+        assert.ok(await store.consumeChallenge(c.secretHash, at(600)));
+        assert.equal(await store.findUsableChallenge(c.secretHash, at(700)), undefined);
+      });
+
       it('returns undefined for an unknown secret', async () => {
         await store.createChallenge(challenge('c1'));
         assert.equal(await store.consumeChallenge(sha256('unknown'), at(0)), undefined);

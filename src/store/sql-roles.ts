@@ -443,6 +443,14 @@ const Q = {
       .where('expires_at', '>', v.now)
       .returningAll(),
   ),
+  usableChallenge: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+    db
+      .selectFrom('challenges')
+      .selectAll()
+      .where('secret_hash', '=', v.secretHash)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', v.now),
+  ),
   requestByTransaction: precompiled((db, _d: SqlDialect, v: { transactionId: string }) =>
     db.selectFrom('requests').selectAll().where('transaction_id', '=', v.transactionId),
   ),
@@ -793,6 +801,11 @@ export function sqlRoles(
     async consumeChallenge(secretHash, now) {
       // One statement: the check and the mark are atomic, so exactly one concurrent caller wins.
       const r = (await Q.consumeChallenge(db, dialect, { secretHash, now: now.getTime() })).rows[0];
+      return r && challenge(r);
+    },
+
+    async findUsableChallenge(secretHash, now) {
+      const r = (await Q.usableChallenge(db, dialect, { secretHash, now: now.getTime() })).rows[0];
       return r && challenge(r);
     },
 

@@ -171,6 +171,12 @@ export interface ChallengeStore {
    * returns undefined and changes nothing. Under concurrency exactly one caller wins.
    */
   consumeChallenge(secretHash: string, now: Date): Promise<ChallengeRecord | undefined>;
+  /**
+   * The challenge with this hash when {@link consumeChallenge} would take it now (unused,
+   * `expiresAt > now`), without taking it; otherwise undefined. Reading is not holding: a
+   * caller that goes on to issue consumes it in the transaction that records what it issued.
+   */
+  findUsableChallenge(secretHash: string, now: Date): Promise<ChallengeRecord | undefined>;
   /** The challenge with this id, or undefined (for listings; never exposes the secret). */
   getChallenge(id: string): Promise<ChallengeRecord | undefined>;
   /** Deletes challenges that expired before `before`; returns how many. */
