@@ -126,12 +126,12 @@ describe('enrollment', () => {
 
   it('one challenge in two requests at once: one certificate, recorded with the challenge used up; the other refused', async () => {
     const secret = await oneTime('default');
-    const before = (await store.listCertificates()).length;
+    const stored = (await store.listCertificates()).length;
     const outcomes = await Promise.all([request('dev-race', secret), request('dev-race', secret)]);
     assert.deepEqual(outcomes.map((o) => o.status).toSorted(), ['issued', 'refused']);
     const refusal = outcomes.find((o) => o.status === 'refused');
     assert.equal((refusal as { reason: string }).reason, 'challenge-invalid');
-    assert.equal((await store.listCertificates()).length, before + 1);
+    assert.equal((await store.listCertificates()).length, stored + 1);
     assert.equal(await store.findUsableChallenge(secretHash(secret), new Date()), undefined);
   });
 
