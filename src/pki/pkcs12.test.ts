@@ -21,6 +21,7 @@ import {
   KDF_ID,
   encodePbe,
   iterateHash,
+  pbeEncrypt,
   pbeSha13DesParams,
   pkcs12Kdf,
   type HashName,
@@ -611,6 +612,11 @@ open(sys.argv[5] + '-3des.p12', 'wb').write(pkcs12.serialize_key_and_certificate
   });
 });
 
+/** A password as the RFC 7292 Appendix B KDF takes it: BMPString with a NUL terminator. */
+function bmpPassword(pw: string): Uint8Array {
+  return der.concat([der.bmpBytes(pw), new Uint8Array(2)]);
+}
+
 /** A SafeBag holding a certBag (RFC 7292 §4.2.3). */
 function certBag(c: Certificate, attrs?: Uint8Array): Uint8Array {
   return enc.seq(
@@ -690,6 +696,42 @@ describe('pkcs12: failures', () => {
     const noMac = opensslExport('nomac-enc.p12', 'secret', '-nomac', '-legacy');
     messages.add((await rejects(parsePkcs12(noMac, 'wrong'), 'ERR_PKI_BAD_PASSWORD')).message);
     assert.equal(messages.size, 1, [...messages].join(' | '));
+  });
+
+  it('wrong password whose decryption pads validly into DER the decoder refuses: wrong password', async () => {
+    // About one wrong password in 256 decrypts with valid padding; here it is made certain: the
+    // part is encrypted under the wrong password to a DER header with a five-octet length (a
+    // decoder limit), and the MAC is keyed by the right one. The CLI flaked on exactly this.
+    const wrong = { bmp: bmpPassword('wrong'), utf8: new TextEncoder().encode('wrong') };
+    const params = pbeSha13DesParams(2000);
+    const ciphertext = await pbeEncrypt(params, wrong, Uint8Array.of(0x30, 0x85, 1, 2, 3, 4, 5));
+    const encryptedData = enc.seq(
+      enc.oid(CMS.encryptedData),
+      enc.ctx(
+        0,
+        enc.seq(
+          enc.int(0),
+          enc.seq(enc.oid(CMS.data), encodePbe(params), enc.ctxPrim(0, ciphertext)),
+        ),
+      ),
+    );
+    const authSafe = enc.seq(encryptedData);
+    const salt = randomBytes(8);
+    const macKey = pkcs12Kdf('sha1', bmpPassword('secret'), salt, KDF_ID.mac, 2000, 20);
+    const pfx = enc.seq(
+      enc.int(3),
+      enc.seq(enc.oid(CMS.data), enc.ctx(0, enc.octets(authSafe))),
+      enc.seq(
+        enc.seq(
+          enc.seq(enc.oid('1.3.14.3.2.26'), enc.null()),
+          enc.octets(createHmac('sha1', macKey).update(authSafe).digest()),
+        ),
+        enc.octets(salt),
+        enc.int(2000),
+      ),
+    );
+    await rejects(parsePkcs12(pfx, 'wrong'), 'ERR_PKI_BAD_PASSWORD');
+    await rejects(parsePkcs12(pfx, 'secret'), 'ERR_PKI_BAD_PASSWORD');
   });
 
   it('encrypted content and no password: password required', async () => {

@@ -627,11 +627,20 @@ async function openItems(
       // Decrypted SafeContents that does not parse means a wrong key, never a malformed file.
       work.charge(pbeWork(item.params), 'EncryptedData');
       const plain = await pbeDecrypt(item.params, password, item.ciphertext);
+      // A wrong key decrypts to random octets with valid padding about once in 256 tries; their
+      // DER may trip any check of the decoder (a length field of five octets is a limit there),
+      // so anything but complete DER is a wrong key.
+      let contents: Asn1;
+      try {
+        contents = der.decode(plain);
+      } catch {
+        throw decryptFailed();
+      }
       const bags: Bag[] = [];
       try {
-        readSafeContents(der.decode(plain), bags);
+        readSafeContents(contents, bags);
       } catch (e) {
-        // Only the right key decrypts to something that parses far enough for these.
+        // Only the right key decrypts to DER that parses far enough for these.
         if (isPkiError(e, 'ERR_PKI_UNSUPPORTED') || isPkiError(e, 'ERR_PKI_LIMIT')) throw e;
         throw decryptFailed();
       }
