@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isPkiError } from '../pki/errors.ts';
@@ -184,6 +192,28 @@ describe('saveAuthority / loadAuthority', () => {
     await saveAuthority(dir, withoutRa, 'correct horse');
     assert.ok(!readdirSync(dir).includes(AUTHORITY_FILES.raKey));
     assert.ok(!readdirSync(dir).some((f) => f.endsWith('.tmp')));
+  });
+
+  it('a first save cut short leaves no issuing certificate (no CA), and saving again completes it', async () => {
+    const ca = await createAuthority({
+      keyType: 'ec',
+      rootSubject: 'CN=R',
+      issuingSubject: 'CN=I',
+      now: NOW,
+    });
+    const dir = tempDir();
+    mkdirSync(join(dir, AUTHORITY_FILES.raKey)); // the RA key cannot be written: the save fails there
+    await assert.rejects(saveAuthority(dir, ca, 'pw'));
+    assert.ok(
+      existsSync(join(dir, AUTHORITY_FILES.issuingKey)),
+      'the save got past the issuing key',
+    );
+    assert.ok(!existsSync(join(dir, AUTHORITY_FILES.issuingCertificate)));
+    rmdirSync(join(dir, AUTHORITY_FILES.raKey));
+    await saveAuthority(dir, ca, 'pw');
+    const loaded = await loadAuthority(dir, 'pw');
+    assert.deepEqual(loaded.issuing.certificate.der, ca.issuing.certificate.der);
+    assert.deepEqual(loaded.ra?.certificate.der, ca.ra?.certificate.der);
   });
 
   it('a wrong passphrase is ERR_PKI_BAD_PASSWORD; an empty one is refused on save', async () => {

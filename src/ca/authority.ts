@@ -464,11 +464,14 @@ export async function saveAuthority(
   await (material.intermediates.length
     ? put(F.intermediates, material.intermediates.map(toPem).join(''), 0o644)
     : drop(F.intermediates));
-  await put(F.issuingCertificate, toPem(material.issuing.certificate), 0o644);
   await putKey(F.issuingKey, F.issuingKeyRef, material.issuing.key);
   if (material.ra) await put(F.raCertificate, toPem(material.ra.certificate), 0o644);
   else await drop(F.raCertificate);
   await putKey(F.raKey, F.raKeyRef, material.ra?.key);
+  // Last: the issuing certificate is what marks a directory as holding a CA, so a first save
+  // cut short (a crash, a full disk, Ctrl-C) leaves one that reads as having none, and the
+  // next start makes the CA again instead of failing on a missing key.
+  await put(F.issuingCertificate, toPem(material.issuing.certificate), 0o644);
 }
 
 /** The one-line reference saved for a token-held key: its label, checked to be one line. */

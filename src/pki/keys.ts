@@ -161,8 +161,10 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
   return key;
 }
 
-/** True when the private key is the one whose public half the certificate carries. */
-/** Any private key (software or held by a token) with its SubjectPublicKeyInfo. */
+/**
+ * True when the private key (software or held by a token, with its SubjectPublicKeyInfo) is the
+ * one whose public half the certificate carries.
+ */
 export function keyMatchesCertificate(
   key: { readonly spki: Uint8Array; readonly key: PrivateKeyRef },
   cert: Certificate,
