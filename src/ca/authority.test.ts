@@ -149,14 +149,13 @@ describe('createAuthority', () => {
   });
 });
 
+/** An EC root and issuing CA (with an RSA RA) named R and I, made at NOW. */
+const smallEcAuthority = () =>
+  createAuthority({ keyType: 'ec', rootSubject: 'CN=R', issuingSubject: 'CN=I', now: NOW });
+
 describe('saveAuthority / loadAuthority', () => {
   it('writes PEM certificates and encrypted PKCS#8 keys (0600) and reads them back', async () => {
-    const ca = await createAuthority({
-      keyType: 'ec',
-      rootSubject: 'CN=R',
-      issuingSubject: 'CN=I',
-      now: NOW,
-    });
+    const ca = await smallEcAuthority();
     const dir = join(tempDir(), 'data', 'ca');
     await saveAuthority(dir, ca, 'correct horse');
     assert.deepEqual(readdirSync(dir).toSorted(), [
@@ -195,12 +194,7 @@ describe('saveAuthority / loadAuthority', () => {
   });
 
   it('a first save cut short leaves no issuing certificate (no CA), and saving again completes it', async () => {
-    const ca = await createAuthority({
-      keyType: 'ec',
-      rootSubject: 'CN=R',
-      issuingSubject: 'CN=I',
-      now: NOW,
-    });
+    const ca = await smallEcAuthority();
     const dir = tempDir();
     mkdirSync(join(dir, AUTHORITY_FILES.raKey)); // the RA key cannot be written: the save fails there
     await assert.rejects(saveAuthority(dir, ca, 'pw'));
@@ -217,12 +211,7 @@ describe('saveAuthority / loadAuthority', () => {
   });
 
   it('a wrong passphrase is ERR_PKI_BAD_PASSWORD; an empty one is refused on save', async () => {
-    const ca = await createAuthority({
-      keyType: 'ec',
-      rootSubject: 'CN=R',
-      issuingSubject: 'CN=I',
-      now: NOW,
-    });
+    const ca = await smallEcAuthority();
     const dir = tempDir();
     await saveAuthority(dir, ca, 'right');
     await assert.rejects(loadAuthority(dir, 'wrong'), (e) => isPkiError(e, 'ERR_PKI_BAD_PASSWORD'));
