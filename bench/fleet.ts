@@ -11,11 +11,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres } from '../src/testing/postgres.ts';
 import { spawnServe, type ServeProcess } from '../src/testing/serve-process.ts';
 import type { BenchFigure } from './figure.ts';
+import { opensslSignRate } from './host.ts';
 
 const BIN = new URL('../bin/certpost.js', import.meta.url).pathname;
 
@@ -93,6 +94,7 @@ async function one(
       String(o.workers),
       ...db,
     ]);
+    const signRate = opensslSignRate(1);
     process.stderr.write(`  ${label}: ${n} devices, concurrency ${c}…\n`);
     const serverCpu0 = cpuMs(server.child.pid!);
     const out = execFileSync(
@@ -115,9 +117,12 @@ async function one(
     const serverCpu = (cpuMs(server.child.pid!) - serverCpu0) / n;
     const fleetCpu = (r.cpuSeconds * 1000) / n;
     const rate = r.certificatesInstalled / r.seconds;
+    const cores = ((serverCpu + fleetCpu) * n) / (r.seconds * 1000);
     process.stderr.write(
       `  ${label}: ${r.enrolled} enrolled, ${r.certificatesInstalled} certificates, ${r.failures} failures in ${r.seconds} s; server peak RSS ${rss.toFixed(0)} MB; ` +
-        `CPU per device: server ${serverCpu.toFixed(2)} ms, fleet ${fleetCpu.toFixed(2)} ms; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
+        `CPU per device: server ${serverCpu.toFixed(2)} ms, fleet ${fleetCpu.toFixed(2)} ms${o.database ? " (postgres's own not counted)" : ''}\n` +
+        `  host: ${cores.toFixed(2)} of ${availableParallelism()} cores busy with the two processes; ` +
+        `OpenSSL ${signRate.toFixed(0)} RSA-2048 signatures/s on one core just before; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
     );
     return [
       {

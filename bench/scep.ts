@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnServe } from '../src/testing/serve-process.ts';
 import type { BenchFigure } from './figure.ts';
+import { opensslSignRate } from './host.ts';
 import { buildRequests, replayTimed, type LatencyResult } from './scep-latency.ts';
 
 const TOOLS = new URL('../../shared/tools/', import.meta.url).pathname;
@@ -71,15 +72,6 @@ function referencePid(refDir: string): number | undefined {
  * to compare).
  */
 const WORKERS = process.env['SCEP_BENCH_WORKERS'] ?? '1';
-
-/** OpenSSL RSA-2048 signatures per second on one core, measured now. */
-function opensslSignRate(): number {
-  const out = execFileSync('openssl', ['speed', '-seconds', '3', 'rsa2048'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  }).toString();
-  const m = /^rsa\s+2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)/m.exec(out);
-  return m ? Number(m[1]) : NaN;
-}
 
 /** One line of a latency pass's figures. */
 function summary(r: LatencyResult): string {
