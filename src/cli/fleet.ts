@@ -27,7 +27,7 @@ export function fleetCommands(root: Command, out: (s: string) => void): void {
       'enrollment token (or CERTPOST_ENROLLMENT_TOKEN); none for open enrollment',
     )
     .option('--ca-file <file>', 'PEM roots to trust for an HTTPS server')
-    .option('--key-pool <n>', 'pre-generated RSA keys shared by the devices', '16')
+    .option('--key-pool <n>', 'pre-generated RSA keys shared by the devices', '4')
     .option('--json', 'print one JSON object at the end')
     .addHelpText(
       'after',

@@ -28,7 +28,11 @@ export interface FleetOptions {
   readonly token?: string;
   /** PEM roots for an HTTPS server before enrollment brings its root. */
   readonly ca?: readonly string[];
-  /** Distinct keys per size in the pool (default 16). */
+  /**
+   * Distinct keys per size in the pool (default 4). Each RSA-2048 key costs about 0.1 s of CPU
+   * while the fleet starts: a pool of 16 cost 0.75 ms more fleet CPU per device on 2,000
+   * devices than one of 4 (three interleaved runs).
+   */
   readonly keyPool?: number;
   /** Give up on one device after this long (default 120 s). */
   readonly deviceTimeoutMs?: number;
@@ -107,7 +111,7 @@ function keyPool(size: number): (spec: KeySpec) => Promise<KeyObject> {
 
 /** Runs the fleet; resolves with the report once every device finished or failed. */
 export async function runFleet(o: FleetOptions): Promise<FleetReport> {
-  const keySource = keyPool(o.keyPool ?? 16);
+  const keySource = keyPool(o.keyPool ?? 4);
   const timeout = o.deviceTimeoutMs ?? 120_000;
   const started = performance.now();
   const cpu0 = process.cpuUsage();
