@@ -85,6 +85,14 @@ interface LoadedModule {
   readonly logins: Map<number, { pin: Buffer; users: number }>;
   /** False when another loader had initialised the library: then we must not finalise it. */
   readonly ownsInit: boolean;
+  /**
+   * The object creation or destruction running now, after which the next one starts. SoftHSM
+   * 2.6 (file object store) fails about one key generation in 25 with CKR_GENERAL_ERROR or
+   * CKR_OBJECT_HANDLE_INVALID when two run at once in one process, locking flags or not
+   * (three concurrent generations per round, 40 rounds: 5 failures); `ca init` makes the root
+   * and issuing keys together. Making keys is rare, so one at a time costs nothing that shows.
+   */
+  changes: Promise<unknown>;
 }
 const modules = new Map<string, LoadedModule>();
 
@@ -116,7 +124,7 @@ function acquireModule(path: string): LoadedModule {
       });
     }
   }
-  const m = { api, path, users: 1, logins: new Map(), ownsInit };
+  const m = { api, path, users: 1, logins: new Map(), ownsInit, changes: Promise.resolve() };
   modules.set(path, m);
   return m;
 }
@@ -626,7 +634,21 @@ class Token implements Pkcs11Token {
     });
   }
 
-  async generateKey(
+  /** Runs `f` once the module's object changes before it have settled (see LoadedModule.changes). */
+  #oneChangeAtATime<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.#m.changes.then(f, f);
+    this.#m.changes = run.catch(() => undefined);
+    return run;
+  }
+
+  generateKey(
+    spec: KeySpec,
+    options: { readonly label: string; readonly id?: Uint8Array },
+  ): Promise<TokenKey> {
+    return this.#oneChangeAtATime(() => this.#generateKey(spec, options));
+  }
+
+  async #generateKey(
     spec: KeySpec,
     options: { readonly label: string; readonly id?: Uint8Array },
   ): Promise<TokenKey> {
@@ -680,7 +702,14 @@ class Token implements Pkcs11Token {
    * it has them (before the key is read back); no message names them. pkcs11js copies a
    * template into native memory for the call only.
    */
-  async importKey(
+  importKey(
+    key: KeyObject,
+    options: { readonly label: string; readonly id?: Uint8Array },
+  ): Promise<TokenKey> {
+    return this.#oneChangeAtATime(() => this.#importKey(key, options));
+  }
+
+  async #importKey(
     key: KeyObject,
     options: { readonly label: string; readonly id?: Uint8Array },
   ): Promise<TokenKey> {
@@ -743,7 +772,7 @@ class Token implements Pkcs11Token {
   ): Promise<TokenKey> {
     try {
       const key = await this.run(what, (s) => this.#keyFor(s, handle));
-      if (type === 'rsa') await this.irSecretFor(id);
+      if (type === 'rsa') await this.irSecretFor(id, true);
       return key;
     } catch (e) {
       await this.#removeHalfMade(what, label, id, e);
@@ -818,7 +847,11 @@ class Token implements Pkcs11Token {
     );
   }
 
-  async deleteKey(selector: KeySelector): Promise<void> {
+  deleteKey(selector: KeySelector): Promise<void> {
+    return this.#oneChangeAtATime(() => this.#deleteKey(selector));
+  }
+
+  async #deleteKey(selector: KeySelector): Promise<void> {
     const p = pkcs11js();
     const key = await this.getKey(selector);
     await this.run(`deleting ${key.uri}`, (s) => {
@@ -972,12 +1005,16 @@ class Token implements Pkcs11Token {
     });
   }
 
-  /** Memoised per key: the secret's handle (created on first use when missing). */
-  irSecretFor(id: Uint8Array): Promise<Handle> {
+  /**
+   * Memoised per key: the secret's handle (created on first use when missing). `inChange`: the
+   * caller is an object change already (a key being made), which the lookup must not queue
+   * behind.
+   */
+  irSecretFor(id: Uint8Array, inChange = false): Promise<Handle> {
     const k = Buffer.from(id).toString('hex');
     let hit = this.#irSecrets.get(k);
     if (!hit) {
-      hit = this.#irSecret(id);
+      hit = inChange ? this.#irSecret(id) : this.#oneChangeAtATime(() => this.#irSecret(id));
       hit.catch(() => this.#irSecrets.delete(k));
       this.#irSecrets.set(k, hit);
     }
