@@ -641,14 +641,7 @@ class Token implements Pkcs11Token {
     return run;
   }
 
-  generateKey(
-    spec: KeySpec,
-    options: { readonly label: string; readonly id?: Uint8Array },
-  ): Promise<TokenKey> {
-    return this.#oneChangeAtATime(() => this.#generateKey(spec, options));
-  }
-
-  async #generateKey(
+  async generateKey(
     spec: KeySpec,
     options: { readonly label: string; readonly id?: Uint8Array },
   ): Promise<TokenKey> {
@@ -660,7 +653,7 @@ class Token implements Pkcs11Token {
       throw new HsmError('ERR_HSM_UNSUPPORTED', `RSA-${spec.bits as number}`);
     if (spec.type === 'ec' && !CURVE_OIDS[spec.curve])
       throw new HsmError('ERR_HSM_UNSUPPORTED', `curve ${spec.curve as string}`);
-    const handle = await this.#newObjects(what, label, id, async (s) => {
+    return this.#makePair(what, label, id, spec.type, async (s) => {
       const { pub, priv } = pairTemplates(spec.type, label, id);
       let mechanism: number;
       if (spec.type === 'rsa') {
@@ -679,7 +672,6 @@ class Token implements Pkcs11Token {
       const pair = await this.api.C_GenerateKeyPairAsync(s, { mechanism }, pub, priv);
       return pair.privateKey;
     });
-    return this.#completePair(what, label, id, spec.type, handle);
   }
 
   /**
@@ -702,14 +694,7 @@ class Token implements Pkcs11Token {
    * it has them (before the key is read back); no message names them. pkcs11js copies a
    * template into native memory for the call only.
    */
-  importKey(
-    key: KeyObject,
-    options: { readonly label: string; readonly id?: Uint8Array },
-  ): Promise<TokenKey> {
-    return this.#oneChangeAtATime(() => this.#importKey(key, options));
-  }
-
-  async #importKey(
+  async importKey(
     key: KeyObject,
     options: { readonly label: string; readonly id?: Uint8Array },
   ): Promise<TokenKey> {
@@ -717,19 +702,37 @@ class Token implements Pkcs11Token {
     const id = Buffer.from(options.id ?? randomBytes(16));
     const material = keyMaterial(key);
     const what = `importing ${material.describe} key "${label}" into token "${this.info.label}"`;
-    let handle: Handle;
     try {
-      handle = await this.#newObjects(what, label, id, (s) => {
-        const { pub, priv } = pairTemplates(material.type, label, id);
-        // The private key first: a token that refuses it (the likely failure) leaves nothing.
-        const privateKey = this.api.C_CreateObject(s, [...priv, ...material.priv]);
-        this.api.C_CreateObject(s, [...pub, ...material.pub]);
-        return privateKey;
+      return await this.#makePair(what, label, id, material.type, (s) => {
+        try {
+          const { pub, priv } = pairTemplates(material.type, label, id);
+          // The private key first: a token that refuses it (the likely failure) leaves nothing.
+          const privateKey = this.api.C_CreateObject(s, [...priv, ...material.priv]);
+          this.api.C_CreateObject(s, [...pub, ...material.pub]);
+          return privateKey;
+        } finally {
+          material.wipe();
+        }
       });
     } finally {
-      material.wipe();
+      material.wipe(); // also when the pair was never started (a clash, a closed token)
     }
-    return this.#completePair(what, label, id, material.type, handle);
+  }
+
+  /**
+   * A new key pair: `create` makes it ({@link #newObjects}) and {@link #completePair} reads it
+   * back, as one object change of the module (see LoadedModule.changes).
+   */
+  #makePair(
+    what: string,
+    label: string,
+    id: Buffer,
+    type: 'rsa' | 'ec',
+    create: (s: Handle) => Handle | Promise<Handle>,
+  ): Promise<TokenKey> {
+    return this.#oneChangeAtATime(async () =>
+      this.#completePair(what, label, id, type, await this.#newObjects(what, label, id, create)),
+    );
   }
 
   /**
