@@ -387,9 +387,16 @@ const usableToken = (eb: ExpressionBuilder<Schema, 'enrollment_tokens'>, v: Toke
   ]);
 
 /**
- * The queries of the MDM session and enrollment paths, compiled once per dialect
- * (precompiled.ts): each runs several times for every device a fleet enrolls.
+ * The one-time challenge with this hash while it is unused and has not expired: what
+ * consumeChallenge takes and findUsableChallenge finds.
  */
+const usableChallenge = (eb: ExpressionBuilder<Schema, 'challenges'>, v: TokenLookup) =>
+  eb.and([
+    eb('secret_hash', '=', v.secretHash),
+    eb('used_at', 'is', null),
+    eb('expires_at', '>', v.now),
+  ]);
+
 /**
  * Most rows a multi-row insert is precompiled for (a session queues a few commands at once);
  * more, from the admin API, are built each time, so the compiled shapes stay few.
@@ -401,6 +408,10 @@ function idSlots(v: Record<string, unknown>, n: number): string[] {
   return Array.from({ length: n }, (_, i) => v[`id${i}`] as string);
 }
 
+/**
+ * The queries of the MDM session and enrollment paths, compiled once per dialect
+ * (precompiled.ts): each runs several times for every device a fleet enrolls.
+ */
 const Q = {
   insertCertificate: precompiled((db, _d: SqlDialect, v: Insertable<Schema['certificates']>) =>
     db.insertInto('certificates').values({
@@ -434,22 +445,18 @@ const Q = {
       expires_at: v.expires_at,
     }),
   ),
-  consumeChallenge: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+  consumeChallenge: precompiled((db, _d: SqlDialect, v: TokenLookup) =>
     db
       .updateTable('challenges')
       .set({ used_at: v.now })
-      .where('secret_hash', '=', v.secretHash)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', v.now)
+      .where((eb) => usableChallenge(eb, v))
       .returningAll(),
   ),
-  usableChallenge: precompiled((db, _d: SqlDialect, v: { secretHash: string; now: number }) =>
+  usableChallenge: precompiled((db, _d: SqlDialect, v: TokenLookup) =>
     db
       .selectFrom('challenges')
       .selectAll()
-      .where('secret_hash', '=', v.secretHash)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', v.now),
+      .where((eb) => usableChallenge(eb, v)),
   ),
   requestByTransaction: precompiled((db, _d: SqlDialect, v: { transactionId: string }) =>
     db.selectFrom('requests').selectAll().where('transaction_id', '=', v.transactionId),
