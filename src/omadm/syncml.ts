@@ -1,9 +1,9 @@
 /**
  * SyncML DM 1.2 messages (OMA-TS-DM_RepPro, as MS-MDM §2.2 profiles it): a typed model, a
  * parser and a builder. Written here because npm has no SyncML library; XML is read by
- * {@link readXml} (our strict reader, xml-read.ts), in document order, because command order is meaning (an Atomic's
- * `Exec Enroll` must stay last, a Status refers to the command before it), and written as text
- * here, every value escaped.
+ * {@link readXml} (our strict reader, xml-read.ts), in document order, because command order is
+ * meaning (an Atomic's `Exec Enroll` must stay last, a Status refers to the command before it),
+ * and written as text here, every value escaped.
  *
  * ```dtd
  * <!ELEMENT SyncML (SyncHdr, SyncBody)>
