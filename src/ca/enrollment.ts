@@ -131,6 +131,13 @@ export function altNamesOf(cert: Certificate): string[] {
 /** How long a signed CRL is served again while the revocation list has not changed. */
 const CRL_REUSE_MS = 60_000;
 
+/**
+ * Thrown inside the certificate's transaction when a concurrent copy of the request used the
+ * challenge first, to roll it back; caught by the enrollment, never seen outside. Made once:
+ * an Error made per enrollment would capture a stack trace on every issuance.
+ */
+const CHALLENGE_TAKEN = new Error('the challenge was used meanwhile');
+
 const refuse = (reason: RefusalCode, message?: string): EnrollmentOutcome => ({
   status: 'refused',
   reason,
@@ -388,7 +395,6 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
     // The challenge is used up in the transaction that records the certificate: taken by a
     // concurrent copy of the request meanwhile, nothing is recorded and the signed certificate
     // never leaves the CA. One commit for both.
-    const taken = new Error('the challenge was used meanwhile');
     const cert = await issueAndSave(
       input.csr,
       profile,
@@ -398,12 +404,12 @@ export function createEnrollmentService(config: EnrollmentConfig): EnrollmentSer
         old ? 'certificate.renewed' : 'certificate.issued',
         { profile: profile.name, ...(old ? { replaces: old.serial } : {}) },
         async () => {
-          if (!(await useChallenge())) throw taken;
+          if (!(await useChallenge())) throw CHALLENGE_TAKEN;
         },
       ),
       verdict,
     ).catch((e: unknown) => {
-      if (e === taken) return undefined;
+      if (e === CHALLENGE_TAKEN) return undefined;
       throw e;
     });
     if (!cert) return refused(actor, subject, 'challenge-invalid');
