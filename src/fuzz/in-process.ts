@@ -26,6 +26,7 @@ import { deviceOfCertificate } from '../server/device-auth.ts';
 import { DISCOVERY_PATH, ENROLLMENT_PATH, POLICY_PATH } from '../server/mde2.ts';
 import { createEnrollmentToken } from '../server/mdm-admin.ts';
 import { applyDefaults, assignProfile, createProfile } from '../server/mdm-profiles.ts';
+import type { SessionIdentity } from '../server/mdm.ts';
 import type { KeyObject } from 'node:crypto';
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -101,7 +102,7 @@ export function mdmTransport(
     const der = decodePem(tls.cert)[0]!.der;
     const who = await deviceOfCertificate(der, { store: context.store });
     if ('refused' in who) throw new Error(`the fixture's device was refused: ${who.refused}`);
-    const answer = await context.mdm.session(body, { certificateDevice: who.device.id });
+    const answer = await context.mdm.session(body, { certificateDevice: who.device });
     if (answer.status !== 200) throw new Error(`HTTP ${answer.status}: ${answer.message}`);
     await onExchange({ device: body, server: answer.body, deviceId: who.device.id });
     return answer.body;
@@ -119,6 +120,8 @@ export interface ServerFixture {
   readonly agent: DeviceAgent;
   /** The device's id on the server. */
   readonly deviceId: string;
+  /** The device's record as it is now: what a check of its MDM certificate gives a session. */
+  device(): Promise<NonNullable<SessionIdentity['certificateDevice']>>;
   /**
    * The device's open commands after its first message (installs of the root, SCEP and PFX
    * profiles, their status Gets, inventory, push channel), in queue order: `@1`, `@2`, … of
@@ -234,6 +237,11 @@ export async function startServerFixture(o: { minuteMs?: number } = {}): Promise
       context,
       agent,
       deviceId: serverDeviceId,
+      device: async () => {
+        const d = await store.getDevice(serverDeviceId);
+        if (!d) throw new Error("the fixture's device is gone");
+        return d;
+      },
       queue,
       transcript,
       enrollment,

@@ -46,7 +46,7 @@ describe('mdm-session fixture', () => {
     assert.deepEqual(await states(), sent);
     const answer = utf8(sessionMessages('device')[1]!);
     const r = await f.context.mdm.session(expandQueueRefs(answer, f.queue), {
-      certificateDevice: f.deviceId,
+      certificateDevice: await f.device(),
     });
     assert.equal(r.status, 200);
     assert.deepEqual(await f.context.store.openCommands(f.deviceId), []);

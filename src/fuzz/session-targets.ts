@@ -101,7 +101,7 @@ const mdmSessionTarget: FuzzTarget = {
     const f = await serverFixture();
     await f.reset();
     const answer = await f.context.mdm.session(expandQueueRefs(utf8(input), f.queue), {
-      certificateDevice: f.deviceId,
+      certificateDevice: await f.device(),
     });
     if (answer.status === 403) throw new ContractViolation('the enrolled device was refused');
     if (answer.status === 200) checkReply(answer.body);

@@ -14,6 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SYNCML_CONTENT_TYPE } from '../omadm/syncml.ts';
 import { decodePem } from '../pki/pem.ts';
+import type { DeviceRecord } from '../store/types.ts';
 import { deviceOfCertificate, type DeviceAuthOptions } from './device-auth.ts';
 import type { MdmService } from './mdm.ts';
 import { annotate } from './request-log.ts';
@@ -62,12 +63,12 @@ export function registerMdm(
       // A certificate, when presented, must be a valid MDM certificate; without one the device
       // authenticates inside SyncML (MD5 digest), which the service checks.
       const der = clientCertificateOf(req, auth.clientCertificateHeader);
-      let certificateDevice: string | undefined;
+      let certificateDevice: DeviceRecord | undefined;
       if (der) {
         const who = await deviceOfCertificate(der, auth);
         if ('refused' in who) return reply.code(403).type('text/plain').send(`${who.refused}\n`);
-        certificateDevice = who.device.id;
-        annotate(req, { deviceId: certificateDevice });
+        certificateDevice = who.device;
+        annotate(req, { deviceId: certificateDevice.id });
       }
       const body = typeof req.body === 'string' ? req.body : '';
       const answer = await service.session(

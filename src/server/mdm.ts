@@ -71,8 +71,12 @@ export interface StoredResults {
 
 /** How the transport identified the device, if it did. */
 export interface SessionIdentity {
-  /** The device whose MDM client certificate the TLS connection (or a trusted proxy) presented. */
-  readonly certificateDevice?: string;
+  /**
+   * The device whose MDM client certificate the TLS connection (or a trusted proxy) presented,
+   * as read when that certificate was checked (device-auth.ts): the session does not read it
+   * again.
+   */
+  readonly certificateDevice?: DeviceRecord;
 }
 
 export interface MdmService {
@@ -155,9 +159,8 @@ export function createMdmService(config: MdmConfig): MdmService {
     /** Moves the digest nonce on: undefined, or the refusal to send when another message did. */
     let rotate: (() => Promise<SessionAnswer | undefined>) | undefined;
     if (identity.certificateDevice !== undefined) {
-      device = await store.getDevice(identity.certificateDevice);
-      if (!device || device.unenrolledAt)
-        return { status: 403, message: 'this device is not enrolled' };
+      device = identity.certificateDevice;
+      if (device.unenrolledAt) return { status: 403, message: 'this device is not enrolled' };
     } else {
       device = await store.getDeviceByHardwareId(message.header.source);
       const auth = device?.auth;
