@@ -87,4 +87,26 @@ describe('MDM service', () => {
     assert.deepEqual((await store.getDevice('D1'))!.info, {});
     assert.equal((await store.getDevice('D1'))!.lastSeenAt, null);
   });
+
+  it('by certificate: answers for the record the transport checked, without digest credentials', async () => {
+    const device = (await store.getDevice('D1'))!;
+    const r = await mdm.session(message([{ source: './DevInfo/Man', data: 'x' }], false), {
+      certificateDevice: device,
+    });
+    assert.ok(r.status === 200 && 'body' in r && !r.unauthenticated);
+    const [status] = parseSyncML(r.body).body;
+    assert.ok(status?.kind === 'Status' && status.data === '200');
+    assert.equal((await store.getDevice('D1'))!.info['DevInfo/Man'], 'x');
+  });
+
+  it('by certificate: a record marked unenrolled is refused with 403, and nothing recorded', async () => {
+    await store.unenrollDevice('D1', new Date());
+    const device = (await store.getDevice('D1'))!;
+    const r = await mdm.session(message([{ source: './DevInfo/Man', data: 'x' }], false), {
+      certificateDevice: device,
+    });
+    assert.equal(r.status, 403);
+    assert.deepEqual((await store.getDevice('D1'))!.info, {});
+    assert.equal((await store.getDevice('D1'))!.lastSeenAt, null);
+  });
 });
