@@ -85,14 +85,7 @@ export function rc2EncryptBlock(k: Uint16Array, b: Uint8Array, off: number): voi
       r3 = (r3 + k[r2 & 63]!) & 0xffff;
     }
   }
-  b[off] = r0;
-  b[off + 1] = r0 >> 8;
-  b[off + 2] = r1;
-  b[off + 3] = r1 >> 8;
-  b[off + 4] = r2;
-  b[off + 5] = r2 >> 8;
-  b[off + 6] = r3;
-  b[off + 7] = r3 >> 8;
+  storeBlock(b, off, r0, r1, r2, r3);
 }
 
 /** Decrypts one block in place (RFC 2268 §4). */
@@ -120,6 +113,18 @@ export function rc2DecryptBlock(k: Uint16Array, b: Uint8Array, off: number): voi
       r0 = (r0 - k[r3 & 63]!) & 0xffff;
     }
   }
+  storeBlock(b, off, r0, r1, r2, r3);
+}
+
+/** Writes the four 16-bit words R[0..3] back as a block, little-endian (RFC 2268 §3). */
+function storeBlock(
+  b: Uint8Array,
+  off: number,
+  r0: number,
+  r1: number,
+  r2: number,
+  r3: number,
+): void {
   b[off] = r0;
   b[off + 1] = r0 >> 8;
   b[off + 2] = r1;
