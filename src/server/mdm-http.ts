@@ -14,9 +14,8 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SYNCML_CONTENT_TYPE } from '../omadm/syncml.ts';
 import { decodePem } from '../pki/pem.ts';
-import type { DeviceRecord } from '../store/types.ts';
 import { deviceOfCertificate, type DeviceAuthOptions } from './device-auth.ts';
-import type { MdmService } from './mdm.ts';
+import type { MdmService, SessionIdentity } from './mdm.ts';
 import { annotate } from './request-log.ts';
 
 export const MDM_PATH = '/ManagementServer/MDM.svc';
@@ -63,18 +62,15 @@ export function registerMdm(
       // A certificate, when presented, must be a valid MDM certificate; without one the device
       // authenticates inside SyncML (MD5 digest), which the service checks.
       const der = clientCertificateOf(req, auth.clientCertificateHeader);
-      let certificateDevice: DeviceRecord | undefined;
+      let identity: SessionIdentity = {};
       if (der) {
         const who = await deviceOfCertificate(der, auth);
         if ('refused' in who) return reply.code(403).type('text/plain').send(`${who.refused}\n`);
-        certificateDevice = who.device;
-        annotate(req, { deviceId: certificateDevice.id });
+        identity = { certificateDevice: who.device };
+        annotate(req, { deviceId: who.device.id });
       }
       const body = typeof req.body === 'string' ? req.body : '';
-      const answer = await service.session(
-        body,
-        certificateDevice === undefined ? {} : { certificateDevice },
-      );
+      const answer = await service.session(body, identity);
       if (answer.status === 200 && answer.about) annotate(req, answer.about);
       if (answer.status !== 200)
         return reply.code(answer.status).type('text/plain').send(`${answer.message}\n`);
