@@ -634,9 +634,12 @@ class Token implements Pkcs11Token {
     });
   }
 
-  /** Runs `f` once the module's object changes before it have settled (see LoadedModule.changes). */
+  /**
+   * Runs `f` once the module's object changes before it have settled (see LoadedModule.changes;
+   * that chain never rejects: a failed change is its caller's error, not the next one's).
+   */
   #oneChangeAtATime<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.#m.changes.then(f, f);
+    const run = this.#m.changes.then(f);
     this.#m.changes = run.catch(() => undefined);
     return run;
   }
