@@ -86,6 +86,17 @@ export interface PasswordBytes {
   readonly utf8: Uint8Array;
 }
 
+/**
+ * A password as PKCS#12 writers encode it: BMPString with its two-byte NUL terminator for the
+ * Appendix B KDF (RFC 7292 Appendix B.1), UTF-8 for PBKDF2.
+ */
+export function passwordBytes(password: string): PasswordBytes {
+  return {
+    bmp: der.concat([der.bmpBytes(password), new Uint8Array(2)]),
+    utf8: new TextEncoder().encode(password),
+  };
+}
+
 /** Which key the Appendix B KDF derives (RFC 7292 Appendix B.3). */
 export const KDF_ID = { key: 1, iv: 2, mac: 3 } as const;
 

@@ -21,6 +21,7 @@ import {
   KDF_ID,
   encodePbe,
   iterateHash,
+  passwordBytes,
   pbeEncrypt,
   pbeSha13DesParams,
   pkcs12Kdf,
@@ -612,11 +613,6 @@ open(sys.argv[5] + '-3des.p12', 'wb').write(pkcs12.serialize_key_and_certificate
   });
 });
 
-/** A password as the RFC 7292 Appendix B KDF takes it: BMPString with a NUL terminator. */
-function bmpPassword(pw: string): Uint8Array {
-  return der.concat([der.bmpBytes(pw), new Uint8Array(2)]);
-}
-
 /** A SafeBag holding a certBag (RFC 7292 §4.2.3). */
 function certBag(c: Certificate, attrs?: Uint8Array): Uint8Array {
   return enc.seq(
@@ -702,7 +698,7 @@ describe('pkcs12: failures', () => {
     // About one wrong password in 256 decrypts with valid padding; here it is made certain: the
     // part is encrypted under the wrong password to a DER header with a five-octet length (a
     // decoder limit), and the MAC is keyed by the right one. The CLI flaked on exactly this.
-    const wrong = { bmp: bmpPassword('wrong'), utf8: new TextEncoder().encode('wrong') };
+    const wrong = passwordBytes('wrong');
     const params = pbeSha13DesParams(2000);
     const ciphertext = await pbeEncrypt(params, wrong, Uint8Array.of(0x30, 0x85, 1, 2, 3, 4, 5));
     const encryptedData = enc.seq(
@@ -717,7 +713,7 @@ describe('pkcs12: failures', () => {
     );
     const authSafe = enc.seq(encryptedData);
     const salt = randomBytes(8);
-    const macKey = pkcs12Kdf('sha1', bmpPassword('secret'), salt, KDF_ID.mac, 2000, 20);
+    const macKey = pkcs12Kdf('sha1', passwordBytes('secret').bmp, salt, KDF_ID.mac, 2000, 20);
     const pfx = enc.seq(
       enc.int(3),
       enc.seq(enc.oid(CMS.data), enc.ctx(0, enc.octets(authSafe))),

@@ -75,6 +75,7 @@ import {
   pbeEncrypt,
   pbeSha13DesParams,
   pbes2Aes256Params,
+  passwordBytes,
   pbkdf2Async,
   pbkdf2Work,
   pbeWork,
@@ -322,8 +323,9 @@ function guard<T>(f: () => T): T {
 /** The password encodings to try, likeliest first (see the file header). */
 function passwordForms(password: string | undefined): PasswordBytes[] {
   const pw = password ?? '';
-  const utf8 = new TextEncoder().encode(pw);
-  const forms: PasswordBytes[] = [{ bmp: der.concat([der.bmpBytes(pw), new Uint8Array(2)]), utf8 }];
+  const first = passwordBytes(pw);
+  const { utf8 } = first;
+  const forms: PasswordBytes[] = [first];
   if (pw === '') forms.push({ bmp: new Uint8Array(0), utf8 });
   else if (utf8.length !== pw.length) {
     // Not ASCII.
@@ -735,10 +737,7 @@ export async function encodePkcs12(
       'the key does not belong to the first certificate',
     );
   }
-  const pw: PasswordBytes = {
-    bmp: der.concat([der.bmpBytes(password), new Uint8Array(2)]),
-    utf8: new TextEncoder().encode(password),
-  };
+  const pw = passwordBytes(password);
   const localKeyId =
     input.key && leaf ? new Uint8Array(createHash('sha1').update(leaf.der).digest()) : undefined;
   const leafAttrs = attributes(input.friendlyName, localKeyId);
